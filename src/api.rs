@@ -1,0 +1,385 @@
+//! The ElevenLabs HTTP API client: the text-to-speech call and the JSON endpoints narrate reads,
+//! with errors parsed from every body shape the API uses into [`ApiError`].
+//!
+//! Not responsible for retrying or scheduling (see `execute`): one call, one attempt.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::manifest::{DictionaryLocator, VoiceSettings};
+
+/// An API key. It is sent in `xi-api-key` and nowhere else: never printed, logged or stored.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into().trim().to_string())
+    }
+
+    /// The key itself, for the request header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+/// The JSON body of a text-to-speech request. Unset fields are omitted, never sent as `null`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TtsBody {
+    pub text: String,
+    pub model_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_settings: Option<VoiceSettings>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pronunciation_dictionary_locators: Vec<DictionaryLocator>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_text: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_request_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub next_request_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_text_normalization: Option<String>,
+}
+
+/// A successful text-to-speech response, body read to the end.
+#[derive(Clone, Debug)]
+pub struct TtsResponse {
+    pub audio: Bytes,
+    /// The `request-id` header: what later requests send in `previous_request_ids`.
+    pub request_id: Option<String>,
+    /// The `character-cost` header: credits charged.
+    pub character_cost: Option<f64>,
+    /// The `maximum-concurrent-requests` header.
+    pub max_concurrency: Option<usize>,
+}
+
+/// Why one API call failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with an error status.
+    #[error("HTTP {status}{}: {message}", code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Status {
+        status: u16,
+        /// `detail.status` or `detail.code`, such as `quota_exceeded`.
+        code: Option<String>,
+        message: String,
+        /// The `Retry-After` header, when given.
+        retry_after: Option<Duration>,
+    },
+    /// No answer: connection refused or reset, or a timeout.
+    #[error("connection error: {0}")]
+    Transport(String),
+    /// The body ended before `content-length` bytes arrived.
+    #[error("truncated body: {got} of {expected} bytes")]
+    Truncated { expected: u64, got: u64 },
+    /// The audio could not be decoded.
+    #[error("undecodable audio: {0}")]
+    BadAudio(String),
+}
+
+/// What to do after an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Try again after a backoff.
+    Retry,
+    /// 429 `too_many_concurrent_requests`: lower the concurrency cap, then retry.
+    RetryLessConcurrency,
+    /// Give up on this request.
+    Fail,
+    /// Stop the whole run (401: bad key, quota).
+    Fatal,
+}
+
+impl ApiError {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            ApiError::Status { status: 401, .. } => Disposition::Fatal,
+            ApiError::Status {
+                status: 429, code, ..
+            } if code.as_deref() == Some("too_many_concurrent_requests")
+                || code.as_deref() == Some("concurrent_limit_exceeded") =>
+            {
+                Disposition::RetryLessConcurrency
+            }
+            ApiError::Status {
+                status: 408 | 409 | 429 | 500..=599,
+                ..
+            } => Disposition::Retry,
+            ApiError::Status { .. } => Disposition::Fail,
+            ApiError::Transport(_) | ApiError::Truncated { .. } | ApiError::BadAudio(_) => {
+                Disposition::Retry
+            }
+        }
+    }
+
+    /// The HTTP status, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The server's requested wait, if any.
+    pub fn requested_wait(&self) -> Option<Duration> {
+        self.retry_after()
+    }
+}
+
+/// Parses an error body of any of the API's shapes into `(code, message)`.
+pub fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text: String = text.chars().take(200).collect();
+        return (
+            None,
+            if text.is_empty() {
+                "(empty body)".into()
+            } else {
+                text
+            },
+        );
+    };
+    let detail = json.get("detail").unwrap_or(&json);
+    match detail {
+        serde_json::Value::Object(map) => {
+            let get = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let code = get("status").or_else(|| get("code"));
+            let message = get("message").unwrap_or_else(|| detail.to_string());
+            (code, message)
+        }
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|item| {
+                    let loc = item
+                        .get("loc")
+                        .and_then(|l| l.as_array())
+                        .map(|l| {
+                            l.iter()
+                                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string))
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        })
+                        .unwrap_or_default();
+                    let msg = item
+                        .get("msg")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("invalid");
+                    format!("{loc}: {msg}")
+                })
+                .collect();
+            (Some("validation_error".into()), parts.join("; "))
+        }
+        serde_json::Value::String(s) => (None, s.clone()),
+        other => (None, other.to_string()),
+    }
+}
+
+/// The HTTP client of one run.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<ApiKey>,
+}
+
+impl Client {
+    pub fn new(base_url: &str, key: Option<ApiKey>, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("narrate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    /// `base + path?query`, with the query percent-encoded.
+    fn url(&self, path: &str, query: &[(&str, String)]) -> Result<reqwest::Url, ApiError> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| ApiError::Transport(format!("bad URL {}{path}: {e}", self.base)))?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    fn with_key(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.key {
+            Some(key) => builder.header("xi-api-key", key.expose()),
+            None => builder,
+        }
+    }
+
+    /// `POST /v1/text-to-speech/{voice_id}?output_format=…`, body read to the end.
+    pub async fn text_to_speech(
+        &self,
+        voice_id: &str,
+        output_format: &str,
+        enable_logging: bool,
+        body: &TtsBody,
+    ) -> Result<TtsResponse, ApiError> {
+        let mut query = vec![("output_format", output_format.to_string())];
+        if !enable_logging {
+            query.push(("enable_logging", "false".into()));
+        }
+        let url = self.url(&format!("/v1/text-to-speech/{voice_id}"), &query)?;
+        let request = self.with_key(self.http.post(url).json(body));
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if status != 200 {
+            let retry_after = header("retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64);
+            let body = response.bytes().await.unwrap_or_default();
+            let (code, message) = parse_error_body(&body);
+            return Err(ApiError::Status {
+                status,
+                code,
+                message,
+                retry_after,
+            });
+        }
+        let expected = response.content_length();
+        let audio = response.bytes().await.map_err(transport)?;
+        if let Some(expected) = expected
+            && audio.len() as u64 != expected
+        {
+            return Err(ApiError::Truncated {
+                expected,
+                got: audio.len() as u64,
+            });
+        }
+        Ok(TtsResponse {
+            audio,
+            request_id: header("request-id"),
+            character_cost: header("character-cost").and_then(|v| v.trim().parse().ok()),
+            max_concurrency: header("maximum-concurrent-requests")
+                .and_then(|v| v.trim().parse().ok()),
+        })
+    }
+
+    /// A GET of a JSON endpoint, such as `/v1/models`.
+    pub async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<serde_json::Value, ApiError> {
+        let url = self.url(path, query)?;
+        let response = self
+            .with_key(self.http.get(url))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(transport)?;
+        if status != 200 {
+            let (code, message) = parse_error_body(&body);
+            return Err(ApiError::Status {
+                status,
+                code,
+                message,
+                retry_after: None,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::Status {
+            status,
+            code: None,
+            message: format!("response is not JSON: {e}"),
+            retry_after: None,
+        })
+    }
+}
+
+fn transport(e: reqwest::Error) -> ApiError {
+    // reqwest's message names the URL but never headers, so the key cannot leak here.
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else {
+        "failed"
+    };
+    let mut message = format!("request {kind}");
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    ApiError::Transport(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_all_three_error_shapes() {
+        let legacy = br#"{"detail":{"status":"quota_exceeded","message":"no credits"}}"#;
+        assert_eq!(
+            parse_error_body(legacy),
+            (Some("quota_exceeded".into()), "no credits".into())
+        );
+        let newer = br#"{"detail":{"type":"authentication_error","code":"unauthorized","message":"Invalid API key","request_id":"ab"}}"#;
+        assert_eq!(
+            parse_error_body(newer),
+            (Some("unauthorized".into()), "Invalid API key".into())
+        );
+        let list = br#"{"detail":[{"type":"missing","loc":["body","text"],"msg":"Field required","input":null}]}"#;
+        assert_eq!(
+            parse_error_body(list),
+            (
+                Some("validation_error".into()),
+                "body.text: Field required".into()
+            )
+        );
+        let html = b"<html><body>503 Service Unavailable</body></html>";
+        assert_eq!(
+            parse_error_body(html).1,
+            "<html><body>503 Service Unavailable</body></html>"
+        );
+    }
+
+    #[test]
+    fn key_is_redacted_in_debug() {
+        let key = ApiKey::new("sk_secret");
+        assert_eq!(format!("{key:?}"), "(redacted)");
+    }
+}

@@ -1,0 +1,302 @@
+//! The command line: raw flags as clap parses them ([`Cli`]), resolved into a validated
+//! [`Config`] (environment, defaults and paths) before anything runs.
+//!
+//! Not responsible for doing the work (see `lib.rs`).
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::ApiKey;
+use crate::execute::Concurrency;
+use crate::manifest::FlagDefaults;
+
+/// The default API.
+pub const DEFAULT_BASE_URL: &str = "https://api.elevenlabs.io";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "narrate",
+    version,
+    about = "Render manifests of text into narrated audio with the ElevenLabs text-to-speech API",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render each manifest (the default command)
+    Render(RenderArgs),
+    /// Show the requests, characters and estimated credits of each manifest; sends no TTS request
+    Plan(PlanArgs),
+    /// List the account's voices (GET /v2/voices, every page)
+    Voices(VoicesArgs),
+    /// List the models and their per-request character limits (GET /v1/models)
+    Models(ApiArgs),
+    /// Run the built-in ElevenLabs-compatible API server
+    Emulate(EmulateArgs),
+}
+
+/// Where the API is and how to authenticate.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// Read the API key from this file (otherwise ELEVENLABS_API_KEY)
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// The API's base URL
+    #[arg(long, env = "ELEVENLABS_BASE_URL", value_name = "URL", default_value = DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Use the built-in emulator on a loopback port: no key, no network, synthetic audio
+    #[arg(long)]
+    pub emulate: bool,
+    /// More logging on stderr (-v info, -vv debug)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Values a manifest may leave out (a bare CSV has no defaults of its own).
+#[derive(Debug, Args, Clone)]
+pub struct DefaultArgs {
+    /// Voice for segments that name none
+    #[arg(long, value_name = "ID")]
+    pub voice_id: Option<String>,
+    /// Model for segments that name none
+    #[arg(long, value_name = "ID")]
+    pub model_id: Option<String>,
+    /// output_format for manifests that name none
+    #[arg(long, value_name = "FORMAT")]
+    pub output_format: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RenderArgs {
+    /// Manifests to render (.yaml, .yml or .csv)
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+    /// Output file (.wav or .mp3); one manifest only
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Requests in flight at once: a number, or auto (follow the account's limit)
+    #[arg(long, default_value = "auto", value_name = "N|auto")]
+    pub concurrency: String,
+    /// Requests per second, every attempt counted
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub rate: u32,
+    /// Retries of one request after a retryable error
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_retries: u32,
+    /// Seconds before one attempt times out
+    #[arg(long, default_value_t = 240.0, value_name = "SECS")]
+    pub request_timeout: f64,
+    /// Cache and run state (default: .narrate/ beside each manifest)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Neither read nor write the cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// First retry delay in milliseconds (doubles each retry, with jitter)
+    #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
+    pub retry_base_ms: u64,
+    #[command(flatten)]
+    pub defaults: DefaultArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+    /// Cache to count hits in (default: .narrate/ beside each manifest)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub defaults: DefaultArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VoicesArgs {
+    /// Only voices whose name, description or labels contain this
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EmulateArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub listen: String,
+    /// Accept only this key (default: any non-empty key)
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Subscription tier: free, starter, creator, pro, scale, business
+    #[arg(long, default_value = "pro")]
+    pub tier: String,
+    /// Credits available (the subscription's character_limit)
+    #[arg(long, default_value_t = 10_000_000)]
+    pub quota: u64,
+    /// Latency added to every TTS response
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Latency added per character of text
+    #[arg(long, default_value_t = 0.0)]
+    pub latency_per_char_ms: f64,
+    /// Append one JSON line per request to this file
+    #[arg(long, value_name = "FILE")]
+    pub request_log: Option<PathBuf>,
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// A usage or configuration problem: exit status 2, nothing sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// Where requests go and with which key.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub emulate: bool,
+    pub base_url: String,
+    pub key: Option<ApiKey>,
+}
+
+/// Resolves the key and base URL. `need_key` is false for commands that can run without one.
+pub fn endpoint(
+    api: &ApiArgs,
+    env_key: Option<String>,
+    need_key: bool,
+) -> anyhow::Result<Endpoint> {
+    if api.emulate {
+        return Ok(Endpoint {
+            emulate: true,
+            base_url: String::new(),
+            key: Some(ApiKey::new("emulator")),
+        });
+    }
+    let key = match &api.api_key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("--api-key-file {}: {e}", path.display())))?;
+            if text.trim().is_empty() {
+                return Err(usage(format!(
+                    "--api-key-file {}: the file is empty",
+                    path.display()
+                )));
+            }
+            Some(ApiKey::new(text))
+        }
+        None => env_key.filter(|k| !k.trim().is_empty()).map(ApiKey::new),
+    };
+    if key.is_none() && need_key {
+        return Err(usage(
+            "no API key: set ELEVENLABS_API_KEY or pass --api-key-file PATH (or try --emulate for the built-in emulator)",
+        ));
+    }
+    let base_url = api.base_url.trim().trim_end_matches('/').to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(usage(format!(
+            "--base-url {base_url:?} must start with http:// or https://"
+        )));
+    }
+    Ok(Endpoint {
+        emulate: false,
+        base_url,
+        key,
+    })
+}
+
+/// A validated `render`.
+#[derive(Clone, Debug)]
+pub struct RenderConfig {
+    pub manifests: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub concurrency: Concurrency,
+    pub rate: Option<NonZeroU32>,
+    pub max_retries: u32,
+    pub request_timeout: Duration,
+    pub retry_base: Duration,
+    pub state_dir: Option<PathBuf>,
+    pub no_cache: bool,
+    pub defaults: FlagDefaults,
+    pub endpoint: Endpoint,
+}
+
+impl RenderConfig {
+    pub fn from_args(args: &RenderArgs, env_key: Option<String>) -> anyhow::Result<Self> {
+        if args.output.is_some() && args.manifests.len() > 1 {
+            return Err(usage(
+                "-o/--output takes one manifest; each of several manifests names its own output",
+            ));
+        }
+        let concurrency = match args.concurrency.as_str() {
+            "auto" => Concurrency::Auto,
+            n => match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Concurrency::Fixed(n),
+                _ => {
+                    return Err(usage(format!(
+                        "--concurrency {n:?}: expected a number of at least 1, or auto"
+                    )));
+                }
+            },
+        };
+        if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+            return Err(usage(
+                "--request-timeout must be a positive number of seconds",
+            ));
+        }
+        Ok(RenderConfig {
+            manifests: args.manifests.clone(),
+            output: args.output.clone(),
+            concurrency,
+            rate: NonZeroU32::new(args.rate),
+            max_retries: args.max_retries,
+            request_timeout: Duration::from_secs_f64(args.request_timeout),
+            retry_base: Duration::from_millis(args.retry_base_ms),
+            state_dir: args.state_dir.clone(),
+            no_cache: args.no_cache,
+            defaults: flag_defaults(&args.defaults),
+            endpoint: endpoint(&args.api, env_key, true)?,
+        })
+    }
+
+    /// The state directory of one manifest.
+    pub fn state_dir_for(&self, manifest: &Path) -> PathBuf {
+        state_dir_for(self.state_dir.as_deref(), manifest)
+    }
+}
+
+/// `--state-dir`, or `.narrate/` beside the manifest.
+pub fn state_dir_for(state_dir: Option<&Path>, manifest: &Path) -> PathBuf {
+    match state_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => manifest.parent().unwrap_or(Path::new(".")).join(".narrate"),
+    }
+}
+
+pub fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
+    FlagDefaults {
+        voice_id: args.voice_id.clone(),
+        model_id: args.model_id.clone(),
+        output_format: args.output_format.clone(),
+    }
+}

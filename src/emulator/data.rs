@@ -1,0 +1,225 @@
+//! The emulator's fixed data: premade voices, and the JSON it serves for voices and models.
+//!
+//! Not responsible for routing (see the parent module).
+
+use serde_json::{Value, json};
+
+use crate::models::{MODELS, ModelInfo};
+
+/// `(voice_id, name, gender, accent, description)` of the premade voices the emulator knows.
+pub const VOICES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "21m00Tcm4TlvDq8ikWAM",
+        "Rachel",
+        "female",
+        "american",
+        "Calm and clear narration",
+    ),
+    (
+        "JBFqnCBsd6RMkjVDRZzb",
+        "George",
+        "male",
+        "british",
+        "Warm, captivating storyteller",
+    ),
+    (
+        "EXAVITQu4vr4xnSDxMaL",
+        "Sarah",
+        "female",
+        "american",
+        "Mature, reassuring, confident",
+    ),
+    (
+        "pNInz6obpgDQGcFmaJgB",
+        "Adam",
+        "male",
+        "american",
+        "Dominant, firm",
+    ),
+    (
+        "TX3LPaxmHKxFdv7VOQHJ",
+        "Liam",
+        "male",
+        "american",
+        "Energetic social media creator",
+    ),
+    (
+        "XB0fDUnXU5powFXDhCwa",
+        "Charlotte",
+        "female",
+        "swedish",
+        "Seductive, for characters",
+    ),
+    (
+        "onwK4e9ZLuTAKqWW03F9",
+        "Daniel",
+        "male",
+        "british",
+        "Steady broadcaster",
+    ),
+    (
+        "pFZP5JQG7iQjIQuC4Bku",
+        "Lily",
+        "female",
+        "british",
+        "Velvety actress",
+    ),
+    (
+        "nPczCjzI2devNBz1zQrb",
+        "Brian",
+        "male",
+        "american",
+        "Deep, resonant and comforting",
+    ),
+    (
+        "Xb7hH8MSUJpSbSDYk0k2",
+        "Alice",
+        "female",
+        "british",
+        "Clear, engaging educator",
+    ),
+    (
+        "IKne3meq5aSn9XLyUdCD",
+        "Charlie",
+        "male",
+        "australian",
+        "Deep, confident, energetic",
+    ),
+    (
+        "N2lVS1w4EtoT3dr4eOWO",
+        "Callum",
+        "male",
+        "american",
+        "Husky trickster",
+    ),
+    (
+        "CwhRBWXzGAHq8TQ4Fs17",
+        "Roger",
+        "male",
+        "american",
+        "Laid-back, casual, resonant",
+    ),
+    (
+        "FGY2WhTYpPnrIDTdsKH5",
+        "Laura",
+        "female",
+        "american",
+        "Enthusiast, quirky attitude",
+    ),
+    (
+        "SAz9YHcvj6GT2YYXdXww",
+        "River",
+        "neutral",
+        "american",
+        "Relaxed, neutral, informative",
+    ),
+    (
+        "bIHbv24MWmeRgasZH58o",
+        "Will",
+        "male",
+        "american",
+        "Relaxed optimist",
+    ),
+    (
+        "cgSgspJ2msm6clMCkdW9",
+        "Jessica",
+        "female",
+        "american",
+        "Playful, bright, warm",
+    ),
+    (
+        "cjVigY5qzO86Huf0OWal",
+        "Eric",
+        "male",
+        "american",
+        "Smooth, trustworthy",
+    ),
+    (
+        "iP95p4xoKVk53GoZ742B",
+        "Chris",
+        "male",
+        "american",
+        "Charming, down-to-earth",
+    ),
+    (
+        "pqHfZKP75CvOlQylNhV4",
+        "Bill",
+        "male",
+        "american",
+        "Wise, mature, balanced",
+    ),
+];
+
+/// Whether the emulator knows this voice.
+pub fn voice_exists(voice_id: &str) -> bool {
+    VOICES.iter().any(|v| v.0 == voice_id)
+}
+
+/// A `VoiceResponseModel`.
+pub fn voice_json(index: usize) -> Value {
+    let (id, name, gender, accent, description) = VOICES[index];
+    json!({
+        "voice_id": id,
+        "name": name,
+        "category": "premade",
+        "description": description,
+        "labels": {"gender": gender, "accent": accent, "use_case": "narration"},
+        "available_for_tiers": [],
+        "high_quality_base_model_ids": ["eleven_multilingual_v2", "eleven_flash_v2_5", "eleven_v3"],
+        "preview_url": null,
+        "settings": {"stability": 0.5, "similarity_boost": 0.75, "style": 0.0, "use_speaker_boost": true, "speed": 1.0},
+        "samples": null,
+        "fine_tuning": null,
+        "sharing": null,
+        "verified_languages": [],
+        "safety_control": null,
+        "is_owner": false,
+        "is_legacy": false,
+        "is_mixed": false,
+        "created_at_unix": 1_700_000_000 + index as i64 * 86_400,
+    })
+}
+
+const LANGUAGES: &[(&str, &str)] = &[
+    ("en", "English"),
+    ("de", "German"),
+    ("fr", "French"),
+    ("es", "Spanish"),
+    ("it", "Italian"),
+    ("ja", "Japanese"),
+    ("zh", "Chinese"),
+    ("pt", "Portuguese"),
+];
+
+/// A `ModelResponseModel`.
+pub fn model_json(m: &ModelInfo) -> Value {
+    let languages: Vec<Value> = LANGUAGES
+        .iter()
+        .take(if m.english_only { 1 } else { LANGUAGES.len() })
+        .map(|(id, name)| json!({"language_id": id, "name": name}))
+        .collect();
+    json!({
+        "model_id": m.model_id,
+        "name": m.name,
+        "can_be_finetuned": true,
+        "can_do_text_to_speech": true,
+        "can_do_voice_conversion": false,
+        "can_use_style": true,
+        "can_use_speaker_boost": true,
+        "serves_pro_voices": false,
+        "token_cost_factor": m.credits_per_char,
+        "description": format!("{} (emulated)", m.name),
+        "requires_alpha_access": false,
+        "max_characters_request_free_user": m.max_chars,
+        "max_characters_request_subscribed_user": m.max_chars,
+        "maximum_text_length_per_request": m.max_chars,
+        "languages": languages,
+        "model_rates": {"character_cost_multiplier": m.credits_per_char, "cost_discount_multiplier": 1.0},
+        "concurrency_group": if m.fast { "turbo" } else { "standard" },
+    })
+}
+
+/// The `/v1/models` array.
+pub fn models_json() -> Value {
+    Value::Array(MODELS.iter().map(model_json).collect())
+}

@@ -1,0 +1,952 @@
+//! The built-in ElevenLabs-compatible API server: the subset narrate uses, strict where the API
+//! is strict, with the documented status codes, bodies and headers (see `reference/` notes in
+//! the README). Used by `narrate emulate`, by `--emulate`, and by the tests.
+//!
+//! The server takes its listener and a shutdown future, so tests bind `127.0.0.1:0`. Not
+//! responsible for the audio itself (see [`synth`]).
+
+pub mod data;
+pub mod synth;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::format::{Codec, OutputFormat};
+use crate::models;
+
+/// A subscription tier: its concurrency and which formats it may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    Free,
+    Starter,
+    Creator,
+    Pro,
+    Scale,
+    Business,
+}
+
+impl FromStr for Tier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "free" => Tier::Free,
+            "starter" => Tier::Starter,
+            "creator" => Tier::Creator,
+            "pro" => Tier::Pro,
+            "scale" => Tier::Scale,
+            "business" => Tier::Business,
+            other => {
+                return Err(format!(
+                    "unknown tier {other:?} (free, starter, creator, pro, scale, business)"
+                ));
+            }
+        })
+    }
+}
+
+impl Tier {
+    fn name(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Starter => "starter",
+            Tier::Creator => "creator",
+            Tier::Pro => "pro",
+            Tier::Scale => "scale",
+            Tier::Business => "business",
+        }
+    }
+
+    /// Concurrent requests allowed; Flash and Turbo models get twice as many.
+    pub fn concurrency(self, fast: bool) -> usize {
+        let base = match self {
+            Tier::Free => 2,
+            Tier::Starter => 3,
+            Tier::Creator => 5,
+            Tier::Pro => 10,
+            Tier::Scale | Tier::Business => 15,
+        };
+        if fast { base * 2 } else { base }
+    }
+}
+
+/// The emulator's knobs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// When set, only this key is accepted; otherwise any non-empty key.
+    pub api_key: Option<String>,
+    pub tier: Tier,
+    /// The subscription's `character_limit` (credits).
+    pub character_limit: u64,
+    /// Added to every TTS response.
+    pub latency_ms: u64,
+    /// Added per character of text.
+    pub latency_per_char_ms: f64,
+    /// JSON lines, one per request.
+    pub request_log: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            api_key: None,
+            tier: Tier::Pro,
+            character_limit: 10_000_000,
+            latency_ms: 0,
+            latency_per_char_ms: 0.0,
+            request_log: None,
+        }
+    }
+}
+
+struct IssuedId {
+    /// Emulator-clock seconds.
+    issued: f64,
+    complete: bool,
+}
+
+/// Shared server state.
+pub struct Emulator {
+    config: Config,
+    issued: Mutex<HashMap<String, IssuedId>>,
+    credits_used: Mutex<f64>,
+    in_flight: AtomicUsize,
+    counter: AtomicU64,
+    /// Seconds the emulator's clock runs ahead of the real one.
+    clock_offset: AtomicU64,
+    log: Mutex<Option<std::fs::File>>,
+    started: Instant,
+}
+
+impl Emulator {
+    pub fn new(config: Config) -> std::io::Result<Arc<Self>> {
+        let log = match &config.request_log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => None,
+        };
+        Ok(Arc::new(Emulator {
+            config,
+            issued: Mutex::new(HashMap::new()),
+            credits_used: Mutex::new(0.0),
+            in_flight: AtomicUsize::new(0),
+            counter: AtomicU64::new(0),
+            clock_offset: AtomicU64::new(0),
+            log: Mutex::new(log),
+            started: Instant::now(),
+        }))
+    }
+
+    /// Moves the emulator's clock forward (request ids age with it).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_offset.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+
+    fn now(&self) -> f64 {
+        crate::cache::unix_now() + self.clock_offset.load(Ordering::SeqCst) as f64
+    }
+
+    /// Credits charged so far.
+    pub fn credits_used(&self) -> f64 {
+        *self.credits_used.lock().expect("credits lock")
+    }
+
+    fn next_id(&self, salt: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let mut h = synth::fnv(format!("{salt}:{n}:{:?}", self.started.elapsed()).as_bytes());
+        (0..20)
+            .map(|_| {
+                h = h
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ALPHABET[(h >> 33) as usize % ALPHABET.len()] as char
+            })
+            .collect()
+    }
+
+    fn trace_id(&self) -> String {
+        let a = synth::fnv(self.next_id("trace").as_bytes());
+        let b = synth::fnv(&a.to_le_bytes());
+        format!("{a:016x}{b:016x}")
+    }
+
+    fn log(&self, entry: Value) {
+        if let Some(file) = self.log.lock().expect("log lock").as_mut() {
+            let mut line = entry.to_string();
+            line.push('\n');
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The router of the emulated API.
+pub fn router(state: Arc<Emulator>) -> Router {
+    Router::new()
+        .route("/v1/text-to-speech/{voice_id}", post(tts_full))
+        .route("/v1/text-to-speech/{voice_id}/stream", post(tts_stream))
+        .route("/v2/voices", get(voices))
+        .route("/v1/voices/{voice_id}", get(voice))
+        .route("/v1/models", get(list_models))
+        .route("/v1/user/subscription", get(subscription))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the emulator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<Emulator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// An emulator running in this process on a loopback port.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<Emulator>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts an emulator on `127.0.0.1:0`.
+pub async fn start(config: Config) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = Emulator::new(config)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        state,
+        stop: Some(tx),
+        task,
+    })
+}
+
+/// An error in the API's `{"detail":{...}}` shape, with legacy `status` and newer fields.
+fn api_error(
+    state: &Emulator,
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: &str,
+) -> Response {
+    let trace = state.trace_id();
+    let body = json!({"detail": {
+        "type": kind,
+        "code": code,
+        "status": code,
+        "message": message,
+        "request_id": trace,
+    }});
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        "x-trace-id",
+        HeaderValue::from_str(&trace).expect("hex is a valid header"),
+    );
+    response
+}
+
+/// A 422 in FastAPI's list shape.
+fn validation_error(items: Vec<Value>) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({"detail": items})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"detail": "Not Found"})),
+    )
+        .into_response()
+}
+
+/// Checks `xi-api-key`; `Err` is the 401 to send.
+fn authorize(state: &Emulator, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let key = headers
+        .get("xi-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() {
+        return Err(Box::new(api_error(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "needs_authorization",
+            "Neither authorization header nor xi-api-key received, please provide one.",
+        )));
+    }
+    if let Some(expected) = &state.config.api_key
+        && key != expected
+    {
+        return Err(Box::new(api_error(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            "Invalid API key",
+        )));
+    }
+    Ok(())
+}
+
+fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
+    raw.as_deref()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn tts_full(
+    State(state): State<Arc<Emulator>>,
+    Path(voice_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    tts(state, voice_id, query, headers, body, false).await
+}
+
+async fn tts_stream(
+    State(state): State<Arc<Emulator>>,
+    Path(voice_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    tts(state, voice_id, query, headers, body, true).await
+}
+
+/// Releases an in-flight slot when dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn tts(
+    state: Arc<Emulator>,
+    voice_id: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    raw_body: Bytes,
+    stream: bool,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&raw_body).ok();
+    let pairs = query_pairs(&query);
+    let response = tts_response(
+        &state,
+        &voice_id,
+        &pairs,
+        &headers,
+        &raw_body,
+        parsed.as_ref(),
+        stream,
+    )
+    .await;
+    let path = if stream {
+        format!("/v1/text-to-speech/{voice_id}/stream")
+    } else {
+        format!("/v1/text-to-speech/{voice_id}")
+    };
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    state.log(json!({
+        "time": state.now(),
+        "method": "POST",
+        "path": path,
+        "voice_id": voice_id,
+        "query": pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "key_present": headers.contains_key("xi-api-key"),
+        "body": parsed,
+        "status": response.status().as_u16(),
+        "request_id": header("request-id"),
+        "character_cost": header("character-cost"),
+    }));
+    response
+}
+
+fn range_error(loc: &[&str], value: f64, bound: f64, upper: bool) -> Value {
+    let (kind, msg, ctx) = if upper {
+        (
+            "less_than_equal",
+            format!("Input should be less than or equal to {bound:?}"),
+            json!({"le": bound}),
+        )
+    } else {
+        (
+            "greater_than_equal",
+            format!("Input should be greater than or equal to {bound:?}"),
+            json!({"ge": bound}),
+        )
+    };
+    json!({"type": kind, "loc": loc, "msg": msg, "input": value, "ctx": ctx})
+}
+
+/// The 422 items for a TTS request, empty when it is well formed.
+fn validate(body: Option<&Value>, raw: &[u8], format: Option<&str>, stream: bool) -> Vec<Value> {
+    let mut errors = Vec::new();
+    if let Some(format) = format {
+        let ok = format.parse::<OutputFormat>().is_ok() && !(stream && format.starts_with("wav_"));
+        if !ok {
+            errors.push(json!({"type": "enum", "loc": ["query", "output_format"],
+                "msg": "Input should be a valid output format", "input": format}));
+        }
+    }
+    let Some(body) = body else {
+        errors.push(
+            json!({"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error",
+            "input": {}, "ctx": {"error": String::from_utf8_lossy(&raw[..raw.len().min(80)])}}),
+        );
+        return errors;
+    };
+    if !body.is_object() {
+        errors.push(json!({"type": "model_attributes_type", "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from", "input": body}));
+        return errors;
+    }
+    match body.get("text") {
+        None | Some(Value::Null) => errors.push(json!({"type": "missing", "loc": ["body", "text"], "msg": "Field required", "input": null})),
+        Some(Value::String(_)) => {}
+        Some(other) => errors.push(json!({"type": "string_type", "loc": ["body", "text"], "msg": "Input should be a valid string", "input": other})),
+    }
+    if let Some(settings) = body.get("voice_settings").filter(|v| !v.is_null()) {
+        for name in ["stability", "similarity_boost", "style", "speed"] {
+            let Some(v) = settings.get(name) else {
+                continue;
+            };
+            let loc = ["body", "voice_settings", name];
+            match v.as_f64() {
+                None => errors.push(json!({"type": "float_type", "loc": loc, "msg": "Input should be a valid number", "input": v})),
+                Some(x) if matches!(name, "stability" | "similarity_boost") && x > 1.0 => errors.push(range_error(&loc, x, 1.0, true)),
+                Some(x) if matches!(name, "stability" | "similarity_boost") && x < 0.0 => errors.push(range_error(&loc, x, 0.0, false)),
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some(n) = body
+        .get("apply_text_normalization")
+        .filter(|v| !v.is_null())
+        && !matches!(n.as_str(), Some("auto" | "on" | "off"))
+    {
+        errors.push(json!({"type": "enum", "loc": ["body", "apply_text_normalization"],
+            "msg": "Input should be 'auto', 'on' or 'off'", "input": n, "ctx": {"expected": "'auto', 'on' or 'off'"}}));
+    }
+    errors
+}
+
+fn id_list(body: &Value, field: &str) -> Vec<String> {
+    body.get(field)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn tts_response(
+    state: &Arc<Emulator>,
+    voice_id: &str,
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+    raw: &[u8],
+    body: Option<&Value>,
+    stream: bool,
+) -> Response {
+    let query = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let errors = validate(body, raw, query("output_format"), stream);
+    if !errors.is_empty() {
+        return validation_error(errors);
+    }
+    let body = body.expect("validated");
+    if let Err(response) = authorize(state, headers) {
+        return *response;
+    }
+    let bad = |code: &str, message: &str| {
+        api_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            code,
+            message,
+        )
+    };
+    if !data::voice_exists(voice_id) {
+        return api_error(
+            state,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "voice_not_found",
+            &format!("A voice with the voice_id {voice_id} was not found."),
+        );
+    }
+    let model_id = body
+        .get("model_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or(models::DEFAULT_MODEL);
+    let Some(model) = models::find(model_id) else {
+        return api_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "model_not_found",
+            &format!("A model with model ID {model_id} does not exist."),
+        );
+    };
+    let text = body
+        .get("text")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let chars = text.chars().count();
+    if text.trim().is_empty() {
+        return bad(
+            "empty_text",
+            "The text is empty. Please provide some text to convert to speech.",
+        );
+    }
+    if chars > model.max_chars {
+        return bad(
+            "max_character_limit_exceeded",
+            &format!(
+                "This request's text has {chars} characters and exceeds the character limit of {} characters for {model_id}.",
+                model.max_chars
+            ),
+        );
+    }
+    let format: OutputFormat = query("output_format")
+        .unwrap_or(crate::format::DEFAULT_FORMAT)
+        .parse()
+        .expect("validated");
+    if let Codec::Opus { .. } = format.codec {
+        return bad(
+            "invalid_output_format",
+            &format!(
+                "The emulator cannot produce {format}: Opus encoding is not supported. Use an mp3, pcm, wav, ulaw or alaw format."
+            ),
+        );
+    }
+    let tier = state.config.tier;
+    let gated = match format.codec {
+        Codec::Mp3 { kbps: 192 } => (tier < Tier::Creator).then_some("Creator"),
+        Codec::Pcm | Codec::Wav if format.sample_rate == 44_100 => {
+            (tier < Tier::Pro).then_some("Pro")
+        }
+        _ => None,
+    };
+    if let Some(needed) = gated {
+        return api_error(
+            state,
+            StatusCode::FORBIDDEN,
+            "authorization_error",
+            "output_format_not_allowed",
+            &format!(
+                "Requested output format {format} is only allowed for {needed} tier and above."
+            ),
+        );
+    }
+    let enable_logging = query("enable_logging").is_none_or(|v| v != "false");
+    let previous_ids = id_list(body, "previous_request_ids");
+    let next_ids = id_list(body, "next_request_ids");
+    for (field, ids) in [
+        ("previous_request_ids", &previous_ids),
+        ("next_request_ids", &next_ids),
+    ] {
+        if ids.len() > 3 {
+            return bad(
+                "invalid_request_ids",
+                &format!(
+                    "A maximum of 3 request_ids can be sent in {field}; got {}.",
+                    ids.len()
+                ),
+            );
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        if !model.stitching {
+            return bad(
+                "unsupported_model",
+                &format!("Request stitching is not available for the {model_id} model."),
+            );
+        }
+        if !enable_logging {
+            return bad(
+                "invalid_request_ids",
+                "Request stitching is unavailable with enable_logging=false (zero retention mode).",
+            );
+        }
+        let now = state.now();
+        let issued = state.issued.lock().expect("issued lock");
+        for id in ids {
+            match issued.get(id) {
+                None => {
+                    return bad(
+                        "invalid_request_ids",
+                        &format!("The request id {id} in {field} is unknown."),
+                    );
+                }
+                Some(i) if !i.complete => {
+                    return bad(
+                        "invalid_request_ids",
+                        &format!(
+                            "The request id {id} in {field} has not finished generating; read its audio to the end first."
+                        ),
+                    );
+                }
+                Some(i) if now - i.issued > 2.0 * 3600.0 => {
+                    return bad(
+                        "invalid_request_ids",
+                        &format!("The request id {id} in {field} is older than two hours."),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let cost = (chars as f64 * model.credits_per_char).ceil();
+    {
+        let mut used = state.credits_used.lock().expect("credits lock");
+        let limit = state.config.character_limit as f64;
+        if *used + cost > limit {
+            return api_error(
+                state,
+                StatusCode::UNAUTHORIZED,
+                "payment_required",
+                "quota_exceeded",
+                &format!(
+                    "This request exceeds your quota of {limit}. You have {} credits remaining, while {cost} credits are required for this request.",
+                    (limit - *used).max(0.0)
+                ),
+            );
+        }
+        *used += cost;
+    }
+    let limit = tier.concurrency(model.fast);
+    let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _slot = InFlight(&state.in_flight);
+    if now_in_flight > limit {
+        *state.credits_used.lock().expect("credits lock") -= cost;
+        return api_error(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "too_many_concurrent_requests",
+            &format!(
+                "Too many concurrent requests. Your current subscription is associated with a maximum of {limit} concurrent requests (running in parallel). This is done such that a single user does not overwhelm our systems and affect other users negatively. Please upgrade your subscription or contact sales if you want to increase this limit."
+            ),
+        );
+    }
+    let started = Instant::now();
+    let delay = state.config.latency_ms as f64 + state.config.latency_per_char_ms * chars as f64;
+    if delay > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
+    }
+    let speed = body
+        .get("voice_settings")
+        .and_then(|s| s.get("speed"))
+        .and_then(|s| s.as_f64())
+        .unwrap_or(1.0);
+    let audio = {
+        let text = text.to_string();
+        let voice = voice_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let samples = synth::speak(&text, &voice, speed, format.sample_rate);
+            synth::encode(&samples, format)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    };
+    let audio = match audio {
+        Ok(a) => a,
+        Err(e) => {
+            return api_error(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal_error",
+                &e,
+            );
+        }
+    };
+    let request_id = state.next_id("request");
+    let history_id = state.next_id("history");
+    state.issued.lock().expect("issued lock").insert(
+        request_id.clone(),
+        IssuedId {
+            issued: state.now(),
+            complete: !stream,
+        },
+    );
+    let mut response = if stream {
+        let chunks: Vec<Bytes> = audio.chunks(4096).map(Bytes::copy_from_slice).collect();
+        let total = chunks.len();
+        let done_state = state.clone();
+        let done_id = request_id.clone();
+        let stream =
+            futures::stream::iter(chunks.into_iter().enumerate().map(move |(i, chunk)| {
+                if i + 1 == total
+                    && let Some(entry) = done_state
+                        .issued
+                        .lock()
+                        .expect("issued lock")
+                        .get_mut(&done_id)
+                {
+                    entry.complete = true;
+                }
+                Ok::<_, std::io::Error>(chunk)
+            }));
+        Response::new(Body::from_stream(stream))
+    } else {
+        Response::new(Body::from(audio))
+    };
+    let h = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set("content-type", format.mime().to_string());
+    set("request-id", request_id);
+    set("history-item-id", history_id);
+    set("character-cost", format!("{cost}"));
+    set("current-concurrent-requests", now_in_flight.to_string());
+    set("maximum-concurrent-requests", limit.to_string());
+    set("tts-latency-ms", started.elapsed().as_millis().to_string());
+    set(
+        "access-control-expose-headers",
+        "request-id, history-item-id, character-cost, current-concurrent-requests, maximum-concurrent-requests".into(),
+    );
+    response
+}
+
+async fn voices(
+    State(state): State<Arc<Emulator>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = voices_response(&state, &query_pairs(&query), &headers);
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+fn log_get(state: &Emulator, method: &Method, uri: &Uri, headers: &HeaderMap, response: &Response) {
+    state.log(json!({
+        "time": state.now(),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": uri.query(),
+        "key_present": headers.contains_key("xi-api-key"),
+        "status": response.status().as_u16(),
+    }));
+}
+
+fn voices_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
+    let get_one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let page_size = match get_one("page_size").map(|v| v.parse::<i64>()) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n as usize,
+        Some(Ok(n)) => {
+            return validation_error(vec![
+                json!({"type": "less_than_equal", "loc": ["query", "page_size"],
+                "msg": "Input should be between 1 and 100", "input": n.to_string()}),
+            ]);
+        }
+        Some(Err(_)) => {
+            return validation_error(vec![
+                json!({"type": "int_parsing", "loc": ["query", "page_size"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer", "input": get_one("page_size")}),
+            ]);
+        }
+    };
+    if let Err(response) = authorize(state, headers) {
+        return *response;
+    }
+    let search = get_one("search").map(|s| s.to_lowercase());
+    let ids: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "voice_ids")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut matching: Vec<usize> = (0..data::VOICES.len())
+        .filter(|&i| {
+            let (id, name, gender, accent, description) = data::VOICES[i];
+            let hit = search.as_ref().is_none_or(|s| {
+                [name, gender, accent, description, "premade"]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(s.as_str()))
+            });
+            hit && (ids.is_empty() || ids.contains(&id))
+        })
+        .collect();
+    if get_one("sort").as_deref() == Some("name") {
+        matching.sort_by_key(|&i| data::VOICES[i].1);
+    }
+    if get_one("sort_direction").as_deref() == Some("desc") {
+        matching.reverse();
+    }
+    let start: usize = get_one("next_page_token")
+        .and_then(|t| t.strip_prefix("p").and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    let end = (start + page_size).min(matching.len());
+    let page: Vec<Value> = matching[start.min(end)..end]
+        .iter()
+        .map(|&i| data::voice_json(i))
+        .collect();
+    let has_more = end < matching.len();
+    axum::Json(json!({
+        "voices": page,
+        "has_more": has_more,
+        "total_count": matching.len(),
+        "next_page_token": if has_more { Some(format!("p{end}")) } else { None },
+    }))
+    .into_response()
+}
+
+async fn voice(
+    State(state): State<Arc<Emulator>>,
+    Path(voice_id): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => match data::VOICES.iter().position(|v| v.0 == voice_id) {
+            Some(i) => axum::Json(data::voice_json(i)).into_response(),
+            None => api_error(
+                &state,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "voice_not_found",
+                &format!("A voice with the voice_id {voice_id} was not found."),
+            ),
+        },
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+async fn list_models(
+    State(state): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => axum::Json(data::models_json()).into_response(),
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+async fn subscription(
+    State(state): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => {
+            let used = state.credits_used().ceil() as u64;
+            let tier = state.config.tier;
+            axum::Json(json!({
+                "tier": tier.name(),
+                "character_count": used,
+                "character_limit": state.config.character_limit,
+                "max_character_limit_extension": 0,
+                "max_credit_limit_extension": 0,
+                "can_extend_character_limit": false,
+                "allowed_to_extend_character_limit": false,
+                "next_character_count_reset_unix": (state.now() as i64 / 86_400 + 30) * 86_400,
+                "voice_slots_used": 0,
+                "professional_voice_slots_used": 0,
+                "professional_voice_slots_used_in_workspace": 0,
+                "voice_limit": 30,
+                "voice_add_edit_counter": 0,
+                "professional_voice_limit": 1,
+                "can_extend_voice_limit": false,
+                "can_use_instant_voice_cloning": true,
+                "can_use_professional_voice_cloning": tier >= Tier::Creator,
+                "currency": "usd",
+                "current_overage": {"amount": "0.00", "currency": "usd"},
+                "status": if tier == Tier::Free { "free" } else { "active" },
+                "billing_period": "monthly_period",
+                "character_refresh_period": "monthly_period",
+                "open_invoices": [],
+                "has_open_invoices": false,
+            }))
+            .into_response()
+        }
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}

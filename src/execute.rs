@@ -1,0 +1,409 @@
+//! Execution: the plan's requests sent through the cache, a shared rate limiter and concurrency
+//! cap, with retries by cause. Chains run concurrently, longest first; within a chain that
+//! stitches, each request waits for its predecessor's body.
+//!
+//! Not responsible for splitting (see `plan`) or assembling audio (see `audio`).
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+
+use crate::api::{ApiError, Client, Disposition, TtsBody};
+use crate::audio;
+use crate::cache::{self, Cache, Meta};
+use crate::format::{Codec, OutputFormat};
+use crate::manifest::Job;
+use crate::plan::{self, Context, Done, Plan};
+
+/// How many requests may be in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Start at 2, follow `maximum-concurrent-requests`, halve on concurrency 429s.
+    Auto,
+    /// At most this many; still lowered on concurrency 429s.
+    Fixed(usize),
+}
+
+/// Execution settings shared by all manifests of a run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub concurrency: Concurrency,
+    /// Requests per second, every attempt counted; `None` for no limit.
+    pub rate: Option<NonZeroU32>,
+    pub max_retries: u32,
+    /// First backoff step; doubles each retry, with full jitter.
+    pub retry_base: Duration,
+    /// Longest wait between attempts, `Retry-After` included.
+    pub retry_cap: Duration,
+    /// Cache key namespace: `emulator` or the API's base URL.
+    pub source: String,
+    /// Whether the audio is synthetic (rendered by the built-in emulator).
+    pub synthetic: bool,
+}
+
+/// The adjustable concurrency cap shared by every chain of the run.
+pub struct Slots {
+    state: Mutex<SlotState>,
+    freed: Notify,
+    auto: bool,
+}
+
+struct SlotState {
+    limit: usize,
+    ceiling: usize,
+    in_flight: usize,
+}
+
+/// A held slot; dropping it frees the slot.
+pub struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().expect("slots lock").in_flight -= 1;
+        self.0.freed.notify_waiters();
+    }
+}
+
+impl Slots {
+    pub fn new(concurrency: Concurrency) -> Self {
+        let (limit, ceiling, auto) = match concurrency {
+            Concurrency::Auto => (2, 64, true),
+            Concurrency::Fixed(n) => (n.max(1), n.max(1), false),
+        };
+        Slots {
+            state: Mutex::new(SlotState {
+                limit,
+                ceiling,
+                in_flight: 0,
+            }),
+            freed: Notify::new(),
+            auto,
+        }
+    }
+
+    pub async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut s = self.state.lock().expect("slots lock");
+                if s.in_flight < s.limit {
+                    s.in_flight += 1;
+                    return Slot(self);
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// After a success: in auto mode, grow by one towards the account's maximum.
+    fn on_success(&self, account_max: Option<usize>) {
+        if !self.auto {
+            return;
+        }
+        let mut s = self.state.lock().expect("slots lock");
+        if let Some(max) = account_max {
+            s.ceiling = max.max(1);
+        }
+        s.limit = (s.limit + 1).min(s.ceiling);
+        drop(s);
+        self.freed.notify_waiters();
+    }
+
+    /// After a concurrency 429: halve the cap (never below 1).
+    fn on_too_many(&self) {
+        let mut s = self.state.lock().expect("slots lock");
+        s.limit = (s.limit / 2).max(1);
+        s.ceiling = s.ceiling.min(s.in_flight.max(1));
+    }
+
+    /// The current cap.
+    pub fn limit(&self) -> usize {
+        self.state.lock().expect("slots lock").limit
+    }
+}
+
+/// What one run shares across manifests: client, limiter, cap, and the stop flag.
+pub struct Runner {
+    pub client: Client,
+    pub settings: Settings,
+    pub slots: Slots,
+    limiter: Option<DefaultDirectRateLimiter>,
+    stopped: AtomicBool,
+    stop_reason: Mutex<Option<String>>,
+}
+
+impl Runner {
+    pub fn new(client: Client, settings: Settings) -> Self {
+        let limiter = settings
+            .rate
+            .map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Runner {
+            client,
+            slots: Slots::new(settings.concurrency),
+            settings,
+            limiter,
+            stopped: AtomicBool::new(false),
+            stop_reason: Mutex::new(None),
+        }
+    }
+
+    /// Why the run was stopped (a 401), if it was.
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason.lock().expect("stop lock").clone()
+    }
+
+    fn stop(&self, reason: String) {
+        let mut r = self.stop_reason.lock().expect("stop lock");
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What happened to one request.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The stored response, when the request succeeded.
+    pub audio: Option<PathBuf>,
+    pub meta: Option<Meta>,
+    pub cached: bool,
+    pub attempts: u32,
+    /// The HTTP status of each attempt (0 for no answer).
+    pub statuses: Vec<u16>,
+    /// Time of the successful attempt.
+    pub latency_ms: Option<u64>,
+    pub context: Context,
+    pub error: Option<String>,
+}
+
+/// Renders every request of `plan`, returning one outcome per request in plan order.
+pub async fn execute(
+    runner: Arc<Runner>,
+    job: Arc<Job>,
+    plan: Arc<Plan>,
+    cache: Arc<Cache>,
+) -> Vec<Outcome> {
+    let mut order: Vec<usize> = (0..plan.chains.len()).collect();
+    let work = |c: usize| -> usize {
+        plan.chains[c]
+            .requests
+            .iter()
+            .map(|&r| plan.requests[r].text.len())
+            .sum()
+    };
+    // Longest chain first: it bounds the run's length.
+    order.sort_by_key(|&c| std::cmp::Reverse(work(c)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in order {
+        let chain = &plan.chains[c];
+        if chain.sequential(&plan) {
+            let (runner, job, plan, cache) =
+                (runner.clone(), job.clone(), plan.clone(), cache.clone());
+            tasks.spawn(async move {
+                let chain = &plan.chains[c];
+                let mut done: Vec<Option<Done>> = vec![None; chain.requests.len()];
+                let mut out = Vec::new();
+                for (pos, &r) in chain.requests.iter().enumerate() {
+                    let context = plan::context_for(&plan, r, &done, SystemTime::now());
+                    let outcome = render(&runner, &job, &plan, &cache, r, context).await;
+                    done[pos] = Some(Done {
+                        request_id: outcome.meta.as_ref().and_then(|m| m.request_id.clone()),
+                        issued: outcome
+                            .meta
+                            .as_ref()
+                            .map_or(SystemTime::now(), Meta::issued),
+                    });
+                    out.push((r, outcome));
+                }
+                out
+            });
+        } else {
+            for &r in &chain.requests {
+                let (runner, job, plan, cache) =
+                    (runner.clone(), job.clone(), plan.clone(), cache.clone());
+                tasks.spawn(async move {
+                    let context = plan::context_for(&plan, r, &[], SystemTime::now());
+                    vec![(r, render(&runner, &job, &plan, &cache, r, context).await)]
+                });
+            }
+        }
+    }
+    let mut outcomes = vec![Outcome::default(); plan.requests.len()];
+    while let Some(result) = tasks.join_next().await {
+        for (r, outcome) in result.expect("render task panicked") {
+            outcomes[r] = outcome;
+        }
+    }
+    outcomes
+}
+
+/// The body of request `r` with its context.
+pub fn body_for(job: &Job, plan: &Plan, r: usize, context: &Context) -> TtsBody {
+    let request = &plan.requests[r];
+    let segment = &job.segments[request.segment];
+    TtsBody {
+        text: request.text.clone(),
+        model_id: segment.model_id.clone(),
+        language_code: segment.language_code.clone(),
+        voice_settings: segment.voice_settings.clone(),
+        pronunciation_dictionary_locators: segment.pronunciation_dictionary_locators.clone(),
+        seed: segment.seed,
+        previous_text: context.previous_text.clone(),
+        next_text: context.next_text.clone(),
+        previous_request_ids: context.previous_request_ids.clone(),
+        next_request_ids: Vec::new(),
+        apply_text_normalization: segment.apply_text_normalization.clone(),
+    }
+}
+
+async fn render(
+    runner: &Runner,
+    job: &Job,
+    plan: &Plan,
+    cache: &Cache,
+    r: usize,
+    context: Context,
+) -> Outcome {
+    let request = &plan.requests[r];
+    let segment = &job.segments[request.segment];
+    let format = job.output_format.to_string();
+    let body = body_for(job, plan, r, &context);
+    let key = cache::key(&segment.voice_id, &format, &body, &runner.settings.source);
+    let mut outcome = Outcome {
+        context,
+        ..Outcome::default()
+    };
+    if let Some((meta, path)) = cache.get(&key) {
+        outcome.audio = Some(path);
+        outcome.meta = Some(meta);
+        outcome.cached = true;
+        return outcome;
+    }
+    loop {
+        if runner.stopped.load(Ordering::SeqCst) {
+            outcome.error = Some(format!(
+                "not sent: the run was stopped ({})",
+                runner.stop_reason().unwrap_or_default()
+            ));
+            return outcome;
+        }
+        let slot = runner.slots.acquire().await;
+        if let Some(limiter) = &runner.limiter {
+            limiter.until_ready().await;
+        }
+        outcome.attempts += 1;
+        let started = Instant::now();
+        let result = runner
+            .client
+            .text_to_speech(&segment.voice_id, &format, segment.enable_logging, &body)
+            .await
+            .and_then(|response| {
+                check_audio(&response.audio, job.output_format)?;
+                Ok(response)
+            });
+        drop(slot);
+        match result {
+            Ok(response) => {
+                outcome.statuses.push(200);
+                outcome.latency_ms = Some(started.elapsed().as_millis() as u64);
+                runner.slots.on_success(response.max_concurrency);
+                let meta = Meta {
+                    request_id: response.request_id.clone(),
+                    issued_unix: cache::unix_now(),
+                    credits: response.character_cost,
+                    characters: request.text.chars().count(),
+                    bytes: response.audio.len() as u64,
+                    output_format: format.clone(),
+                    synthetic: runner.settings.synthetic,
+                };
+                match cache.put(&key, &response.audio, &meta) {
+                    Ok(path) => {
+                        outcome.audio = Some(path);
+                        outcome.meta = Some(meta);
+                    }
+                    Err(e) => outcome.error = Some(format!("cannot store the response: {e}")),
+                }
+                return outcome;
+            }
+            Err(error) => {
+                outcome.statuses.push(error.status().unwrap_or(0));
+                let disposition = error.disposition();
+                tracing::debug!(segment = %segment.id, attempt = outcome.attempts, %error, "request failed");
+                match disposition {
+                    Disposition::Fatal => {
+                        runner.stop(error.to_string());
+                        outcome.error = Some(error.to_string());
+                        return outcome;
+                    }
+                    Disposition::Fail => {
+                        outcome.error = Some(error.to_string());
+                        return outcome;
+                    }
+                    Disposition::Retry | Disposition::RetryLessConcurrency => {
+                        if outcome.attempts > runner.settings.max_retries {
+                            outcome.error = Some(format!(
+                                "{error} (gave up after {} attempts)",
+                                outcome.attempts
+                            ));
+                            return outcome;
+                        }
+                        if disposition == Disposition::RetryLessConcurrency {
+                            runner.slots.on_too_many();
+                        }
+                        let wait = backoff(&runner.settings, outcome.attempts, &error);
+                        tracing::info!(segment = %segment.id, attempt = outcome.attempts, wait_ms = wait.as_millis() as u64, %error, "retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks that a response is audio of the expected format; a failure is retried.
+fn check_audio(data: &[u8], format: OutputFormat) -> Result<(), ApiError> {
+    let bad = |e: audio::AudioError| ApiError::BadAudio(e.to_string());
+    match format.codec {
+        Codec::Mp3 { .. } => audio::mp3_frames(data).map(|_| ()).map_err(bad),
+        Codec::Pcm if !data.len().is_multiple_of(2) => {
+            Err(ApiError::BadAudio("odd number of PCM bytes".into()))
+        }
+        Codec::Wav => audio::decode(data, format).map(|_| ()).map_err(bad),
+        _ if data.is_empty() => Err(ApiError::BadAudio("empty body".into())),
+        _ => Ok(()),
+    }
+}
+
+/// The wait before the next attempt: `Retry-After` when given, else full-jitter exponential.
+fn backoff(settings: &Settings, attempt: u32, error: &ApiError) -> Duration {
+    if let Some(wait) = error.requested_wait() {
+        return wait.min(settings.retry_cap);
+    }
+    let exp = settings
+        .retry_base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(settings.retry_cap);
+    exp.mul_f64(jitter())
+}
+
+/// A number in [0, 1) from the clock's low bits and a counter: enough for jitter.
+fn jitter() -> f64 {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mut x = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ nanos;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,491 @@
+//! narrate: a batch narration pipeline for the ElevenLabs text-to-speech API.
+//!
+//! A YAML or CSV manifest of text segments is planned into requests that chain
+//! `previous_request_ids` and `next_text` for continuity, executed under a rate limiter, a
+//! concurrency cap and retries through a cache, and stitched into one `.wav` or `.mp3` with
+//! JSON and CSV reports.
+//!
+//! # Layout
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! manifest ──▶ plan ──▶ execute (api, cache) ──▶ audio ──▶ report
+//! ```
+//!
+//! - [`cli`]: flags, resolved into validated configuration.
+//! - [`manifest`]: YAML/CSV parsing and validation into a [`manifest::Job`].
+//! - [`plan`]: text splitting and continuity chains.
+//! - [`api`]: the HTTP client and the API's error shapes.
+//! - [`execute`]: scheduling, rate limit, concurrency cap, retries.
+//! - [`cache`]: rendered requests stored atomically; reruns pay nothing twice.
+//! - [`audio`]: streaming assembly into WAV or MP3.
+//! - [`report`]: the JSON and CSV reports.
+//! - [`emulator`]: the built-in ElevenLabs-compatible API server.
+//! - [`format`], [`models`]: facts about output formats and models.
+//!
+//! This file wires the stages together for each command.
+
+pub mod api;
+pub mod audio;
+pub mod cache;
+pub mod cli;
+pub mod emulator;
+pub mod execute;
+pub mod format;
+pub mod manifest;
+pub mod models;
+pub mod plan;
+pub mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use crate::api::Client;
+use crate::cli::{Cli, Command, RenderConfig};
+use crate::execute::{Runner, Settings};
+use crate::manifest::Job;
+
+/// Exit status: every segment rendered and the output written.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: at least one segment failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: usage, manifest or configuration error; nothing sent.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The exit status for an error that ended a command.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<manifest::ManifestError>().is_some()
+        || error.downcast_ref::<cli::UsageError>().is_some()
+    {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// Runs one command line. `env_key` is `ELEVENLABS_API_KEY`.
+pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
+    match cli.command {
+        None => render(RenderConfig::from_args(&cli.render, env_key)?).await,
+        Some(Command::Render(args)) => render(RenderConfig::from_args(&args, env_key)?).await,
+        Some(Command::Plan(args)) => plan_command(&args).await,
+        Some(Command::Voices(args)) => voices_command(&args, env_key).await,
+        Some(Command::Models(args)) => models_command(&args, env_key).await,
+        Some(Command::Emulate(args)) => emulate_command(&args).await,
+    }
+}
+
+/// Loads every manifest before anything is sent.
+fn load_jobs(
+    manifests: &[PathBuf],
+    defaults: &manifest::FlagDefaults,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<Job>> {
+    manifests
+        .iter()
+        .map(|m| manifest::load(m, defaults, output).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// What rendering one manifest produced.
+pub struct Rendered {
+    pub job: Job,
+    pub report: report::Report,
+    pub report_paths: (PathBuf, PathBuf),
+}
+
+/// Renders every manifest of `config`; the exit status is 0 only if all of them succeeded.
+pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
+    let jobs = load_jobs(
+        &config.manifests,
+        &config.defaults,
+        config.output.as_deref(),
+    )?;
+    let rendered = render_jobs(&config, jobs).await?;
+    let mut status = EXIT_OK;
+    for r in &rendered {
+        let t = &r.report.totals;
+        let failed = r
+            .report
+            .segments
+            .iter()
+            .filter(|s| s.status != "ok")
+            .count();
+        if r.report.status == "ok" {
+            println!(
+                "ok {} ({} segments, {:.1} s of audio, {} requests, {} from cache, {} credits) report {}",
+                r.job.output.display(),
+                t.segments,
+                t.audio_seconds,
+                t.requests,
+                t.cache_hits,
+                t.credits,
+                r.report_paths.0.display()
+            );
+        } else {
+            status = EXIT_FAILED;
+            println!(
+                "failed {} ({failed} of {} segments failed; output not written) report {}",
+                r.job.output.display(),
+                t.segments,
+                r.report_paths.0.display()
+            );
+            for s in r.report.segments.iter().filter(|s| s.status != "ok") {
+                eprintln!("error: {}", s.error.as_deref().unwrap_or("failed"));
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// Renders loaded jobs, sharing one client, limiter and cap; writes outputs and reports.
+pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Result<Vec<Rendered>> {
+    let emulator = if config.endpoint.emulate {
+        Some(
+            emulator::start(emulator::Config::default())
+                .await
+                .context("starting the emulator")?,
+        )
+    } else {
+        None
+    };
+    let base_url = emulator
+        .as_ref()
+        .map_or_else(|| config.endpoint.base_url.clone(), |e| e.base_url());
+    let client = Client::new(
+        &base_url,
+        config.endpoint.key.clone(),
+        config.request_timeout,
+    )?;
+    let settings = Settings {
+        concurrency: config.concurrency,
+        rate: config.rate,
+        max_retries: config.max_retries,
+        retry_base: config.retry_base,
+        retry_cap: std::time::Duration::from_secs(60),
+        source: if config.endpoint.emulate {
+            "emulator".into()
+        } else {
+            config.endpoint.base_url.clone()
+        },
+        synthetic: config.endpoint.emulate,
+    };
+    let runner = Arc::new(Runner::new(client, settings));
+    // Without a cache, responses still pass through disk so memory stays flat.
+    let scratch = if config.no_cache {
+        Some(tempfile::tempdir().context("creating a scratch directory")?)
+    } else {
+        None
+    };
+    let tasks = jobs.into_iter().map(|job| {
+        let runner = runner.clone();
+        let cache_dir = match &scratch {
+            Some(dir) => dir.path().to_path_buf(),
+            None => config.state_dir_for(&job.manifest).join("cache"),
+        };
+        async move { render_job(runner, job, cache_dir).await }
+    });
+    let results = futures::future::join_all(tasks).await;
+    if let Some(e) = emulator {
+        e.stop().await;
+    }
+    results.into_iter().collect()
+}
+
+async fn render_job(runner: Arc<Runner>, job: Job, cache_dir: PathBuf) -> anyhow::Result<Rendered> {
+    let started = SystemTime::now();
+    let cache = cache::Cache::open(&cache_dir)
+        .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
+    let plan = plan::plan(&job);
+    tracing::info!(
+        manifest = %job.manifest.display(),
+        requests = plan.requests.len(),
+        chains = plan.chains.len(),
+        "rendering"
+    );
+    let job = Arc::new(job);
+    let plan = Arc::new(plan);
+    let outcomes =
+        execute::execute(runner.clone(), job.clone(), plan.clone(), Arc::new(cache)).await;
+    let all_ok = outcomes.iter().all(|o| o.audio.is_some());
+    let mut assembly_error = None;
+    let placement = if all_ok {
+        let pieces = pieces(&job, &plan, &outcomes);
+        match audio::assemble(&pieces.0, job.output_format, &job.output) {
+            Ok(p) => Some((p, pieces.1)),
+            Err(e) => {
+                assembly_error = Some(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let timeline = placement.as_ref().map(|(p, index)| report::Timeline {
+        placement: p,
+        request_spans: index.iter().map(|&i| p.spans[i].clone()).collect(),
+    });
+    let mut rep = report::build(
+        &job,
+        &plan,
+        &outcomes,
+        timeline.as_ref(),
+        started,
+        SystemTime::now(),
+        runner.settings.synthetic,
+    );
+    if let Some(e) = assembly_error {
+        for s in &mut rep.segments {
+            s.status = "failed";
+            s.error
+                .get_or_insert_with(|| format!("assembly failed: {e}"));
+        }
+        rep.status = "failed";
+    }
+    let report_paths = report::write(&rep, &job.output)?;
+    let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
+    Ok(Rendered {
+        job,
+        report: rep,
+        report_paths,
+    })
+}
+
+/// The output's pieces in order, and for each request the index of its piece.
+fn pieces<'a>(
+    job: &Job,
+    plan: &plan::Plan,
+    outcomes: &'a [execute::Outcome],
+) -> (Vec<audio::Piece<'a>>, Vec<usize>) {
+    let mut pieces = Vec::new();
+    let mut index = vec![0; plan.requests.len()];
+    if job.lead_in_ms > 0 {
+        pieces.push(audio::Piece::Silence { ms: job.lead_in_ms });
+    }
+    let n = job.segments.len();
+    for (si, segment) in job.segments.iter().enumerate() {
+        for &r in &plan.segment_requests[si] {
+            index[r] = pieces.len();
+            let path = outcomes[r].audio.as_deref().expect("all requests rendered");
+            pieces.push(audio::Piece::Audio { path });
+        }
+        let pause = if si + 1 == n {
+            job.tail_ms
+        } else if job.segments[si + 1].chapter != segment.chapter {
+            segment.chapter_pause_ms
+        } else {
+            segment.pause_after_ms
+        };
+        if pause > 0 {
+            pieces.push(audio::Piece::Silence { ms: pause });
+        }
+    }
+    (pieces, index)
+}
+
+async fn plan_command(args: &cli::PlanArgs) -> anyhow::Result<u8> {
+    let defaults = cli::flag_defaults(&args.defaults);
+    let jobs = load_jobs(&args.manifests, &defaults, None)?;
+    let source = if args.api.emulate {
+        "emulator".to_string()
+    } else {
+        args.api.base_url.trim_end_matches('/').to_string()
+    };
+    for job in jobs {
+        let plan = plan::plan(&job);
+        let cache = cache::Cache::open(
+            &cli::state_dir_for(args.state_dir.as_deref(), &job.manifest).join("cache"),
+        )
+        .ok();
+        let format = job.output_format.to_string();
+        println!(
+            "{} → {} ({format})",
+            job.manifest.display(),
+            job.output.display()
+        );
+        let mut credits = 0.0;
+        let mut hits = 0;
+        for (ci, chain) in plan.chains.iter().enumerate() {
+            let stitched = chain.sequential(&plan);
+            println!(
+                "  chain {}: chapter {:?}, voice {}, model {} ({} requests, {})",
+                ci + 1,
+                chain.chapter.as_deref().unwrap_or("-"),
+                chain.voice_id,
+                chain.model_id,
+                chain.requests.len(),
+                if stitched {
+                    "request ids, in order"
+                } else {
+                    "text context, in parallel"
+                }
+            );
+            for &r in &chain.requests {
+                let request = &plan.requests[r];
+                let segment = &job.segments[request.segment];
+                let chars = request.text.chars().count();
+                let context = plan::context_for(&plan, r, &[], SystemTime::now());
+                let body = execute::body_for(&job, &plan, r, &context);
+                let key = cache::key(&segment.voice_id, &format, &body, &source);
+                let cached = cache.as_ref().is_some_and(|c| c.get(&key).is_some());
+                let rate = models::find(&segment.model_id).map_or(1.0, |m| m.credits_per_char);
+                if cached {
+                    hits += 1;
+                } else {
+                    credits += chars as f64 * rate;
+                }
+                let previous = if request.pos == 0 {
+                    "none".to_string()
+                } else if request.stitchable {
+                    format!("ids of up to {} earlier requests", request.pos.min(3))
+                } else {
+                    "previous_text".to_string()
+                };
+                println!(
+                    "    {}#{}: {chars} chars, previous: {previous}, next_text: {}{}",
+                    segment.id,
+                    request.piece + 1,
+                    if context.next_text.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    if cached { " (cached)" } else { "" }
+                );
+            }
+        }
+        println!(
+            "  total: {} segments, {} requests, {} characters, {hits} cached, about {credits} credits to render",
+            job.segments.len(),
+            plan.requests.len(),
+            plan.characters()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// Runs `f` against the endpoint of `api`, starting an emulator for `--emulate`.
+async fn with_client<T>(
+    api: &cli::ApiArgs,
+    env_key: Option<String>,
+    f: impl AsyncFnOnce(&Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let endpoint = cli::endpoint(api, env_key, true)?;
+    let emulator = if endpoint.emulate {
+        Some(emulator::start(emulator::Config::default()).await?)
+    } else {
+        None
+    };
+    let base = emulator
+        .as_ref()
+        .map_or_else(|| endpoint.base_url.clone(), |e| e.base_url());
+    let client = Client::new(
+        &base,
+        endpoint.key.clone(),
+        std::time::Duration::from_secs(60),
+    )?;
+    let result = f(&client).await;
+    if let Some(e) = emulator {
+        e.stop().await;
+    }
+    result
+}
+
+async fn voices_command(args: &cli::VoicesArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+    let search = args.search.clone();
+    with_client(&args.api, env_key, async move |client: &Client| {
+        let mut token: Option<String> = None;
+        println!(
+            "{:<22} {:<14} {:<10} description",
+            "voice_id", "name", "category"
+        );
+        loop {
+            let mut query = vec![("page_size", "100".to_string())];
+            if let Some(s) = &search {
+                query.push(("search", s.clone()));
+            }
+            if let Some(t) = &token {
+                query.push(("next_page_token", t.clone()));
+            }
+            let page = client
+                .get_json("/v2/voices", &query)
+                .await
+                .context("GET /v2/voices")?;
+            for v in page["voices"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<22} {:<14} {:<10} {}",
+                    v["voice_id"].as_str().unwrap_or(""),
+                    v["name"].as_str().unwrap_or(""),
+                    v["category"].as_str().unwrap_or(""),
+                    v["description"].as_str().unwrap_or("")
+                );
+            }
+            token = page["next_page_token"].as_str().map(str::to_string);
+            if !page["has_more"].as_bool().unwrap_or(false) || token.is_none() {
+                break;
+            }
+        }
+        Ok(EXIT_OK)
+    })
+    .await
+}
+
+async fn models_command(args: &cli::ApiArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+    with_client(args, env_key, async |client: &Client| {
+        let models = client
+            .get_json("/v1/models", &[])
+            .await
+            .context("GET /v1/models")?;
+        println!(
+            "{:<26} {:>10} {:>8}  name",
+            "model_id", "max_chars", "credits"
+        );
+        for m in models.as_array().into_iter().flatten() {
+            println!(
+                "{:<26} {:>10} {:>8}  {}",
+                m["model_id"].as_str().unwrap_or(""),
+                m["maximum_text_length_per_request"]
+                    .as_u64()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                m["model_rates"]["character_cost_multiplier"]
+                    .as_f64()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                m["name"].as_str().unwrap_or("")
+            );
+        }
+        Ok(EXIT_OK)
+    })
+    .await
+}
+
+async fn emulate_command(args: &cli::EmulateArgs) -> anyhow::Result<u8> {
+    let tier = args.tier.parse().map_err(|e: String| cli::UsageError(e))?;
+    let config = emulator::Config {
+        api_key: args.api_key.clone(),
+        tier,
+        character_limit: args.quota,
+        latency_ms: args.latency_ms,
+        latency_per_char_ms: args.latency_per_char_ms,
+        request_log: args.request_log.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| cli::UsageError(format!("--listen {}: {e}", args.listen)))?;
+    let addr = listener.local_addr()?;
+    let state = emulator::Emulator::new(config)?;
+    println!("narrate emulator listening on http://{addr}");
+    eprintln!(
+        "point narrate at it with --base-url http://{addr} (any non-empty key); Ctrl-C stops it"
+    );
+    emulator::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(EXIT_OK)
+}

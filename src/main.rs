@@ -1,0 +1,54 @@
+//! The `narrate` binary: parses the command line, sets up logging and the runtime, runs the
+//! library and maps the result to an exit status. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match narrate::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                narrate::EXIT_USAGE
+            } else {
+                0
+            });
+        }
+    };
+    let (verbose, quiet) = match &cli.command {
+        Some(narrate::cli::Command::Render(a)) => (a.api.verbose, a.api.quiet),
+        Some(narrate::cli::Command::Plan(a)) => (a.api.verbose, a.api.quiet),
+        Some(narrate::cli::Command::Voices(a)) => (a.api.verbose, a.api.quiet),
+        Some(narrate::cli::Command::Models(a)) => (a.verbose, a.quiet),
+        Some(narrate::cli::Command::Emulate(a)) => (a.verbose, false),
+        None => (cli.render.api.verbose, cli.render.api.quiet),
+    };
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .init();
+    let env_key = std::env::var("ELEVENLABS_API_KEY").ok();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(narrate::EXIT_FAILED);
+        }
+    };
+    match runtime.block_on(narrate::run(cli, env_key)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(narrate::exit_code_for(&e))
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Reports: `<stem>.report.json` and `<stem>.report.csv` beside the output, describing every
+//! segment and request of a run, with where each sits in the audio.
+//!
+//! Not responsible for the audio itself (see `audio`); never contains the API key.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::audio::Placement;
+use crate::execute::Outcome;
+use crate::manifest::Job;
+use crate::plan::Plan;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub status: &'static str,
+    pub manifest: String,
+    pub output: String,
+    /// True when the audio came from the built-in emulator: synthetic, not speech.
+    pub synthetic: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub wall_seconds: f64,
+    pub totals: Totals,
+    pub segments: Vec<SegmentReport>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub segments: usize,
+    pub requests: usize,
+    pub attempts: u32,
+    pub retries: u32,
+    pub cache_hits: usize,
+    pub characters: usize,
+    pub credits: f64,
+    pub audio_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SegmentReport {
+    pub id: String,
+    pub chapter: Option<String>,
+    pub voice_id: String,
+    pub model_id: String,
+    pub characters: usize,
+    pub status: &'static str,
+    pub cached: bool,
+    pub credits: f64,
+    pub attempts: u32,
+    pub start_seconds: Option<f64>,
+    pub end_seconds: Option<f64>,
+    pub error: Option<String>,
+    pub requests: Vec<RequestReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestReport {
+    pub request_id: Option<String>,
+    pub characters: usize,
+    pub attempts: u32,
+    pub statuses: Vec<u16>,
+    pub latency_ms: Option<u64>,
+    pub credits: f64,
+    pub cached: bool,
+    pub previous_request_ids: Vec<String>,
+    pub next_request_ids: Vec<String>,
+    pub used_previous_text: bool,
+    pub used_next_text: bool,
+    pub start_seconds: Option<f64>,
+    pub end_seconds: Option<f64>,
+}
+
+/// Where each request's audio sits in the output, from the assembler's placement.
+/// `request_spans[r]` is the sample range of request `r`.
+pub struct Timeline<'a> {
+    pub placement: &'a Placement,
+    pub request_spans: Vec<std::ops::Range<u64>>,
+}
+
+/// Builds the report of one manifest.
+pub fn build(
+    job: &Job,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    timeline: Option<&Timeline<'_>>,
+    started: SystemTime,
+    finished: SystemTime,
+    synthetic: bool,
+) -> Report {
+    let secs = |r: usize| {
+        timeline.map(|t| {
+            let span = &t.request_spans[r];
+            (
+                t.placement.seconds(span.start),
+                t.placement.seconds(span.end),
+            )
+        })
+    };
+    let mut totals = Totals {
+        segments: job.segments.len(),
+        requests: plan.requests.len(),
+        ..Totals::default()
+    };
+    let mut segments = Vec::with_capacity(job.segments.len());
+    for (si, segment) in job.segments.iter().enumerate() {
+        let mut requests = Vec::new();
+        let mut error = None;
+        for &r in &plan.segment_requests[si] {
+            let o = &outcomes[r];
+            let characters = plan.requests[r].text.chars().count();
+            let credits = if o.cached {
+                0.0
+            } else {
+                o.meta.as_ref().and_then(|m| m.credits).unwrap_or(0.0)
+            };
+            totals.attempts += o.attempts;
+            totals.retries += o.attempts.saturating_sub(1);
+            totals.cache_hits += usize::from(o.cached);
+            totals.characters += characters;
+            totals.credits += credits;
+            if error.is_none() {
+                error = o.error.clone();
+            }
+            let span = secs(r);
+            requests.push(RequestReport {
+                request_id: o.meta.as_ref().and_then(|m| m.request_id.clone()),
+                characters,
+                attempts: o.attempts,
+                statuses: o.statuses.clone(),
+                latency_ms: o.latency_ms,
+                credits,
+                cached: o.cached,
+                previous_request_ids: o.context.previous_request_ids.clone(),
+                next_request_ids: Vec::new(),
+                used_previous_text: o.context.previous_text.is_some(),
+                used_next_text: o.context.next_text.is_some(),
+                start_seconds: span.map(|s| round(s.0)),
+                end_seconds: span.map(|s| round(s.1)),
+            });
+        }
+        let first = requests.first().and_then(|r| r.start_seconds);
+        let last = requests.last().and_then(|r| r.end_seconds);
+        segments.push(SegmentReport {
+            id: segment.id.clone(),
+            chapter: segment.chapter.clone(),
+            voice_id: segment.voice_id.clone(),
+            model_id: segment.model_id.clone(),
+            characters: requests.iter().map(|r| r.characters).sum(),
+            status: if error.is_none() { "ok" } else { "failed" },
+            cached: requests.iter().all(|r| r.cached),
+            credits: requests.iter().map(|r| r.credits).sum(),
+            attempts: requests.iter().map(|r| r.attempts).sum(),
+            start_seconds: first,
+            end_seconds: last,
+            error: error.map(|e| format!("segment {}: {e}", segment.id)),
+            requests,
+        });
+    }
+    totals.audio_seconds = timeline.map_or(0.0, |t| {
+        round(t.placement.seconds(t.placement.total_samples))
+    });
+    let ok = segments.iter().all(|s| s.status == "ok") && timeline.is_some();
+    Report {
+        status: if ok { "ok" } else { "failed" },
+        manifest: job.manifest.display().to_string(),
+        output: job.output.display().to_string(),
+        synthetic,
+        started_at: rfc3339(started),
+        finished_at: rfc3339(finished),
+        wall_seconds: round(
+            finished
+                .duration_since(started)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        ),
+        totals,
+        segments,
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1_000_000.0).round() / 1_000_000.0
+}
+
+/// The report paths for an output: `out/demo.mp3` gives `out/demo.report.json` and `.csv`.
+pub fn paths(output: &Path) -> (PathBuf, PathBuf) {
+    let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+    let dir = output.parent().unwrap_or(Path::new(""));
+    (
+        dir.join(format!("{stem}.report.json")),
+        dir.join(format!("{stem}.report.csv")),
+    )
+}
+
+/// Writes both reports beside the output.
+pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use anyhow::Context as _;
+    let (json_path, csv_path) = paths(output);
+    if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_vec_pretty(report)?;
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    let mut w = csv::Writer::from_path(&csv_path)
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    w.write_record([
+        "id",
+        "chapter",
+        "status",
+        "characters",
+        "credits",
+        "requests",
+        "attempts",
+        "cached",
+        "start_seconds",
+        "end_seconds",
+        "duration_seconds",
+        "request_ids",
+        "error",
+    ])?;
+    let num = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_default();
+    for s in &report.segments {
+        let duration = s.start_seconds.zip(s.end_seconds).map(|(a, b)| b - a);
+        let ids: Vec<&str> = s
+            .requests
+            .iter()
+            .filter_map(|r| r.request_id.as_deref())
+            .collect();
+        w.write_record([
+            s.id.as_str(),
+            s.chapter.as_deref().unwrap_or(""),
+            s.status,
+            &s.characters.to_string(),
+            &format!("{}", s.credits),
+            &s.requests.len().to_string(),
+            &s.attempts.to_string(),
+            if s.cached { "true" } else { "false" },
+            &num(s.start_seconds),
+            &num(s.end_seconds),
+            &num(duration),
+            &ids.join(" "),
+            s.error.as_deref().unwrap_or(""),
+        ])?;
+    }
+    w.flush()?;
+    Ok((json_path, csv_path))
+}
+
+/// `2026-11-26T12:00:00.123Z` from a system time.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_paths() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_158_400_250);
+        assert_eq!(rfc3339(t), "2025-11-26T12:00:00.250Z");
+        let (j, c) = paths(Path::new("out/demo.mp3"));
+        assert_eq!(j, Path::new("out/demo.report.json"));
+        assert_eq!(c, Path::new("out/demo.report.csv"));
+    }
+}
