@@ -361,7 +361,8 @@ pub fn assemble(
     {
         use std::os::unix::fs::PermissionsExt;
         // Temporary files are private; the output is an ordinary file.
-        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
     }
     temp.persist(output).map_err(|e| io(e.error))?;
     Ok(placement)

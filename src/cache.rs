@@ -25,6 +25,13 @@ pub struct Meta {
     pub output_format: String,
     /// Whether the audio came from the built-in emulator (synthetic).
     pub synthetic: bool,
+    /// The context sent when this audio was rendered, for reports of later cached runs.
+    #[serde(default)]
+    pub previous_request_ids: Vec<String>,
+    #[serde(default)]
+    pub used_previous_text: bool,
+    #[serde(default)]
+    pub used_next_text: bool,
 }
 
 impl Meta {

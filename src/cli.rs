@@ -1,5 +1,5 @@
 //! The command line: raw flags as clap parses them ([`Cli`]), resolved into a validated
-//! [`Config`] (environment, defaults and paths) before anything runs.
+//! [`RenderConfig`] (environment, defaults and paths) before anything runs.
 //!
 //! Not responsible for doing the work (see `lib.rs`).
 
@@ -159,6 +159,15 @@ pub struct EmulateArgs {
     /// Append one JSON line per request to this file
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
+    /// Faults to inject into TTS requests, comma-separated: busy, busy-retry-after, 500, 503
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub faults: Vec<String>,
+    /// Probability that a TTS request fails with one of --faults
+    #[arg(long, default_value_t = 0.1, value_name = "P")]
+    pub fault_rate: f64,
+    /// Seed of the fault draws (same seed, same faults)
+    #[arg(long, default_value_t = 1)]
+    pub fault_seed: u64,
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }

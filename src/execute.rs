@@ -288,16 +288,17 @@ async fn render(
         return outcome;
     }
     loop {
+        let slot = runner.slots.acquire().await;
+        if let Some(limiter) = &runner.limiter {
+            limiter.until_ready().await;
+        }
+        // Checked after waiting: a 401 may have stopped the run meanwhile.
         if runner.stopped.load(Ordering::SeqCst) {
             outcome.error = Some(format!(
                 "not sent: the run was stopped ({})",
                 runner.stop_reason().unwrap_or_default()
             ));
             return outcome;
-        }
-        let slot = runner.slots.acquire().await;
-        if let Some(limiter) = &runner.limiter {
-            limiter.until_ready().await;
         }
         outcome.attempts += 1;
         let started = Instant::now();
@@ -323,6 +324,9 @@ async fn render(
                     bytes: response.audio.len() as u64,
                     output_format: format.clone(),
                     synthetic: runner.settings.synthetic,
+                    previous_request_ids: body.previous_request_ids.clone(),
+                    used_previous_text: body.previous_text.is_some(),
+                    used_next_text: body.next_text.is_some(),
                 };
                 match cache.put(&key, &response.audio, &meta) {
                     Ok(path) => {

@@ -22,7 +22,7 @@
 //! - [`audio`]: streaming assembly into WAV or MP3.
 //! - [`report`]: the JSON and CSV reports.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
-//! - [`format`], [`models`]: facts about output formats and models.
+//! - [`mod@format`], [`models`]: facts about output formats and models.
 //!
 //! This file wires the stages together for each command.
 
@@ -473,6 +473,16 @@ async fn emulate_command(args: &cli::EmulateArgs) -> anyhow::Result<u8> {
         latency_ms: args.latency_ms,
         latency_per_char_ms: args.latency_per_char_ms,
         request_log: args.request_log.clone(),
+        faults: emulator::Faults {
+            rate: args.fault_rate,
+            seed: args.fault_seed,
+            kinds: args
+                .faults
+                .iter()
+                .map(|f| f.parse())
+                .collect::<Result<_, String>>()
+                .map_err(cli::UsageError)?,
+        },
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

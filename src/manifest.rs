@@ -224,10 +224,8 @@ pub fn load(
     let (raw_segments, defaults, header) = if is_csv {
         (read_csv(&ctx, &source)?, RawSegment::default(), None)
     } else {
-        let raw: RawManifest = serde_saphyr::from_str(&source).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            ctx.err(line, None, yaml_message(&e))
-        })?;
+        let raw: RawManifest =
+            serde_saphyr::from_str(&source).map_err(|e| yaml_error(&ctx, &source, &e))?;
         let defaults = match raw.defaults {
             Some(d) => {
                 let line = d.referenced.line();
@@ -587,11 +585,27 @@ struct Header {
     tail_ms: Option<u64>,
 }
 
-/// serde-saphyr's message without its rendered snippet (the location is printed by us).
-fn yaml_message(e: &serde_saphyr::Error) -> String {
+/// A serde-saphyr error as a located manifest error: its message without the rendered snippet
+/// or the repeated location, and the key written on the offending line as the field.
+fn yaml_error(ctx: &Ctx<'_>, source: &str, e: &serde_saphyr::Error) -> ManifestError {
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or("malformed YAML").trim();
-    format!("malformed manifest: {first}")
+    let mut message = text.lines().next().unwrap_or("malformed YAML").trim();
+    message = message.strip_prefix("error: ").unwrap_or(message);
+    if message.starts_with("line ")
+        && let Some((_, rest)) = message.split_once(": ")
+    {
+        message = rest;
+    }
+    let line = e.location().map(|l| l.line());
+    let field = line
+        .and_then(|l| source.lines().nth(l.saturating_sub(1) as usize))
+        .and_then(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim_start();
+            let (key, _) = l.split_once(':')?;
+            let ok = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            ok.then(|| key.to_string())
+        });
+    ctx.err(line, field, format!("malformed manifest: {message}"))
 }
 
 /// Reads segment rows from CSV text, with the line of each row.

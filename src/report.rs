@@ -125,6 +125,19 @@ pub fn build(
                 error = o.error.clone();
             }
             let span = secs(r);
+            // A cached request reports the context it was rendered with.
+            let (previous_ids, used_previous, used_next) = match (&o.meta, o.cached) {
+                (Some(m), true) => (
+                    m.previous_request_ids.clone(),
+                    m.used_previous_text,
+                    m.used_next_text,
+                ),
+                _ => (
+                    o.context.previous_request_ids.clone(),
+                    o.context.previous_text.is_some(),
+                    o.context.next_text.is_some(),
+                ),
+            };
             requests.push(RequestReport {
                 request_id: o.meta.as_ref().and_then(|m| m.request_id.clone()),
                 characters,
@@ -133,10 +146,10 @@ pub fn build(
                 latency_ms: o.latency_ms,
                 credits,
                 cached: o.cached,
-                previous_request_ids: o.context.previous_request_ids.clone(),
+                previous_request_ids: previous_ids,
                 next_request_ids: Vec::new(),
-                used_previous_text: o.context.previous_text.is_some(),
-                used_next_text: o.context.next_text.is_some(),
+                used_previous_text: used_previous,
+                used_next_text: used_next,
                 start_seconds: span.map(|s| round(s.0)),
                 end_seconds: span.map(|s| round(s.1)),
             });

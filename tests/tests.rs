@@ -1,1 +1,10 @@
-mod x {}
+//! The integration tests: one binary, modules by subject. Every test runs offline against the
+//! built-in emulator through real HTTP on loopback.
+
+mod util;
+
+mod cli;
+mod emulator;
+mod manifest_errors;
+mod properties;
+mod render;

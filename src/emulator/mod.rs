@@ -84,6 +84,45 @@ impl Tier {
     }
 }
 
+/// An injected failure of a TTS request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 `system_busy` without `Retry-After`.
+    Busy,
+    /// 429 `system_busy` with `Retry-After: 1`.
+    BusyRetryAfter,
+    /// 500 with a JSON body.
+    Internal,
+    /// 503 with an HTML body, as a load balancer sends.
+    UnavailableHtml,
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim() {
+            "busy" => Fault::Busy,
+            "busy-retry-after" => Fault::BusyRetryAfter,
+            "500" => Fault::Internal,
+            "503" => Fault::UnavailableHtml,
+            other => {
+                return Err(format!(
+                    "unknown fault {other:?} (busy, busy-retry-after, 500, 503)"
+                ));
+            }
+        })
+    }
+}
+
+/// Seeded fault injection: each TTS request fails with probability `rate`, with a kind drawn
+/// from `kinds`; the same seed and request order give the same faults.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    pub rate: f64,
+    pub seed: u64,
+    pub kinds: Vec<Fault>,
+}
+
 /// The emulator's knobs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -98,6 +137,7 @@ pub struct Config {
     pub latency_per_char_ms: f64,
     /// JSON lines, one per request.
     pub request_log: Option<PathBuf>,
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -109,6 +149,7 @@ impl Default for Config {
             latency_ms: 0,
             latency_per_char_ms: 0.0,
             request_log: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -126,6 +167,8 @@ pub struct Emulator {
     credits_used: Mutex<f64>,
     in_flight: AtomicUsize,
     counter: AtomicU64,
+    /// TTS requests seen, for fault draws.
+    tts_count: AtomicU64,
     /// Seconds the emulator's clock runs ahead of the real one.
     clock_offset: AtomicU64,
     log: Mutex<Option<std::fs::File>>,
@@ -149,6 +192,7 @@ impl Emulator {
             credits_used: Mutex::new(0.0),
             in_flight: AtomicUsize::new(0),
             counter: AtomicU64::new(0),
+            tts_count: AtomicU64::new(0),
             clock_offset: AtomicU64::new(0),
             log: Mutex::new(log),
             started: Instant::now(),
@@ -487,6 +531,65 @@ fn validate(body: Option<&Value>, raw: &[u8], format: Option<&str>, stream: bool
     errors
 }
 
+/// A well-mixed 64-bit hash of a counter (SplitMix64's finaliser).
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Draws this request's fault, if any.
+fn inject_fault(state: &Emulator) -> Option<Response> {
+    let faults = &state.config.faults;
+    let n = state.tts_count.fetch_add(1, Ordering::SeqCst);
+    if faults.kinds.is_empty() || faults.rate <= 0.0 {
+        return None;
+    }
+    let h = splitmix64(faults.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
+    if draw >= faults.rate {
+        return None;
+    }
+    let kind = faults.kinds[(h % faults.kinds.len() as u64) as usize];
+    let busy = "We are sorry, the system is experiencing heavy traffic, please try again. Higher subscriptions have higher priority.";
+    Some(match kind {
+        Fault::Busy => api_error(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "system_busy",
+            busy,
+        ),
+        Fault::BusyRetryAfter => {
+            let mut r = api_error(
+                state,
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "system_busy",
+                busy,
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            r
+        }
+        Fault::Internal => api_error(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal_error",
+            "An internal server error occurred.",
+        ),
+        Fault::UnavailableHtml => {
+            let html = "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>";
+            let mut r = (StatusCode::SERVICE_UNAVAILABLE, html).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/html"));
+            r
+        }
+    })
+}
+
 fn id_list(body: &Value, field: &str) -> Vec<String> {
     body.get(field)
         .and_then(|v| v.as_array())
@@ -661,6 +764,9 @@ async fn tts_response(
                 Some(_) => {}
             }
         }
+    }
+    if let Some(response) = inject_fault(state) {
+        return response;
     }
     let cost = (chars as f64 * model.credits_per_char).ceil();
     {

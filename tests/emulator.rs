@@ -1,0 +1,353 @@
+//! The emulator through real HTTP: the documented errors and headers, paging, stitching rules.
+
+use std::time::Duration;
+
+use narrate::emulator::{self, Tier};
+use serde_json::{Value, json};
+
+const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
+
+async fn post(base: &str, path: &str, key: Option<&str>, body: Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body);
+    if let Some(k) = key {
+        req = req.header("xi-api-key", k);
+    }
+    req.send().await.unwrap()
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("xi-api-key", "k")
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn detail(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let has_trace = r.headers().contains_key("x-trace-id");
+    let no_request_id = !r.headers().contains_key("request-id");
+    let body: Value = r.json().await.unwrap();
+    if body["detail"].is_object() {
+        assert!(
+            has_trace && no_request_id,
+            "errors carry x-trace-id and no request-id"
+        );
+    }
+    (status, body["detail"].clone())
+}
+
+#[tokio::test]
+async fn errors_have_the_documented_statuses_and_shapes() {
+    let emu = emulator::start(emulator::Config {
+        api_key: Some("right".into()),
+        tier: Tier::Free,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}");
+    let ok = json!({"text": "Hello there."});
+
+    let (s, d) = detail(post(&base, &tts, None, ok.clone()).await).await;
+    assert_eq!(
+        (s, d["status"].as_str()),
+        (401, Some("needs_authorization"))
+    );
+    let (s, d) = detail(post(&base, &tts, Some("wrong"), ok.clone()).await).await;
+    assert_eq!(
+        (s, d["status"].as_str(), d["message"].as_str()),
+        (401, Some("invalid_api_key"), Some("Invalid API key"))
+    );
+    assert_eq!(d["request_id"].as_str().unwrap().len(), 32);
+
+    // 422 comes before auth, in FastAPI's list shape.
+    let (s, d) = detail(post(&base, &tts, None, json!({"model_id": "eleven_v3"})).await).await;
+    assert_eq!(s, 422);
+    assert_eq!(d[0]["loc"], json!(["body", "text"]));
+    assert_eq!(d[0]["type"], "missing");
+    let (s, d) = detail(
+        post(
+            &base,
+            &tts,
+            Some("right"),
+            json!({"text": "x", "voice_settings": {"stability": 2}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, d[0]["type"].as_str()), (422, Some("less_than_equal")));
+    assert_eq!(d[0]["ctx"]["le"], 1.0);
+
+    let (s, d) =
+        detail(post(&base, "/v1/text-to-speech/nope", Some("right"), ok.clone()).await).await;
+    assert_eq!((s, d["status"].as_str()), (404, Some("voice_not_found")));
+    let long = "a".repeat(5_001);
+    let (s, d) = detail(
+        post(
+            &base,
+            &tts,
+            Some("right"),
+            json!({"text": long, "model_id": "eleven_v3"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, d["status"].as_str()),
+        (400, Some("max_character_limit_exceeded"))
+    );
+    assert!(d["message"].as_str().unwrap().contains("5001 characters"));
+    let (s, d) = detail(
+        post(
+            &base,
+            &format!("{tts}?output_format=pcm_44100"),
+            Some("right"),
+            ok.clone(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, d["status"].as_str()),
+        (403, Some("output_format_not_allowed"))
+    );
+    let (s, d) = detail(
+        post(
+            &base,
+            &format!("{tts}?output_format=opus_48000_64"),
+            Some("right"),
+            ok.clone(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(d["message"].as_str().unwrap().contains("Opus"));
+
+    let (s, body) = get(&base, "/v1/nothing-here").await;
+    assert_eq!((s, body), (404, json!({"detail": "Not Found"})));
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn success_headers_and_deterministic_audio() {
+    let emu = emulator::start(emulator::Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let body = json!({"text": "The same text twice.", "model_id": "eleven_flash_v2_5"});
+    let path = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_16000");
+    let a = post(&base, &path, Some("k"), body.clone()).await;
+    assert_eq!(a.status(), 200);
+    let h = a.headers().clone();
+    let id = h["request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 20);
+    assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_ne!(h["history-item-id"], h["request-id"]);
+    assert_eq!(
+        h["character-cost"], "10",
+        "flash costs half a credit a character"
+    );
+    assert_eq!(h["content-type"], "audio/pcm");
+    assert_eq!(h["maximum-concurrent-requests"], "20");
+    let audio_a = a.bytes().await.unwrap();
+    let b = post(&base, &path, Some("k"), body).await;
+    assert_ne!(b.headers()["request-id"].to_str().unwrap(), id);
+    assert_eq!(b.bytes().await.unwrap(), audio_a, "same body, same bytes");
+    // About 15 characters a second: 20 characters at 16 kHz.
+    assert_eq!(
+        audio_a.len(),
+        2 * (20.0 / 15.0 * 16_000.0_f64).round() as usize
+    );
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn stitching_ids_are_checked() {
+    let emu = emulator::start(emulator::Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
+    let first = post(&base, &tts, Some("k"), json!({"text": "One."})).await;
+    let id = first.headers()["request-id"].to_str().unwrap().to_string();
+    first.bytes().await.unwrap();
+
+    let ok = post(
+        &base,
+        &tts,
+        Some("k"),
+        json!({"text": "Two.", "previous_request_ids": [id]}),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let (s, _) = detail(
+        post(
+            &base,
+            &tts,
+            Some("k"),
+            json!({"text": "x", "previous_request_ids": ["AAAAAAAAAAAAAAAAAAAA"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400, "unknown ids are refused");
+    let (s, _) = detail(
+        post(
+            &base,
+            &tts,
+            Some("k"),
+            json!({"text": "x", "previous_request_ids": [id, id, id, id]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400, "more than 3 ids are refused");
+    let (s, d) = detail(
+        post(
+            &base,
+            &tts,
+            Some("k"),
+            json!({"text": "x", "model_id": "eleven_v3", "previous_request_ids": [id]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, d["status"].as_str()), (400, Some("unsupported_model")));
+    let (s, _) = detail(
+        post(
+            &base,
+            &format!("{tts}&enable_logging=false"),
+            Some("k"),
+            json!({"text": "x", "previous_request_ids": [id]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400, "no stitching in zero-retention mode");
+    emu.state.advance_clock(Duration::from_secs(2 * 3600 + 1));
+    let (s, d) = detail(
+        post(
+            &base,
+            &tts,
+            Some("k"),
+            json!({"text": "x", "previous_request_ids": [id]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("older than two hours")
+    );
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn concurrency_above_the_tier_gets_429() {
+    let emu = emulator::start(emulator::Config {
+        tier: Tier::Free,
+        latency_ms: 300,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
+    let calls = (0..4).map(|_| post(&base, &tts, Some("k"), json!({"text": "Hello."})));
+    let statuses: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn voices_page_and_search_models_and_subscription() {
+    let emu = emulator::start(emulator::Config {
+        character_limit: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    let (s, page) = get(&base, "/v2/voices").await;
+    assert_eq!(s, 200);
+    assert_eq!(page["voices"].as_array().unwrap().len(), 10);
+    assert_eq!(page["has_more"], true);
+    let mut seen = page["voices"].as_array().unwrap().len();
+    let mut token = page["next_page_token"].as_str().unwrap().to_string();
+    loop {
+        let (_, p) = get(
+            &base,
+            &format!("/v2/voices?page_size=7&next_page_token={token}"),
+        )
+        .await;
+        seen += p["voices"].as_array().unwrap().len();
+        match p["next_page_token"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, page["total_count"].as_u64().unwrap() as usize);
+    let (_, found) = get(&base, "/v2/voices?search=george").await;
+    assert_eq!(found["voices"][0]["voice_id"], "JBFqnCBsd6RMkjVDRZzb");
+    let (_, two) = get(
+        &base,
+        &format!("/v2/voices?voice_ids={VOICE}&voice_ids=JBFqnCBsd6RMkjVDRZzb"),
+    )
+    .await;
+    assert_eq!(two["total_count"], 2);
+    let (s, _) = get(&base, "/v2/voices?page_size=101").await;
+    assert_eq!(s, 422);
+    let (s, v) = get(&base, &format!("/v1/voices/{VOICE}")).await;
+    assert_eq!((s, v["name"].as_str()), (200, Some("Rachel")));
+
+    let (_, models) = get(&base, "/v1/models").await;
+    let v2 = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model_id"] == "eleven_multilingual_v2")
+        .unwrap();
+    assert_eq!(v2["maximum_text_length_per_request"], 10_000);
+
+    // Quota: 401 quota_exceeded once the credits run out.
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
+    let r = post(&base, &tts, Some("k"), json!({"text": "a".repeat(900)})).await;
+    assert_eq!(r.status(), 200);
+    let (s, d) = detail(post(&base, &tts, Some("k"), json!({"text": "a".repeat(200)})).await).await;
+    assert_eq!((s, d["status"].as_str()), (401, Some("quota_exceeded")));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("100 credits remaining, while 200 credits are required")
+    );
+    let (_, sub) = get(&base, "/v1/user/subscription").await;
+    assert_eq!(
+        (
+            sub["character_count"].as_u64(),
+            sub["character_limit"].as_u64()
+        ),
+        (Some(900), Some(1000))
+    );
+    assert_eq!(sub["tier"], "pro");
+    emu.stop().await;
+}

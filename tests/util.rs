@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: a running emulator, the binary run as a user
+//! would (cleared environment, temporary directories), and readers for outputs and logs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use narrate::emulator;
+use serde_json::Value;
+
+/// The key tests use; it must never show up in any output.
+pub const SECRET_KEY: &str = "sk_test_9f8e7d6c5b4a_DO_NOT_LEAK";
+
+/// An emulator on `127.0.0.1:0` that logs requests to `dir/requests.jsonl`.
+pub async fn emulator_in(dir: &Path, mut config: emulator::Config) -> emulator::Running {
+    config.request_log = Some(dir.join("requests.jsonl"));
+    emulator::start(config).await.expect("emulator starts")
+}
+
+/// The emulator's request log.
+pub fn request_log(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("requests.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("log lines are JSON"))
+        .collect()
+}
+
+/// Logged text-to-speech requests.
+pub fn tts_log(dir: &Path) -> Vec<Value> {
+    request_log(dir)
+        .into_iter()
+        .filter(|e| e["method"] == "POST")
+        .collect()
+}
+
+/// Runs the binary in `dir` with a cleared environment plus `env`, off the async runtime.
+pub async fn narrate(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"));
+    cmd.current_dir(dir).env_clear().env("HOME", dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("narrate runs"))
+        .await
+        .expect("join")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// Samples and spec of a WAV file.
+pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    let samples = r.samples::<i16>().map(Result::unwrap).collect();
+    (spec, samples)
+}
+
+/// POSTs a logged request body again and returns the audio bytes: the emulator is
+/// deterministic, so this is the audio as served.
+pub async fn refetch(base_url: &str, entry: &Value) -> Vec<u8> {
+    let query: Vec<(String, String)> = entry["query"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut body = entry["body"].clone();
+    // Context ids would have to be fresh and known; they do not change the audio.
+    body.as_object_mut().unwrap().remove("previous_request_ids");
+    let mut url =
+        reqwest::Url::parse(&format!("{base_url}{}", entry["path"].as_str().unwrap())).unwrap();
+    for (k, v) in &query {
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("xi-api-key", "refetch")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
