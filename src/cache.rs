@@ -120,6 +120,32 @@ impl Cache {
     }
 }
 
+/// Takes the state directory's lock for this process's lifetime, so two runs never share a
+/// cache at once. The operating system releases it when the process ends, even by `kill -9`.
+pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, crate::cli::UsageError> {
+    let fail = |e: std::io::Error| {
+        crate::cli::UsageError(format!(
+            "cannot use the state directory {}: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(crate::cli::UsageError(format!(
+            "another narrate run is using the state directory {}; wait for it to finish, or give this run its own --state-dir",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
+}
+
 fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     temp.write_all(data)?;

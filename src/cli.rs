@@ -105,6 +105,9 @@ pub struct RenderArgs {
     /// Neither read nor write the cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Refuse to start above this many estimated credits, and stop sending before spending more
+    #[arg(long, value_name = "N")]
+    pub max_credits: Option<f64>,
     /// First retry delay in milliseconds (doubles each retry, with jitter)
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub retry_base_ms: u64,
@@ -246,6 +249,7 @@ pub struct RenderConfig {
     pub retry_base: Duration,
     pub state_dir: Option<PathBuf>,
     pub no_cache: bool,
+    pub max_credits: Option<f64>,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -268,6 +272,11 @@ impl RenderConfig {
                 }
             },
         };
+        if let Some(max) = args.max_credits
+            && !(max.is_finite() && max >= 0.0)
+        {
+            return Err(usage("--max-credits must be a number of at least 0"));
+        }
         if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
             return Err(usage(
                 "--request-timeout must be a positive number of seconds",
@@ -283,6 +292,7 @@ impl RenderConfig {
             retry_base: Duration::from_millis(args.retry_base_ms),
             state_dir: args.state_dir.clone(),
             no_cache: args.no_cache,
+            max_credits: args.max_credits,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

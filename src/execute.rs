@@ -6,7 +6,7 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,6 +44,10 @@ pub struct Settings {
     pub source: String,
     /// Whether the audio is synthetic (rendered by the built-in emulator).
     pub synthetic: bool,
+    /// Credits this run may spend (`--max-credits`).
+    pub max_credits: Option<f64>,
+    /// Retryable failures in a row, across all requests, after which the run stops.
+    pub breaker_threshold: u32,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run.
@@ -137,6 +141,17 @@ pub struct Runner {
     limiter: Option<DefaultDirectRateLimiter>,
     stopped: AtomicBool,
     stop_reason: Mutex<Option<String>>,
+    interrupted: AtomicBool,
+    /// Retryable failures since the last success (the circuit breaker).
+    failures_in_a_row: AtomicU32,
+    budget: Mutex<Budget>,
+}
+
+/// Credits charged and reserved for requests in flight, against `--max-credits`.
+#[derive(Default)]
+struct Budget {
+    spent: f64,
+    reserved: f64,
 }
 
 impl Runner {
@@ -151,7 +166,48 @@ impl Runner {
             limiter,
             stopped: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
+            interrupted: AtomicBool::new(false),
+            failures_in_a_row: AtomicU32::new(0),
+            budget: Mutex::new(Budget::default()),
         }
+    }
+
+    /// Stops sending (SIGINT, SIGTERM): requests in flight finish and are cached.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.stop("interrupted".into());
+    }
+
+    /// Whether the run was interrupted by a signal.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Credits charged so far in this run.
+    pub fn credits_spent(&self) -> f64 {
+        self.budget.lock().expect("budget lock").spent
+    }
+
+    /// Reserves `estimate` credits, or says why the budget does not allow it.
+    fn reserve(&self, estimate: f64) -> Result<(), String> {
+        let mut b = self.budget.lock().expect("budget lock");
+        if let Some(max) = self.settings.max_credits
+            && b.spent + b.reserved + estimate > max
+        {
+            return Err(format!(
+                "not sent: --max-credits {max} would be exceeded ({} spent, {} in flight, {estimate} needed)",
+                b.spent, b.reserved
+            ));
+        }
+        b.reserved += estimate;
+        Ok(())
+    }
+
+    /// Releases a reservation and records what was actually charged.
+    fn settle(&self, estimate: f64, charged: f64) {
+        let mut b = self.budget.lock().expect("budget lock");
+        b.reserved = (b.reserved - estimate).max(0.0);
+        b.spent += charged;
     }
 
     /// Why the run was stopped (a 401), if it was.
@@ -245,6 +301,37 @@ pub async fn execute(
     outcomes
 }
 
+/// What rendering a plan would still cost: requests not in the cache and their estimated
+/// credits (characters × the model's rate).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Estimate {
+    pub requests: usize,
+    pub cached: usize,
+    pub characters: usize,
+    pub credits: f64,
+}
+
+/// Estimates the uncached work of a plan.
+pub fn estimate(job: &Job, plan: &Plan, cache: Option<&Cache>, source: &str) -> Estimate {
+    let format = job.output_format.to_string();
+    let mut e = Estimate::default();
+    for (r, request) in plan.requests.iter().enumerate() {
+        let segment = &job.segments[request.segment];
+        let body = body_for(job, plan, r, &Context::default());
+        let key = cache::key(&segment.voice_id, &format, &body, source);
+        if cache.is_some_and(|c| c.get(&key).is_some()) {
+            e.cached += 1;
+            continue;
+        }
+        let chars = request.text.chars().count();
+        e.requests += 1;
+        e.characters += chars;
+        e.credits += chars as f64
+            * crate::models::find(&segment.model_id).map_or(1.0, |m| m.credits_per_char);
+    }
+    e
+}
+
 /// The body of request `r` with its context.
 pub fn body_for(job: &Job, plan: &Plan, r: usize, context: &Context) -> TtsBody {
     let request = &plan.requests[r];
@@ -292,12 +379,18 @@ async fn render(
         if let Some(limiter) = &runner.limiter {
             limiter.until_ready().await;
         }
-        // Checked after waiting: a 401 may have stopped the run meanwhile.
+        // Checked after waiting: a 401 or a signal may have stopped the run meanwhile.
         if runner.stopped.load(Ordering::SeqCst) {
             outcome.error = Some(format!(
                 "not sent: the run was stopped ({})",
                 runner.stop_reason().unwrap_or_default()
             ));
+            return outcome;
+        }
+        let estimate = crate::models::find(&segment.model_id).map_or(1.0, |m| m.credits_per_char)
+            * request.text.chars().count() as f64;
+        if let Err(message) = runner.reserve(estimate) {
+            outcome.error = Some(message);
             return outcome;
         }
         outcome.attempts += 1;
@@ -311,8 +404,14 @@ async fn render(
                 Ok(response)
             });
         drop(slot);
+        let charged = match &result {
+            Ok(response) => response.character_cost.unwrap_or(estimate),
+            Err(_) => 0.0,
+        };
+        runner.settle(estimate, charged);
         match result {
             Ok(response) => {
+                runner.failures_in_a_row.store(0, Ordering::SeqCst);
                 outcome.statuses.push(200);
                 outcome.latency_ms = Some(started.elapsed().as_millis() as u64);
                 runner.slots.on_success(response.max_concurrency);
@@ -352,6 +451,19 @@ async fn render(
                         return outcome;
                     }
                     Disposition::Retry | Disposition::RetryLessConcurrency => {
+                        let in_a_row = runner.failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+                        if in_a_row >= runner.settings.breaker_threshold {
+                            runner.stop(format!(
+                                "the API failed {in_a_row} attempts in a row, last: {error}; stopping instead of hammering it"
+                            ));
+                        }
+                        if runner.stopped.load(Ordering::SeqCst) {
+                            outcome.error = Some(format!(
+                                "{error} (the run was stopped: {})",
+                                runner.stop_reason().unwrap_or_default()
+                            ));
+                            return outcome;
+                        }
                         if outcome.attempts > runner.settings.max_retries {
                             outcome.error = Some(format!(
                                 "{error} (gave up after {} attempts)",

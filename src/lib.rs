@@ -129,7 +129,12 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
         } else {
             status = EXIT_FAILED;
             println!(
-                "failed {} ({failed} of {} segments failed; output not written) report {}",
+                "{} {} ({failed} of {} segments not rendered; output not written) report {}",
+                if r.report.interrupted {
+                    "interrupted"
+                } else {
+                    "failed"
+                },
                 r.job.output.display(),
                 t.segments,
                 r.report_paths.0.display()
@@ -144,6 +149,60 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
 
 /// Renders loaded jobs, sharing one client, limiter and cap; writes outputs and reports.
 pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Result<Vec<Rendered>> {
+    let source = if config.endpoint.emulate {
+        "emulator".to_string()
+    } else {
+        config.endpoint.base_url.clone()
+    };
+    // Without a cache, responses still pass through disk so memory stays flat.
+    let scratch = if config.no_cache {
+        Some(tempfile::tempdir().context("creating a scratch directory")?)
+    } else {
+        None
+    };
+    let mut locks = Vec::new();
+    let mut prepared = Vec::with_capacity(jobs.len());
+    let mut total = execute::Estimate::default();
+    for job in jobs {
+        let cache_dir = match &scratch {
+            Some(dir) => dir.path().to_path_buf(),
+            None => {
+                let state = config.state_dir_for(&job.manifest);
+                if !locks.iter().any(|(dir, _)| *dir == state) {
+                    let lock = cache::lock_state_dir(&state)?;
+                    locks.push((state.clone(), lock));
+                }
+                state.join("cache")
+            }
+        };
+        let cache = cache::Cache::open(&cache_dir)
+            .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
+        let plan = plan::plan(&job);
+        let e = execute::estimate(&job, &plan, Some(&cache), &source);
+        tracing::info!(
+            manifest = %job.manifest.display(),
+            requests = plan.requests.len(),
+            chains = plan.chains.len(),
+            cached = e.cached,
+            credits = e.credits,
+            "planned"
+        );
+        total.requests += e.requests;
+        total.cached += e.cached;
+        total.characters += e.characters;
+        total.credits += e.credits;
+        prepared.push((job, plan, cache));
+    }
+    if let Some(max) = config.max_credits
+        && total.credits > max
+    {
+        return Err(cli::UsageError(format!(
+            "this run needs about {} credits for {} uncached requests ({} characters), more than --max-credits {max}; nothing was sent",
+            total.credits, total.requests, total.characters
+        ))
+        .into());
+    }
+
     let emulator = if config.endpoint.emulate {
         Some(
             emulator::start(emulator::Config::default())
@@ -161,52 +220,117 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         config.endpoint.key.clone(),
         config.request_timeout,
     )?;
+    if total.requests > 0 {
+        check_balance(&client, &total).await?;
+    }
     let settings = Settings {
         concurrency: config.concurrency,
         rate: config.rate,
         max_retries: config.max_retries,
         retry_base: config.retry_base,
         retry_cap: std::time::Duration::from_secs(60),
-        source: if config.endpoint.emulate {
-            "emulator".into()
-        } else {
-            config.endpoint.base_url.clone()
-        },
+        source,
         synthetic: config.endpoint.emulate,
+        max_credits: config.max_credits,
+        breaker_threshold: 20,
     };
     let runner = Arc::new(Runner::new(client, settings));
-    // Without a cache, responses still pass through disk so memory stays flat.
-    let scratch = if config.no_cache {
-        Some(tempfile::tempdir().context("creating a scratch directory")?)
-    } else {
-        None
-    };
-    let tasks = jobs.into_iter().map(|job| {
-        let runner = runner.clone();
-        let cache_dir = match &scratch {
-            Some(dir) => dir.path().to_path_buf(),
-            None => config.state_dir_for(&job.manifest).join("cache"),
-        };
-        async move { render_job(runner, job, cache_dir).await }
-    });
+    let signals = tokio::spawn(stop_on_signals(runner.clone()));
+    let tasks = prepared
+        .into_iter()
+        .map(|(job, plan, cache)| render_job(runner.clone(), job, plan, cache));
     let results = futures::future::join_all(tasks).await;
+    signals.abort();
     if let Some(e) = emulator {
         e.stop().await;
     }
+    drop(locks);
     results.into_iter().collect()
 }
 
-async fn render_job(runner: Arc<Runner>, job: Job, cache_dir: PathBuf) -> anyhow::Result<Rendered> {
-    let started = SystemTime::now();
-    let cache = cache::Cache::open(&cache_dir)
-        .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
-    let plan = plan::plan(&job);
-    tracing::info!(
-        manifest = %job.manifest.display(),
-        requests = plan.requests.len(),
-        chains = plan.chains.len(),
-        "rendering"
+/// Reads the account's balance and refuses a job larger than it. A refused key is a
+/// configuration error; an unreadable balance (no permission, no network) only a warning.
+async fn check_balance(client: &Client, total: &execute::Estimate) -> anyhow::Result<()> {
+    match client.get_json("/v1/user/subscription", &[]).await {
+        Ok(sub) => {
+            let limit = sub["character_limit"].as_f64();
+            let used = sub["character_count"].as_f64();
+            if let (Some(limit), Some(used)) = (limit, used) {
+                let remaining = (limit - used).max(0.0);
+                tracing::info!(remaining, needed = total.credits, "account balance");
+                if total.credits > remaining {
+                    return Err(cli::UsageError(format!(
+                        "this run needs about {} credits for {} uncached requests, but the account has {remaining} credits remaining; nothing was sent",
+                        total.credits, total.requests
+                    ))
+                    .into());
+                }
+            }
+            Ok(())
+        }
+        Err(api::ApiError::Status {
+            status: 401,
+            code,
+            message,
+            ..
+        }) if matches!(
+            code.as_deref(),
+            Some("invalid_api_key" | "needs_authorization" | "unauthorized")
+        ) =>
+        {
+            Err(cli::UsageError(format!(
+                "the API refused the key ({}): {message}; nothing was sent",
+                code.unwrap_or_default()
+            ))
+            .into())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the account balance; rendering without the check");
+            Ok(())
+        }
+    }
+}
+
+/// On SIGINT or SIGTERM, stop sending and let requests in flight finish; a second signal
+/// exits at once.
+async fn stop_on_signals(runner: Arc<Runner>) {
+    async fn signal() {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    signal().await;
+    eprintln!(
+        "narrate: stopping: requests in flight will finish and be cached (signal again to quit at once)"
     );
+    runner.interrupt();
+    signal().await;
+    std::process::exit(130);
+}
+
+async fn render_job(
+    runner: Arc<Runner>,
+    job: Job,
+    plan: plan::Plan,
+    cache: cache::Cache,
+) -> anyhow::Result<Rendered> {
+    let started = SystemTime::now();
     let job = Arc::new(job);
     let plan = Arc::new(plan);
     let outcomes =
@@ -238,6 +362,7 @@ async fn render_job(runner: Arc<Runner>, job: Job, cache_dir: PathBuf) -> anyhow
         SystemTime::now(),
         runner.settings.synthetic,
     );
+    rep.interrupted = runner.was_interrupted();
     if let Some(e) = assembly_error {
         for s in &mut rep.segments {
             s.status = "failed";

@@ -20,6 +20,8 @@ pub struct Report {
     pub output: String,
     /// True when the audio came from the built-in emulator: synthetic, not speech.
     pub synthetic: bool,
+    /// True when SIGINT or SIGTERM stopped the run before it finished.
+    pub interrupted: bool,
     pub started_at: String,
     pub finished_at: String,
     pub wall_seconds: f64,
@@ -181,6 +183,7 @@ pub fn build(
         manifest: job.manifest.display().to_string(),
         output: job.output.display().to_string(),
         synthetic,
+        interrupted: false,
         started_at: rfc3339(started),
         finished_at: rfc3339(finished),
         wall_seconds: round(

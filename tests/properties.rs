@@ -47,7 +47,7 @@ fn prose() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn splitting_keeps_every_word_in_order_within_the_limit(text in prose(), limit in 12usize..400) {
+    fn splitting_keeps_every_word_in_order_within_the_limit(text in prose(), limit in 16usize..400) {
         let pieces = split_text(&text, limit);
         for p in &pieces {
             prop_assert!(p.chars().count() <= limit, "{} > {limit}: {p:?}", p.chars().count());
@@ -58,7 +58,7 @@ proptest! {
     }
 
     #[test]
-    fn words_that_fit_are_never_cut(text in prose(), limit in 12usize..400) {
+    fn words_that_fit_are_never_cut(text in prose(), limit in 16usize..400) {
         let words: std::collections::HashSet<&str> = text.split_whitespace().collect();
         for p in split_text(&text, limit) {
             for w in p.split_whitespace() {

@@ -8,3 +8,4 @@ mod emulator;
 mod manifest_errors;
 mod properties;
 mod render;
+mod resilience;

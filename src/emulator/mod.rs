@@ -95,6 +95,12 @@ pub enum Fault {
     Internal,
     /// 503 with an HTML body, as a load balancer sends.
     UnavailableHtml,
+    /// The connection is dropped before any audio arrives.
+    Reset,
+    /// `content-length` promises the whole audio, half of it arrives, then the connection drops.
+    Truncated,
+    /// The audio arrives in small chunks with pauses between them (about a second in all).
+    Slow,
 }
 
 impl FromStr for Fault {
@@ -105,9 +111,12 @@ impl FromStr for Fault {
             "busy-retry-after" => Fault::BusyRetryAfter,
             "500" => Fault::Internal,
             "503" => Fault::UnavailableHtml,
+            "reset" => Fault::Reset,
+            "truncated" => Fault::Truncated,
+            "slow" => Fault::Slow,
             other => {
                 return Err(format!(
-                    "unknown fault {other:?} (busy, busy-retry-after, 500, 503)"
+                    "unknown fault {other:?} (busy, busy-retry-after, 500, 503, reset, truncated, slow)"
                 ));
             }
         })
@@ -165,6 +174,8 @@ pub struct Emulator {
     config: Config,
     issued: Mutex<HashMap<String, IssuedId>>,
     credits_used: Mutex<f64>,
+    /// The subscription's limit; tests may change it while running.
+    character_limit: AtomicU64,
     in_flight: AtomicUsize,
     counter: AtomicU64,
     /// TTS requests seen, for fault draws.
@@ -187,6 +198,7 @@ impl Emulator {
             None => None,
         };
         Ok(Arc::new(Emulator {
+            character_limit: AtomicU64::new(config.character_limit),
             config,
             issued: Mutex::new(HashMap::new()),
             credits_used: Mutex::new(0.0),
@@ -206,6 +218,15 @@ impl Emulator {
 
     fn now(&self) -> f64 {
         crate::cache::unix_now() + self.clock_offset.load(Ordering::SeqCst) as f64
+    }
+
+    /// Changes the subscription's credit limit.
+    pub fn set_character_limit(&self, limit: u64) {
+        self.character_limit.store(limit, Ordering::SeqCst);
+    }
+
+    fn character_limit(&self) -> u64 {
+        self.character_limit.load(Ordering::SeqCst)
     }
 
     /// Credits charged so far.
@@ -456,6 +477,7 @@ async fn tts(
         "key_present": headers.contains_key("xi-api-key"),
         "body": parsed,
         "status": response.status().as_u16(),
+        "fault": response.extensions().get::<Fault>().map(|f| format!("{f:?}").to_lowercase()),
         "request_id": header("request-id"),
         "character_cost": header("character-cost"),
     }));
@@ -539,8 +561,14 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// What an injected fault does: answer at once, or spoil the delivery of the audio.
+enum Injected {
+    Answer(Response),
+    Delivery(Fault),
+}
+
 /// Draws this request's fault, if any.
-fn inject_fault(state: &Emulator) -> Option<Response> {
+fn inject_fault(state: &Emulator) -> Option<Injected> {
     let faults = &state.config.faults;
     let n = state.tts_count.fetch_add(1, Ordering::SeqCst);
     if faults.kinds.is_empty() || faults.rate <= 0.0 {
@@ -553,7 +581,8 @@ fn inject_fault(state: &Emulator) -> Option<Response> {
     }
     let kind = faults.kinds[(h % faults.kinds.len() as u64) as usize];
     let busy = "We are sorry, the system is experiencing heavy traffic, please try again. Higher subscriptions have higher priority.";
-    Some(match kind {
+    Some(Injected::Answer(match kind {
+        Fault::Reset | Fault::Truncated | Fault::Slow => return Some(Injected::Delivery(kind)),
         Fault::Busy => api_error(
             state,
             StatusCode::TOO_MANY_REQUESTS,
@@ -587,7 +616,92 @@ fn inject_fault(state: &Emulator) -> Option<Response> {
                 .insert("content-type", HeaderValue::from_static("text/html"));
             r
         }
-    })
+    }))
+}
+
+/// How the audio of a successful request is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// One body with `content-length`.
+    Whole,
+    /// Chunked transfer (`/stream`).
+    Chunked,
+    Fault(Fault),
+}
+
+/// The response body for `audio`. The request id counts as complete once its last byte is
+/// handed to the connection; cut deliveries never complete it.
+fn deliver(
+    state: &Arc<Emulator>,
+    audio: Vec<u8>,
+    request_id: &str,
+    delivery: Delivery,
+) -> Response {
+    let complete = {
+        let state = state.clone();
+        let id = request_id.to_string();
+        move || {
+            if let Some(entry) = state.issued.lock().expect("issued lock").get_mut(&id) {
+                entry.complete = true;
+            }
+        }
+    };
+    let total_len = audio.len();
+    let chunk_size = match delivery {
+        Delivery::Fault(Fault::Slow) => total_len.div_ceil(20).max(1),
+        _ => 4096,
+    };
+    let chunks: Vec<Bytes> = match delivery {
+        Delivery::Whole => {
+            complete();
+            return Response::new(Body::from(audio));
+        }
+        Delivery::Fault(Fault::Reset) => Vec::new(),
+        Delivery::Fault(Fault::Truncated) => audio[..total_len / 2]
+            .chunks(4096)
+            .map(Bytes::copy_from_slice)
+            .collect(),
+        _ => audio
+            .chunks(chunk_size)
+            .map(Bytes::copy_from_slice)
+            .collect(),
+    };
+    let cut = matches!(delivery, Delivery::Fault(Fault::Reset | Fault::Truncated));
+    let slow = delivery == Delivery::Fault(Fault::Slow);
+    let count = chunks.len();
+    let stream = futures::stream::unfold(
+        (chunks.into_iter().enumerate(), Some(complete)),
+        move |(mut iter, mut complete)| async move {
+            match iter.next() {
+                Some((i, chunk)) => {
+                    if slow {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if i + 1 == count
+                        && !cut
+                        && let Some(done) = complete.take()
+                    {
+                        done();
+                    }
+                    Some((Ok(chunk), (iter, complete)))
+                }
+                None if cut => {
+                    let error =
+                        std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected fault");
+                    Some((Err(error), (iter, None)))
+                }
+                None => None,
+            }
+        },
+    );
+    let mut response = Response::new(Body::from_stream(stream));
+    if delivery != Delivery::Chunked {
+        response.headers_mut().insert(
+            "content-length",
+            HeaderValue::from_str(&total_len.to_string()).expect("a number is a valid header"),
+        );
+    }
+    response
 }
 
 fn id_list(body: &Value, field: &str) -> Vec<String> {
@@ -765,13 +879,20 @@ async fn tts_response(
             }
         }
     }
-    if let Some(response) = inject_fault(state) {
-        return response;
+    let mut delivery = if stream {
+        Delivery::Chunked
+    } else {
+        Delivery::Whole
+    };
+    match inject_fault(state) {
+        Some(Injected::Answer(response)) => return response,
+        Some(Injected::Delivery(fault)) => delivery = Delivery::Fault(fault),
+        None => {}
     }
     let cost = (chars as f64 * model.credits_per_char).ceil();
     {
         let mut used = state.credits_used.lock().expect("credits lock");
-        let limit = state.config.character_limit as f64;
+        let limit = state.character_limit() as f64;
         if *used + cost > limit {
             return api_error(
                 state,
@@ -840,31 +961,13 @@ async fn tts_response(
         request_id.clone(),
         IssuedId {
             issued: state.now(),
-            complete: !stream,
+            complete: false,
         },
     );
-    let mut response = if stream {
-        let chunks: Vec<Bytes> = audio.chunks(4096).map(Bytes::copy_from_slice).collect();
-        let total = chunks.len();
-        let done_state = state.clone();
-        let done_id = request_id.clone();
-        let stream =
-            futures::stream::iter(chunks.into_iter().enumerate().map(move |(i, chunk)| {
-                if i + 1 == total
-                    && let Some(entry) = done_state
-                        .issued
-                        .lock()
-                        .expect("issued lock")
-                        .get_mut(&done_id)
-                {
-                    entry.complete = true;
-                }
-                Ok::<_, std::io::Error>(chunk)
-            }));
-        Response::new(Body::from_stream(stream))
-    } else {
-        Response::new(Body::from(audio))
-    };
+    let mut response = deliver(state, audio, &request_id, delivery);
+    if let Delivery::Fault(fault) = delivery {
+        response.extensions_mut().insert(fault);
+    }
     let h = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -1027,7 +1130,7 @@ async fn subscription(
             axum::Json(json!({
                 "tier": tier.name(),
                 "character_count": used,
-                "character_limit": state.config.character_limit,
+                "character_limit": state.character_limit(),
                 "max_character_limit_extension": 0,
                 "max_credit_limit_extension": 0,
                 "can_extend_character_limit": false,

@@ -1,0 +1,511 @@
+//! Faults, budgets, locks, signals and crashes: narrate finishes what can be finished, pays once
+//! for each response it received, and leaves a state a rerun completes from.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use narrate::emulator::{self, Fault, Faults, Tier};
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A narrator chain split into about ten requests, plus an `eleven_v3` chain of three.
+fn small_book(dir: &Path, output: &str) {
+    let long = "Alice was beginning to get very tired of sitting by her sister on the bank. \
+        Once or twice she had peeped into the book her sister was reading. \
+        It had no pictures or conversations in it. \
+        And what is the use of a book, thought Alice, without pictures or conversations? \
+        So she was considering in her own mind, as well as she could, for the hot day made her feel very sleepy. \
+        Whether the pleasure of making a daisy-chain would be worth the trouble of getting up. \
+        Suddenly a White Rabbit with pink eyes ran close by her.";
+    write(
+        dir,
+        "book.yaml",
+        &format!(
+            "output: {output}\nlead_in_ms: 100\ntail_ms: 200\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: mp3_22050_32, max_request_chars: 80}}\nsegments:\n  - {{id: a, chapter: One, text: \"{long}\"}}\n  - {{id: b, chapter: One, model_id: eleven_v3, text: \"There was nothing so very remarkable in that. Nor did Alice think it so very much out of the way. Oh dear, I shall be late.\"}}\n"
+        ),
+    );
+}
+
+async fn run(dir: &Path, base: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["book.yaml", "--base-url", base, "--retry-base-ms", "5"];
+    args.extend_from_slice(extra);
+    narrate(dir, &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
+}
+
+/// The output of a clean run, for comparison.
+async fn clean_output() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    small_book(dir.path(), "out/book.mp3");
+    let out = run(dir.path(), &emu.base_url(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    emu.stop().await;
+    std::fs::read(dir.path().join("out/book.mp3")).unwrap()
+}
+
+fn delivered(entry: &Value) -> bool {
+    entry["status"] == 200 && !matches!(entry["fault"].as_str(), Some("reset" | "truncated"))
+}
+
+/// Each distinct request (voice, body text) was delivered in full at most `max` times, and no
+/// request id whose body was cut was ever sent as context.
+fn assert_paid_once(log: &[Value], max: usize) {
+    let mut counts: HashMap<(String, String), usize> = HashMap::new();
+    let mut cut = HashSet::new();
+    for e in log {
+        if delivered(e) {
+            let key = (
+                e["voice_id"].as_str().unwrap().to_string(),
+                e["body"]["text"].as_str().unwrap().to_string(),
+            );
+            *counts.entry(key).or_default() += 1;
+        } else if let Some(id) = e["request_id"].as_str() {
+            cut.insert(id.to_string());
+        }
+    }
+    for (key, n) in &counts {
+        assert!(*n <= max, "{key:?} was delivered {n} times");
+    }
+    for e in log {
+        for id in e["body"]["previous_request_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !cut.contains(id.as_str().unwrap()),
+                "an id whose body was cut was chained"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_kind_alone_and_all_mixed_give_the_clean_output() {
+    let clean = clean_output().await;
+    let kinds: Vec<(&str, Vec<Fault>, f64)> = vec![
+        ("busy", vec![Fault::Busy], 0.4),
+        ("busy-retry-after", vec![Fault::BusyRetryAfter], 0.15),
+        ("500", vec![Fault::Internal], 0.4),
+        ("503", vec![Fault::UnavailableHtml], 0.4),
+        ("reset", vec![Fault::Reset], 0.4),
+        ("truncated", vec![Fault::Truncated], 0.4),
+        ("slow", vec![Fault::Slow], 0.3),
+        (
+            "mixed",
+            vec![
+                Fault::Busy,
+                Fault::Internal,
+                Fault::UnavailableHtml,
+                Fault::Reset,
+                Fault::Truncated,
+                Fault::Slow,
+            ],
+            0.6,
+        ),
+    ];
+    for (name, faults, rate) in kinds {
+        let dir = tempfile::tempdir().unwrap();
+        let config = emulator::Config {
+            faults: Faults {
+                rate,
+                seed: 11,
+                kinds: faults,
+            },
+            ..Default::default()
+        };
+        let emu = emulator_in(dir.path(), config).await;
+        small_book(dir.path(), "out/book.mp3");
+        let out = run(dir.path(), &emu.base_url(), &["--max-retries", "20"]).await;
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let output = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
+        assert!(output == clean, "{name}: output differs from a clean run");
+        let log = tts_log(dir.path());
+        assert!(
+            log.iter().any(|e| !delivered(e) || e["fault"].is_string()),
+            "{name}: a fault was injected"
+        );
+        assert_paid_once(&log, 1);
+        let report = read_json(&dir.path().join("out/book.report.json"));
+        assert!(
+            report["totals"]["retries"].as_u64().unwrap() > 0 || name == "slow",
+            "{name}: retried"
+        );
+        emu.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_timeout_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        faults: Faults {
+            rate: 0.3,
+            seed: 3,
+            kinds: vec![Fault::Slow],
+        },
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    small_book(dir.path(), "out/book.mp3");
+    let out = run(
+        dir.path(),
+        &emu.base_url(),
+        &["--request-timeout", "0.4", "--max-retries", "20"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let statuses: Vec<u64> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["requests"].as_array().unwrap().clone())
+        .flat_map(|r| {
+            r["statuses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        statuses.contains(&0),
+        "a timed-out attempt is recorded with no status: {statuses:?}"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_any_moment_then_a_rerun_completes_identically() {
+    let clean = clean_output().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        latency_ms: 25,
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    small_book(dir.path(), "out/book.mp3");
+    let mut kills = 0;
+    for delay_ms in [40u64, 120, 90, 200] {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"));
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("ELEVENLABS_API_KEY", SECRET_KEY)
+            .args([
+                "book.yaml",
+                "--base-url",
+                &emu.base_url(),
+                "--concurrency",
+                "2",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills > 0, "at least one run was killed mid-way");
+    let before = tts_log(dir.path()).len();
+    let out = run(dir.path(), &emu.base_url(), &["--concurrency", "2"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let resumed = tts_log(dir.path()).len() - before;
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let requests = report["totals"]["requests"].as_u64().unwrap() as usize;
+    assert!(
+        resumed < requests,
+        "the rerun rendered only what was missing ({resumed} of {requests})"
+    );
+    assert!(std::fs::read(dir.path().join("out/book.mp3")).unwrap() == clean);
+    // Only requests in flight at a kill (at most 2 each time) can have been paid twice.
+    let log = tts_log(dir.path());
+    let delivered_total = log.iter().filter(|e| delivered(e)).count();
+    assert!(
+        delivered_total <= requests + 2 * kills,
+        "{delivered_total} deliveries for {requests} requests and {kills} kills"
+    );
+    // And a final rerun sends nothing.
+    let out = run(dir.path(), &emu.base_url(), &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(tts_log(dir.path()).len(), log.len());
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_cleanly_and_the_report_says_interrupted() {
+    let clean = clean_output().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        latency_ms: 60,
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    small_book(dir.path(), "out/book.mp3");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("ELEVENLABS_API_KEY", SECRET_KEY)
+        .args([
+            "book.yaml",
+            "--base-url",
+            &emu.base_url(),
+            "--concurrency",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first responses, then interrupt.
+    for _ in 0..200 {
+        if tts_log(dir.path()).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("interrupted"), "{}", stdout(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["status"], "failed");
+    assert!(!dir.path().join("out/book.mp3").exists());
+    let out = run(dir.path(), &emu.base_url(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::read(dir.path().join("out/book.mp3")).unwrap() == clean);
+    assert_paid_once(&tts_log(dir.path()), 1);
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_running_out_mid_run_stops_it_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        latency_ms: 40,
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    small_book(dir.path(), "out/book.mp3");
+    let base = emu.base_url();
+    let state = emu.state.clone();
+    let drain = tokio::spawn({
+        let dir = dir.path().to_path_buf();
+        async move {
+            for _ in 0..500 {
+                if tts_log(&dir).len() >= 3 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            state.set_character_limit(0);
+        }
+    });
+    let out = run(dir.path(), &base, &["--concurrency", "1"]).await;
+    drain.await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("quota_exceeded"), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let ok = report["segments"][0]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["request_id"].is_string())
+        .count();
+    assert!(
+        ok >= 1,
+        "what was rendered before the quota ran out is kept"
+    );
+    let quota_401s = tts_log(dir.path())
+        .iter()
+        .filter(|e| e["status"] == 401)
+        .count();
+    assert!(
+        quota_401s <= 2,
+        "the run stops at the first quota error: {quota_401s}"
+    );
+
+    emu.state.set_character_limit(10_000_000);
+    let out = run(dir.path(), &base, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_paid_once(&tts_log(dir.path()), 1);
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_concurrency_below_the_flag_lowers_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        tier: Tier::Free,
+        latency_ms: 60,
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    // All in eleven_v3: no ids, so every request can run at once.
+    let texts: Vec<String> = (0..12)
+        .map(|i| format!("  - {{id: s{i}, text: \"Sentence number {i} of the test.\"}}"))
+        .collect();
+    write(
+        dir.path(),
+        "book.yaml",
+        &format!(
+            "output: out/book.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, model_id: eleven_v3, output_format: pcm_16000}}\nsegments:\n{}\n",
+            texts.join("\n")
+        ),
+    );
+    let out = run(
+        dir.path(),
+        &emu.base_url(),
+        &["--concurrency", "8", "--max-retries", "30"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    let rejected = log.iter().filter(|e| e["status"] == 429).count();
+    assert!(rejected > 0, "the account's limit of 2 was hit");
+    assert!(
+        rejected < 12,
+        "the cap came down instead of hammering: {rejected} rejections"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_manifests_share_one_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        tier: Tier::Free,
+        latency_ms: 50,
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    for name in ["a", "b"] {
+        let texts: Vec<String> = (0..5)
+            .map(|i| format!("  - {{id: s{i}, text: \"Manifest {name}, line {i}.\"}}"))
+            .collect();
+        write(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "output: out/{name}.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, model_id: eleven_v3, output_format: pcm_16000}}\nsegments:\n{}\n",
+                texts.join("\n")
+            ),
+        );
+    }
+    let out = narrate(
+        dir.path(),
+        &[
+            "a.yaml",
+            "b.yaml",
+            "--base-url",
+            &emu.base_url(),
+            "--concurrency",
+            "2",
+        ],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("out/a.wav").exists() && dir.path().join("out/b.wav").exists());
+    let log = tts_log(dir.path());
+    assert_eq!(log.len(), 10);
+    assert!(
+        log.iter().all(|e| e["status"] == 200),
+        "one cap of 2 across both manifests never exceeds the account's 2"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_balance_and_the_state_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(
+        dir.path(),
+        emulator::Config {
+            character_limit: 500,
+            ..Default::default()
+        },
+    )
+    .await;
+    small_book(dir.path(), "out/book.mp3");
+    let base = emu.base_url();
+
+    // Larger than the account's balance: refused before sending, naming both numbers.
+    let out = run(dir.path(), &base, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("500 credits remaining") && err.contains("needs about"),
+        "{err}"
+    );
+    // Above --max-credits: refused too.
+    emu.state.set_character_limit(1_000_000);
+    let out = run(dir.path(), &base, &["--max-credits", "100"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--max-credits 100"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(tts_log(dir.path()).is_empty(), "nothing sent");
+
+    // Another run holds the state directory: refused with a clear message.
+    let lock = narrate::cache::lock_state_dir(&dir.path().join(".narrate")).unwrap();
+    let out = run(dir.path(), &base, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("another narrate run"),
+        "{}",
+        stderr(&out)
+    );
+    drop(lock);
+    let out = run(dir.path(), &base, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_credits_stops_sending_when_actual_costs_pass_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    // Flash is charged half a credit a character, rounded up per request: odd lengths cost a
+    // little more than the estimate, so a budget of exactly the estimate runs out.
+    let texts: Vec<String> = (0..6)
+        .map(|i| format!("  - {{id: s{i}, text: \"Line {i} is odd..\"}}"))
+        .collect();
+    write(
+        dir.path(),
+        "book.yaml",
+        &format!(
+            "output: out/book.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, model_id: eleven_flash_v2_5, output_format: pcm_16000}}\nsegments:\n{}\n",
+            texts.join("\n")
+        ),
+    );
+    let estimate = 6.0 * 15.0 * 0.5;
+    let out = run(
+        dir.path(),
+        &emu.base_url(),
+        &["--max-credits", &estimate.to_string(), "--concurrency", "1"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let spent = report["totals"]["credits"].as_f64().unwrap();
+    assert!(spent <= estimate, "spent {spent} of a budget of {estimate}");
+    assert!(stderr(&out).contains("--max-credits"), "{}", stderr(&out));
+    assert_eq!(emu.state.credits_used(), spent);
+    emu.stop().await;
+}
