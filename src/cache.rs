@@ -29,6 +29,8 @@ pub struct Meta {
     #[serde(default)]
     pub previous_request_ids: Vec<String>,
     #[serde(default)]
+    pub next_request_ids: Vec<String>,
+    #[serde(default)]
     pub used_previous_text: bool,
     #[serde(default)]
     pub used_next_text: bool,
@@ -146,7 +148,8 @@ pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, crate::cli::UsageErro
     }
 }
 
-fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` to `path` through a synced temporary file in `dir`, renamed into place.
+pub fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     temp.write_all(data)?;
     temp.as_file().sync_all()?;

@@ -105,6 +105,12 @@ pub struct RenderArgs {
     /// Neither read nor write the cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Render these segments again (all others must be cached), with the cached neighbours as context
+    #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Seconds added to the clock when judging request-id ages (for tests)
+    #[arg(long, default_value_t = 0, value_name = "SECS", hide = true)]
+    pub clock_offset_secs: u64,
     /// Refuse to start above this many estimated credits, and stop sending before spending more
     #[arg(long, value_name = "N")]
     pub max_credits: Option<f64>,
@@ -250,6 +256,9 @@ pub struct RenderConfig {
     pub state_dir: Option<PathBuf>,
     pub no_cache: bool,
     pub max_credits: Option<f64>,
+    /// Segment ids to render again (`--only`).
+    pub only: Vec<String>,
+    pub clock_offset: Duration,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -272,6 +281,11 @@ impl RenderConfig {
                 }
             },
         };
+        if !args.only.is_empty() && args.no_cache {
+            return Err(usage(
+                "--only re-renders some segments and takes the rest from the cache; it cannot be used with --no-cache",
+            ));
+        }
         if let Some(max) = args.max_credits
             && !(max.is_finite() && max >= 0.0)
         {
@@ -293,6 +307,8 @@ impl RenderConfig {
             state_dir: args.state_dir.clone(),
             no_cache: args.no_cache,
             max_credits: args.max_credits,
+            only: args.only.clone(),
+            clock_offset: Duration::from_secs(args.clock_offset_secs),
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

@@ -48,6 +48,8 @@ pub struct Settings {
     pub max_credits: Option<f64>,
     /// Retryable failures in a row, across all requests, after which the run stops.
     pub breaker_threshold: u32,
+    /// Added to the system clock when judging how old a request id is (a test seam).
+    pub clock_offset: Duration,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run.
@@ -172,6 +174,11 @@ impl Runner {
         }
     }
 
+    /// The time used for request-id ages and cache records.
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + self.settings.clock_offset
+    }
+
     /// Stops sending (SIGINT, SIGTERM): requests in flight finish and are cached.
     pub fn interrupt(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
@@ -238,6 +245,36 @@ pub struct Outcome {
     pub latency_ms: Option<u64>,
     pub context: Context,
     pub error: Option<String>,
+    /// Rendered again although cached (`--only`).
+    pub regenerated: bool,
+}
+
+/// When a chain has requests to regenerate, what the cache holds for each of its positions:
+/// the ids a regenerated request may send as `next_request_ids`.
+fn cached_ahead(
+    runner: &Runner,
+    job: &Job,
+    plan: &Plan,
+    cache: &Cache,
+    chain: usize,
+) -> Vec<Option<Done>> {
+    let requests = &plan.chains[chain].requests;
+    if !requests.iter().any(|&r| plan.regenerate[r]) {
+        return Vec::new();
+    }
+    let format = job.output_format.to_string();
+    requests
+        .iter()
+        .map(|&r| {
+            let segment = &job.segments[plan.requests[r].segment];
+            let body = body_for(job, plan, r, &Context::default());
+            let key = cache::key(&segment.voice_id, &format, &body, &runner.settings.source);
+            cache.get(&key).map(|(meta, _)| Done {
+                request_id: meta.request_id.clone(),
+                issued: meta.issued(),
+            })
+        })
+        .collect()
 }
 
 /// Renders every request of `plan`, returning one outcome per request in plan order.
@@ -265,17 +302,15 @@ pub async fn execute(
                 (runner.clone(), job.clone(), plan.clone(), cache.clone());
             tasks.spawn(async move {
                 let chain = &plan.chains[c];
+                let ahead = cached_ahead(&runner, &job, &plan, &cache, c);
                 let mut done: Vec<Option<Done>> = vec![None; chain.requests.len()];
                 let mut out = Vec::new();
                 for (pos, &r) in chain.requests.iter().enumerate() {
-                    let context = plan::context_for(&plan, r, &done, SystemTime::now());
+                    let context = plan::context_for(&plan, r, &done, &ahead, runner.now());
                     let outcome = render(&runner, &job, &plan, &cache, r, context).await;
                     done[pos] = Some(Done {
                         request_id: outcome.meta.as_ref().and_then(|m| m.request_id.clone()),
-                        issued: outcome
-                            .meta
-                            .as_ref()
-                            .map_or(SystemTime::now(), Meta::issued),
+                        issued: outcome.meta.as_ref().map_or(runner.now(), Meta::issued),
                     });
                     out.push((r, outcome));
                 }
@@ -286,7 +321,7 @@ pub async fn execute(
                 let (runner, job, plan, cache) =
                     (runner.clone(), job.clone(), plan.clone(), cache.clone());
                 tasks.spawn(async move {
-                    let context = plan::context_for(&plan, r, &[], SystemTime::now());
+                    let context = plan::context_for(&plan, r, &[], &[], runner.now());
                     vec![(r, render(&runner, &job, &plan, &cache, r, context).await)]
                 });
             }
@@ -306,6 +341,9 @@ pub async fn execute(
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Estimate {
     pub requests: usize,
+    /// The first segment with an uncached request that is not being regenerated (`--only`
+    /// needs everything else cached).
+    pub missing: Option<usize>,
     pub cached: usize,
     pub characters: usize,
     pub credits: f64,
@@ -319,11 +357,14 @@ pub fn estimate(job: &Job, plan: &Plan, cache: Option<&Cache>, source: &str) -> 
         let segment = &job.segments[request.segment];
         let body = body_for(job, plan, r, &Context::default());
         let key = cache::key(&segment.voice_id, &format, &body, source);
-        if cache.is_some_and(|c| c.get(&key).is_some()) {
+        if !plan.regenerate[r] && cache.is_some_and(|c| c.get(&key).is_some()) {
             e.cached += 1;
             continue;
         }
         let chars = request.text.chars().count();
+        if !plan.regenerate[r] {
+            e.missing.get_or_insert(request.segment);
+        }
         e.requests += 1;
         e.characters += chars;
         e.credits += chars as f64
@@ -346,7 +387,7 @@ pub fn body_for(job: &Job, plan: &Plan, r: usize, context: &Context) -> TtsBody 
         previous_text: context.previous_text.clone(),
         next_text: context.next_text.clone(),
         previous_request_ids: context.previous_request_ids.clone(),
-        next_request_ids: Vec::new(),
+        next_request_ids: context.next_request_ids.clone(),
         apply_text_normalization: segment.apply_text_normalization.clone(),
     }
 }
@@ -362,13 +403,16 @@ async fn render(
     let request = &plan.requests[r];
     let segment = &job.segments[request.segment];
     let format = job.output_format.to_string();
-    let body = body_for(job, plan, r, &context);
+    let mut body = body_for(job, plan, r, &context);
     let key = cache::key(&segment.voice_id, &format, &body, &runner.settings.source);
     let mut outcome = Outcome {
         context,
+        regenerated: plan.regenerate[r],
         ..Outcome::default()
     };
-    if let Some((meta, path)) = cache.get(&key) {
+    if !plan.regenerate[r]
+        && let Some((meta, path)) = cache.get(&key)
+    {
         outcome.audio = Some(path);
         outcome.meta = Some(meta);
         outcome.cached = true;
@@ -417,13 +461,17 @@ async fn render(
                 runner.slots.on_success(response.max_concurrency);
                 let meta = Meta {
                     request_id: response.request_id.clone(),
-                    issued_unix: cache::unix_now(),
+                    issued_unix: runner
+                        .now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
                     credits: response.character_cost,
                     characters: request.text.chars().count(),
                     bytes: response.audio.len() as u64,
                     output_format: format.clone(),
                     synthetic: runner.settings.synthetic,
                     previous_request_ids: body.previous_request_ids.clone(),
+                    next_request_ids: body.next_request_ids.clone(),
                     used_previous_text: body.previous_text.is_some(),
                     used_next_text: body.next_text.is_some(),
                 };
@@ -445,6 +493,17 @@ async fn render(
                         runner.stop(error.to_string());
                         outcome.error = Some(error.to_string());
                         return outcome;
+                    }
+                    Disposition::Fail
+                        if error.status() == Some(400)
+                            && (!body.previous_request_ids.is_empty()
+                                || !body.next_request_ids.is_empty()) =>
+                    {
+                        // The API refused the ids (expired, unknown...): the same request with
+                        // text context instead.
+                        tracing::warn!(segment = %segment.id, %error, "request ids refused; retrying with text context");
+                        outcome.context = plan::text_context(plan, r);
+                        body = body_for(job, plan, r, &outcome.context);
                     }
                     Disposition::Fail => {
                         outcome.error = Some(error.to_string());

@@ -160,6 +160,34 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     } else {
         None
     };
+    let emulator = if config.endpoint.emulate {
+        Some(
+            emulator::start(emulator::Config::default())
+                .await
+                .context("starting the emulator")?,
+        )
+    } else {
+        None
+    };
+    let base_url = emulator
+        .as_ref()
+        .map_or_else(|| config.endpoint.base_url.clone(), |e| e.base_url());
+    let client = Client::new(
+        &base_url,
+        config.endpoint.key.clone(),
+        config.request_timeout,
+    )?;
+    let first_state = jobs
+        .first()
+        .filter(|_| !config.no_cache)
+        .map(|j| config.state_dir_for(&j.manifest));
+    let limits = model_limits(&client, first_state.as_deref()).await;
+
+    for id in &config.only {
+        if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
+            return Err(cli::UsageError(format!("--only {id}: no segment has this id")).into());
+        }
+    }
     let mut locks = Vec::new();
     let mut prepared = Vec::with_capacity(jobs.len());
     let mut total = execute::Estimate::default();
@@ -177,8 +205,19 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         };
         let cache = cache::Cache::open(&cache_dir)
             .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
-        let plan = plan::plan(&job);
+        let mut plan = plan::plan_with_limits(&job, &limits);
+        plan::mark_regenerate(&mut plan, &job, &config.only);
         let e = execute::estimate(&job, &plan, Some(&cache), &source);
+        if !config.only.is_empty()
+            && let Some(si) = e.missing
+        {
+            return Err(cli::UsageError(format!(
+                "{}: segment {:?} is not in the cache; --only re-renders some segments of a rendered manifest, so render it in full first",
+                job.manifest.display(),
+                job.segments[si].id
+            ))
+            .into());
+        }
         tracing::info!(
             manifest = %job.manifest.display(),
             requests = plan.requests.len(),
@@ -202,24 +241,6 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         ))
         .into());
     }
-
-    let emulator = if config.endpoint.emulate {
-        Some(
-            emulator::start(emulator::Config::default())
-                .await
-                .context("starting the emulator")?,
-        )
-    } else {
-        None
-    };
-    let base_url = emulator
-        .as_ref()
-        .map_or_else(|| config.endpoint.base_url.clone(), |e| e.base_url());
-    let client = Client::new(
-        &base_url,
-        config.endpoint.key.clone(),
-        config.request_timeout,
-    )?;
     if total.requests > 0 {
         check_balance(&client, &total).await?;
     }
@@ -233,6 +254,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         synthetic: config.endpoint.emulate,
         max_credits: config.max_credits,
         breaker_threshold: 20,
+        clock_offset: config.clock_offset,
     };
     let runner = Arc::new(Runner::new(client, settings));
     let signals = tokio::spawn(stop_on_signals(runner.clone()));
@@ -246,6 +268,41 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     }
     drop(locks);
     results.into_iter().collect()
+}
+
+/// Per-request character limits from `GET /v1/models`, remembered in the state directory for
+/// runs that cannot reach it; the built-in table fills in the rest.
+async fn model_limits(client: &Client, state_dir: Option<&std::path::Path>) -> plan::Limits {
+    let saved = state_dir.map(|d| d.join("models.json"));
+    match client.get_json("/v1/models", &[]).await {
+        Ok(models) => {
+            let limits: plan::Limits = models
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let id = m["model_id"].as_str()?;
+                    let max = m["maximum_text_length_per_request"].as_u64()?;
+                    Some((id.to_string(), max as usize))
+                })
+                .collect();
+            if let Some(path) = &saved
+                && let Ok(json) = serde_json::to_vec_pretty(&limits)
+                && let Some(dir) = path.parent()
+                && std::fs::create_dir_all(dir).is_ok()
+            {
+                let _ = cache::write_atomic(dir, path, &json);
+            }
+            limits
+        }
+        Err(e) => {
+            let remembered = saved
+                .and_then(|p| std::fs::read(p).ok())
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            tracing::info!(error = %e, remembered = remembered.is_some(), "GET /v1/models failed; using known limits");
+            remembered.unwrap_or_default()
+        }
+    }
 }
 
 /// Reads the account's balance and refuses a job larger than it. A refused key is a
@@ -421,73 +478,102 @@ async fn plan_command(args: &cli::PlanArgs) -> anyhow::Result<u8> {
         args.api.base_url.trim_end_matches('/').to_string()
     };
     for job in jobs {
-        let plan = plan::plan(&job);
-        let cache = cache::Cache::open(
-            &cli::state_dir_for(args.state_dir.as_deref(), &job.manifest).join("cache"),
-        )
-        .ok();
+        let state = cli::state_dir_for(args.state_dir.as_deref(), &job.manifest);
+        let limits: plan::Limits = std::fs::read(state.join("models.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let plan = plan::plan_with_limits(&job, &limits);
+        let cache = cache::Cache::open(&state.join("cache")).ok();
+        let estimate = execute::estimate(&job, &plan, cache.as_ref(), &source);
         let format = job.output_format.to_string();
         println!(
             "{} → {} ({format})",
             job.manifest.display(),
             job.output.display()
         );
-        let mut credits = 0.0;
-        let mut hits = 0;
+        let label = |r: usize| {
+            let request = &plan.requests[r];
+            format!("{}#{}", job.segments[request.segment].id, request.piece + 1)
+        };
+        let now = SystemTime::now();
         for (ci, chain) in plan.chains.iter().enumerate() {
-            let stitched = chain.sequential(&plan);
             println!(
-                "  chain {}: chapter {:?}, voice {}, model {} ({} requests, {})",
+                "  chain {}: chapter {:?}, voice {}, model {}: {} requests, {}",
                 ci + 1,
                 chain.chapter.as_deref().unwrap_or("-"),
                 chain.voice_id,
                 chain.model_id,
                 chain.requests.len(),
-                if stitched {
+                if chain.sequential(&plan) {
                     "request ids, in order"
                 } else {
                     "text context, in parallel"
                 }
             );
+            // What each request will send: cached requests lend their stored ids (when fresh),
+            // the others the ids they will have, shown by label.
+            let mut done: Vec<Option<plan::Done>> = Vec::new();
             for &r in &chain.requests {
                 let request = &plan.requests[r];
                 let segment = &job.segments[request.segment];
-                let chars = request.text.chars().count();
-                let context = plan::context_for(&plan, r, &[], SystemTime::now());
+                let context = plan::context_for(&plan, r, &done, &[], now);
                 let body = execute::body_for(&job, &plan, r, &context);
                 let key = cache::key(&segment.voice_id, &format, &body, &source);
-                let cached = cache.as_ref().is_some_and(|c| c.get(&key).is_some());
-                let rate = models::find(&segment.model_id).map_or(1.0, |m| m.credits_per_char);
-                if cached {
-                    hits += 1;
+                let cached = cache.as_ref().and_then(|c| c.get(&key)).map(|(m, _)| m);
+                let by_label = |ids: &[String]| -> String {
+                    ids.iter()
+                        .map(|id| {
+                            chain
+                                .requests
+                                .iter()
+                                .find(|&&q| label(q) == *id)
+                                .map_or_else(|| id.clone(), |&q| label(q))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let previous = if !context.previous_request_ids.is_empty() {
+                    format!("ids of {}", by_label(&context.previous_request_ids))
+                } else if context.previous_text.is_some() {
+                    format!("text of {}", label(chain.requests[request.pos - 1]))
                 } else {
-                    credits += chars as f64 * rate;
-                }
-                let previous = if request.pos == 0 {
-                    "none".to_string()
-                } else if request.stitchable {
-                    format!("ids of up to {} earlier requests", request.pos.min(3))
+                    "-".to_string()
+                };
+                let next = if context.next_text.is_some() {
+                    format!("text of {}", label(chain.requests[request.pos + 1]))
                 } else {
-                    "previous_text".to_string()
+                    "-".to_string()
                 };
                 println!(
-                    "    {}#{}: {chars} chars, previous: {previous}, next_text: {}{}",
-                    segment.id,
-                    request.piece + 1,
-                    if context.next_text.is_some() {
-                        "yes"
+                    "    {:<24} {:>6} chars  {:<7}  previous: {previous}; next: {next}",
+                    label(r),
+                    request.text.chars().count(),
+                    if cached.is_some() {
+                        "cached"
                     } else {
-                        "no"
+                        "to send"
                     },
-                    if cached { " (cached)" } else { "" }
                 );
+                done.push(Some(match cached {
+                    Some(meta) => plan::Done {
+                        request_id: meta.request_id.clone(),
+                        issued: meta.issued(),
+                    },
+                    None => plan::Done {
+                        request_id: Some(label(r)),
+                        issued: now,
+                    },
+                }));
             }
         }
         println!(
-            "  total: {} segments, {} requests, {} characters, {hits} cached, about {credits} credits to render",
+            "  total: {} segments, {} requests, {} characters, {} cached, about {} credits to render",
             job.segments.len(),
             plan.requests.len(),
-            plan.characters()
+            plan.characters(),
+            estimate.cached,
+            estimate.credits
         );
     }
     Ok(EXIT_OK)

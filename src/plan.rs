@@ -54,6 +54,8 @@ pub struct Plan {
     pub chains: Vec<Chain>,
     /// For each segment, the indices of its requests.
     pub segment_requests: Vec<Vec<usize>>,
+    /// Requests to render again although cached (`--only`).
+    pub regenerate: Vec<bool>,
 }
 
 impl Plan {
@@ -104,10 +106,38 @@ pub fn plan(job: &Job) -> Plan {
         }
         segment_requests.push(mine);
     }
+    let regenerate = vec![false; requests.len()];
     Plan {
         requests,
         chains,
         segment_requests,
+        regenerate,
+    }
+}
+
+/// Per-request character limits by model id, from `GET /v1/models` when it was reachable;
+/// models missing here use the built-in table.
+pub type Limits = std::collections::HashMap<String, usize>;
+
+/// Builds the plan of a job with the API's model limits.
+pub fn plan_with_limits(job: &Job, limits: &Limits) -> Plan {
+    let mut limited = job.clone();
+    for segment in &mut limited.segments {
+        if let Some(&max) = limits.get(&segment.model_id) {
+            segment.max_request_chars = segment.max_request_chars.min(max);
+        }
+    }
+    plan(&limited)
+}
+
+/// Marks the requests of these segments for regeneration (`--only`).
+pub fn mark_regenerate(plan: &mut Plan, job: &Job, ids: &[String]) {
+    for (si, segment) in job.segments.iter().enumerate() {
+        if ids.contains(&segment.id) {
+            for &r in &plan.segment_requests[si] {
+                plan.regenerate[r] = true;
+            }
+        }
     }
 }
 
@@ -136,35 +166,80 @@ pub struct Context {
     pub previous_request_ids: Vec<String>,
     pub previous_text: Option<String>,
     pub next_text: Option<String>,
+    /// Sent when regenerating a request whose successors are cached (`--only`).
+    pub next_request_ids: Vec<String>,
 }
 
 /// The context of request `index`, given what the earlier requests of its chain left
-/// (`done[p]` for chain position `p`, `None` when not finished). `now` decides id freshness.
-pub fn context_for(plan: &Plan, index: usize, done: &[Option<Done>], now: SystemTime) -> Context {
+/// (`done[p]` for chain position `p`, `None` when not finished) and, when regenerating, what the
+/// cache holds for the requests after it (`ahead[p]`). `now` decides id freshness.
+pub fn context_for(
+    plan: &Plan,
+    index: usize,
+    done: &[Option<Done>],
+    ahead: &[Option<Done>],
+    now: SystemTime,
+) -> Context {
     let request = &plan.requests[index];
     let chain = &plan.chains[request.chain];
     let pos = request.pos;
     let text_at = |p: usize| plan.requests[chain.requests[p]].text.clone();
-    let next_text = (pos + 1 < chain.requests.len()).then(|| text_at(pos + 1));
+    let usable_id = |p: usize, d: Option<&Done>| -> Option<String> {
+        match d {
+            Some(Done {
+                request_id: Some(id),
+                issued,
+            }) if plan.requests[chain.requests[p]].stitchable && fresh(*issued, now) => {
+                Some(id.clone())
+            }
+            _ => None,
+        }
+    };
     let mut ids = Vec::new();
     if request.stitchable {
         for p in (pos.saturating_sub(3)..pos).rev() {
-            let usable = plan.requests[chain.requests[p]].stitchable;
-            match done.get(p).and_then(|d| d.as_ref()) {
-                Some(Done {
-                    request_id: Some(id),
-                    issued,
-                }) if usable && fresh(*issued, now) => ids.push(id.clone()),
-                _ => break,
+            match usable_id(p, done.get(p).and_then(|d| d.as_ref())) {
+                Some(id) => ids.push(id),
+                None => break,
             }
         }
         ids.reverse();
     }
+    let mut next_ids = Vec::new();
+    let successor_cached =
+        pos + 1 < chain.requests.len() && !plan.regenerate[chain.requests[pos + 1]];
+    if request.stitchable && plan.regenerate[index] && successor_cached {
+        for p in pos + 1..(pos + 4).min(chain.requests.len()) {
+            if plan.regenerate[chain.requests[p]] {
+                break;
+            }
+            match usable_id(p, ahead.get(p).and_then(|d| d.as_ref())) {
+                Some(id) => next_ids.push(id),
+                None => break,
+            }
+        }
+    }
     let previous_text = (ids.is_empty() && pos > 0).then(|| text_at(pos - 1));
+    let next_text =
+        (next_ids.is_empty() && pos + 1 < chain.requests.len()).then(|| text_at(pos + 1));
     Context {
         previous_request_ids: ids,
         previous_text,
         next_text,
+        next_request_ids: next_ids,
+    }
+}
+
+/// The context to use after the API refused a request's ids: texts instead.
+pub fn text_context(plan: &Plan, index: usize) -> Context {
+    let request = &plan.requests[index];
+    let chain = &plan.chains[request.chain];
+    let text_at = |p: usize| plan.requests[chain.requests[p]].text.clone();
+    Context {
+        previous_request_ids: Vec::new(),
+        previous_text: (request.pos > 0).then(|| text_at(request.pos - 1)),
+        next_text: (request.pos + 1 < chain.requests.len()).then(|| text_at(request.pos + 1)),
+        next_request_ids: Vec::new(),
     }
 }
 
@@ -222,47 +297,124 @@ fn split_at_level(text: &str, limit: usize, level: usize, out: &mut Vec<String>)
         }
         return;
     };
-    let cuts = cut_points(text, kind);
-    let mut start = 0;
-    let mut end = 0;
-    for &cut in cuts.iter().chain(std::iter::once(&text.len())) {
-        if cut <= end {
+    let mut bounds = vec![0];
+    bounds.extend(
+        cut_points(text, kind)
+            .into_iter()
+            .filter(|&c| c > 0 && c < text.len()),
+    );
+    bounds.push(text.len());
+    bounds.dedup();
+    let len = |r: &std::ops::Range<usize>| text[r.clone()].trim().chars().count();
+    let units: Vec<std::ops::Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
+
+    // Greedy packing gives the fewest pieces; then the smallest cap that still gives that many
+    // pieces spreads the text evenly, so no request is a three-character tail.
+    let greedy = pack(&units, limit, limit, &len);
+    let pieces = greedy.iter().filter(|g| !g.1).count();
+    let groups = if pieces >= 2 {
+        let small: Vec<usize> = units.iter().map(&len).filter(|&l| l <= limit).collect();
+        let total: usize = greedy.iter().filter(|g| !g.1).map(|g| len(&g.0)).sum();
+        let mut lo = small
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(total.div_ceil(pieces));
+        let mut hi = limit;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if pack(&units, mid, limit, &len).len() == greedy.len() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        pack(&units, lo, limit, &len)
+    } else {
+        greedy
+    };
+    for (range, oversize) in groups {
+        if oversize {
+            split_at_level(&text[range], limit, level + 1, out);
+        } else if len(&range) > 0 {
+            out.push(text[range].trim().to_string());
+        }
+    }
+}
+
+/// Packs consecutive units into groups of at most `cap` characters. A unit longer than `limit`
+/// becomes a group of its own, marked `true`, to be split at a finer level.
+fn pack(
+    units: &[std::ops::Range<usize>],
+    cap: usize,
+    limit: usize,
+    len: &dyn Fn(&std::ops::Range<usize>) -> usize,
+) -> Vec<(std::ops::Range<usize>, bool)> {
+    let mut groups = Vec::new();
+    let mut current: Option<std::ops::Range<usize>> = None;
+    for unit in units {
+        if len(unit) > limit {
+            if let Some(c) = current.take() {
+                groups.push((c, false));
+            }
+            groups.push((unit.clone(), true));
             continue;
         }
-        if text[start..cut].trim().chars().count() <= limit {
-            end = cut;
-            continue;
-        }
-        // `start..end` is full; flush it, then place the unit `end..cut`.
-        if end > start {
-            out.push(text[start..end].trim().to_string());
-            start = end;
-        }
-        if text[start..cut].trim().chars().count() > limit {
-            split_at_level(&text[start..cut], limit, level + 1, out);
-            start = cut;
-        }
-        end = cut;
+        current = match current {
+            Some(c) if len(&(c.start..unit.end)) <= cap => Some(c.start..unit.end),
+            Some(c) => {
+                groups.push((c, false));
+                Some(unit.clone())
+            }
+            None => Some(unit.clone()),
+        };
     }
-    if end > start && !text[start..end].trim().is_empty() {
-        out.push(text[start..end].trim().to_string());
+    if let Some(c) = current {
+        groups.push((c, false));
     }
+    groups
 }
 
 /// Byte offsets where a piece may start, for boundaries at least as strong as `kind`.
 fn cut_points(text: &str, kind: Boundary) -> Vec<usize> {
     let mut cuts = Vec::new();
     let chars: Vec<(usize, char)> = text.char_indices().collect();
+    // Inside a tag such as `<break time="1.5s"/>` nothing is a boundary.
+    let mut in_tag = vec![false; chars.len()];
+    let mut open = None;
+    for (i, &(_, c)) in chars.iter().enumerate() {
+        match c {
+            '<' if chars
+                .get(i + 1)
+                .is_some_and(|&(_, n)| n.is_ascii_alphabetic() || n == '/') =>
+            {
+                open = Some(i)
+            }
+            '>' => {
+                if let Some(start) = open.take() {
+                    in_tag[start..=i].iter_mut().for_each(|t| *t = true);
+                }
+            }
+            _ => {}
+        }
+    }
     let mut i = 0;
     while i < chars.len() {
         let (at, c) = chars[i];
-        if matches!(c, '。' | '！' | '？') && kind >= Boundary::Sentence {
-            let next = chars.get(i + 1).map_or(text.len(), |&(b, _)| b);
-            if chars.get(i + 1).is_some_and(|&(_, n)| !n.is_whitespace()) {
-                cuts.push(next);
-            }
+        let next_is_text = chars.get(i + 1).is_some_and(|&(_, n)| !n.is_whitespace());
+        let cjk = match c {
+            '。' | '！' | '？' => Some(Boundary::Sentence),
+            '，' | '、' | '；' | '：' => Some(Boundary::Clause),
+            _ => None,
+        };
+        if let Some(level) = cjk
+            && level <= kind
+            && next_is_text
+        {
+            cuts.push(chars[i + 1].0);
         }
-        if !c.is_whitespace() {
+        if !c.is_whitespace() || in_tag[i] {
             i += 1;
             continue;
         }
@@ -307,7 +459,7 @@ fn classify(before: &str, _run_start: usize) -> Boundary {
                 Boundary::Sentence
             }
         }
-        ',' | ';' | ':' | '—' | '–' => Boundary::Clause,
+        ',' | ';' | ':' | '—' | '–' | '，' | '、' | '；' | '：' => Boundary::Clause,
         _ => Boundary::Word,
     }
 }
@@ -371,6 +523,51 @@ mod tests {
             split_text(text, 40)[0],
             "alpha beta gamma, delta epsilon zeta;"
         );
+    }
+
+    #[test]
+    fn pieces_are_balanced() {
+        let text = "Aaaa bbbb cccc dddd. ".repeat(10) + "End.";
+        let pieces = split_text(&text, 120);
+        assert_eq!(pieces.len(), 2);
+        let (a, b) = (pieces[0].chars().count(), pieces[1].chars().count());
+        assert!(a.abs_diff(b) <= 21, "{a} vs {b}");
+    }
+
+    #[test]
+    fn break_tags_are_never_cut() {
+        let text = r#"One two three <break time="1.5s"/> four five six seven eight nine ten"#;
+        for limit in 20..40 {
+            for piece in split_text(text, limit) {
+                assert_eq!(
+                    piece.matches('<').count(),
+                    piece.matches('>').count(),
+                    "{piece:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cjk_sentences_split_without_spaces() {
+        let text = "今日は晴れです。明日は雨が降るでしょう。週末は曇りです。";
+        let pieces = split_text(text, 12);
+        assert_eq!(
+            pieces,
+            vec![
+                "今日は晴れです。",
+                "明日は雨が降るでしょう。",
+                "週末は曇りです。"
+            ]
+        );
+    }
+
+    #[test]
+    fn quotes_stay_with_their_sentence() {
+        let text = "'Oh dear! Oh dear! I shall be late!' (when she thought it over afterwards.) It was all quite natural.";
+        let pieces = split_text(text, 40);
+        assert_eq!(pieces[0], "'Oh dear! Oh dear! I shall be late!'");
+        assert!(pieces.iter().any(|p| p.starts_with("(when")));
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct SegmentReport {
     pub characters: usize,
     pub status: &'static str,
     pub cached: bool,
+    /// Rendered again with `--only`.
+    pub regenerated: bool,
     pub credits: f64,
     pub attempts: u32,
     pub start_seconds: Option<f64>,
@@ -67,6 +69,7 @@ pub struct RequestReport {
     pub latency_ms: Option<u64>,
     pub credits: f64,
     pub cached: bool,
+    pub regenerated: bool,
     pub previous_request_ids: Vec<String>,
     pub next_request_ids: Vec<String>,
     pub used_previous_text: bool,
@@ -128,14 +131,16 @@ pub fn build(
             }
             let span = secs(r);
             // A cached request reports the context it was rendered with.
-            let (previous_ids, used_previous, used_next) = match (&o.meta, o.cached) {
+            let (previous_ids, next_ids, used_previous, used_next) = match (&o.meta, o.cached) {
                 (Some(m), true) => (
                     m.previous_request_ids.clone(),
+                    m.next_request_ids.clone(),
                     m.used_previous_text,
                     m.used_next_text,
                 ),
                 _ => (
                     o.context.previous_request_ids.clone(),
+                    o.context.next_request_ids.clone(),
                     o.context.previous_text.is_some(),
                     o.context.next_text.is_some(),
                 ),
@@ -148,8 +153,9 @@ pub fn build(
                 latency_ms: o.latency_ms,
                 credits,
                 cached: o.cached,
+                regenerated: o.regenerated,
                 previous_request_ids: previous_ids,
-                next_request_ids: Vec::new(),
+                next_request_ids: next_ids,
                 used_previous_text: used_previous,
                 used_next_text: used_next,
                 start_seconds: span.map(|s| round(s.0)),
@@ -166,6 +172,7 @@ pub fn build(
             characters: requests.iter().map(|r| r.characters).sum(),
             status: if error.is_none() { "ok" } else { "failed" },
             cached: requests.iter().all(|r| r.cached),
+            regenerated: requests.iter().any(|r| r.regenerated),
             credits: requests.iter().map(|r| r.credits).sum(),
             attempts: requests.iter().map(|r| r.attempts).sum(),
             start_seconds: first,

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod continuity;
 mod emulator;
 mod manifest_errors;
 mod properties;

@@ -480,6 +480,7 @@ async fn tts(
         "fault": response.extensions().get::<Fault>().map(|f| format!("{f:?}").to_lowercase()),
         "request_id": header("request-id"),
         "character_cost": header("character-cost"),
+        "concurrent": header("current-concurrent-requests").and_then(|v| v.parse::<u64>().ok()),
     }));
     response
 }

@@ -1,0 +1,396 @@
+//! Continuity through the request log: dialogue chains, the eleven_v3 text fallback in
+//! parallel, ids that aged past two hours, refused ids, and `--only` regeneration.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use narrate::emulator;
+use serde_json::Value;
+
+use crate::util::*;
+
+const NARRATOR: &str = "JBFqnCBsd6RMkjVDRZzb";
+const ALICE: &str = "Xb7hH8MSUJpSbSDYk0k2";
+const RABBIT: &str = "TX3LPaxmHKxFdv7VOQHJ";
+
+async fn run(dir: &Path, base: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--base-url", base, "--retry-base-ms", "5"];
+    all.extend_from_slice(args);
+    narrate(dir, &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Request ids of each segment, from the report.
+fn segment_ids(report: &Value) -> HashMap<String, Vec<String>> {
+    report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let list = s["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["request_id"].as_str().unwrap().to_string())
+                .collect();
+            (s["id"].as_str().unwrap().to_string(), list)
+        })
+        .collect()
+}
+
+fn entry<'a>(log: &'a [Value], request_id: &str) -> &'a Value {
+    log.iter()
+        .find(|e| e["request_id"] == request_id)
+        .expect("logged")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrators_chain_continues_across_an_interleaved_three_voice_dialogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let lines = [
+        ("n1", NARRATOR, "Just then a White Rabbit ran close by her."),
+        ("r1", RABBIT, "'Oh dear! Oh dear! I shall be late!'"),
+        ("n2", NARRATOR, "said the Rabbit, hurrying on."),
+        ("a1", ALICE, "'Why, what a remarkable thing!'"),
+        (
+            "n3",
+            NARRATOR,
+            "thought Alice, following it across the field.",
+        ),
+        (
+            "r2",
+            RABBIT,
+            "'My ears and whiskers, how late it's getting!'",
+        ),
+        ("a2", ALICE, "'Wait for me!'"),
+        ("n4", NARRATOR, "But the Rabbit was already gone."),
+        ("n5", NARRATOR, "Alice was alone in the long, low hall."),
+    ];
+    let segs: Vec<String> = lines
+        .iter()
+        .map(|(id, voice, text)| {
+            format!("  - {{id: {id}, chapter: One, voice_id: {voice}, text: \"{text}\"}}")
+        })
+        .collect();
+    write(
+        dir.path(),
+        "d.yaml",
+        &format!(
+            "output: d.wav\ndefaults: {{output_format: pcm_16000}}\nsegments:\n{}\n",
+            segs.join("\n")
+        ),
+    );
+    let out = run(dir.path(), &emu.base_url(), &["d.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ids_of = segment_ids(&read_json(&dir.path().join("d.report.json")));
+    let log = tts_log(dir.path());
+    let id = |s: &str| ids_of[s][0].clone();
+    // The narrator's n3 follows n1 and n2 although Rabbit and Alice spoke in between.
+    assert_eq!(
+        ids(&entry(&log, &id("n3"))["body"]["previous_request_ids"]),
+        vec![id("n1"), id("n2")]
+    );
+    assert_eq!(
+        ids(&entry(&log, &id("n5"))["body"]["previous_request_ids"]),
+        vec![id("n2"), id("n3"), id("n4")]
+    );
+    assert_eq!(
+        entry(&log, &id("n2"))["body"]["next_text"],
+        "thought Alice, following it across the field."
+    );
+    assert_eq!(
+        ids(&entry(&log, &id("r2"))["body"]["previous_request_ids"]),
+        vec![id("r1")]
+    );
+    assert_eq!(
+        ids(&entry(&log, &id("a2"))["body"]["previous_request_ids"]),
+        vec![id("a1")]
+    );
+    assert!(
+        entry(&log, &id("a2"))["body"].get("next_text").is_none(),
+        "Alice's last line has no next"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eleven_v3_sends_text_context_and_runs_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(
+        dir.path(),
+        emulator::Config {
+            latency_ms: 150,
+            ..Default::default()
+        },
+    )
+    .await;
+    let segs: Vec<String> = (0..6)
+        .map(|i| format!("  - {{id: s{i}, chapter: One, text: \"Line {i} of the v3 chapter.\"}}"))
+        .collect();
+    write(
+        dir.path(),
+        "v3.yaml",
+        &format!(
+            "output: v3.wav\ndefaults: {{voice_id: {NARRATOR}, model_id: eleven_v3, output_format: pcm_16000}}\nsegments:\n{}\n",
+            segs.join("\n")
+        ),
+    );
+    let out = run(
+        dir.path(),
+        &emu.base_url(),
+        &["v3.yaml", "--concurrency", "6"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    assert_eq!(log.len(), 6);
+    for e in &log {
+        let body = &e["body"];
+        assert!(
+            body.get("previous_request_ids").is_none(),
+            "no ids for eleven_v3"
+        );
+        let text = body["text"].as_str().unwrap();
+        let i: usize = text[5..6].parse().unwrap();
+        let prev = (i > 0).then(|| format!("Line {} of the v3 chapter.", i - 1));
+        assert_eq!(body["previous_text"].as_str(), prev.as_deref());
+        let next = (i < 5).then(|| format!("Line {} of the v3 chapter.", i + 1));
+        assert_eq!(body["next_text"].as_str(), next.as_deref());
+    }
+    let most = log
+        .iter()
+        .filter_map(|e| e["concurrent"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        most > 1,
+        "requests with no id dependency overlap (at most {most} at once)"
+    );
+    emu.stop().await;
+}
+
+fn chapter(dir: &Path, name: &str, count: usize) {
+    let segs: Vec<String> = (0..count)
+        .map(|i| format!("  - {{id: s{i}, chapter: One, text: \"This is sentence number {i} of the chapter.\"}}"))
+        .collect();
+    write(
+        dir,
+        name,
+        &format!(
+            "output: out/{}.wav\ndefaults: {{voice_id: {NARRATOR}, output_format: pcm_16000}}\nsegments:\n{}\n",
+            name.trim_end_matches(".yaml"),
+            segs.join("\n")
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_chains_from_fresh_cached_ids_and_falls_back_to_text_when_they_aged() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    // The first three segments are rendered, then the manifest grows.
+    chapter(dir.path(), "part.yaml", 3);
+    let out = run(dir.path(), &emu.base_url(), &["part.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cached = segment_ids(&read_json(&dir.path().join("out/part.report.json")));
+
+    // Fresh: the first new request chains on from the cached ids.
+    let fresh_dir = dir.path().join("fresh");
+    std::fs::create_dir_all(&fresh_dir).unwrap();
+    std::fs::copy(dir.path().join("part.yaml"), fresh_dir.join("part.yaml")).unwrap();
+    let copy = |from: &Path, to: &Path| {
+        for f in files_under(from) {
+            let rel = f.strip_prefix(from).unwrap();
+            std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+            std::fs::copy(&f, to.join(rel)).unwrap();
+        }
+    };
+    copy(
+        &dir.path().join(".narrate/cache"),
+        &fresh_dir.join(".narrate/cache"),
+    );
+    chapter(&fresh_dir, "part.yaml", 5);
+    let before = tts_log(dir.path()).len();
+    let out = run(&fresh_dir, &emu.base_url(), &["part.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    assert_eq!(
+        log.len() - before,
+        2,
+        "only the two new segments are rendered"
+    );
+    let first_new = &log[before]["body"];
+    assert_eq!(
+        first_new["text"],
+        "This is sentence number 3 of the chapter."
+    );
+    assert_eq!(
+        ids(&first_new["previous_request_ids"]),
+        vec![
+            cached["s0"][0].clone(),
+            cached["s1"][0].clone(),
+            cached["s2"][0].clone()
+        ]
+    );
+
+    // Two hours later (both clocks moved): the cached ids have expired; text instead.
+    emu.state.advance_clock(Duration::from_secs(2 * 3600 + 60));
+    chapter(dir.path(), "part.yaml", 5);
+    let before = log.len();
+    let out = run(
+        dir.path(),
+        &emu.base_url(),
+        &["part.yaml", "--clock-offset-secs", "7260"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    assert_eq!(log.len() - before, 2);
+    let first_new = &log[before]["body"];
+    assert!(
+        first_new.get("previous_request_ids").is_none(),
+        "expired ids are not sent: {first_new}"
+    );
+    assert_eq!(
+        first_new["previous_text"],
+        "This is sentence number 2 of the chapter."
+    );
+    // The second new request chains from the first, which is fresh.
+    assert_eq!(
+        ids(&log[before + 1]["body"]["previous_request_ids"]),
+        vec![log[before]["request_id"].as_str().unwrap().to_string()]
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_the_api_refuses_are_replaced_by_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    chapter(dir.path(), "c.yaml", 2);
+    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    // Only the server's clock moves: narrate believes its cached ids are fresh, the API does not.
+    emu.state.advance_clock(Duration::from_secs(3 * 3600));
+    chapter(dir.path(), "c.yaml", 3);
+    let before = tts_log(dir.path()).len();
+    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    assert_eq!(log[before]["status"], 400, "the stale ids were refused");
+    assert_eq!(log[before + 1]["status"], 200);
+    assert_eq!(
+        log[before + 1]["body"]["previous_text"],
+        "This is sentence number 1 of the chapter."
+    );
+    let report = read_json(&dir.path().join("out/c.report.json"));
+    let last = &report["segments"][2]["requests"][0];
+    assert_eq!(last["used_previous_text"], true);
+    assert_eq!(last["attempts"], 2);
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_regenerates_one_segment_with_its_cached_neighbours_as_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    chapter(dir.path(), "c.yaml", 6);
+    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let original = std::fs::read(dir.path().join("out/c.wav")).unwrap();
+
+    // (segment, expected previous ids, expected next ids), in terms of the latest ids.
+    for (target, prev, next) in [
+        ("s3", vec![0, 1, 2], vec![4, 5]),
+        ("s0", vec![], vec![1, 2, 3]),
+        ("s5", vec![2, 3, 4], vec![]),
+    ] {
+        let current = segment_ids(&read_json(&dir.path().join("out/c.report.json")));
+        let id = |i: usize| current[&format!("s{i}")][0].clone();
+        let before = tts_log(dir.path()).len();
+        let out = run(dir.path(), &emu.base_url(), &["c.yaml", "--only", target]).await;
+        assert_eq!(out.status.code(), Some(0), "{target}: {}", stderr(&out));
+        let log = tts_log(dir.path());
+        assert_eq!(log.len() - before, 1, "{target}: only that segment is sent");
+        let body = &log[before]["body"];
+        assert_eq!(
+            body["text"],
+            format!("This is sentence number {} of the chapter.", &target[1..])
+        );
+        assert_eq!(
+            ids(&body["previous_request_ids"]),
+            prev.iter().map(|&i| id(i)).collect::<Vec<_>>(),
+            "{target} previous"
+        );
+        assert_eq!(
+            ids(&body["next_request_ids"]),
+            next.iter().map(|&i| id(i)).collect::<Vec<_>>(),
+            "{target} next"
+        );
+        if next.is_empty() {
+            assert!(body.get("next_text").is_none());
+        } else {
+            assert!(
+                body.get("next_text").is_none(),
+                "{target}: next_request_ids replace next_text"
+            );
+        }
+        if prev.is_empty() {
+            assert!(body.get("previous_text").is_none());
+        }
+        let report = read_json(&dir.path().join("out/c.report.json"));
+        for s in report["segments"].as_array().unwrap() {
+            let is_target = s["id"] == target;
+            assert_eq!(s["regenerated"], is_target);
+            assert_eq!(s["cached"], !is_target);
+        }
+        let target_report = report["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == target)
+            .unwrap();
+        assert_eq!(
+            ids(&target_report["requests"][0]["next_request_ids"]).len(),
+            next.len()
+        );
+        // The emulator's audio is deterministic: re-stitched output is unchanged.
+        assert!(std::fs::read(dir.path().join("out/c.wav")).unwrap() == original);
+    }
+    // --only with a segment that is not cached, or an unknown id, is refused.
+    chapter(dir.path(), "c.yaml", 7);
+    let out = run(dir.path(), &emu.base_url(), &["c.yaml", "--only", "s2"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"s6\" is not in the cache"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(dir.path(), &emu.base_url(), &["c.yaml", "--only", "nope"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_limits_come_from_the_api_and_are_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    chapter(dir.path(), "c.yaml", 1);
+    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let saved = read_json(&dir.path().join(".narrate/models.json"));
+    assert_eq!(saved["eleven_v3"], 5000);
+    assert!(
+        request_log(dir.path())
+            .iter()
+            .any(|e| e["path"] == "/v1/models")
+    );
+    emu.stop().await;
+}
