@@ -351,3 +351,206 @@ async fn voices_page_and_search_models_and_subscription() {
     assert_eq!(sub["tier"], "pro");
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_and_openapi_schemas() {
+    let emu = emulator::start(emulator::Config {
+        api_key: Some("sdk-test-key".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = emu.base_url();
+    let script = root.join("tests/sdk/python_sdk.py");
+    let spec = root.join("tests/data/elevenlabs-tts-openapi.json");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args([base.as_str(), "sdk-test-key"])
+            .arg(spec)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect(
+        "python3 runs (install the SDK with: python3 -m pip install -r tests/sdk/requirements.txt)",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the Python SDK check failed (install it with: python3 -m pip install -r tests/sdk/requirements.txt)\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn stream_and_timestamp_endpoints() {
+    let emu = emulator::start(emulator::Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let stream = post(
+        &base,
+        &format!("/v1/text-to-speech/{VOICE}/stream?output_format=pcm_16000"),
+        Some("k"),
+        json!({"text": "A streamed reply, long enough for several chunks of audio."}),
+    )
+    .await;
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers().get("content-length").is_none(),
+        "chunked transfer"
+    );
+    assert_eq!(stream.headers()["transfer-encoding"], "chunked");
+    assert!(stream.headers().contains_key("request-id"));
+    assert!(stream.bytes().await.unwrap().len() > 8192);
+    let (s, d) = detail(
+        post(
+            &base,
+            &format!("/v1/text-to-speech/{VOICE}/stream?output_format=wav_16000"),
+            Some("k"),
+            json!({"text": "x"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, d[0]["loc"].clone()),
+        (422, json!(["query", "output_format"])),
+        "no wav on streaming endpoints"
+    );
+
+    let text = "Timed words.";
+    let r = post(
+        &base,
+        &format!("/v1/text-to-speech/{VOICE}/with-timestamps?output_format=pcm_16000"),
+        Some("k"),
+        json!({"text": text}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let chars = v["alignment"]["characters"].as_array().unwrap();
+    assert_eq!(chars.len(), text.chars().count());
+    let ends = v["alignment"]["character_end_times_seconds"]
+        .as_array()
+        .unwrap();
+    assert!((ends.last().unwrap().as_f64().unwrap() - 12.0 / 15.0).abs() < 0.01);
+    use base64::Engine as _;
+    let audio = base64::engine::general_purpose::STANDARD
+        .decode(v["audio_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        audio.len(),
+        2 * (12.0 / 15.0 * 16_000.0_f64).round() as usize
+    );
+
+    let long = "word ".repeat(40);
+    let r = post(
+        &base,
+        &format!("/v1/text-to-speech/{VOICE}/stream/with-timestamps"),
+        Some("k"),
+        json!({"text": long}),
+    )
+    .await;
+    let body = r.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "NDJSON, one chunk per 40 characters");
+    let total: usize = lines
+        .iter()
+        .map(|l| l["alignment"]["characters"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(total, 200);
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn injected_faults_look_like_the_real_thing() {
+    use narrate::emulator::{Fault, Faults};
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_16000");
+    let body = json!({"text": "A sentence long enough to be cut in half by a fault."});
+    for (fault, check) in [
+        (Fault::Busy, "busy"),
+        (Fault::BusyRetryAfter, "retry-after"),
+        (Fault::Internal, "500"),
+        (Fault::UnavailableHtml, "503"),
+        (Fault::Reset, "reset"),
+        (Fault::Truncated, "truncated"),
+        (Fault::Slow, "slow"),
+    ] {
+        let emu = emulator::start(emulator::Config {
+            faults: Faults {
+                rate: 1.0,
+                seed: 1,
+                kinds: vec![fault],
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let base = emu.base_url();
+        let sent = reqwest::Client::new()
+            .post(format!("{base}{tts}"))
+            .header("xi-api-key", "k")
+            .json(&body)
+            .send()
+            .await;
+        match check {
+            "busy" | "retry-after" => {
+                let r = sent.unwrap();
+                assert_eq!(r.status(), 429);
+                assert_eq!(
+                    r.headers().contains_key("retry-after"),
+                    check == "retry-after"
+                );
+                let (_, d) = detail(r).await;
+                assert_eq!(d["status"], "system_busy");
+            }
+            "500" => assert_eq!(sent.unwrap().status(), 500),
+            "503" => {
+                let r = sent.unwrap();
+                assert_eq!(r.status(), 503);
+                assert_eq!(r.headers()["content-type"], "text/html");
+                assert!(r.text().await.unwrap().starts_with("<html>"));
+            }
+            "reset" => assert!(sent.is_err(), "the connection drops before any answer"),
+            "truncated" => {
+                let r = sent.unwrap();
+                let id = r.headers()["request-id"].to_str().unwrap().to_string();
+                let promised = r.content_length().unwrap();
+                assert!(
+                    r.bytes().await.is_err(),
+                    "the body stops short of {promised} bytes"
+                );
+                // An id whose audio was not delivered whole cannot be stitched.
+                let again = post(
+                    &base,
+                    &tts,
+                    Some("k"),
+                    json!({"text": "x", "previous_request_ids": [id]}),
+                )
+                .await;
+                let (s, d) = detail(again).await;
+                assert_eq!(s, 400);
+                assert!(
+                    d["message"].as_str().unwrap().contains("has not finished"),
+                    "{d}"
+                );
+            }
+            _ => {
+                let started = std::time::Instant::now();
+                let bytes = sent.unwrap().bytes().await.unwrap();
+                assert!(bytes.len() > 1000);
+                assert!(
+                    started.elapsed() >= Duration::from_millis(500),
+                    "slow delivery takes its time"
+                );
+            }
+        }
+        emu.stop().await;
+    }
+}

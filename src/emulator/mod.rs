@@ -268,6 +268,14 @@ pub fn router(state: Arc<Emulator>) -> Router {
     Router::new()
         .route("/v1/text-to-speech/{voice_id}", post(tts_full))
         .route("/v1/text-to-speech/{voice_id}/stream", post(tts_stream))
+        .route(
+            "/v1/text-to-speech/{voice_id}/with-timestamps",
+            post(tts_timestamps),
+        )
+        .route(
+            "/v1/text-to-speech/{voice_id}/stream/with-timestamps",
+            post(tts_stream_timestamps),
+        )
         .route("/v2/voices", get(voices))
         .route("/v1/voices/{voice_id}", get(voice))
         .route("/v1/models", get(list_models))
@@ -407,25 +415,49 @@ fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-async fn tts_full(
-    State(state): State<Arc<Emulator>>,
-    Path(voice_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    tts(state, voice_id, query, headers, body, false).await
+/// The four text-to-speech endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Full,
+    Stream,
+    Timestamps,
+    StreamTimestamps,
 }
 
-async fn tts_stream(
-    State(state): State<Arc<Emulator>>,
-    Path(voice_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    tts(state, voice_id, query, headers, body, true).await
+impl Variant {
+    fn streams(self) -> bool {
+        matches!(self, Variant::Stream | Variant::StreamTimestamps)
+    }
+
+    fn path(self, voice_id: &str) -> String {
+        let suffix = match self {
+            Variant::Full => "",
+            Variant::Stream => "/stream",
+            Variant::Timestamps => "/with-timestamps",
+            Variant::StreamTimestamps => "/stream/with-timestamps",
+        };
+        format!("/v1/text-to-speech/{voice_id}{suffix}")
+    }
 }
+
+macro_rules! tts_handler {
+    ($name:ident, $variant:expr) => {
+        async fn $name(
+            State(state): State<Arc<Emulator>>,
+            Path(voice_id): Path<String>,
+            RawQuery(query): RawQuery,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            tts(state, voice_id, query, headers, body, $variant).await
+        }
+    };
+}
+
+tts_handler!(tts_full, Variant::Full);
+tts_handler!(tts_stream, Variant::Stream);
+tts_handler!(tts_timestamps, Variant::Timestamps);
+tts_handler!(tts_stream_timestamps, Variant::StreamTimestamps);
 
 /// Releases an in-flight slot when dropped.
 struct InFlight<'a>(&'a AtomicUsize);
@@ -442,7 +474,7 @@ async fn tts(
     query: Option<String>,
     headers: HeaderMap,
     raw_body: Bytes,
-    stream: bool,
+    variant: Variant,
 ) -> Response {
     let parsed: Option<Value> = serde_json::from_slice(&raw_body).ok();
     let pairs = query_pairs(&query);
@@ -453,14 +485,10 @@ async fn tts(
         &headers,
         &raw_body,
         parsed.as_ref(),
-        stream,
+        variant,
     )
     .await;
-    let path = if stream {
-        format!("/v1/text-to-speech/{voice_id}/stream")
-    } else {
-        format!("/v1/text-to-speech/{voice_id}")
-    };
+    let path = variant.path(&voice_id);
     let header = |name: &str| {
         response
             .headers()
@@ -620,6 +648,86 @@ fn inject_fault(state: &Emulator) -> Option<Injected> {
     }))
 }
 
+/// Character timings of `text` spoken over `seconds`: each character gets an equal share, as
+/// the synthetic voice gives it.
+fn alignment(chars: &[char], from: usize, per_char: f64) -> Value {
+    let starts: Vec<f64> = (0..chars.len())
+        .map(|i| round3((from + i) as f64 * per_char))
+        .collect();
+    let ends: Vec<f64> = (0..chars.len())
+        .map(|i| round3((from + i + 1) as f64 * per_char))
+        .collect();
+    json!({
+        "characters": chars.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "character_start_times_seconds": starts,
+        "character_end_times_seconds": ends,
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The `/with-timestamps` answers: one JSON object, or NDJSON lines of chunks when streaming.
+fn with_timestamps(
+    state: &Arc<Emulator>,
+    text: &str,
+    audio: &[u8],
+    seconds: f64,
+    request_id: &str,
+    variant: Variant,
+) -> Response {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let chars: Vec<char> = text.chars().collect();
+    let per_char = seconds / chars.len().max(1) as f64;
+    if let Some(entry) = state
+        .issued
+        .lock()
+        .expect("issued lock")
+        .get_mut(request_id)
+    {
+        entry.complete = true;
+    }
+    if variant == Variant::Timestamps {
+        let all = alignment(&chars, 0, per_char);
+        let body =
+            json!({"audio_base64": b64(audio), "alignment": all, "normalized_alignment": all});
+        let mut response = axum::Json(body).into_response();
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        return response;
+    }
+    // About 40 characters a chunk, with the audio bytes in proportion.
+    let groups: Vec<(usize, usize)> = (0..chars.len())
+        .step_by(40)
+        .map(|s| (s, (s + 40).min(chars.len())))
+        .collect();
+    let mut lines = String::new();
+    for &(from, to) in &groups {
+        let a = audio.len() * from / chars.len().max(1);
+        let b = if to == chars.len() {
+            audio.len()
+        } else {
+            audio.len() * to / chars.len().max(1)
+        };
+        let piece = alignment(&chars[from..to], from, per_char);
+        let line = json!({"audio_base64": b64(&audio[a..b]), "alignment": piece, "normalized_alignment": piece});
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let chunks: Vec<Result<Bytes, std::io::Error>> = lines
+        .split_inclusive('\n')
+        .map(|l| Ok(Bytes::copy_from_slice(l.as_bytes())))
+        .collect();
+    let mut response = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
 /// How the audio of a successful request is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Delivery {
@@ -687,6 +795,11 @@ fn deliver(
                     Some((Ok(chunk), (iter, complete)))
                 }
                 None if cut => {
+                    // Let the headers and the first half reach the client before the drop; a
+                    // reset with nothing sent drops before any answer.
+                    if count > 0 {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
                     let error =
                         std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected fault");
                     Some((Err(error), (iter, None)))
@@ -723,8 +836,9 @@ async fn tts_response(
     headers: &HeaderMap,
     raw: &[u8],
     body: Option<&Value>,
-    stream: bool,
+    variant: Variant,
 ) -> Response {
+    let stream = variant.streams();
     let query = |k: &str| {
         pairs
             .iter()
@@ -938,13 +1052,13 @@ async fn tts_response(
         let voice = voice_id.to_string();
         tokio::task::spawn_blocking(move || {
             let samples = synth::speak(&text, &voice, speed, format.sample_rate);
-            synth::encode(&samples, format)
+            synth::encode(&samples, format).map(|bytes| (bytes, samples.len()))
         })
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r)
     };
-    let audio = match audio {
+    let (audio, sample_count) = match audio {
         Ok(a) => a,
         Err(e) => {
             return api_error(
@@ -965,8 +1079,16 @@ async fn tts_response(
             complete: false,
         },
     );
-    let mut response = deliver(state, audio, &request_id, delivery);
-    if let Delivery::Fault(fault) = delivery {
+    let seconds = sample_count as f64 / f64::from(format.sample_rate);
+    let mut response = match variant {
+        Variant::Full | Variant::Stream => deliver(state, audio, &request_id, delivery),
+        Variant::Timestamps | Variant::StreamTimestamps => {
+            with_timestamps(state, text, &audio, seconds, &request_id, variant)
+        }
+    };
+    if let Delivery::Fault(fault) = delivery
+        && matches!(variant, Variant::Full | Variant::Stream)
+    {
         response.extensions_mut().insert(fault);
     }
     let h = response.headers_mut();
@@ -975,7 +1097,9 @@ async fn tts_response(
             h.insert(name, v);
         }
     };
-    set("content-type", format.mime().to_string());
+    if matches!(variant, Variant::Full | Variant::Stream) {
+        set("content-type", format.mime().to_string());
+    }
     set("request-id", request_id);
     set("history-item-id", history_id);
     set("character-cost", format!("{cost}"));
