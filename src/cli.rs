@@ -37,10 +37,12 @@ pub enum Command {
     Render(RenderArgs),
     /// Show the requests, characters and estimated credits of each manifest; sends no TTS request
     Plan(PlanArgs),
+    /// Validate manifests without sending anything
+    Check(CheckArgs),
     /// List the account's voices (GET /v2/voices, every page)
     Voices(VoicesArgs),
     /// List the models and their per-request character limits (GET /v1/models)
-    Models(ApiArgs),
+    Models(ModelsArgs),
     /// Run the built-in ElevenLabs-compatible API server
     Emulate(EmulateArgs),
 }
@@ -63,6 +65,16 @@ pub struct ApiArgs {
     /// Only errors on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log lines as text or as JSON objects (for nightly jobs)
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Values a manifest may leave out (a bare CSV has no defaults of its own).
@@ -114,6 +126,9 @@ pub struct RenderArgs {
     /// Refuse to start above this many estimated credits, and stop sending before spending more
     #[arg(long, value_name = "N")]
     pub max_credits: Option<f64>,
+    /// Progress bar on stderr: auto (when stderr is a terminal), always, never
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: crate::progress::ProgressMode,
     /// First retry delay in milliseconds (doubles each retry, with jitter)
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub retry_base_ms: u64,
@@ -127,6 +142,9 @@ pub struct RenderArgs {
 pub struct PlanArgs {
     #[arg(required = true, value_name = "MANIFEST")]
     pub manifests: Vec<PathBuf>,
+    /// One JSON document on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
     /// Cache to count hits in (default: .narrate/ beside each manifest)
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -137,10 +155,32 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+    #[command(flatten)]
+    pub defaults: DefaultArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ModelsArgs {
+    /// The API's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct VoicesArgs {
     /// Only voices whose name, description or labels contain this
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
+    /// JSON (every voice of every page) instead of a table
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -179,6 +219,9 @@ pub struct EmulateArgs {
     pub fault_seed: u64,
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text or as JSON objects
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 /// A usage or configuration problem: exit status 2, nothing sent.
@@ -259,6 +302,7 @@ pub struct RenderConfig {
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
     pub clock_offset: Duration,
+    pub progress: crate::progress::ProgressMode,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -309,6 +353,7 @@ impl RenderConfig {
             max_credits: args.max_credits,
             only: args.only.clone(),
             clock_offset: Duration::from_secs(args.clock_offset_secs),
+            progress: args.progress,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

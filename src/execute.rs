@@ -141,6 +141,7 @@ pub struct Runner {
     pub settings: Settings,
     pub slots: Slots,
     limiter: Option<DefaultDirectRateLimiter>,
+    pub progress: crate::progress::Progress,
     stopped: AtomicBool,
     stop_reason: Mutex<Option<String>>,
     interrupted: AtomicBool,
@@ -157,7 +158,7 @@ struct Budget {
 }
 
 impl Runner {
-    pub fn new(client: Client, settings: Settings) -> Self {
+    pub fn new(client: Client, settings: Settings, progress: crate::progress::Progress) -> Self {
         let limiter = settings
             .rate
             .map(|r| RateLimiter::direct(Quota::per_second(r)));
@@ -166,6 +167,7 @@ impl Runner {
             slots: Slots::new(settings.concurrency),
             settings,
             limiter,
+            progress,
             stopped: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
             interrupted: AtomicBool::new(false),
@@ -392,7 +394,27 @@ pub fn body_for(job: &Job, plan: &Plan, r: usize, context: &Context) -> TtsBody 
     }
 }
 
+/// Renders one request and counts it in the progress bar.
 async fn render(
+    runner: &Runner,
+    job: &Job,
+    plan: &Plan,
+    cache: &Cache,
+    r: usize,
+    context: Context,
+) -> Outcome {
+    let outcome = render_once(runner, job, plan, cache, r, context).await;
+    let credits = match (&outcome.meta, outcome.cached) {
+        (Some(m), false) => m.credits.unwrap_or(0.0),
+        _ => 0.0,
+    };
+    runner
+        .progress
+        .request_done(plan.requests[r].text.chars().count(), credits);
+    outcome
+}
+
+async fn render_once(
     runner: &Runner,
     job: &Job,
     plan: &Plan,
@@ -533,6 +555,7 @@ async fn render(
                         if disposition == Disposition::RetryLessConcurrency {
                             runner.slots.on_too_many();
                         }
+                        runner.progress.retried();
                         let wait = backoff(&runner.settings, outcome.attempts, &error);
                         tracing::info!(segment = %segment.id, attempt = outcome.attempts, wait_ms = wait.as_millis() as u64, %error, "retrying");
                         tokio::time::sleep(wait).await;

@@ -21,6 +21,7 @@
 //! - [`cache`]: rendered requests stored atomically; reruns pay nothing twice.
 //! - [`audio`]: streaming assembly into WAV or MP3.
 //! - [`report`]: the JSON and CSV reports.
+//! - [`progress`]: the progress bar on stderr.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
 //! - [`mod@format`], [`models`]: facts about output formats and models.
 //!
@@ -36,6 +37,7 @@ pub mod format;
 pub mod manifest;
 pub mod models;
 pub mod plan;
+pub mod progress;
 pub mod report;
 
 use std::path::PathBuf;
@@ -72,7 +74,8 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
     match cli.command {
         None => render(RenderConfig::from_args(&cli.render, env_key)?).await,
         Some(Command::Render(args)) => render(RenderConfig::from_args(&args, env_key)?).await,
-        Some(Command::Plan(args)) => plan_command(&args).await,
+        Some(Command::Plan(args)) => plan_command(&args, env_key).await,
+        Some(Command::Check(args)) => check_command(&args, env_key).await,
         Some(Command::Voices(args)) => voices_command(&args, env_key).await,
         Some(Command::Models(args)) => models_command(&args, env_key).await,
         Some(Command::Emulate(args)) => emulate_command(&args).await,
@@ -117,26 +120,29 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
             .count();
         if r.report.status == "ok" {
             println!(
-                "ok {} ({} segments, {:.1} s of audio, {} requests, {} from cache, {} credits) report {}",
+                "ok {}: {} segments ok, 0 failed, {} credits, {:.1} s of audio, {} requests ({} from cache), {:.1} s; report {}",
                 r.job.output.display(),
                 t.segments,
+                t.credits,
                 t.audio_seconds,
                 t.requests,
                 t.cache_hits,
-                t.credits,
+                r.report.wall_seconds,
                 r.report_paths.0.display()
             );
         } else {
             status = EXIT_FAILED;
             println!(
-                "{} {} ({failed} of {} segments not rendered; output not written) report {}",
+                "{} {}: {} segments ok, {failed} failed, {} credits, {:.1} s; output not written; report {}",
                 if r.report.interrupted {
                     "interrupted"
                 } else {
                     "failed"
                 },
                 r.job.output.display(),
-                t.segments,
+                t.segments - failed,
+                t.credits,
+                r.report.wall_seconds,
                 r.report_paths.0.display()
             );
             for s in r.report.segments.iter().filter(|s| s.status != "ok") {
@@ -182,6 +188,8 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         .filter(|_| !config.no_cache)
         .map(|j| config.state_dir_for(&j.manifest));
     let limits = model_limits(&client, first_state.as_deref()).await;
+    let mut jobs = jobs;
+    resolve_voices(&client, &mut jobs).await?;
 
     for id in &config.only {
         if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
@@ -256,12 +264,18 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         breaker_threshold: 20,
         clock_offset: config.clock_offset,
     };
-    let runner = Arc::new(Runner::new(client, settings));
+    let total_requests: usize = prepared
+        .iter()
+        .map(|(_, plan, _)| plan.requests.len())
+        .sum();
+    let progress = progress::Progress::new(total_requests as u64, config.progress);
+    let runner = Arc::new(Runner::new(client, settings, progress));
     let signals = tokio::spawn(stop_on_signals(runner.clone()));
     let tasks = prepared
         .into_iter()
         .map(|(job, plan, cache)| render_job(runner.clone(), job, plan, cache));
     let results = futures::future::join_all(tasks).await;
+    runner.progress.finish();
     signals.abort();
     if let Some(e) = emulator {
         e.stop().await;
@@ -469,114 +483,344 @@ fn pieces<'a>(
     (pieces, index)
 }
 
-async fn plan_command(args: &cli::PlanArgs) -> anyhow::Result<u8> {
+/// A client for commands that can do without one (`plan`, `check`): present with `--emulate`
+/// or a key. The emulator, when started, lives as long as the returned guard.
+async fn optional_client(
+    api: &cli::ApiArgs,
+    env_key: Option<String>,
+) -> anyhow::Result<(Option<Client>, Option<emulator::Running>)> {
+    let endpoint = cli::endpoint(api, env_key, false)?;
+    if !endpoint.emulate && endpoint.key.is_none() {
+        return Ok((None, None));
+    }
+    let emulator = if endpoint.emulate {
+        Some(emulator::start(emulator::Config::default()).await?)
+    } else {
+        None
+    };
+    let base = emulator
+        .as_ref()
+        .map_or_else(|| endpoint.base_url.clone(), |e| e.base_url());
+    let client = Client::new(
+        &base,
+        endpoint.key.clone(),
+        std::time::Duration::from_secs(60),
+    )?;
+    Ok((Some(client), emulator))
+}
+
+/// Every voice of the account, all pages of `GET /v2/voices`.
+async fn fetch_voices(
+    client: &Client,
+    search: Option<&str>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut voices = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = vec![("page_size", "100".to_string())];
+        if let Some(s) = search {
+            query.push(("search", s.to_string()));
+        }
+        if let Some(t) = &token {
+            query.push(("next_page_token", t.clone()));
+        }
+        let page = client
+            .get_json("/v2/voices", &query)
+            .await
+            .context("GET /v2/voices")?;
+        voices.extend(page["voices"].as_array().into_iter().flatten().cloned());
+        token = page["next_page_token"].as_str().map(str::to_string);
+        if !page["has_more"].as_bool().unwrap_or(false) || token.is_none() {
+            return Ok(voices);
+        }
+    }
+}
+
+/// Resolves `voice` names in every job through `GET /v2/voices`, once for all of them.
+async fn resolve_voices(client: &Client, jobs: &mut [Job]) -> anyhow::Result<()> {
+    if !jobs.iter().any(manifest::has_voice_names) {
+        return Ok(());
+    }
+    let voices: Vec<(String, String)> = match fetch_voices(client, None).await {
+        Ok(v) => v
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v["voice_id"].as_str()?.to_string(),
+                    v["name"].as_str()?.to_string(),
+                ))
+            })
+            .collect(),
+        Err(e) => {
+            let refused = e
+                .downcast_ref::<api::ApiError>()
+                .is_some_and(|a| a.status() == Some(401));
+            let message = format!("cannot resolve voice names: {e:#}");
+            return Err(if refused {
+                cli::UsageError(message).into()
+            } else {
+                anyhow::anyhow!(message)
+            });
+        }
+    };
+    for job in jobs.iter_mut() {
+        manifest::resolve_voice_names(job, &voices)?;
+    }
+    Ok(())
+}
+
+async fn check_command(args: &cli::CheckArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = cli::flag_defaults(&args.defaults);
-    let jobs = load_jobs(&args.manifests, &defaults, None)?;
+    let mut jobs = load_jobs(&args.manifests, &defaults, None)?;
+    let (client, emulator) = optional_client(&args.api, env_key).await?;
+    let names_checked = match &client {
+        Some(c) => {
+            let result = resolve_voices(c, &mut jobs).await;
+            if let Some(e) = emulator {
+                e.stop().await;
+            }
+            result?;
+            true
+        }
+        None => false,
+    };
+    for job in &jobs {
+        let plan = plan::plan(job);
+        let names = job
+            .segments
+            .iter()
+            .filter(|s| s.voice_name.is_some())
+            .count();
+        println!(
+            "ok {}: {} segments, {} requests in {} chains, {} characters, {} → {}{}",
+            job.manifest.display(),
+            job.segments.len(),
+            plan.requests.len(),
+            plan.chains.len(),
+            plan.characters(),
+            job.output_format,
+            job.output.display(),
+            match (names, names_checked) {
+                (0, _) => String::new(),
+                (_, true) => format!("; {names} voice names resolved"),
+                (_, false) => format!("; {names} voice names not checked (no key)"),
+            }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+async fn plan_command(args: &cli::PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+    let defaults = cli::flag_defaults(&args.defaults);
+    let mut jobs = load_jobs(&args.manifests, &defaults, None)?;
+    let (client, emulator) = optional_client(&args.api, env_key).await?;
+    let mut balance = serde_json::Value::Null;
+    if let Some(c) = &client {
+        resolve_voices(c, &mut jobs).await?;
+        if let Ok(sub) = c.get_json("/v1/user/subscription", &[]).await {
+            let (limit, used) = (
+                sub["character_limit"].as_f64(),
+                sub["character_count"].as_f64(),
+            );
+            if let (Some(limit), Some(used)) = (limit, used) {
+                balance = serde_json::json!({"tier": sub["tier"], "remaining_credits": (limit - used).max(0.0)});
+            }
+        }
+    }
+    if let Some(e) = emulator {
+        e.stop().await;
+    }
+    for job in &mut jobs {
+        for s in &mut job.segments {
+            if s.voice_id.is_empty() {
+                s.voice_id = format!("voice:{}", s.voice_name.as_deref().unwrap_or(""));
+            }
+        }
+    }
     let source = if args.api.emulate {
         "emulator".to_string()
     } else {
         args.api.base_url.trim_end_matches('/').to_string()
     };
-    for job in jobs {
-        let state = cli::state_dir_for(args.state_dir.as_deref(), &job.manifest);
-        let limits: plan::Limits = std::fs::read(state.join("models.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let plan = plan::plan_with_limits(&job, &limits);
-        let cache = cache::Cache::open(&state.join("cache")).ok();
-        let estimate = execute::estimate(&job, &plan, cache.as_ref(), &source);
-        let format = job.output_format.to_string();
+    let docs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            plan_json(
+                job,
+                cli::state_dir_for(args.state_dir.as_deref(), &job.manifest),
+                &source,
+            )
+        })
+        .collect();
+    if args.json {
+        let doc = serde_json::json!({"manifests": docs, "balance": balance});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(EXIT_OK);
+    }
+    for doc in &docs {
+        print_plan(doc);
+    }
+    if let Some(remaining) = balance["remaining_credits"].as_f64() {
         println!(
-            "{} → {} ({format})",
-            job.manifest.display(),
-            job.output.display()
-        );
-        let label = |r: usize| {
-            let request = &plan.requests[r];
-            format!("{}#{}", job.segments[request.segment].id, request.piece + 1)
-        };
-        let now = SystemTime::now();
-        for (ci, chain) in plan.chains.iter().enumerate() {
-            println!(
-                "  chain {}: chapter {:?}, voice {}, model {}: {} requests, {}",
-                ci + 1,
-                chain.chapter.as_deref().unwrap_or("-"),
-                chain.voice_id,
-                chain.model_id,
-                chain.requests.len(),
-                if chain.sequential(&plan) {
-                    "request ids, in order"
-                } else {
-                    "text context, in parallel"
-                }
-            );
-            // What each request will send: cached requests lend their stored ids (when fresh),
-            // the others the ids they will have, shown by label.
-            let mut done: Vec<Option<plan::Done>> = Vec::new();
-            for &r in &chain.requests {
-                let request = &plan.requests[r];
-                let segment = &job.segments[request.segment];
-                let context = plan::context_for(&plan, r, &done, &[], now);
-                let body = execute::body_for(&job, &plan, r, &context);
-                let key = cache::key(&segment.voice_id, &format, &body, &source);
-                let cached = cache.as_ref().and_then(|c| c.get(&key)).map(|(m, _)| m);
-                let by_label = |ids: &[String]| -> String {
-                    ids.iter()
-                        .map(|id| {
-                            chain
-                                .requests
-                                .iter()
-                                .find(|&&q| label(q) == *id)
-                                .map_or_else(|| id.clone(), |&q| label(q))
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let previous = if !context.previous_request_ids.is_empty() {
-                    format!("ids of {}", by_label(&context.previous_request_ids))
-                } else if context.previous_text.is_some() {
-                    format!("text of {}", label(chain.requests[request.pos - 1]))
-                } else {
-                    "-".to_string()
-                };
-                let next = if context.next_text.is_some() {
-                    format!("text of {}", label(chain.requests[request.pos + 1]))
-                } else {
-                    "-".to_string()
-                };
-                println!(
-                    "    {:<24} {:>6} chars  {:<7}  previous: {previous}; next: {next}",
-                    label(r),
-                    request.text.chars().count(),
-                    if cached.is_some() {
-                        "cached"
-                    } else {
-                        "to send"
-                    },
-                );
-                done.push(Some(match cached {
-                    Some(meta) => plan::Done {
-                        request_id: meta.request_id.clone(),
-                        issued: meta.issued(),
-                    },
-                    None => plan::Done {
-                        request_id: Some(label(r)),
-                        issued: now,
-                    },
-                }));
-            }
-        }
-        println!(
-            "  total: {} segments, {} requests, {} characters, {} cached, about {} credits to render",
-            job.segments.len(),
-            plan.requests.len(),
-            plan.characters(),
-            estimate.cached,
-            estimate.credits
+            "account: {} tier, {remaining} credits remaining",
+            balance["tier"].as_str().unwrap_or("?")
         );
     }
     Ok(EXIT_OK)
+}
+
+/// The plan of one job as JSON: chains, and for each request its size, cache state and context.
+fn plan_json(job: &Job, state: PathBuf, source: &str) -> serde_json::Value {
+    use serde_json::json;
+    let limits: plan::Limits = std::fs::read(state.join("models.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let plan = plan::plan_with_limits(job, &limits);
+    let cache = cache::Cache::open(&state.join("cache")).ok();
+    let estimate = execute::estimate(job, &plan, cache.as_ref(), source);
+    let format = job.output_format.to_string();
+    let label = |r: usize| {
+        let request = &plan.requests[r];
+        format!("{}#{}", job.segments[request.segment].id, request.piece + 1)
+    };
+    let now = SystemTime::now();
+    let mut chains = Vec::new();
+    for chain in &plan.chains {
+        // Cached requests lend their stored ids (when fresh); the others the ids they will
+        // have, written as labels.
+        let mut done: Vec<Option<plan::Done>> = Vec::new();
+        let mut requests = Vec::new();
+        for &r in &chain.requests {
+            let request = &plan.requests[r];
+            let segment = &job.segments[request.segment];
+            let context = plan::context_for(&plan, r, &done, &[], now);
+            let body = execute::body_for(job, &plan, r, &context);
+            let key = cache::key(&segment.voice_id, &format, &body, source);
+            let cached = cache.as_ref().and_then(|c| c.get(&key)).map(|(m, _)| m);
+            let as_labels = |ids: &[String]| -> Vec<String> {
+                ids.iter()
+                    .map(|id| {
+                        chain
+                            .requests
+                            .iter()
+                            .find(|&&q| label(q) == *id)
+                            .map_or_else(|| id.clone(), |&q| label(q))
+                    })
+                    .collect()
+            };
+            let previous = if !context.previous_request_ids.is_empty() {
+                json!({"kind": "ids", "of": as_labels(&context.previous_request_ids)})
+            } else if context.previous_text.is_some() {
+                json!({"kind": "text", "of": [label(chain.requests[request.pos - 1])]})
+            } else {
+                json!({"kind": "none", "of": []})
+            };
+            let next = if context.next_text.is_some() {
+                json!({"kind": "text", "of": [label(chain.requests[request.pos + 1])]})
+            } else {
+                json!({"kind": "none", "of": []})
+            };
+            requests.push(json!({
+                "request": label(r),
+                "segment": segment.id,
+                "characters": request.text.chars().count(),
+                "cached": cached.is_some(),
+                "previous": previous,
+                "next": next,
+            }));
+            done.push(Some(match cached {
+                Some(meta) => plan::Done {
+                    request_id: meta.request_id.clone(),
+                    issued: meta.issued(),
+                },
+                None => plan::Done {
+                    request_id: Some(label(r)),
+                    issued: now,
+                },
+            }));
+        }
+        chains.push(json!({
+            "chapter": chain.chapter,
+            "voice_id": chain.voice_id,
+            "model_id": chain.model_id,
+            "in_order": chain.sequential(&plan),
+            "requests": requests,
+        }));
+    }
+    json!({
+        "manifest": job.manifest.display().to_string(),
+        "output": job.output.display().to_string(),
+        "output_format": format,
+        "chains": chains,
+        "totals": {
+            "segments": job.segments.len(),
+            "requests": plan.requests.len(),
+            "characters": plan.characters(),
+            "cached": estimate.cached,
+            "estimated_credits": estimate.credits,
+        },
+    })
+}
+
+fn print_plan(doc: &serde_json::Value) {
+    let context = |c: &serde_json::Value| -> String {
+        let of: Vec<&str> = c["of"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        match c["kind"].as_str() {
+            Some("ids") => format!("ids of {}", of.join(", ")),
+            Some("text") => format!("text of {}", of.join(", ")),
+            _ => "-".to_string(),
+        }
+    };
+    println!(
+        "{} → {} ({})",
+        doc["manifest"].as_str().unwrap_or(""),
+        doc["output"].as_str().unwrap_or(""),
+        doc["output_format"].as_str().unwrap_or("")
+    );
+    for (i, chain) in doc["chains"].as_array().into_iter().flatten().enumerate() {
+        let requests = chain["requests"].as_array().map_or(0, Vec::len);
+        println!(
+            "  chain {}: chapter {:?}, voice {}, model {}: {requests} requests, {}",
+            i + 1,
+            chain["chapter"].as_str().unwrap_or("-"),
+            chain["voice_id"].as_str().unwrap_or(""),
+            chain["model_id"].as_str().unwrap_or(""),
+            if chain["in_order"].as_bool() == Some(true) {
+                "request ids, in order"
+            } else {
+                "text context, in parallel"
+            }
+        );
+        for r in chain["requests"].as_array().into_iter().flatten() {
+            println!(
+                "    {:<24} {:>6} chars  {:<7}  previous: {}; next: {}",
+                r["request"].as_str().unwrap_or(""),
+                r["characters"].as_u64().unwrap_or(0),
+                if r["cached"].as_bool() == Some(true) {
+                    "cached"
+                } else {
+                    "to send"
+                },
+                context(&r["previous"]),
+                context(&r["next"]),
+            );
+        }
+    }
+    let t = &doc["totals"];
+    println!(
+        "  total: {} segments, {} requests, {} characters, {} cached, about {} credits to render",
+        t["segments"],
+        t["requests"],
+        t["characters"],
+        t["cached"],
+        t["estimated_credits"].as_f64().unwrap_or(0.0)
+    );
 }
 
 /// Runs `f` against the endpoint of `api`, starting an emulator for `--emulate`.
@@ -608,56 +852,51 @@ async fn with_client<T>(
 
 async fn voices_command(args: &cli::VoicesArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let search = args.search.clone();
+    let json = args.json;
     with_client(&args.api, env_key, async move |client: &Client| {
-        let mut token: Option<String> = None;
+        let voices = fetch_voices(client, search.as_deref()).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&voices)?);
+            return Ok(EXIT_OK);
+        }
         println!(
-            "{:<22} {:<14} {:<10} description",
-            "voice_id", "name", "category"
+            "{:<22} {:<12} {:<10} {:<8} {:<11} description",
+            "voice_id", "name", "category", "gender", "accent"
         );
-        loop {
-            let mut query = vec![("page_size", "100".to_string())];
-            if let Some(s) = &search {
-                query.push(("search", s.clone()));
-            }
-            if let Some(t) = &token {
-                query.push(("next_page_token", t.clone()));
-            }
-            let page = client
-                .get_json("/v2/voices", &query)
-                .await
-                .context("GET /v2/voices")?;
-            for v in page["voices"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<22} {:<14} {:<10} {}",
-                    v["voice_id"].as_str().unwrap_or(""),
-                    v["name"].as_str().unwrap_or(""),
-                    v["category"].as_str().unwrap_or(""),
-                    v["description"].as_str().unwrap_or("")
-                );
-            }
-            token = page["next_page_token"].as_str().map(str::to_string);
-            if !page["has_more"].as_bool().unwrap_or(false) || token.is_none() {
-                break;
-            }
+        for v in &voices {
+            println!(
+                "{:<22} {:<12} {:<10} {:<8} {:<11} {}",
+                v["voice_id"].as_str().unwrap_or(""),
+                v["name"].as_str().unwrap_or(""),
+                v["category"].as_str().unwrap_or(""),
+                v["labels"]["gender"].as_str().unwrap_or(""),
+                v["labels"]["accent"].as_str().unwrap_or(""),
+                v["description"].as_str().unwrap_or("")
+            );
         }
         Ok(EXIT_OK)
     })
     .await
 }
 
-async fn models_command(args: &cli::ApiArgs, env_key: Option<String>) -> anyhow::Result<u8> {
-    with_client(args, env_key, async |client: &Client| {
+async fn models_command(args: &cli::ModelsArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+    let json = args.json;
+    with_client(&args.api, env_key, async move |client: &Client| {
         let models = client
             .get_json("/v1/models", &[])
             .await
             .context("GET /v1/models")?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&models)?);
+            return Ok(EXIT_OK);
+        }
         println!(
-            "{:<26} {:>10} {:>8}  name",
-            "model_id", "max_chars", "credits"
+            "{:<24} {:>9} {:>8} {:>9}  name",
+            "model_id", "max_chars", "credits", "languages"
         );
         for m in models.as_array().into_iter().flatten() {
             println!(
-                "{:<26} {:>10} {:>8}  {}",
+                "{:<24} {:>9} {:>8} {:>9}  {}",
                 m["model_id"].as_str().unwrap_or(""),
                 m["maximum_text_length_per_request"]
                     .as_u64()
@@ -667,6 +906,7 @@ async fn models_command(args: &cli::ApiArgs, env_key: Option<String>) -> anyhow:
                     .as_f64()
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
+                m["languages"].as_array().map_or(0, Vec::len),
                 m["name"].as_str().unwrap_or("")
             );
         }

@@ -17,13 +17,19 @@ fn main() -> ExitCode {
             });
         }
     };
-    let (verbose, quiet) = match &cli.command {
-        Some(narrate::cli::Command::Render(a)) => (a.api.verbose, a.api.quiet),
-        Some(narrate::cli::Command::Plan(a)) => (a.api.verbose, a.api.quiet),
-        Some(narrate::cli::Command::Voices(a)) => (a.api.verbose, a.api.quiet),
-        Some(narrate::cli::Command::Models(a)) => (a.verbose, a.quiet),
-        Some(narrate::cli::Command::Emulate(a)) => (a.verbose, false),
-        None => (cli.render.api.verbose, cli.render.api.quiet),
+    use narrate::cli::{Command, LogFormat};
+    let (verbose, quiet, format) = match &cli.command {
+        Some(Command::Render(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
+        Some(Command::Plan(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
+        Some(Command::Check(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
+        Some(Command::Voices(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
+        Some(Command::Models(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
+        Some(Command::Emulate(a)) => (a.verbose, false, a.log_format),
+        None => (
+            cli.render.api.verbose,
+            cli.render.api.quiet,
+            cli.render.api.log_format,
+        ),
     };
     let level = match (quiet, verbose) {
         (true, _) => tracing::Level::ERROR,
@@ -31,11 +37,14 @@ fn main() -> ExitCode {
         (false, 1) => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let env_key = std::env::var("ELEVENLABS_API_KEY").ok();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

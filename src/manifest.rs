@@ -95,7 +95,10 @@ pub struct Segment {
     pub id: String,
     pub chapter: Option<String>,
     pub text: String,
+    /// Empty until a `voice` name is resolved (see [`resolve_voice_names`]).
     pub voice_id: String,
+    /// The `voice` name the manifest gave instead of an id.
+    pub voice_name: Option<String>,
     pub model_id: String,
     pub language_code: Option<String>,
     pub voice_settings: Option<VoiceSettings>,
@@ -138,6 +141,8 @@ struct RawSegment {
     text: Option<String>,
     text_file: Option<String>,
     voice_id: Option<String>,
+    /// A voice name, resolved to an id through `GET /v2/voices`.
+    voice: Option<String>,
     model_id: Option<String>,
     output_format: Option<String>,
     language_code: Option<String>,
@@ -170,6 +175,7 @@ const CSV_COLUMNS: &[&str] = &[
     "text",
     "text_file",
     "voice_id",
+    "voice",
     "model_id",
     "output_format",
     "language_code",
@@ -345,18 +351,38 @@ pub fn load(
             return Err(seg("text", "the text is empty".into()));
         }
 
-        let voice_id = raw
-            .voice_id
-            .clone()
-            .or_else(|| defaults.voice_id.clone())
-            .or_else(|| flags.voice_id.clone())
-            .ok_or_else(|| {
-                seg(
-                    "voice_id",
-                    "no voice_id (set it on the segment, in defaults, or with --voice-id)".into(),
-                )
-            })?;
-        if voice_id.trim().is_empty() || voice_id.contains(['/', '?', '#']) {
+        if raw.voice_id.is_some() && raw.voice.is_some() {
+            return Err(seg(
+                "voice",
+                "give either `voice` (a name) or `voice_id`, not both".into(),
+            ));
+        }
+        // The segment's own choice wins over the defaults'; an id over a name at the same level.
+        let choice = match (&raw.voice_id, &raw.voice) {
+            (Some(id), _) => Some((Some(id.clone()), None)),
+            (None, Some(name)) => Some((None, Some(name.clone()))),
+            (None, None) => match (&defaults.voice_id, &defaults.voice) {
+                (Some(id), _) => Some((Some(id.clone()), None)),
+                (None, Some(name)) => Some((None, Some(name.clone()))),
+                (None, None) => flags.voice_id.clone().map(|id| (Some(id), None)),
+            },
+        };
+        let Some((voice_id, voice_name)) = choice else {
+            return Err(seg(
+                "voice_id",
+                "no voice_id or voice (set it on the segment, in defaults, or with --voice-id)"
+                    .into(),
+            ));
+        };
+        if let Some(name) = &voice_name
+            && name.trim().is_empty()
+        {
+            return Err(seg("voice", "the voice name is empty".into()));
+        }
+        let voice_id = voice_id.unwrap_or_default();
+        if voice_name.is_none()
+            && (voice_id.trim().is_empty() || voice_id.contains(['/', '?', '#']))
+        {
             return Err(seg(
                 "voice_id",
                 format!("{voice_id:?} is not a valid voice id"),
@@ -474,6 +500,7 @@ pub fn load(
         }
 
         segments.push(Segment {
+            voice_name,
             id: id.clone(),
             chapter: raw.chapter.clone().or_else(|| defaults.chapter.clone()),
             text,
@@ -575,6 +602,73 @@ fn normalize(path: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+/// Fills in the `voice_id` of segments that named a voice, from `(voice_id, name)` pairs of
+/// the account's voices. A name matches case-insensitively; an unknown or ambiguous name is an
+/// error that lists the candidates.
+pub fn resolve_voice_names(
+    job: &mut Job,
+    voices: &[(String, String)],
+) -> Result<(), ManifestError> {
+    for segment in &mut job.segments {
+        let Some(name) = &segment.voice_name else {
+            continue;
+        };
+        if !segment.voice_id.is_empty() {
+            continue;
+        }
+        let wanted = name.trim().to_lowercase();
+        let exact: Vec<&(String, String)> = voices
+            .iter()
+            .filter(|(_, n)| n.to_lowercase() == wanted)
+            .collect();
+        let err = |message: String| ManifestError {
+            file: job.manifest.clone(),
+            line: Some(segment.line),
+            field: Some(format!("segment {:?} field voice", segment.id)),
+            message,
+        };
+        let list = |v: &[&(String, String)]| {
+            v.iter()
+                .map(|(id, n)| format!("{n} ({id})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match exact.as_slice() {
+            [(id, _)] => segment.voice_id = id.clone(),
+            [] => {
+                let similar: Vec<&(String, String)> = voices
+                    .iter()
+                    .filter(|(_, n)| {
+                        n.to_lowercase().contains(&wanted) || wanted.contains(&n.to_lowercase())
+                    })
+                    .collect();
+                let shown = if similar.is_empty() {
+                    voices.iter().collect::<Vec<_>>()
+                } else {
+                    similar
+                };
+                return Err(err(format!(
+                    "no voice is named {name:?}; candidates: {}",
+                    list(&shown)
+                )));
+            }
+            many => {
+                return Err(err(format!(
+                    "{} voices are named {name:?}: {}; use voice_id to pick one",
+                    many.len(),
+                    list(many)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether any segment still names a voice that is not resolved to an id.
+pub fn has_voice_names(job: &Job) -> bool {
+    job.segments.iter().any(|s| s.voice_id.is_empty())
 }
 
 #[derive(Default)]
@@ -694,6 +788,7 @@ fn csv_row(
         text: s("text"),
         text_file: s("text_file"),
         voice_id: s("voice_id"),
+        voice: s("voice"),
         model_id: s("model_id"),
         output_format: s("output_format"),
         language_code: s("language_code"),
