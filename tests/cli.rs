@@ -118,3 +118,300 @@ async fn voices_and_models_list_every_page() {
     let out = narrate(dir.path(), &["models", "--emulate"], &[]).await;
     assert!(stdout(&out).contains("eleven_multilingual_v2") && stdout(&out).contains("10000"));
 }
+
+/// The demo manifest, writing to `out/demo.mp3` beside it.
+const DEMO: &str = include_str!("../manifests/demo.yaml");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_tables_and_plan_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "demo.yaml",
+        &DEMO.replace("../out/demo.mp3", "out/demo.mp3"),
+    );
+    let out = narrate(dir.path(), &["-h"], &[]).await;
+    insta::assert_snapshot!(stdout(&out), @r#"
+        Render manifests of text into narrated audio with the ElevenLabs text-to-speech API
+
+        Usage: narrate [OPTIONS] <MANIFEST>...
+               narrate <COMMAND>
+
+        Commands:
+          render   Render each manifest (the default command)
+          plan     Show the requests, characters and estimated credits of each manifest; sends no TTS request
+          check    Validate manifests without sending anything
+          voices   List the account's voices (GET /v2/voices, every page)
+          models   List the models and their per-request character limits (GET /v1/models)
+          emulate  Run the built-in ElevenLabs-compatible API server
+          help     Print this message or the help of the given subcommand(s)
+
+        Arguments:
+          <MANIFEST>...  Manifests to render (.yaml, .yml or .csv)
+
+        Options:
+          -o, --output <PATH>            Output file (.wav or .mp3); one manifest only
+              --concurrency <N|auto>     Requests in flight at once: a number, or auto (follow the account's limit) [default: auto]
+              --rate <N>                 Requests per second, every attempt counted [default: 10]
+              --max-retries <N>          Retries of one request after a retryable error [default: 4]
+              --request-timeout <SECS>   Seconds before one attempt times out [default: 240]
+              --state-dir <DIR>          Cache and run state (default: .narrate/ beside each manifest)
+              --no-cache                 Neither read nor write the cache
+              --only <ID>...             Render these segments again (all others must be cached), with the cached neighbours as context
+              --max-credits <N>          Refuse to start above this many estimated credits, and stop sending before spending more
+              --progress <PROGRESS>      Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
+              --voice-id <ID>            Voice for segments that name none
+              --model-id <ID>            Model for segments that name none
+              --output-format <FORMAT>   output_format for manifests that name none
+              --api-key-file <PATH>      Read the API key from this file (otherwise ELEVENLABS_API_KEY)
+              --base-url <URL>           The API's base URL [env: ELEVENLABS_BASE_URL=] [default: https://api.elevenlabs.io]
+              --emulate                  Use the built-in emulator on a loopback port: no key, no network, synthetic audio
+          -v, --verbose...               More logging on stderr (-v info, -vv debug)
+          -q, --quiet                    Only errors on stderr
+              --log-format <LOG_FORMAT>  Log lines as text or as JSON objects (for nightly jobs) [default: text] [possible values: text, json]
+          -h, --help                     Print help (see more with '--help')
+          -V, --version                  Print version
+    "#);
+    let out = narrate(dir.path(), &["models", "--emulate"], &[]).await;
+    insta::assert_snapshot!(stdout(&out), @r#"
+        model_id                 max_chars  credits languages  name
+        eleven_multilingual_v2       10000        1         8  Eleven Multilingual v2
+        eleven_v3                     5000        1         8  Eleven v3
+        eleven_flash_v2_5            40000      0.5         8  Eleven Flash v2.5
+        eleven_turbo_v2_5            40000      0.5         8  Eleven Turbo v2.5
+        eleven_flash_v2              30000      0.5         1  Eleven Flash v2
+        eleven_turbo_v2              30000      0.5         1  Eleven Turbo v2
+        eleven_multilingual_v1       10000        1         8  Eleven Multilingual v1
+        eleven_monolingual_v1        10000        1         1  Eleven English v1
+    "#);
+    let out = narrate(
+        dir.path(),
+        &["voices", "--emulate", "--search", "british"],
+        &[],
+    )
+    .await;
+    insta::assert_snapshot!(stdout(&out), @r#"
+        voice_id               name         category   gender   accent      description
+        JBFqnCBsd6RMkjVDRZzb   George       premade    male     british     Warm, captivating storyteller
+        onwK4e9ZLuTAKqWW03F9   Daniel       premade    male     british     Steady broadcaster
+        pFZP5JQG7iQjIQuC4Bku   Lily         premade    female   british     Velvety actress
+        Xb7hH8MSUJpSbSDYk0k2   Alice        premade    female   british     Clear, engaging educator
+    "#);
+    let out = narrate(dir.path(), &["plan", "demo.yaml"], &[]).await;
+    insta::assert_snapshot!(stdout(&out), @r#"
+        demo.yaml → out/demo.mp3 (mp3_44100_128)
+          chain 1: chapter "Chapter 1", voice JBFqnCBsd6RMkjVDRZzb, model eleven_multilingual_v2: 3 requests, request ids, in order
+            ch1-title#1                  34 chars  to send  previous: -; next: text of ch1-opening#1
+            ch1-opening#1               218 chars  to send  previous: ids of ch1-title#1; next: text of ch1-thought#1
+            ch1-thought#1                14 chars  to send  previous: ids of ch1-title#1, ch1-opening#1; next: -
+          chain 2: chapter "Chapter 1", voice Xb7hH8MSUJpSbSDYk0k2, model eleven_multilingual_v2: 2 requests, request ids, in order
+            ch1-alice#1                  32 chars  to send  previous: -; next: text of ch1-alice-2#1
+            ch1-alice-2#1                35 chars  to send  previous: ids of ch1-alice#1; next: -
+          chain 3: chapter "Chapter 2", voice JBFqnCBsd6RMkjVDRZzb, model eleven_multilingual_v2: 2 requests, request ids, in order
+            ch2-title#1                  31 chars  to send  previous: -; next: text of ch2-opening#1
+            ch2-opening#1               211 chars  to send  previous: ids of ch2-title#1; next: -
+          total: 7 segments, 7 requests, 575 characters, 0 cached, about 575 credits to render
+    "#);
+}
+
+/// The fields the parser accepts at one place, read from its unknown-field error.
+async fn accepted_fields(dir: &std::path::Path, yaml: &str) -> std::collections::BTreeSet<String> {
+    write(dir, "probe.yaml", yaml);
+    let out = narrate(dir, &["check", "probe.yaml"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let list = err
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{err}"));
+    list.trim()
+        .split(", ")
+        .map(|f| f.trim_matches('`').to_string())
+        .collect()
+}
+
+fn schema_fields(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_schema_matches_what_the_parser_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/manifest.schema.json")).unwrap();
+    let segment = &schema["definitions"]["segment"];
+    let seg = "segments:\n  - {id: a, text: x, voice_id: v";
+    assert_eq!(
+        accepted_fields(dir.path(), "zzz: 1\nsegments: []\n").await,
+        schema_fields(&schema)
+    );
+    assert_eq!(
+        accepted_fields(dir.path(), &format!("{seg}, zzz: 1}}\n")).await,
+        schema_fields(segment)
+    );
+    assert_eq!(
+        accepted_fields(
+            dir.path(),
+            &format!("{seg}, voice_settings: {{zzz: 1}}}}\n")
+        )
+        .await,
+        schema_fields(&segment["properties"]["voice_settings"])
+    );
+    assert_eq!(
+        accepted_fields(
+            dir.path(),
+            &format!("{seg}, pronunciation_dictionary_locators: [{{zzz: 1}}]}}\n")
+        )
+        .await,
+        schema_fields(&segment["properties"]["pronunciation_dictionary_locators"]["items"])
+    );
+    // Defaults take every segment field but the segment's own identity and text.
+    let mut defaults = schema_fields(segment);
+    for own in ["id", "text", "text_file"] {
+        defaults.remove(own);
+    }
+    assert_eq!(defaults, schema_fields(&schema["definitions"]["defaults"]));
+    // Enumerations agree with the tool's own tables.
+    let formats: Vec<&str> = narrate::format::ALL_FORMATS
+        .iter()
+        .copied()
+        .filter(|f| !f.starts_with("opus"))
+        .collect();
+    let in_schema: Vec<&str> = segment["properties"]["output_format"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(in_schema, formats);
+    let models: Vec<&str> = narrate::models::MODELS.iter().map(|m| m.model_id).collect();
+    let in_schema: Vec<&str> = segment["properties"]["model_id"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(in_schema, models);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_validates_every_example_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifests: Vec<String> = [
+        "demo.yaml",
+        "alice-ch1.yaml",
+        "dialogue.yaml",
+        "nightly.csv",
+    ]
+    .iter()
+    .map(|m| root.join("manifests").join(m).display().to_string())
+    .collect();
+    let mut args = vec!["check", "--base-url", emu.base_url().leak()];
+    args.extend(manifests.iter().map(String::as_str));
+    let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("ok "))
+            .count(),
+        4
+    );
+    assert!(stdout(&out).contains("7 voice names resolved"));
+    assert!(tts_log(dir.path()).is_empty(), "check sends no TTS request");
+    // An unknown voice name is an error naming the file, line and candidates.
+    write(
+        dir.path(),
+        "v.yaml",
+        "output: v.wav\nsegments:\n  - {id: a, text: Hi., voice: Ri}\n",
+    );
+    let out = narrate(
+        dir.path(),
+        &["check", "v.yaml", "--base-url", &emu.base_url()],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("v.yaml:3") && stderr(&out).contains("River (SAz9YHcvj6GT2YYXdXww)"),
+        "{}",
+        stderr(&out)
+    );
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_json_json_logs_and_the_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    write(
+        dir.path(),
+        "demo.yaml",
+        &DEMO.replace("../out/demo.mp3", "out/demo.mp3"),
+    );
+    let out = narrate(
+        dir.path(),
+        &["plan", "demo.yaml", "--json", "--base-url", &emu.base_url()],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let doc = &plan["manifests"][0];
+    assert_eq!(doc["totals"]["requests"], 7);
+    assert_eq!(doc["chains"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        doc["chains"][0]["requests"][1]["previous"],
+        serde_json::json!({"kind": "ids", "of": ["ch1-title#1"]})
+    );
+    assert_eq!(
+        plan["balance"]["remaining_credits"], 10_000_000.0,
+        "the balance is read with a key"
+    );
+
+    let out = narrate(
+        dir.path(),
+        &[
+            "demo.yaml",
+            "--base-url",
+            &emu.base_url(),
+            "-v",
+            "--log-format",
+            "json",
+            "--progress",
+            "always",
+        ],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let json_lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect();
+    assert!(
+        json_lines
+            .iter()
+            .any(|l| l["level"] == "INFO" && l["fields"]["message"] == "planned"),
+        "{err}"
+    );
+    assert!(
+        err.contains("requests"),
+        "the progress bar is drawn on stderr: {err}"
+    );
+    assert!(!err.contains(SECRET_KEY) && !stdout(&out).contains(SECRET_KEY));
+    let summary = stdout(&out);
+    assert!(
+        summary.starts_with("ok out/demo.mp3: 7 segments ok, 0 failed, 575 credits"),
+        "{summary}"
+    );
+    emu.stop().await;
+}
