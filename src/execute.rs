@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::Notify;
 
 use crate::api::{ApiError, Client, Disposition, TtsBody};
 use crate::audio;
@@ -52,10 +51,11 @@ pub struct Settings {
     pub clock_offset: Duration,
 }
 
-/// The adjustable concurrency cap shared by every chain of the run.
+/// The adjustable concurrency cap shared by every chain of the run. A freed slot goes to the
+/// waiting request with the most work left in its chain, so the longest chain never waits
+/// behind short ones (it bounds the run's length).
 pub struct Slots {
     state: Mutex<SlotState>,
-    freed: Notify,
     auto: bool,
 }
 
@@ -63,6 +63,23 @@ struct SlotState {
     limit: usize,
     ceiling: usize,
     in_flight: usize,
+    /// Waiters by (priority, arrival), highest priority first, then first come.
+    waiting: std::collections::BTreeMap<(std::cmp::Reverse<u64>, u64), tokio::sync::oneshot::Sender<()>>,
+    arrivals: u64,
+}
+
+impl SlotState {
+    /// Hands free slots to the best waiters.
+    fn grant(&mut self) {
+        while self.in_flight < self.limit {
+            let Some((_, waiter)) = self.waiting.pop_first() else {
+                return;
+            };
+            if waiter.send(()).is_ok() {
+                self.in_flight += 1;
+            }
+        }
+    }
 }
 
 /// A held slot; dropping it frees the slot.
@@ -70,8 +87,9 @@ pub struct Slot<'a>(&'a Slots);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().expect("slots lock").in_flight -= 1;
-        self.0.freed.notify_waiters();
+        let mut s = self.0.state.lock().expect("slots lock");
+        s.in_flight -= 1;
+        s.grant();
     }
 }
 
@@ -86,26 +104,30 @@ impl Slots {
                 limit,
                 ceiling,
                 in_flight: 0,
+                waiting: std::collections::BTreeMap::new(),
+                arrivals: 0,
             }),
-            freed: Notify::new(),
             auto,
         }
     }
 
-    pub async fn acquire(&self) -> Slot<'_> {
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            {
-                let mut s = self.state.lock().expect("slots lock");
-                if s.in_flight < s.limit {
-                    s.in_flight += 1;
-                    return Slot(self);
-                }
+    /// Waits for a slot; `priority` is the work left in the caller's chain.
+    pub async fn acquire(&self, priority: u64) -> Slot<'_> {
+        let granted = {
+            let mut s = self.state.lock().expect("slots lock");
+            if s.in_flight < s.limit && s.waiting.is_empty() {
+                s.in_flight += 1;
+                return Slot(self);
             }
-            freed.await;
-        }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.arrivals += 1;
+            let arrival = s.arrivals;
+            s.waiting.insert((std::cmp::Reverse(priority), arrival), tx);
+            rx
+        };
+        // The sender lives in the map until granted; it is never dropped unsent.
+        let _ = granted.await;
+        Slot(self)
     }
 
     /// After a success: in auto mode, grow by one towards the account's maximum.
@@ -118,8 +140,7 @@ impl Slots {
             s.ceiling = max.max(1);
         }
         s.limit = (s.limit + 1).min(s.ceiling);
-        drop(s);
-        self.freed.notify_waiters();
+        s.grant();
     }
 
     /// After a concurrency 429: halve the cap (never below 1).
@@ -441,7 +462,7 @@ async fn render_once(
         return outcome;
     }
     loop {
-        let slot = runner.slots.acquire().await;
+        let slot = runner.slots.acquire(remaining_work(plan, r)).await;
         if let Some(limiter) = &runner.limiter {
             limiter.until_ready().await;
         }
@@ -497,7 +518,14 @@ async fn render_once(
                     used_previous_text: body.previous_text.is_some(),
                     used_next_text: body.next_text.is_some(),
                 };
-                match cache.put(&key, &response.audio, &meta) {
+                // Writing and syncing the file blocks; keep it off the async workers.
+                let stored = {
+                    let (cache, key, audio, meta) = (cache.clone(), key.clone(), response.audio.clone(), meta.clone());
+                    tokio::task::spawn_blocking(move || cache.put(&key, &audio, &meta))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+                };
+                match stored {
                     Ok(path) => {
                         outcome.audio = Some(path);
                         outcome.meta = Some(meta);
@@ -564,6 +592,15 @@ async fn render_once(
             }
         }
     }
+}
+
+/// Characters left in request `r`'s chain from `r` on: its scheduling priority.
+fn remaining_work(plan: &Plan, r: usize) -> u64 {
+    let request = &plan.requests[r];
+    plan.chains[request.chain].requests[request.pos..]
+        .iter()
+        .map(|&q| plan.requests[q].text.len() as u64)
+        .sum()
 }
 
 /// Checks that a response is audio of the expected format; a failure is retried.
