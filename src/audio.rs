@@ -25,6 +25,10 @@ pub enum AudioError {
     RateMismatch(&'static str, u32, u32),
     #[error("cannot decode {0} audio")]
     Unsupported(String),
+    #[error(
+        "the WAV would pass 4 GiB ({0:.1} hours at this sample rate), more than a WAV file can hold; render fewer chapters per manifest or choose an .mp3 output"
+    )]
+    TooLarge(f64),
     #[error("writing {path}: {source}")]
     Io {
         path: PathBuf,
@@ -307,10 +311,144 @@ pub enum Piece<'a> {
     Silence {
         ms: u64,
     },
-    /// A rendered response stored at this path.
+    /// A rendered response stored at this path, part of this segment (an index the caller
+    /// chooses; consecutive pieces of one segment are measured together).
     Audio {
         path: &'a Path,
+        segment: usize,
     },
+}
+
+/// Loudness figures of a stretch of audio.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Loudness {
+    /// EBU R128 integrated loudness (LUFS); `None` when too short to gate (under 0.4 s).
+    pub integrated_lufs: Option<f64>,
+    /// Highest true peak (dBTP, 4x oversampled).
+    pub true_peak_dbtp: f64,
+    /// RMS level (dBFS).
+    pub rms_db: f64,
+}
+
+impl Default for Loudness {
+    fn default() -> Self {
+        Loudness {
+            integrated_lufs: None,
+            true_peak_dbtp: -200.0,
+            rms_db: -200.0,
+        }
+    }
+}
+
+/// An EBU R128 meter with an RMS accumulator.
+struct Meter {
+    ebu: ebur128::EbuR128,
+    sum_squares: f64,
+    count: u64,
+}
+
+impl Meter {
+    fn new(rate: u32) -> Self {
+        use ebur128::Mode;
+        Meter {
+            ebu: ebur128::EbuR128::new(1, rate, Mode::I | Mode::TRUE_PEAK | Mode::HISTOGRAM)
+                .expect("mono at an API sample rate is a valid meter"),
+            sum_squares: 0.0,
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, samples: &[i16]) {
+        let _ = self.ebu.add_frames_i16(samples);
+        self.sum_squares += samples
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>();
+        self.count += samples.len() as u64;
+    }
+
+    fn add_silence(&mut self, n: u64) {
+        const ZEROS: [i16; 4096] = [0; 4096];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ZEROS.len() as u64) as usize;
+            let _ = self.ebu.add_frames_i16(&ZEROS[..k]);
+            left -= k as u64;
+        }
+        self.count += n;
+    }
+
+    fn finish(&self) -> Loudness {
+        let db = |linear: f64| {
+            if linear > 0.0 {
+                20.0 * linear.log10()
+            } else {
+                -200.0
+            }
+        };
+        let rms = (self.sum_squares / self.count.max(1) as f64).sqrt() / 32_768.0;
+        Loudness {
+            integrated_lufs: self.ebu.loudness_global().ok().filter(|l| l.is_finite()),
+            true_peak_dbtp: self.ebu.true_peak(0).map_or(-200.0, db).max(-200.0),
+            rms_db: db(rms).max(-200.0),
+        }
+    }
+}
+
+/// Loudness measurement during assembly: the whole output and each segment.
+struct Measure {
+    whole: Meter,
+    current: Option<(usize, Meter)>,
+    segments: Vec<(usize, Loudness)>,
+    rate: u32,
+}
+
+impl Measure {
+    fn new(rate: u32) -> Self {
+        Measure {
+            whole: Meter::new(rate),
+            current: None,
+            segments: Vec::new(),
+            rate,
+        }
+    }
+
+    fn audio(&mut self, segment: usize, samples: &[i16]) {
+        self.whole.add(samples);
+        if self.current.as_ref().is_none_or(|(s, _)| *s != segment) {
+            self.close();
+            self.current = Some((segment, Meter::new(self.rate)));
+        }
+        if let Some((_, m)) = &mut self.current {
+            m.add(samples);
+        }
+    }
+
+    fn silence(&mut self, n: u64) {
+        self.whole.add_silence(n);
+    }
+
+    fn close(&mut self) {
+        if let Some((s, m)) = self.current.take() {
+            self.segments.push((s, m.finish()));
+        }
+    }
+
+    fn finish(mut self) -> Measured {
+        self.close();
+        Measured {
+            whole: self.whole.finish(),
+            segments: self.segments,
+        }
+    }
+}
+
+/// The loudness of an assembled output.
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    pub whole: Loudness,
+    /// By the segment index given in [`Piece::Audio`].
+    pub segments: Vec<(usize, Loudness)>,
 }
 
 /// Where each piece landed in the output, in samples from the start.
@@ -319,6 +457,8 @@ pub struct Placement {
     pub spans: Vec<Range<u64>>,
     pub sample_rate: u32,
     pub total_samples: u64,
+    /// Loudness, when it was measured.
+    pub loudness: Option<Measured>,
 }
 
 impl Placement {
@@ -333,6 +473,8 @@ pub fn assemble(
     pieces: &[Piece<'_>],
     format: OutputFormat,
     output: &Path,
+    tags: &crate::tags::TagSpec,
+    measure: bool,
 ) -> Result<Placement, AudioError> {
     let io = |source: std::io::Error| AudioError::Io {
         path: output.to_path_buf(),
@@ -352,9 +494,9 @@ pub fn assemble(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
     let placement = if mp3_out {
-        write_mp3(pieces, format, temp.as_file(), output)?
+        write_mp3(pieces, format, temp.as_file(), output, tags, measure)?
     } else {
-        write_wav(pieces, format, temp.as_file(), output)?
+        write_wav(pieces, format, temp.as_file(), output, measure)?
     };
     temp.as_file().sync_all().map_err(io)?;
     #[cfg(unix)]
@@ -384,7 +526,9 @@ fn write_wav(
     format: OutputFormat,
     file: &File,
     output: &Path,
+    measure: bool,
 ) -> Result<Placement, AudioError> {
+    let mut meter = measure.then(|| Measure::new(format.sample_rate));
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: format.sample_rate,
@@ -395,7 +539,8 @@ fn write_wav(
         path: output.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     };
-    let mut writer = hound::WavWriter::new(BufWriter::new(file), spec).map_err(werr)?;
+    let mut writer =
+        hound::WavWriter::new(BufWriter::with_capacity(1 << 20, file), spec).map_err(werr)?;
     let mut placement = Placement {
         sample_rate: format.sample_rate,
         ..Placement::default()
@@ -406,6 +551,9 @@ fn write_wav(
         match piece {
             Piece::Silence { ms } => {
                 let n = silence_samples(*ms, format.sample_rate);
+                if let Some(m) = &mut meter {
+                    m.silence(n);
+                }
                 let mut zeros = writer.get_i16_writer(n as u32);
                 for _ in 0..n {
                     zeros.write_sample(0);
@@ -413,8 +561,16 @@ fn write_wav(
                 zeros.flush().map_err(werr)?;
                 at += n;
             }
-            Piece::Audio { path } => {
+            Piece::Audio { path, segment } => {
                 let samples = decode(&read(path)?, format)?;
+                if let Some(m) = &mut meter {
+                    m.audio(*segment, &samples);
+                }
+                if (at + samples.len() as u64) * 2 + 44 > u64::from(u32::MAX) {
+                    let hours =
+                        (at + samples.len() as u64) as f64 / f64::from(format.sample_rate) / 3600.0;
+                    return Err(AudioError::TooLarge(hours));
+                }
                 let mut w = writer.get_i16_writer(samples.len() as u32);
                 for s in &samples {
                     w.write_sample(*s);
@@ -427,6 +583,7 @@ fn write_wav(
     }
     writer.finalize().map_err(werr)?;
     placement.total_samples = at;
+    placement.loudness = meter.map(Measure::finish);
     Ok(placement)
 }
 
@@ -435,7 +592,13 @@ fn write_mp3(
     format: OutputFormat,
     file: &File,
     output: &Path,
+    spec: &crate::tags::TagSpec,
+    measure: bool,
 ) -> Result<Placement, AudioError> {
+    use std::io::{Seek, SeekFrom};
+
+    use crate::tags::{self, ChapterTime};
+
     let Codec::Mp3 { kbps } = format.codec else {
         return Err(AudioError::Unsupported(format!(
             "{format} as .mp3 output (frames are copied, so the responses must be MP3)"
@@ -445,9 +608,32 @@ fn write_mp3(
         path: output.to_path_buf(),
         source,
     };
+    let mut meter = measure.then(|| Measure::new(format.sample_rate));
     let silent = silent_frame(format.sample_rate, kbps)?;
     let spf = u64::from(frame_header(&silent).map_or(1152, |h| h.samples));
-    let mut out = BufWriter::new(file);
+    let mpeg1 = format.sample_rate >= 32_000;
+    let chapter_times = |starts: &[u64], total: u64| -> Vec<ChapterTime> {
+        let ms = |samples: u64| {
+            (samples * 1000 / u64::from(format.sample_rate)).min(u64::from(u32::MAX)) as u32
+        };
+        spec.chapters
+            .iter()
+            .enumerate()
+            .map(|(i, (title, _))| ChapterTime {
+                title: title.clone(),
+                start_ms: ms(starts.get(i).copied().unwrap_or(0)),
+                end_ms: ms(starts.get(i + 1).copied().unwrap_or(total)),
+            })
+            .collect()
+    };
+    // The tag's size does not depend on the times: write it now, rewrite it at the end.
+    let tag = tags::id3v2(spec, &chapter_times(&[], 0));
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&tag).map_err(io)?;
+    out.write_all(&tags::info_frame(&silent, mpeg1, 0, 0))
+        .map_err(io)?;
+    let mut frames_written = 0u64;
+    let mut bytes_written = silent.len() as u64;
     let mut placement = Placement {
         sample_rate: format.sample_rate,
         ..Placement::default()
@@ -461,10 +647,18 @@ fn write_mp3(
                 for _ in 0..frames {
                     out.write_all(&silent).map_err(io)?;
                 }
+                if let Some(m) = &mut meter {
+                    m.silence(frames * spf);
+                }
+                frames_written += frames;
+                bytes_written += frames * silent.len() as u64;
                 at += frames * spf;
             }
-            Piece::Audio { path } => {
+            Piece::Audio { path, segment } => {
                 let data = read(path)?;
+                if let Some(m) = &mut meter {
+                    m.audio(*segment, &decode(&data, format)?);
+                }
                 let (frames, header) = mp3_frames(&data)?;
                 if header.sample_rate != format.sample_rate {
                     return Err(AudioError::RateMismatch(
@@ -475,14 +669,43 @@ fn write_mp3(
                 }
                 for range in &frames {
                     out.write_all(&data[range.clone()]).map_err(io)?;
+                    bytes_written += range.len() as u64;
                 }
+                frames_written += frames.len() as u64;
                 at += frames.len() as u64 * u64::from(header.samples);
             }
         }
         placement.spans.push(start..at);
     }
     out.flush().map_err(io)?;
+    let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
     placement.total_samples = at;
+    placement.loudness = meter.map(Measure::finish);
+
+    // Chapters start where their first audio starts; the first at the very beginning.
+    let starts: Vec<u64> = spec
+        .chapters
+        .iter()
+        .enumerate()
+        .map(|(i, (_, piece))| {
+            if i == 0 {
+                0
+            } else {
+                placement.spans.get(*piece).map_or(at, |s| s.start)
+            }
+        })
+        .collect();
+    let final_tag = tags::id3v2(spec, &chapter_times(&starts, at));
+    debug_assert_eq!(final_tag.len(), tag.len());
+    let info = tags::info_frame(
+        &silent,
+        mpeg1,
+        frames_written.min(u64::from(u32::MAX)) as u32,
+        bytes_written.min(u64::from(u32::MAX)) as u32,
+    );
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.write_all(&final_tag).map_err(io)?;
+    file.write_all(&info).map_err(io)?;
     Ok(placement)
 }
 

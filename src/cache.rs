@@ -101,6 +101,11 @@ impl Cache {
         )
     }
 
+    /// Where the audio of `key` is (or will be) stored.
+    pub fn audio_path(&self, key: &str) -> PathBuf {
+        self.paths(key).0
+    }
+
     /// The cached entry for `key`, if complete.
     pub fn get(&self, key: &str) -> Option<(Meta, PathBuf)> {
         let (audio, meta) = self.paths(key);

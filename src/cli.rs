@@ -126,6 +126,9 @@ pub struct RenderArgs {
     /// Refuse to start above this many estimated credits, and stop sending before spending more
     #[arg(long, value_name = "N")]
     pub max_credits: Option<f64>,
+    /// Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
+    #[arg(long)]
+    pub loudness: bool,
     /// Progress bar on stderr: auto (when stderr is a terminal), always, never
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: crate::progress::ProgressMode,
@@ -303,6 +306,7 @@ pub struct RenderConfig {
     pub only: Vec<String>,
     pub clock_offset: Duration,
     pub progress: crate::progress::ProgressMode,
+    pub loudness: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -354,6 +358,7 @@ impl RenderConfig {
             only: args.only.clone(),
             clock_offset: Duration::from_secs(args.clock_offset_secs),
             progress: args.progress,
+            loudness: args.loudness,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

@@ -49,6 +49,8 @@ pub struct Settings {
     pub breaker_threshold: u32,
     /// Added to the system clock when judging how old a request id is (a test seam).
     pub clock_offset: Duration,
+    /// Measure loudness while assembling (`--loudness`).
+    pub loudness: bool,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run. A freed slot goes to the
@@ -64,7 +66,8 @@ struct SlotState {
     ceiling: usize,
     in_flight: usize,
     /// Waiters by (priority, arrival), highest priority first, then first come.
-    waiting: std::collections::BTreeMap<(std::cmp::Reverse<u64>, u64), tokio::sync::oneshot::Sender<()>>,
+    waiting:
+        std::collections::BTreeMap<(std::cmp::Reverse<u64>, u64), tokio::sync::oneshot::Sender<()>>,
     arrivals: u64,
 }
 
@@ -270,6 +273,18 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Rendered again although cached (`--only`).
     pub regenerated: bool,
+    /// The cache write still in progress, awaited at the end of [`execute`].
+    write: Option<PendingWrite>,
+}
+
+/// A cache write running on the blocking pool.
+#[derive(Clone)]
+struct PendingWrite(Arc<Mutex<Option<tokio::task::JoinHandle<std::io::Result<PathBuf>>>>>);
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingWrite")
+    }
 }
 
 /// When a chain has requests to regenerate, what the cache holds for each of its positions:
@@ -354,6 +369,21 @@ pub async fn execute(
     while let Some(result) = tasks.join_next().await {
         for (r, outcome) in result.expect("render task panicked") {
             outcomes[r] = outcome;
+        }
+    }
+    for outcome in &mut outcomes {
+        let Some(write) = outcome.write.take() else {
+            continue;
+        };
+        let handle = write.0.lock().expect("write lock").take();
+        if let Some(handle) = handle {
+            let stored = handle
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            if let Err(e) = stored {
+                outcome.audio = None;
+                outcome.error = Some(format!("cannot store the response: {e}"));
+            }
         }
     }
     outcomes
@@ -518,20 +548,21 @@ async fn render_once(
                     used_previous_text: body.previous_text.is_some(),
                     used_next_text: body.next_text.is_some(),
                 };
-                // Writing and syncing the file blocks; keep it off the async workers.
-                let stored = {
-                    let (cache, key, audio, meta) = (cache.clone(), key.clone(), response.audio.clone(), meta.clone());
+                // Writing and syncing the files blocks: it runs on the blocking pool while the
+                // chain moves on (the next request needs only this one's id), and is awaited
+                // before assembly.
+                let write = {
+                    let (cache, key, audio, meta) = (
+                        cache.clone(),
+                        key.clone(),
+                        response.audio.clone(),
+                        meta.clone(),
+                    );
                     tokio::task::spawn_blocking(move || cache.put(&key, &audio, &meta))
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
                 };
-                match stored {
-                    Ok(path) => {
-                        outcome.audio = Some(path);
-                        outcome.meta = Some(meta);
-                    }
-                    Err(e) => outcome.error = Some(format!("cannot store the response: {e}")),
-                }
+                outcome.audio = Some(cache.audio_path(&key));
+                outcome.meta = Some(meta);
+                outcome.write = Some(PendingWrite(Arc::new(Mutex::new(Some(write)))));
                 return outcome;
             }
             Err(error) => {

@@ -22,6 +22,8 @@
 //! - [`audio`]: streaming assembly into WAV or MP3.
 //! - [`report`]: the JSON and CSV reports.
 //! - [`progress`]: the progress bar on stderr.
+//! - [`tags`]: ID3 chapters and the Info header of MP3 output.
+//! - [`sidefiles`]: chapters for ffmpeg, a CUE sheet, SRT and WebVTT captions.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
 //! - [`mod@format`], [`models`]: facts about output formats and models.
 //!
@@ -39,6 +41,8 @@ pub mod models;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod sidefiles;
+pub mod tags;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -263,6 +267,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         max_credits: config.max_credits,
         breaker_threshold: 20,
         clock_offset: config.clock_offset,
+        loudness: config.loudness,
     };
     let total_requests: usize = prepared
         .iter()
@@ -409,9 +414,21 @@ async fn render_job(
     let all_ok = outcomes.iter().all(|o| o.audio.is_some());
     let mut assembly_error = None;
     let placement = if all_ok {
-        let pieces = pieces(&job, &plan, &outcomes);
-        match audio::assemble(&pieces.0, job.output_format, &job.output) {
-            Ok(p) => Some((p, pieces.1)),
+        let (pieces, index, chapters) = pieces(&job, &plan, &outcomes);
+        let tags = tags::TagSpec {
+            title: job.title.clone(),
+            author: job.author.clone(),
+            album: job.album.clone(),
+            chapters,
+        };
+        match audio::assemble(
+            &pieces,
+            job.output_format,
+            &job.output,
+            &tags,
+            runner.settings.loudness,
+        ) {
+            Ok(p) => Some((p, index)),
             Err(e) => {
                 assembly_error = Some(e);
                 None
@@ -443,6 +460,10 @@ async fn render_job(
         rep.status = "failed";
     }
     let report_paths = report::write(&rep, &job.output)?;
+    if rep.status == "ok" {
+        sidefiles::write(&job, &plan, &rep)
+            .with_context(|| format!("writing the side files of {}", job.output.display()))?;
+    }
     let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
     Ok(Rendered {
         job,
@@ -451,23 +472,30 @@ async fn render_job(
     })
 }
 
-/// The output's pieces in order, and for each request the index of its piece.
+/// The output's pieces in order, for each request the index of its piece, and the chapters
+/// with the index of the piece where each starts.
 fn pieces<'a>(
     job: &Job,
     plan: &plan::Plan,
     outcomes: &'a [execute::Outcome],
-) -> (Vec<audio::Piece<'a>>, Vec<usize>) {
+) -> (Vec<audio::Piece<'a>>, Vec<usize>, Vec<(String, usize)>) {
     let mut pieces = Vec::new();
     let mut index = vec![0; plan.requests.len()];
+    let mut chapters: Vec<(String, usize)> = Vec::new();
     if job.lead_in_ms > 0 {
         pieces.push(audio::Piece::Silence { ms: job.lead_in_ms });
     }
     let n = job.segments.len();
     for (si, segment) in job.segments.iter().enumerate() {
+        if let Some(chapter) = &segment.chapter
+            && (si == 0 || job.segments[si - 1].chapter.as_ref() != Some(chapter))
+        {
+            chapters.push((chapter.clone(), pieces.len()));
+        }
         for &r in &plan.segment_requests[si] {
             index[r] = pieces.len();
             let path = outcomes[r].audio.as_deref().expect("all requests rendered");
-            pieces.push(audio::Piece::Audio { path });
+            pieces.push(audio::Piece::Audio { path, segment: si });
         }
         let pause = if si + 1 == n {
             job.tail_ms
@@ -480,7 +508,7 @@ fn pieces<'a>(
             pieces.push(audio::Piece::Silence { ms: pause });
         }
     }
-    (pieces, index)
+    (pieces, index, chapters)
 }
 
 /// A client for commands that can do without one (`plan`, `check`): present with `--emulate`

@@ -120,6 +120,10 @@ pub struct Segment {
 pub struct Job {
     pub manifest: PathBuf,
     pub title: Option<String>,
+    /// Written to the MP3's ID3 tag (TPE1) and the chapter side files.
+    pub author: Option<String>,
+    /// Written to the MP3's ID3 tag (TALB).
+    pub album: Option<String>,
     pub output: PathBuf,
     pub output_format: OutputFormat,
     pub lead_in_ms: u64,
@@ -160,6 +164,8 @@ struct RawSegment {
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     title: Option<String>,
+    author: Option<String>,
+    album: Option<String>,
     output: Option<String>,
     lead_in_ms: Option<u64>,
     tail_ms: Option<u64>,
@@ -286,6 +292,8 @@ pub fn load(
             }
         };
         let header = Header {
+            author: raw.author,
+            album: raw.album,
             title: raw.title,
             output: raw.output,
             lead_in_ms: raw.lead_in_ms,
@@ -574,6 +582,8 @@ pub fn load(
     Ok(Job {
         manifest: path.to_path_buf(),
         title: header.title,
+        author: header.author,
+        album: header.album,
         output,
         output_format,
         lead_in_ms: header.lead_in_ms.unwrap_or(0),
@@ -674,6 +684,8 @@ pub fn has_voice_names(job: &Job) -> bool {
 #[derive(Default)]
 struct Header {
     title: Option<String>,
+    author: Option<String>,
+    album: Option<String>,
     output: Option<String>,
     lead_in_ms: Option<u64>,
     tail_ms: Option<u64>,

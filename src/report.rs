@@ -26,6 +26,9 @@ pub struct Report {
     pub finished_at: String,
     pub wall_seconds: f64,
     pub totals: Totals,
+    /// Loudness of the whole output (with `--loudness`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::audio::Loudness>,
     pub segments: Vec<SegmentReport>,
 }
 
@@ -57,8 +60,17 @@ pub struct SegmentReport {
     pub start_seconds: Option<f64>,
     pub end_seconds: Option<f64>,
     pub error: Option<String>,
+    /// Loudness of this segment's audio (with `--loudness`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::audio::Loudness>,
+    /// Its integrated loudness is more than [`LOUDNESS_JUMP_LU`] away from its neighbours'.
+    pub loudness_jump: bool,
     pub requests: Vec<RequestReport>,
 }
+
+/// How far (LU) a segment's loudness may stray from the mean of its neighbours before it is
+/// flagged.
+pub const LOUDNESS_JUMP_LU: f64 = 4.0;
 
 #[derive(Debug, Serialize)]
 pub struct RequestReport {
@@ -178,12 +190,17 @@ pub fn build(
             start_seconds: first,
             end_seconds: last,
             error: error.map(|e| format!("segment {}: {e}", segment.id)),
+            loudness: timeline
+                .and_then(|t| t.placement.loudness.as_ref())
+                .and_then(|m| m.segments.iter().find(|(s, _)| *s == si).map(|(_, l)| *l)),
+            loudness_jump: false,
             requests,
         });
     }
     totals.audio_seconds = timeline.map_or(0.0, |t| {
         round(t.placement.seconds(t.placement.total_samples))
     });
+    flag_loudness_jumps(&mut segments);
     let ok = segments.iter().all(|s| s.status == "ok") && timeline.is_some();
     Report {
         status: if ok { "ok" } else { "failed" },
@@ -199,7 +216,29 @@ pub fn build(
                 .map_or(0.0, |d| d.as_secs_f64()),
         ),
         totals,
+        loudness: timeline
+            .and_then(|t| t.placement.loudness.as_ref())
+            .map(|m| m.whole),
         segments,
+    }
+}
+
+/// Flags segments whose integrated loudness strays from the mean of their nearest measured
+/// neighbours by more than [`LOUDNESS_JUMP_LU`].
+fn flag_loudness_jumps(segments: &mut [SegmentReport]) {
+    let values: Vec<Option<f64>> = segments
+        .iter()
+        .map(|s| s.loudness.and_then(|l| l.integrated_lufs))
+        .collect();
+    for i in 0..segments.len() {
+        let Some(own) = values[i] else { continue };
+        let before = values[..i].iter().rev().flatten().next();
+        let after = values[i + 1..].iter().flatten().next();
+        let neighbours: Vec<f64> = before.into_iter().chain(after).copied().collect();
+        if !neighbours.is_empty() {
+            let mean = neighbours.iter().sum::<f64>() / neighbours.len() as f64;
+            segments[i].loudness_jump = (own - mean).abs() > LOUDNESS_JUMP_LU;
+        }
     }
 }
 

@@ -159,6 +159,7 @@ async fn help_tables_and_plan_snapshots() {
               --no-cache                 Neither read nor write the cache
               --only <ID>...             Render these segments again (all others must be cached), with the cached neighbours as context
               --max-credits <N>          Refuse to start above this many estimated credits, and stop sending before spending more
+              --loudness                 Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
               --progress <PROGRESS>      Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
               --voice-id <ID>            Voice for segments that name none
               --model-id <ID>            Model for segments that name none

@@ -1,0 +1,386 @@
+//! `cargo bench`: how close narrate's scheduling gets to the lower bound the API allows, its CPU
+//! time per request, and how fast and how lean assembly is, beside ffmpeg when it is installed.
+//!
+//! Rendering time is bound by the API: with latency L per request and C slots, no scheduler
+//! beats max(longest chain × L, ⌈requests ÷ C⌉ × L). The emulator runs as a separate process
+//! (`narrate emulate` with a fixed latency and the Scale tier's 15 slots) so narrate's own CPU
+//! time can be read from this process. Assembly runs in a child process each, so its peak RSS is
+//! its own. `NARRATE_BENCH_QUICK=1` runs a seconds-long version (CI uses it to keep this
+//! compiling and running); the figures are not pass/fail.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use narrate::cli::{Endpoint, RenderConfig};
+use narrate::execute::Concurrency;
+use narrate::format::OutputFormat;
+
+const NARRATOR: &str = "JBFqnCBsd6RMkjVDRZzb";
+const VOICES: [&str; 3] = [NARRATOR, "Xb7hH8MSUJpSbSDYk0k2", "TX3LPaxmHKxFdv7VOQHJ"];
+const SLOTS: usize = 15;
+
+/// Chains of a synthetic manifest: (chapter, voice, requests).
+type Chains = Vec<(String, &'static str, usize)>;
+
+fn main() {
+    if let Ok(task) = std::env::var("NARRATE_BENCH_CHILD") {
+        child(&task);
+        return;
+    }
+    let quick = std::env::var_os("NARRATE_BENCH_QUICK").is_some();
+    println!("narrate benchmarks{}", if quick { " (quick)" } else { "" });
+    println!("machine: {} cores, {}", cores(), cpu_model());
+    scheduling(quick);
+    assembly(quick);
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// User plus system CPU seconds of this process, from /proc (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident memory of this process in MB, from /proc (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+struct Emulator {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_emulator(latency_ms: u64) -> Emulator {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_narrate"))
+        .args([
+            "emulate",
+            "--listen",
+            &addr,
+            "--tier",
+            "scale",
+            "--latency-ms",
+            &latency_ms.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the narrate binary runs");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Emulator {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// A manifest of chains: `(chapter, voice, requests)` in listed order, each request one segment.
+fn manifest(dir: &Path, name: &str, chains: &[(String, &str, usize)], interleave: bool) -> PathBuf {
+    let mut lines = Vec::new();
+    if interleave {
+        let longest = chains.iter().map(|c| c.2).max().unwrap_or(0);
+        for i in 0..longest {
+            for (chapter, voice, n) in chains {
+                if i < *n {
+                    lines.push((chapter.clone(), *voice, i));
+                }
+            }
+        }
+    } else {
+        for (chapter, voice, n) in chains {
+            for i in 0..*n {
+                lines.push((chapter.clone(), *voice, i));
+            }
+        }
+    }
+    let mut yaml = format!(
+        "output: {name}.wav\ndefaults: {{output_format: pcm_16000, pause_after_ms: 0, chapter_pause_ms: 0}}\nsegments:\n"
+    );
+    for (k, (chapter, voice, i)) in lines.iter().enumerate() {
+        yaml.push_str(&format!(
+            "  - {{id: s{k}, chapter: \"{chapter}\", voice_id: {voice}, text: \"{chapter}, line {i}, voice {}.\"}}\n",
+            &voice[..4]
+        ));
+    }
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn scheduling(quick: bool) {
+    let latency_ms: u64 = if quick { 10 } else { 50 };
+    let emulator = start_emulator(latency_ms);
+    let l = latency_ms as f64 / 1000.0;
+    let scale = if quick { 4 } else { 1 };
+    let short = |n: usize, len: usize| -> Chains {
+        (0..n)
+            .map(|c| (format!("Chapter {c}"), NARRATOR, len))
+            .collect()
+    };
+    let mut long_last = short(60 / scale, 2);
+    long_last.push(("The long chapter".into(), NARRATOR, 40 / scale));
+    let dialogue: Chains = VOICES
+        .iter()
+        .map(|v| ("Dialogue".to_string(), *v, 60 / scale))
+        .collect();
+    let scenarios: Vec<(&str, Chains, bool)> = vec![
+        ("many short chains", short(120 / scale, 2), false),
+        ("one long chain listed last", long_last, false),
+        ("interleaved dialogue", dialogue, true),
+        ("1,000+ requests", short(50 / scale, 22), false),
+    ];
+    println!();
+    println!("scheduling: emulator latency {latency_ms} ms, {SLOTS} slots");
+    println!(
+        "{:<28} {:>8} {:>9} {:>9} {:>7} {:>12} {:>13}",
+        "scenario", "requests", "wall s", "bound s", "ratio", "concurrency", "CPU ms/req"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (name, chains, interleave) in scenarios {
+        let dir = tempfile::tempdir().unwrap();
+        let path = manifest(dir.path(), "book", &chains, interleave);
+        let requests: usize = chains.iter().map(|c| c.2).sum();
+        let longest = chains.iter().map(|c| c.2).max().unwrap_or(0);
+        let bound = (longest as f64 * l).max(requests.div_ceil(SLOTS) as f64 * l);
+        let config = RenderConfig {
+            manifests: vec![path.clone()],
+            output: None,
+            concurrency: Concurrency::Fixed(SLOTS),
+            rate: None,
+            max_retries: 3,
+            request_timeout: Duration::from_secs(30),
+            retry_base: Duration::from_millis(20),
+            state_dir: Some(dir.path().join("state")),
+            no_cache: false,
+            max_credits: None,
+            only: Vec::new(),
+            clock_offset: Duration::ZERO,
+            progress: narrate::progress::ProgressMode::Never,
+            loudness: false,
+            defaults: Default::default(),
+            endpoint: Endpoint {
+                emulate: false,
+                base_url: emulator.base.clone(),
+                key: Some(narrate::api::ApiKey::new("bench")),
+            },
+        };
+        let job = narrate::manifest::load(&path, &Default::default(), None).unwrap();
+        let cpu_before = cpu_seconds();
+        let started = Instant::now();
+        let rendered = runtime
+            .block_on(narrate::render_jobs(&config, vec![job]))
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
+        let report = &rendered[0].report;
+        assert_eq!(report.status, "ok", "{name}: the render failed");
+        let busy: f64 = report
+            .segments
+            .iter()
+            .flat_map(|s| s.requests.iter())
+            .map(|r| r.latency_ms.unwrap_or(0) as f64 / 1000.0)
+            .sum();
+        println!(
+            "{:<28} {:>8} {:>9.3} {:>9.3} {:>7.3} {:>12.1} {:>13}",
+            name,
+            requests,
+            wall,
+            bound,
+            wall / bound,
+            busy / wall,
+            cpu.map_or("n/a".into(), |c| format!(
+                "{:.3}",
+                c * 1000.0 / requests as f64
+            )),
+        );
+    }
+}
+
+/// One MP3 response of about `seconds` of speech, as the emulator serves it.
+fn response_mp3(dir: &Path, seconds: usize) -> PathBuf {
+    let format: OutputFormat = "mp3_44100_128".parse().unwrap();
+    let text = "Alice was beginning to get very tired of sitting by her sister. "
+        .repeat(seconds * 15 / 64 + 1);
+    let samples = narrate::emulator::synth::speak(&text, NARRATOR, 1.0, format.sample_rate);
+    let bytes = narrate::emulator::synth::encode(&samples, format).unwrap();
+    let path = dir.join("response.mp3");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// In a child process: assemble `count` copies of `response` into `output`; print the time
+/// and peak RSS.
+fn child(task: &str) {
+    let mut parts = task.split('|');
+    let (response, count, output) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let count: usize = count.parse().unwrap();
+    let response = PathBuf::from(response);
+    let pieces: Vec<narrate::audio::Piece<'_>> = (0..count)
+        .map(|_| narrate::audio::Piece::Audio {
+            path: &response,
+            segment: 0,
+        })
+        .collect();
+    let format: OutputFormat = "mp3_44100_128".parse().unwrap();
+    let started = Instant::now();
+    let placement = narrate::audio::assemble(
+        &pieces,
+        format,
+        Path::new(output),
+        &Default::default(),
+        false,
+    )
+    .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{seconds} {} {}",
+        peak_rss_mb().unwrap_or(f64::NAN),
+        placement.seconds(placement.total_samples)
+    );
+}
+
+fn run_child(response: &Path, count: usize, output: &Path) -> (f64, f64, f64) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(
+            "NARRATE_BENCH_CHILD",
+            format!("{}|{count}|{}", response.display(), output.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+fn ffmpeg(args: &[&str]) -> Option<f64> {
+    let started = Instant::now();
+    let ok = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    ok.then(|| started.elapsed().as_secs_f64())
+}
+
+fn assembly(quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let seconds_per_response = 60;
+    let response = response_mp3(dir.path(), seconds_per_response);
+    let books: Vec<(&str, usize)> = if quick {
+        vec![("2-minute book", 2)]
+    } else {
+        vec![
+            ("10-minute book", 10),
+            ("2-hour book", 120),
+            ("10-hour book", 600),
+        ]
+    };
+    let has_ffmpeg = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    println!();
+    println!(
+        "assembly: {seconds_per_response}-second MP3 responses (mp3_44100_128) joined into one file"
+    );
+    println!(
+        "{:<16} {:<5} {:>9} {:>11} {:>12} {:>11} {:>13}",
+        "book", "to", "seconds", "x realtime", "peak RSS MB", "ffmpeg s", "narrate/ffmpeg"
+    );
+    for (name, count) in books {
+        let list = dir.path().join("list.txt");
+        let mut f = std::fs::File::create(&list).unwrap();
+        for _ in 0..count {
+            writeln!(f, "file '{}'", response.display()).unwrap();
+        }
+        for (ext, ffmpeg_args) in [
+            ("wav", vec!["-c:a", "pcm_s16le"]),
+            ("mp3", vec!["-c:a", "libmp3lame", "-b:a", "128k"]),
+        ] {
+            let output = dir.path().join(format!("book.{ext}"));
+            let (seconds, rss, audio) = run_child(&response, count, &output);
+            let _ = std::fs::remove_file(&output);
+            let theirs = if has_ffmpeg {
+                let out = dir.path().join(format!("ffmpeg.{ext}"));
+                let mut args = vec!["-f", "concat", "-safe", "0", "-i", list.to_str().unwrap()];
+                args.extend(ffmpeg_args.iter().copied());
+                args.push(out.to_str().unwrap());
+                let t = ffmpeg(&args);
+                let _ = std::fs::remove_file(&out);
+                t
+            } else {
+                None
+            };
+            println!(
+                "{:<16} {:<5} {:>9.2} {:>11.0} {:>12.1} {:>11} {:>13}",
+                name,
+                ext,
+                seconds,
+                audio / seconds,
+                rss,
+                theirs.map_or("n/a".into(), |t| format!("{t:.2}")),
+                theirs.map_or("n/a".into(), |t| format!("{:.2}x faster", t / seconds)),
+            );
+        }
+    }
+    if !has_ffmpeg {
+        println!("(ffmpeg is not installed: no comparison)");
+    }
+}

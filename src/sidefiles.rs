@@ -1,0 +1,200 @@
+//! Side files beside the output: `<stem>.chapters.txt` (FFMETADATA, for ffmpeg to make an M4B
+//! with chapters), `<stem>.cue`, and segment-level captions `<stem>.srt` and `<stem>.vtt` (one
+//! cue per request's text at its place in the audio).
+//!
+//! Everything is derived from the report's offsets, so the files agree with it by construction.
+//! Not responsible for the audio or the report (see `audio`, `report`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::manifest::Job;
+use crate::plan::Plan;
+use crate::report::Report;
+
+/// A chapter of the output: its title and where it starts and ends, in seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chapter {
+    pub title: String,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The chapters of a rendered report: a chapter starts where its first segment's audio starts
+/// (the first chapter at 0, so the lead-in belongs to it) and ends where the next one starts.
+pub fn chapters(report: &Report) -> Vec<Chapter> {
+    let mut starts: Vec<(String, f64)> = Vec::new();
+    let mut previous: Option<&str> = None;
+    for s in &report.segments {
+        if let Some(chapter) = s.chapter.as_deref()
+            && previous != Some(chapter)
+        {
+            let start = if starts.is_empty() {
+                0.0
+            } else {
+                s.start_seconds.unwrap_or(0.0)
+            };
+            starts.push((chapter.to_string(), start));
+        }
+        previous = s.chapter.as_deref();
+    }
+    let total = report.totals.audio_seconds;
+    (0..starts.len())
+        .map(|i| Chapter {
+            title: starts[i].0.clone(),
+            start: starts[i].1,
+            end: starts.get(i + 1).map_or(total, |n| n.1),
+        })
+        .collect()
+}
+
+fn clock(seconds: f64, separator: char) -> String {
+    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{separator}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// `MM:SS:FF` with 75 frames a second, as CUE sheets count.
+fn cue_time(seconds: f64) -> String {
+    let frames = (seconds.max(0.0) * 75.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}",
+        frames / 75 / 60,
+        frames / 75 % 60,
+        frames % 75
+    )
+}
+
+fn ffmetadata_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '=' | ';' | '#' | '\\' | '\n') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The side files' paths for an output.
+pub fn paths(output: &Path) -> [PathBuf; 4] {
+    let stem = output
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let dir = output.parent().unwrap_or(Path::new(""));
+    ["chapters.txt", "cue", "srt", "vtt"].map(|ext| dir.join(format!("{stem}.{ext}")))
+}
+
+/// Writes the side files of a successful render.
+pub fn write(job: &Job, plan: &Plan, report: &Report) -> std::io::Result<Vec<PathBuf>> {
+    let [chapters_path, cue_path, srt_path, vtt_path] = paths(&job.output);
+    let chapters = chapters(report);
+    let mut written = Vec::new();
+
+    if !chapters.is_empty() {
+        let mut meta = String::from(";FFMETADATA1\n");
+        if let Some(t) = &job.title {
+            let _ = writeln!(meta, "title={}", ffmetadata_escape(t));
+        }
+        if let Some(a) = &job.author {
+            let _ = writeln!(meta, "artist={}", ffmetadata_escape(a));
+        }
+        if let Some(a) = &job.album {
+            let _ = writeln!(meta, "album={}", ffmetadata_escape(a));
+        }
+        for c in &chapters {
+            let _ = write!(
+                meta,
+                "\n[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle={}\n",
+                (c.start * 1000.0).round() as u64,
+                (c.end * 1000.0).round() as u64,
+                ffmetadata_escape(&c.title)
+            );
+        }
+        std::fs::write(&chapters_path, meta)?;
+        written.push(chapters_path);
+
+        let quote = |s: &str| s.replace('"', "'");
+        let mut cue = String::new();
+        if let Some(a) = &job.author {
+            let _ = writeln!(cue, "PERFORMER \"{}\"", quote(a));
+        }
+        if let Some(t) = &job.title {
+            let _ = writeln!(cue, "TITLE \"{}\"", quote(t));
+        }
+        let file = job.output.file_name().unwrap_or_default().to_string_lossy();
+        let kind = if job.output_format.is_mp3() && file.to_lowercase().ends_with(".mp3") {
+            "MP3"
+        } else {
+            "WAVE"
+        };
+        let _ = writeln!(cue, "FILE \"{}\" {kind}", quote(&file));
+        for (i, c) in chapters.iter().enumerate() {
+            let _ = write!(
+                cue,
+                "  TRACK {:02} AUDIO\n    TITLE \"{}\"\n    INDEX 01 {}\n",
+                i + 1,
+                quote(&c.title),
+                cue_time(c.start)
+            );
+        }
+        std::fs::write(&cue_path, cue)?;
+        written.push(cue_path);
+    }
+
+    let mut srt = String::new();
+    let mut vtt = String::from("WEBVTT\n");
+    let mut n = 0;
+    for (si, segment) in report.segments.iter().enumerate() {
+        for (k, request) in segment.requests.iter().enumerate() {
+            let (Some(start), Some(end)) = (request.start_seconds, request.end_seconds) else {
+                continue;
+            };
+            let text = plan.requests[plan.segment_requests[si][k]]
+                .text
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            n += 1;
+            let _ = write!(
+                srt,
+                "{n}\n{} --> {}\n{text}\n\n",
+                clock(start, ','),
+                clock(end, ',')
+            );
+            let _ = write!(
+                vtt,
+                "\n{}-{}\n{} --> {}\n{text}\n",
+                segment.id,
+                k + 1,
+                clock(start, '.'),
+                clock(end, '.')
+            );
+        }
+    }
+    std::fs::write(&srt_path, srt)?;
+    std::fs::write(&vtt_path, vtt)?;
+    written.push(srt_path);
+    written.push(vtt_path);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_formatted_for_each_format() {
+        assert_eq!(clock(3725.0456, ','), "01:02:05,046");
+        assert_eq!(clock(0.5, '.'), "00:00:00.500");
+        assert_eq!(cue_time(61.5), "01:01:38"); // 1 min, 1 s, 37.5 frames → 38
+        assert_eq!(ffmetadata_escape("a=b;c"), "a\\=b\\;c");
+    }
+}

@@ -1,0 +1,155 @@
+//! MP3 metadata written around the copied frames: an ID3v2.4 tag (title, author, album and
+//! CHAP/CTOC chapter frames) and a Xing-style `Info` frame (frame and byte counts, seek table)
+//! so players show the right duration and seek correctly.
+//!
+//! The tag's size depends only on the texts, not on the times, so it is written first with
+//! zero times and rewritten in place once the times are known. Not responsible for the audio
+//! frames themselves (see `audio`).
+
+/// What the ID3 tag says.
+#[derive(Clone, Debug, Default)]
+pub struct TagSpec {
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub album: Option<String>,
+    /// Chapters in order: title, and the index of the output piece where its audio starts.
+    pub chapters: Vec<(String, usize)>,
+}
+
+/// A chapter with its times in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChapterTime {
+    pub title: String,
+    pub start_ms: u32,
+    pub end_ms: u32,
+}
+
+fn syncsafe(n: usize) -> [u8; 4] {
+    let n = n as u32;
+    [
+        ((n >> 21) & 0x7F) as u8,
+        ((n >> 14) & 0x7F) as u8,
+        ((n >> 7) & 0x7F) as u8,
+        (n & 0x7F) as u8,
+    ]
+}
+
+fn frame(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(10 + body.len());
+    f.extend_from_slice(id);
+    f.extend_from_slice(&syncsafe(body.len()));
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(body);
+    f
+}
+
+/// A UTF-8 text frame such as TIT2.
+fn text_frame(id: &[u8; 4], text: &str) -> Vec<u8> {
+    let mut body = vec![3u8]; // UTF-8
+    body.extend_from_slice(text.as_bytes());
+    frame(id, &body)
+}
+
+/// An ID3v2.4 tag; its length is the same for any chapter times.
+pub fn id3v2(spec: &TagSpec, chapters: &[ChapterTime]) -> Vec<u8> {
+    let mut frames = Vec::new();
+    if let Some(t) = &spec.title {
+        frames.extend(text_frame(b"TIT2", t));
+    }
+    if let Some(a) = &spec.author {
+        frames.extend(text_frame(b"TPE1", a));
+    }
+    if let Some(a) = &spec.album {
+        frames.extend(text_frame(b"TALB", a));
+    }
+    frames.extend(text_frame(
+        b"TSSE",
+        concat!("narrate ", env!("CARGO_PKG_VERSION")),
+    ));
+    if !chapters.is_empty() {
+        let mut toc = b"toc\0".to_vec();
+        toc.push(0x03); // top-level, ordered
+        toc.push(chapters.len().min(255) as u8);
+        for i in 0..chapters.len().min(255) {
+            toc.extend_from_slice(format!("chp{i}\0").as_bytes());
+        }
+        frames.extend(frame(b"CTOC", &toc));
+        for (i, c) in chapters.iter().enumerate().take(255) {
+            let mut body = format!("chp{i}\0").into_bytes();
+            body.extend_from_slice(&c.start_ms.to_be_bytes());
+            body.extend_from_slice(&c.end_ms.to_be_bytes());
+            body.extend_from_slice(&[0xFF; 8]); // no byte offsets
+            body.extend(text_frame(b"TIT2", &c.title));
+            frames.extend(frame(b"CHAP", &body));
+        }
+    }
+    let mut tag = b"ID3\x04\x00\x00".to_vec();
+    tag.extend_from_slice(&syncsafe(frames.len()));
+    tag.extend(frames);
+    tag
+}
+
+/// The `Info` frame (Xing header of a constant-bitrate file): a frame shaped like `silent`
+/// carrying the number of audio frames, the bytes from this frame to the end, and a seek table
+/// when the frame has room for one.
+pub fn info_frame(silent: &[u8], mpeg1: bool, frames: u32, bytes: u32) -> Vec<u8> {
+    let mut f = silent.to_vec();
+    let at = 4 + if mpeg1 { 17 } else { 9 }; // header and mono side information
+    let with_toc = f.len() >= at + 4 + 4 + 4 + 4 + 100 + 4;
+    let mut info = b"Info".to_vec();
+    let flags: u32 = if with_toc { 0x0F } else { 0x03 };
+    info.extend_from_slice(&flags.to_be_bytes());
+    info.extend_from_slice(&frames.to_be_bytes());
+    info.extend_from_slice(&bytes.to_be_bytes());
+    if with_toc {
+        // Constant bitrate: byte position grows linearly with time.
+        info.extend((0..100u32).map(|i| (i * 256 / 100) as u8));
+        info.extend_from_slice(&0u32.to_be_bytes()); // quality
+    }
+    f[at..at + info.len()].copy_from_slice(&info);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_size_does_not_depend_on_the_times() {
+        let spec = TagSpec {
+            title: Some("Book".into()),
+            author: Some("Lewis Carroll".into()),
+            album: None,
+            chapters: vec![("One".into(), 0), ("Two".into(), 3)],
+        };
+        let zero = vec![
+            ChapterTime {
+                title: "One".into(),
+                start_ms: 0,
+                end_ms: 0,
+            },
+            ChapterTime {
+                title: "Two".into(),
+                start_ms: 0,
+                end_ms: 0,
+            },
+        ];
+        let real = vec![
+            ChapterTime {
+                title: "One".into(),
+                start_ms: 0,
+                end_ms: 61_000,
+            },
+            ChapterTime {
+                title: "Two".into(),
+                start_ms: 61_000,
+                end_ms: 3_600_000,
+            },
+        ];
+        let a = id3v2(&spec, &zero);
+        let b = id3v2(&spec, &real);
+        assert_eq!(a.len(), b.len());
+        assert_eq!(&a[..3], b"ID3");
+        assert!(b.windows(4).any(|w| w == b"CHAP") && b.windows(4).any(|w| w == b"CTOC"));
+    }
+}
