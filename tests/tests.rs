@@ -8,5 +8,6 @@ mod continuity;
 mod emulator;
 mod manifest_errors;
 mod properties;
+mod publish;
 mod render;
 mod resilience;
