@@ -546,10 +546,45 @@ fn write_wav(
         ..Placement::default()
     };
     let mut at = 0u64;
-    for piece in pieces {
-        let start = at;
-        match piece {
-            Piece::Silence { ms } => {
+    // Responses are decoded a batch at a time on every core, and written in order: decoding is
+    // the cost of WAV assembly, and the batch bounds memory (one response per core).
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let mut index = 0;
+    while index < pieces.len() {
+        let batch_end = pieces[index..]
+            .iter()
+            .position(|p| matches!(p, Piece::Silence { .. }))
+            .map_or(pieces.len(), |k| index + k)
+            .min(index + threads);
+        let decoded: Vec<Result<Vec<i16>, AudioError>> = if batch_end > index {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = pieces[index..batch_end]
+                    .iter()
+                    .map(|piece| {
+                        scope.spawn(move || match piece {
+                            Piece::Audio { path, .. } => decode(&read(path)?, format),
+                            Piece::Silence { .. } => Ok(Vec::new()),
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(AudioError::Decode("decoder thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        } else {
+            Vec::new()
+        };
+        if decoded.is_empty() {
+            // A silence.
+            let start = at;
+            if let Piece::Silence { ms } = &pieces[index] {
                 let n = silence_samples(*ms, format.sample_rate);
                 if let Some(m) = &mut meter {
                     m.silence(n);
@@ -561,25 +596,30 @@ fn write_wav(
                 zeros.flush().map_err(werr)?;
                 at += n;
             }
-            Piece::Audio { path, segment } => {
-                let samples = decode(&read(path)?, format)?;
-                if let Some(m) = &mut meter {
-                    m.audio(*segment, &samples);
-                }
-                if (at + samples.len() as u64) * 2 + 44 > u64::from(u32::MAX) {
-                    let hours =
-                        (at + samples.len() as u64) as f64 / f64::from(format.sample_rate) / 3600.0;
-                    return Err(AudioError::TooLarge(hours));
-                }
-                let mut w = writer.get_i16_writer(samples.len() as u32);
-                for s in &samples {
-                    w.write_sample(*s);
-                }
-                w.flush().map_err(werr)?;
-                at += samples.len() as u64;
-            }
+            placement.spans.push(start..at);
+            index += 1;
+            continue;
         }
-        placement.spans.push(start..at);
+        for (piece, samples) in pieces[index..batch_end].iter().zip(decoded) {
+            let samples = samples?;
+            let start = at;
+            if let (Some(m), Piece::Audio { segment, .. }) = (&mut meter, piece) {
+                m.audio(*segment, &samples);
+            }
+            if (at + samples.len() as u64) * 2 + 44 > u64::from(u32::MAX) {
+                let hours =
+                    (at + samples.len() as u64) as f64 / f64::from(format.sample_rate) / 3600.0;
+                return Err(AudioError::TooLarge(hours));
+            }
+            let mut w = writer.get_i16_writer(samples.len() as u32);
+            for s in &samples {
+                w.write_sample(*s);
+            }
+            w.flush().map_err(werr)?;
+            at += samples.len() as u64;
+            placement.spans.push(start..at);
+        }
+        index = batch_end;
     }
     writer.finalize().map_err(werr)?;
     placement.total_samples = at;

@@ -343,9 +343,14 @@ pub async fn execute(
                 let ahead = cached_ahead(&runner, &job, &plan, &cache, c);
                 let mut done: Vec<Option<Done>> = vec![None; chain.requests.len()];
                 let mut out = Vec::new();
+                // The slot of a request that succeeded passes to the chain's next request, so
+                // a chain never queues behind others between its own requests.
+                let mut held: Option<Slot<'_>> = None;
                 for (pos, &r) in chain.requests.iter().enumerate() {
                     let context = plan::context_for(&plan, r, &done, &ahead, runner.now());
-                    let outcome = render(&runner, &job, &plan, &cache, r, context).await;
+                    let (outcome, slot) =
+                        render(&runner, &job, &plan, &cache, r, context, held.take()).await;
+                    held = slot;
                     done[pos] = Some(Done {
                         request_id: outcome.meta.as_ref().and_then(|m| m.request_id.clone()),
                         issued: outcome.meta.as_ref().map_or(runner.now(), Meta::issued),
@@ -360,7 +365,12 @@ pub async fn execute(
                     (runner.clone(), job.clone(), plan.clone(), cache.clone());
                 tasks.spawn(async move {
                     let context = plan::context_for(&plan, r, &[], &[], runner.now());
-                    vec![(r, render(&runner, &job, &plan, &cache, r, context).await)]
+                    vec![(
+                        r,
+                        render(&runner, &job, &plan, &cache, r, context, None)
+                            .await
+                            .0,
+                    )]
                 });
             }
         }
@@ -445,16 +455,18 @@ pub fn body_for(job: &Job, plan: &Plan, r: usize, context: &Context) -> TtsBody 
     }
 }
 
-/// Renders one request and counts it in the progress bar.
-async fn render(
-    runner: &Runner,
+/// Renders one request and counts it in the progress bar. `held` is a slot handed over by the
+/// chain's previous request; after a success the slot is handed back for the next one.
+async fn render<'a>(
+    runner: &'a Runner,
     job: &Job,
     plan: &Plan,
     cache: &Cache,
     r: usize,
     context: Context,
-) -> Outcome {
-    let outcome = render_once(runner, job, plan, cache, r, context).await;
+    held: Option<Slot<'a>>,
+) -> (Outcome, Option<Slot<'a>>) {
+    let (outcome, slot) = render_once(runner, job, plan, cache, r, context, held).await;
     let credits = match (&outcome.meta, outcome.cached) {
         (Some(m), false) => m.credits.unwrap_or(0.0),
         _ => 0.0,
@@ -462,17 +474,18 @@ async fn render(
     runner
         .progress
         .request_done(plan.requests[r].text.chars().count(), credits);
-    outcome
+    (outcome, slot)
 }
 
-async fn render_once(
-    runner: &Runner,
+async fn render_once<'a>(
+    runner: &'a Runner,
     job: &Job,
     plan: &Plan,
     cache: &Cache,
     r: usize,
     context: Context,
-) -> Outcome {
+    mut held: Option<Slot<'a>>,
+) -> (Outcome, Option<Slot<'a>>) {
     let request = &plan.requests[r];
     let segment = &job.segments[request.segment];
     let format = job.output_format.to_string();
@@ -489,10 +502,13 @@ async fn render_once(
         outcome.audio = Some(path);
         outcome.meta = Some(meta);
         outcome.cached = true;
-        return outcome;
+        return (outcome, held);
     }
     loop {
-        let slot = runner.slots.acquire(remaining_work(plan, r)).await;
+        let slot = match held.take() {
+            Some(slot) => slot,
+            None => runner.slots.acquire(remaining_work(plan, r)).await,
+        };
         if let Some(limiter) = &runner.limiter {
             limiter.until_ready().await;
         }
@@ -502,13 +518,13 @@ async fn render_once(
                 "not sent: the run was stopped ({})",
                 runner.stop_reason().unwrap_or_default()
             ));
-            return outcome;
+            return (outcome, None);
         }
         let estimate = crate::models::find(&segment.model_id).map_or(1.0, |m| m.credits_per_char)
             * request.text.chars().count() as f64;
         if let Err(message) = runner.reserve(estimate) {
             outcome.error = Some(message);
-            return outcome;
+            return (outcome, None);
         }
         outcome.attempts += 1;
         let started = Instant::now();
@@ -520,7 +536,12 @@ async fn render_once(
                 check_audio(&response.audio, job.output_format)?;
                 Ok(response)
             });
-        drop(slot);
+        let slot = if result.is_ok() {
+            Some(slot)
+        } else {
+            drop(slot);
+            None
+        };
         let charged = match &result {
             Ok(response) => response.character_cost.unwrap_or(estimate),
             Err(_) => 0.0,
@@ -563,7 +584,7 @@ async fn render_once(
                 outcome.audio = Some(cache.audio_path(&key));
                 outcome.meta = Some(meta);
                 outcome.write = Some(PendingWrite(Arc::new(Mutex::new(Some(write)))));
-                return outcome;
+                return (outcome, slot);
             }
             Err(error) => {
                 outcome.statuses.push(error.status().unwrap_or(0));
@@ -573,7 +594,7 @@ async fn render_once(
                     Disposition::Fatal => {
                         runner.stop(error.to_string());
                         outcome.error = Some(error.to_string());
-                        return outcome;
+                        return (outcome, None);
                     }
                     Disposition::Fail
                         if error.status() == Some(400)
@@ -588,7 +609,7 @@ async fn render_once(
                     }
                     Disposition::Fail => {
                         outcome.error = Some(error.to_string());
-                        return outcome;
+                        return (outcome, None);
                     }
                     Disposition::Retry | Disposition::RetryLessConcurrency => {
                         let in_a_row = runner.failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
@@ -602,14 +623,14 @@ async fn render_once(
                                 "{error} (the run was stopped: {})",
                                 runner.stop_reason().unwrap_or_default()
                             ));
-                            return outcome;
+                            return (outcome, None);
                         }
                         if outcome.attempts > runner.settings.max_retries {
                             outcome.error = Some(format!(
                                 "{error} (gave up after {} attempts)",
                                 outcome.attempts
                             ));
-                            return outcome;
+                            return (outcome, None);
                         }
                         if disposition == Disposition::RetryLessConcurrency {
                             runner.slots.on_too_many();
