@@ -8,7 +8,8 @@
 //! (`narrate emulate` with a fixed latency and the Scale tier's 15 slots) so narrate's own CPU
 //! time can be read from this process. Assembly runs in a child process each, so its peak RSS is
 //! its own. `NARRATE_BENCH_QUICK=1` runs a seconds-long version (CI uses it to keep this
-//! compiling and running); the figures are not pass/fail.
+//! compiling and running); `NARRATE_BENCH_ONLY=scheduling` or `=assembly` runs one half. The
+//! figures are not pass/fail.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,8 +35,14 @@ fn main() {
     let quick = std::env::var_os("NARRATE_BENCH_QUICK").is_some();
     println!("narrate benchmarks{}", if quick { " (quick)" } else { "" });
     println!("machine: {} cores, {}", cores(), cpu_model());
-    scheduling(quick);
-    assembly(quick);
+    // NARRATE_BENCH_ONLY=scheduling or =assembly runs one half.
+    let only = std::env::var("NARRATE_BENCH_ONLY").unwrap_or_default();
+    if only != "assembly" {
+        scheduling(quick);
+    }
+    if only != "scheduling" {
+        assembly(quick);
+    }
 }
 
 fn cores() -> usize {

@@ -153,6 +153,12 @@ impl Slots {
         s.ceiling = s.ceiling.min(s.in_flight.max(1));
     }
 
+    /// The priority of the most urgent waiter, if any waits.
+    fn best_waiting(&self) -> Option<u64> {
+        let s = self.state.lock().expect("slots lock");
+        s.waiting.keys().next().map(|(std::cmp::Reverse(p), _)| *p)
+    }
+
     /// The current cap.
     pub fn limit(&self) -> usize {
         self.state.lock().expect("slots lock").limit
@@ -350,7 +356,15 @@ pub async fn execute(
                     let context = plan::context_for(&plan, r, &done, &ahead, runner.now());
                     let (outcome, slot) =
                         render(&runner, &job, &plan, &cache, r, context, held.take()).await;
-                    held = slot;
+                    // Keep the slot for the next request unless another chain with more work
+                    // left is waiting: longest remaining work first.
+                    held = slot.filter(|_| {
+                        let next = chain
+                            .requests
+                            .get(pos + 1)
+                            .map_or(0, |&n| remaining_work(&plan, n));
+                        next > 0 && runner.slots.best_waiting().is_none_or(|best| best <= next)
+                    });
                     done[pos] = Some(Done {
                         request_id: outcome.meta.as_ref().and_then(|m| m.request_id.clone()),
                         issued: outcome.meta.as_ref().map_or(runner.now(), Meta::issued),

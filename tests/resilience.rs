@@ -509,3 +509,36 @@ async fn max_credits_stops_sending_when_actual_costs_pass_it() {
     assert_eq!(emu.state.credits_used(), spent);
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_api_trips_the_circuit_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        faults: Faults {
+            rate: 1.0,
+            seed: 5,
+            kinds: vec![Fault::Internal],
+        },
+        ..Default::default()
+    };
+    let emu = emulator_in(dir.path(), config).await;
+    small_book(dir.path(), "out/book.mp3");
+    let out = run(
+        dir.path(),
+        &emu.base_url(),
+        &["--max-retries", "100", "--concurrency", "2"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("failed 20 attempts in a row"),
+        "{}",
+        stderr(&out)
+    );
+    let sent = tts_log(dir.path()).len();
+    assert!(
+        (20..=22).contains(&sent),
+        "the run stops after 20 failures in a row, not {sent}"
+    );
+    emu.stop().await;
+}
