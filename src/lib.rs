@@ -170,23 +170,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     } else {
         None
     };
-    let emulator = if config.endpoint.emulate {
-        Some(
-            emulator::start(emulator::Config::default())
-                .await
-                .context("starting the emulator")?,
-        )
-    } else {
-        None
-    };
-    let base_url = emulator
-        .as_ref()
-        .map_or_else(|| config.endpoint.base_url.clone(), |e| e.base_url());
-    let client = Client::new(
-        &base_url,
-        config.endpoint.key.clone(),
-        config.request_timeout,
-    )?;
+    let (client, emulator) = connect(&config.endpoint, config.request_timeout).await?;
     let first_state = jobs
         .first()
         .filter(|_| !config.no_cache)
@@ -521,20 +505,30 @@ async fn optional_client(
     if !endpoint.emulate && endpoint.key.is_none() {
         return Ok((None, None));
     }
+    let (client, emulator) = connect(&endpoint, std::time::Duration::from_secs(60)).await?;
+    Ok((Some(client), emulator))
+}
+
+/// A client for `endpoint`, with the in-process emulator started first for `--emulate` (it
+/// serves as long as the returned handle lives).
+async fn connect(
+    endpoint: &cli::Endpoint,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(Client, Option<emulator::Running>)> {
     let emulator = if endpoint.emulate {
-        Some(emulator::start(emulator::Config::default()).await?)
+        Some(
+            emulator::start(emulator::Config::default())
+                .await
+                .context("starting the emulator")?,
+        )
     } else {
         None
     };
     let base = emulator
         .as_ref()
         .map_or_else(|| endpoint.base_url.clone(), |e| e.base_url());
-    let client = Client::new(
-        &base,
-        endpoint.key.clone(),
-        std::time::Duration::from_secs(60),
-    )?;
-    Ok((Some(client), emulator))
+    let client = Client::new(&base, endpoint.key.clone(), timeout)?;
+    Ok((client, emulator))
 }
 
 /// Every voice of the account, all pages of `GET /v2/voices`.
@@ -858,19 +852,7 @@ async fn with_client<T>(
     f: impl AsyncFnOnce(&Client) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let endpoint = cli::endpoint(api, env_key, true)?;
-    let emulator = if endpoint.emulate {
-        Some(emulator::start(emulator::Config::default()).await?)
-    } else {
-        None
-    };
-    let base = emulator
-        .as_ref()
-        .map_or_else(|| endpoint.base_url.clone(), |e| e.base_url());
-    let client = Client::new(
-        &base,
-        endpoint.key.clone(),
-        std::time::Duration::from_secs(60),
-    )?;
+    let (client, emulator) = connect(&endpoint, std::time::Duration::from_secs(60)).await?;
     let result = f(&client).await;
     if let Some(e) = emulator {
         e.stop().await;

@@ -388,19 +388,7 @@ async fn retries_through_faults_give_the_same_output_and_a_rerun_sends_nothing()
         report["totals"]["retries"].as_u64().unwrap() > 0,
         "faults were injected"
     );
-    let statuses: Vec<u64> = report["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["requests"].as_array().unwrap().iter())
-        .flat_map(|r| {
-            r["statuses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_u64().unwrap())
-        })
-        .collect();
+    let statuses = all_statuses(&report);
     assert!(statuses.contains(&429) && statuses.contains(&500) && statuses.contains(&503));
     let a = std::fs::read(clean_dir.path().join("out/book.mp3")).unwrap();
     let b = std::fs::read(dir.path().join("out/book.mp3")).unwrap();

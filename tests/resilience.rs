@@ -158,20 +158,7 @@ async fn a_request_timeout_is_retried() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
-    let statuses: Vec<u64> = report["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["requests"].as_array().unwrap().clone())
-        .flat_map(|r| {
-            r["statuses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_u64().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let statuses = all_statuses(&report);
     assert!(
         statuses.contains(&0),
         "a timed-out attempt is recorded with no status: {statuses:?}"

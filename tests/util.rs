@@ -112,6 +112,18 @@ pub async fn refetch(base_url: &str, entry: &Value) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
+/// The HTTP status of every attempt of every request in a report (0 for no answer).
+pub fn all_statuses(report: &Value) -> Vec<u64> {
+    report["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["requests"].as_array().into_iter().flatten())
+        .flat_map(|r| r["statuses"].as_array().into_iter().flatten())
+        .filter_map(Value::as_u64)
+        .collect()
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
