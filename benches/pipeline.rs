@@ -205,6 +205,8 @@ fn scheduling(quick: bool) {
             clock_offset: Duration::ZERO,
             progress: narrate::progress::ProgressMode::Never,
             loudness: false,
+            loudness_target: None,
+            audiobook: false,
             defaults: Default::default(),
             endpoint: Endpoint {
                 emulate: false,
@@ -280,14 +282,8 @@ fn child(task: &str) {
         .collect();
     let format: OutputFormat = "mp3_44100_128".parse().unwrap();
     let started = Instant::now();
-    let placement = narrate::audio::assemble(
-        &pieces,
-        format,
-        Path::new(output),
-        &Default::default(),
-        false,
-    )
-    .unwrap();
+    let placement =
+        narrate::audio::assemble(&pieces, format, Path::new(output), &Default::default()).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "{seconds} {} {}",

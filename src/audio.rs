@@ -328,6 +328,8 @@ pub struct Loudness {
     pub true_peak_dbtp: f64,
     /// RMS level (dBFS).
     pub rms_db: f64,
+    /// RMS of the quietest half second (dBFS): the noise floor.
+    pub noise_floor_db: f64,
 }
 
 impl Default for Loudness {
@@ -336,6 +338,7 @@ impl Default for Loudness {
             integrated_lufs: None,
             true_peak_dbtp: -200.0,
             rms_db: -200.0,
+            noise_floor_db: -200.0,
         }
     }
 }
@@ -345,6 +348,12 @@ struct Meter {
     ebu: ebur128::EbuR128,
     sum_squares: f64,
     count: u64,
+    /// The current half-second window: its sum of squares and length, and the quietest
+    /// complete window's mean square so far.
+    window_sum: f64,
+    window_len: u64,
+    window_size: u64,
+    quietest: Option<f64>,
 }
 
 impl Meter {
@@ -355,15 +364,31 @@ impl Meter {
                 .expect("mono at an API sample rate is a valid meter"),
             sum_squares: 0.0,
             count: 0,
+            window_sum: 0.0,
+            window_len: 0,
+            window_size: u64::from(rate / 2).max(1),
+            quietest: None,
         }
+    }
+
+    fn close_window(&mut self) {
+        let mean = self.window_sum / self.window_size as f64;
+        self.quietest = Some(self.quietest.map_or(mean, |q| q.min(mean)));
+        self.window_sum = 0.0;
+        self.window_len = 0;
     }
 
     fn add(&mut self, samples: &[i16]) {
         let _ = self.ebu.add_frames_i16(samples);
-        self.sum_squares += samples
-            .iter()
-            .map(|&s| f64::from(s) * f64::from(s))
-            .sum::<f64>();
+        for &s in samples {
+            let square = f64::from(s) * f64::from(s);
+            self.sum_squares += square;
+            self.window_sum += square;
+            self.window_len += 1;
+            if self.window_len == self.window_size {
+                self.close_window();
+            }
+        }
         self.count += samples.len() as u64;
     }
 
@@ -374,6 +399,15 @@ impl Meter {
             let k = left.min(ZEROS.len() as u64) as usize;
             let _ = self.ebu.add_frames_i16(&ZEROS[..k]);
             left -= k as u64;
+        }
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(self.window_size - self.window_len);
+            self.window_len += take;
+            left -= take;
+            if self.window_len == self.window_size {
+                self.close_window();
+            }
         }
         self.count += n;
     }
@@ -387,10 +421,15 @@ impl Meter {
             }
         };
         let rms = (self.sum_squares / self.count.max(1) as f64).sqrt() / 32_768.0;
+        // Audio shorter than one window: its own level is the floor.
+        let quietest = self
+            .quietest
+            .unwrap_or(self.sum_squares / self.count.max(1) as f64);
         Loudness {
             integrated_lufs: self.ebu.loudness_global().ok().filter(|l| l.is_finite()),
             true_peak_dbtp: self.ebu.true_peak(0).map_or(-200.0, db).max(-200.0),
             rms_db: db(rms).max(-200.0),
+            noise_floor_db: db(quietest.sqrt() / 32_768.0).max(-200.0),
         }
     }
 }
@@ -439,6 +478,7 @@ impl Measure {
         Measured {
             whole: self.whole.finish(),
             segments: self.segments,
+            gain_db: None,
         }
     }
 }
@@ -449,6 +489,69 @@ pub struct Measured {
     pub whole: Loudness,
     /// By the segment index given in [`Piece::Audio`].
     pub segments: Vec<(usize, Loudness)>,
+    /// The gain applied to reach `--loudness-target` (dB), figures above include it.
+    pub gain_db: Option<f64>,
+}
+
+impl Loudness {
+    /// The same audio after a gain of `db`.
+    fn gained(self, db: f64) -> Loudness {
+        let up = |v: f64| if v <= -200.0 { v } else { v + db };
+        Loudness {
+            integrated_lufs: self.integrated_lufs.map(|l| l + db),
+            true_peak_dbtp: up(self.true_peak_dbtp),
+            rms_db: up(self.rms_db),
+            noise_floor_db: up(self.noise_floor_db),
+        }
+    }
+}
+
+/// What assembly does besides joining: MP3 tags, loudness measurement and normalization.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub tags: crate::tags::TagSpec,
+    /// Measure loudness into the placement.
+    pub measure: bool,
+    /// Scale a WAV output to this integrated loudness (LUFS), never above -1 dBTP.
+    pub loudness_target: Option<f64>,
+}
+
+/// The highest true peak a normalized output may reach.
+pub const NORMALIZE_CEILING_DBTP: f64 = -1.0;
+
+/// Multiplies every sample of a finished WAV file by `10^(db/20)`, in place.
+fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    let mut head = [0u8; 512];
+    file.seek(SeekFrom::Start(0))?;
+    let n = file.read(&mut head)?;
+    let at = head[..n]
+        .windows(4)
+        .position(|w| w == b"data")
+        .ok_or_else(|| std::io::Error::other("no data chunk"))?;
+    let len = u32::from_le_bytes([head[at + 4], head[at + 5], head[at + 6], head[at + 7]]) as u64;
+    let start = (at + 8) as u64;
+    let factor = 10f64.powf(db / 20.0);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let k = ((len - done) as usize).min(buf.len()) & !1;
+        if k == 0 {
+            break;
+        }
+        file.seek(SeekFrom::Start(start + done))?;
+        file.read_exact(&mut buf[..k])?;
+        for pair in buf[..k].chunks_exact_mut(2) {
+            let s = f64::from(i16::from_le_bytes([pair[0], pair[1]])) * factor;
+            let s = s.round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16;
+            pair.copy_from_slice(&s.to_le_bytes());
+        }
+        file.seek(SeekFrom::Start(start + done))?;
+        file.write_all(&buf[..k])?;
+        done += k as u64;
+    }
+    Ok(())
 }
 
 /// Where each piece landed in the output, in samples from the start.
@@ -473,8 +576,7 @@ pub fn assemble(
     pieces: &[Piece<'_>],
     format: OutputFormat,
     output: &Path,
-    tags: &crate::tags::TagSpec,
-    measure: bool,
+    options: &Options,
 ) -> Result<Placement, AudioError> {
     let io = |source: std::io::Error| AudioError::Io {
         path: output.to_path_buf(),
@@ -493,11 +595,34 @@ pub fn assemble(
     let mp3_out = output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
-    let placement = if mp3_out {
-        write_mp3(pieces, format, temp.as_file(), output, tags, measure)?
+    let measure = options.measure || options.loudness_target.is_some();
+    let mut placement = if mp3_out {
+        write_mp3(
+            pieces,
+            format,
+            temp.as_file(),
+            output,
+            &options.tags,
+            measure,
+        )?
     } else {
         write_wav(pieces, format, temp.as_file(), output, measure)?
     };
+    if let (Some(target), false, Some(m)) = (
+        options.loudness_target,
+        mp3_out,
+        placement.loudness.as_mut(),
+    ) && let Some(integrated) = m.whole.integrated_lufs
+    {
+        // Towards the target, but never so loud that the true peak passes the ceiling.
+        let gain = (target - integrated).min(NORMALIZE_CEILING_DBTP - m.whole.true_peak_dbtp);
+        apply_gain(temp.as_file(), gain).map_err(io)?;
+        m.whole = m.whole.gained(gain);
+        for (_, l) in &mut m.segments {
+            *l = l.gained(gain);
+        }
+        m.gain_db = Some(gain);
+    }
     temp.as_file().sync_all().map_err(io)?;
     #[cfg(unix)]
     {

@@ -129,6 +129,12 @@ pub struct RenderArgs {
     /// Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
     #[arg(long)]
     pub loudness: bool,
+    /// Scale a WAV output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP
+    #[arg(long, value_name = "LUFS", allow_negative_numbers = true)]
+    pub loudness_target: Option<f64>,
+    /// Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
+    #[arg(long)]
+    pub audiobook: bool,
     /// Progress bar on stderr: auto (when stderr is a terminal), always, never
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: crate::progress::ProgressMode,
@@ -307,6 +313,8 @@ pub struct RenderConfig {
     pub clock_offset: Duration,
     pub progress: crate::progress::ProgressMode,
     pub loudness: bool,
+    pub loudness_target: Option<f64>,
+    pub audiobook: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -339,6 +347,13 @@ impl RenderConfig {
         {
             return Err(usage("--max-credits must be a number of at least 0"));
         }
+        if let Some(target) = args.loudness_target
+            && !(-70.0..=-5.0).contains(&target)
+        {
+            return Err(usage(format!(
+                "--loudness-target {target}: expected LUFS between -70 and -5, such as -19"
+            )));
+        }
         if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
             return Err(usage(
                 "--request-timeout must be a positive number of seconds",
@@ -359,6 +374,8 @@ impl RenderConfig {
             clock_offset: Duration::from_secs(args.clock_offset_secs),
             progress: args.progress,
             loudness: args.loudness,
+            loudness_target: args.loudness_target,
+            audiobook: args.audiobook,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

@@ -51,6 +51,10 @@ pub struct Settings {
     pub clock_offset: Duration,
     /// Measure loudness while assembling (`--loudness`).
     pub loudness: bool,
+    /// Normalize WAV output to this integrated loudness (`--loudness-target`).
+    pub loudness_target: Option<f64>,
+    /// Check the output against audiobook (ACX-style) requirements (`--audiobook`).
+    pub audiobook: bool,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run. A freed slot goes to the

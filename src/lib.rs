@@ -179,6 +179,19 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     let mut jobs = jobs;
     resolve_voices(&client, &mut jobs).await?;
 
+    if config.loudness_target.is_some()
+        && let Some(job) = jobs.iter().find(|j| {
+            j.output
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("mp3"))
+        })
+    {
+        return Err(cli::UsageError(format!(
+            "--loudness-target rescales WAV output; {} is an MP3 whose frames are copied, not re-encoded",
+            job.output.display()
+        ))
+        .into());
+    }
     for id in &config.only {
         if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
             return Err(cli::UsageError(format!("--only {id}: no segment has this id")).into());
@@ -251,7 +264,9 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         max_credits: config.max_credits,
         breaker_threshold: 20,
         clock_offset: config.clock_offset,
-        loudness: config.loudness,
+        loudness: config.loudness || config.audiobook,
+        loudness_target: config.loudness_target,
+        audiobook: config.audiobook,
     };
     let total_requests: usize = prepared
         .iter()
@@ -399,19 +414,17 @@ async fn render_job(
     let mut assembly_error = None;
     let placement = if all_ok {
         let (pieces, index, chapters) = pieces(&job, &plan, &outcomes);
-        let tags = tags::TagSpec {
-            title: job.title.clone(),
-            author: job.author.clone(),
-            album: job.album.clone(),
-            chapters,
+        let options = audio::Options {
+            tags: tags::TagSpec {
+                title: job.title.clone(),
+                author: job.author.clone(),
+                album: job.album.clone(),
+                chapters,
+            },
+            measure: runner.settings.loudness,
+            loudness_target: runner.settings.loudness_target,
         };
-        match audio::assemble(
-            &pieces,
-            job.output_format,
-            &job.output,
-            &tags,
-            runner.settings.loudness,
-        ) {
+        match audio::assemble(&pieces, job.output_format, &job.output, &options) {
             Ok(p) => Some((p, index)),
             Err(e) => {
                 assembly_error = Some(e);
@@ -435,6 +448,9 @@ async fn render_job(
         runner.settings.synthetic,
     );
     rep.interrupted = runner.was_interrupted();
+    if runner.settings.audiobook {
+        rep.audiobook = report::audiobook(&job, &rep);
+    }
     if let Some(e) = assembly_error {
         for s in &mut rep.segments {
             s.status = "failed";

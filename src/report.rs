@@ -29,6 +29,12 @@ pub struct Report {
     /// Loudness of the whole output (with `--loudness`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loudness: Option<crate::audio::Loudness>,
+    /// The gain applied to reach `--loudness-target`, in dB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness_gain_db: Option<f64>,
+    /// The audiobook (ACX-style) checks (with `--audiobook`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiobook: Option<Audiobook>,
     pub segments: Vec<SegmentReport>,
 }
 
@@ -219,8 +225,97 @@ pub fn build(
         loudness: timeline
             .and_then(|t| t.placement.loudness.as_ref())
             .map(|m| m.whole),
+        loudness_gain_db: timeline
+            .and_then(|t| t.placement.loudness.as_ref())
+            .and_then(|m| m.gain_db),
+        audiobook: None,
         segments,
     }
+}
+
+/// One audiobook requirement and whether the output meets it.
+#[derive(Debug, Serialize)]
+pub struct AudiobookCheck {
+    pub check: &'static str,
+    pub value: serde_json::Value,
+    pub want: &'static str,
+    pub pass: bool,
+}
+
+/// The audiobook checks of an output: pass only if every check passes.
+#[derive(Debug, Serialize)]
+pub struct Audiobook {
+    pub pass: bool,
+    pub checks: Vec<AudiobookCheck>,
+}
+
+/// Checks a rendered output against ACX-style audiobook requirements: RMS -23 to -18 dB, true
+/// peak at most -3 dB, noise floor at most -60 dB, 0.5-1 s of room tone at the head and 1-5 s
+/// at the tail, a 44.1 kHz constant-bitrate MP3 of at least 192 kbps, at most 120 minutes.
+pub fn audiobook(job: &Job, report: &Report) -> Option<Audiobook> {
+    use serde_json::json;
+    let loudness = report.loudness?;
+    let mp3 = job
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
+    let (rate, kbps) = match job.output_format.codec {
+        crate::format::Codec::Mp3 { kbps } => (job.output_format.sample_rate, kbps),
+        _ => (job.output_format.sample_rate, 0),
+    };
+    let db = |v: f64| json!((v * 10.0).round() / 10.0);
+    let checks = vec![
+        AudiobookCheck {
+            check: "rms",
+            value: db(loudness.rms_db),
+            want: "-23 to -18 dB",
+            pass: (-23.0..=-18.0).contains(&loudness.rms_db),
+        },
+        AudiobookCheck {
+            check: "peak",
+            value: db(loudness.true_peak_dbtp),
+            want: "at most -3 dB",
+            pass: loudness.true_peak_dbtp <= -3.0,
+        },
+        AudiobookCheck {
+            check: "noise_floor",
+            value: db(loudness.noise_floor_db),
+            want: "at most -60 dB",
+            pass: loudness.noise_floor_db <= -60.0,
+        },
+        AudiobookCheck {
+            check: "head_room_tone",
+            value: json!(job.lead_in_ms as f64 / 1000.0),
+            want: "0.5 to 1 s (lead_in_ms)",
+            pass: (500..=1000).contains(&job.lead_in_ms),
+        },
+        AudiobookCheck {
+            check: "tail_room_tone",
+            value: json!(job.tail_ms as f64 / 1000.0),
+            want: "1 to 5 s (tail_ms)",
+            pass: (1000..=5000).contains(&job.tail_ms),
+        },
+        AudiobookCheck {
+            check: "format",
+            value: json!(format!(
+                "{}{}",
+                job.output_format,
+                if mp3 { " as .mp3" } else { " as .wav" }
+            )),
+            want: "constant-bitrate MP3, 44.1 kHz, at least 192 kbps",
+            pass: mp3 && rate == 44_100 && kbps >= 192,
+        },
+        AudiobookCheck {
+            check: "length",
+            value: json!(((report.totals.audio_seconds / 60.0) * 10.0).round() / 10.0),
+            want: "at most 120 minutes per file",
+            pass: report.totals.audio_seconds <= 120.0 * 60.0,
+        },
+    ];
+    Some(Audiobook {
+        pass: checks.iter().all(|c| c.pass),
+        checks,
+    })
 }
 
 /// Flags segments whose integrated loudness strays from the mean of their nearest measured

@@ -160,6 +160,8 @@ async fn help_tables_and_plan_snapshots() {
               --only <ID>...             Render these segments again (all others must be cached), with the cached neighbours as context
               --max-credits <N>          Refuse to start above this many estimated credits, and stop sending before spending more
               --loudness                 Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
+              --loudness-target <LUFS>   Scale a WAV output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP
+              --audiobook                Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
               --progress <PROGRESS>      Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
               --voice-id <ID>            Voice for segments that name none
               --model-id <ID>            Model for segments that name none

@@ -244,3 +244,89 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
     );
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    book(dir.path(), "pcm_44100", "out/book.wav");
+    let args = [
+        "book.yaml",
+        "--base-url",
+        &emu.base_url(),
+        "--loudness-target",
+        "-16",
+        "--audiobook",
+    ];
+    let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let integrated = report["loudness"]["integrated_lufs"].as_f64().unwrap();
+    let peak = report["loudness"]["true_peak_dbtp"].as_f64().unwrap();
+    assert!(
+        report["loudness_gain_db"].as_f64().unwrap() > 0.0,
+        "the synthetic voice is quieter than -16"
+    );
+    assert!(
+        (integrated + 16.0).abs() < 0.05 || (peak + 1.0).abs() < 0.05,
+        "at the target or at the peak ceiling: {integrated} LUFS, {peak} dBTP"
+    );
+    assert!(peak <= -1.0 + 1e-6);
+    let checks = report["audiobook"]["checks"].as_array().unwrap();
+    let check = |name: &str| checks.iter().find(|c| c["check"] == name).unwrap().clone();
+    assert_eq!(checks.len(), 7);
+    assert_eq!(check("head_room_tone")["pass"], true, "0.7 s lead-in");
+    assert_eq!(check("tail_room_tone")["pass"], true, "1.2 s tail");
+    assert_eq!(
+        check("format")["pass"],
+        false,
+        "a WAV is not the MP3 ACX wants"
+    );
+    assert_eq!(report["audiobook"]["pass"], false);
+    if have_ffmpeg() {
+        let out = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostats", "-i"])
+            .arg(dir.path().join("out/book.wav"))
+            .args(["-af", "ebur128", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        let summary = &log[log.rfind("Summary:").unwrap()..];
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with("I:"))
+            .unwrap();
+        let theirs: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(
+            (theirs - integrated).abs() <= 0.5,
+            "normalized to {integrated}, ffmpeg reads {theirs}"
+        );
+    }
+    // MP3 frames are copied, not re-encoded: no normalization, refused before sending.
+    book(dir.path(), "mp3_44100_192", "out/book.mp3");
+    let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--loudness-target"),
+        "{}",
+        stderr(&out)
+    );
+    // The same book as a 192 kbps MP3 passes the format check.
+    let out = narrate(
+        dir.path(),
+        &["book.yaml", "--base-url", &emu.base_url(), "--audiobook"],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let format = report["audiobook"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "format")
+        .unwrap()
+        .clone();
+    assert_eq!(format["pass"], true, "{format}");
+    emu.stop().await;
+}
