@@ -678,58 +678,48 @@ fn write_wav(
         .clamp(1, 8);
     let mut index = 0;
     while index < pieces.len() {
-        let batch_end = pieces[index..]
-            .iter()
-            .position(|p| matches!(p, Piece::Silence { .. }))
-            .map_or(pieces.len(), |k| index + k)
-            .min(index + threads);
-        let decoded: Vec<Result<Vec<i16>, AudioError>> = if batch_end > index {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = pieces[index..batch_end]
-                    .iter()
-                    .map(|piece| {
-                        scope.spawn(move || match piece {
-                            Piece::Audio { path, .. } => decode(&read(path)?, format),
-                            Piece::Silence { .. } => Ok(Vec::new()),
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(AudioError::Decode("decoder thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
-        } else {
-            Vec::new()
-        };
-        if decoded.is_empty() {
-            // A silence.
-            let start = at;
-            if let Piece::Silence { ms } = &pieces[index] {
-                let n = silence_samples(*ms, format.sample_rate);
-                if let Some(m) = &mut meter {
-                    m.silence(n);
-                }
-                let mut zeros = writer.get_i16_writer(n as u32);
-                for _ in 0..n {
-                    zeros.write_sample(0);
-                }
-                zeros.flush().map_err(werr)?;
-                at += n;
+        if let Piece::Silence { ms } = &pieces[index] {
+            let n = silence_samples(*ms, format.sample_rate);
+            if let Some(m) = &mut meter {
+                m.silence(n);
             }
-            placement.spans.push(start..at);
+            let mut zeros = writer.get_i16_writer(n as u32);
+            for _ in 0..n {
+                zeros.write_sample(0);
+            }
+            zeros.flush().map_err(werr)?;
+            placement.spans.push(at..at + n);
+            at += n;
             index += 1;
             continue;
         }
-        for (piece, samples) in pieces[index..batch_end].iter().zip(decoded) {
+        // The run of responses up to the next silence, at most one per core.
+        let batch: Vec<(&Path, usize)> = pieces[index..]
+            .iter()
+            .map_while(|p| match p {
+                Piece::Audio { path, segment } => Some((*path, *segment)),
+                Piece::Silence { .. } => None,
+            })
+            .take(threads)
+            .collect();
+        let decoded: Vec<Result<Vec<i16>, AudioError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|&(path, _)| scope.spawn(move || decode(&read(path)?, format)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(AudioError::Decode("decoder thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for (&(_, segment), samples) in batch.iter().zip(decoded) {
             let samples = samples?;
-            let start = at;
-            if let (Some(m), Piece::Audio { segment, .. }) = (&mut meter, piece) {
-                m.audio(*segment, &samples);
+            if let Some(m) = &mut meter {
+                m.audio(segment, &samples);
             }
             if (at + samples.len() as u64) * 2 + 44 > u64::from(u32::MAX) {
                 let hours =
@@ -741,10 +731,10 @@ fn write_wav(
                 w.write_sample(*s);
             }
             w.flush().map_err(werr)?;
+            placement.spans.push(at..at + samples.len() as u64);
             at += samples.len() as u64;
-            placement.spans.push(start..at);
         }
-        index = batch_end;
+        index += batch.len();
     }
     writer.finalize().map_err(werr)?;
     placement.total_samples = at;
