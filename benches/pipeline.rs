@@ -207,6 +207,7 @@ fn scheduling(quick: bool) {
             loudness: false,
             loudness_target: None,
             audiobook: false,
+            split: narrate::cli::Split::None,
             defaults: Default::default(),
             endpoint: Endpoint {
                 emulate: false,

@@ -26,7 +26,7 @@ pub enum AudioError {
     #[error("cannot decode {0} audio")]
     Unsupported(String),
     #[error(
-        "the WAV would pass 4 GiB ({0:.1} hours at this sample rate), more than a WAV file can hold; render fewer chapters per manifest or choose an .mp3 output"
+        "the WAV would pass 4 GiB ({0:.1} hours at this sample rate), more than a WAV file can hold; use --split chapters, render fewer chapters per manifest, or choose an .mp3 output"
     )]
     TooLarge(f64),
     #[error("writing {path}: {source}")]

@@ -70,6 +70,15 @@ pub struct ApiArgs {
     pub log_format: LogFormat,
 }
 
+/// `--split`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    /// One output file.
+    None,
+    /// One file per chapter.
+    Chapters,
+}
+
 /// `--log-format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -135,6 +144,9 @@ pub struct RenderArgs {
     /// Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
     #[arg(long)]
     pub audiobook: bool,
+    /// One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT
+    #[arg(long, value_enum, default_value = "none")]
+    pub split: Split,
     /// Progress bar on stderr: auto (when stderr is a terminal), always, never
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: crate::progress::ProgressMode,
@@ -315,6 +327,7 @@ pub struct RenderConfig {
     pub loudness: bool,
     pub loudness_target: Option<f64>,
     pub audiobook: bool,
+    pub split: Split,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -376,6 +389,7 @@ impl RenderConfig {
             loudness: args.loudness,
             loudness_target: args.loudness_target,
             audiobook: args.audiobook,
+            split: args.split,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

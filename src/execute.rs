@@ -55,6 +55,8 @@ pub struct Settings {
     pub loudness_target: Option<f64>,
     /// Check the output against audiobook (ACX-style) requirements (`--audiobook`).
     pub audiobook: bool,
+    /// One output file per chapter (`--split chapters`).
+    pub split_chapters: bool,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run. A freed slot goes to the

@@ -122,10 +122,19 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
             .iter()
             .filter(|s| s.status != "ok")
             .count();
+        let shown = if r.report.outputs.is_empty() {
+            r.job.output.display().to_string()
+        } else {
+            format!(
+                "{} ({} chapter files)",
+                r.report.outputs.join(" "),
+                r.report.outputs.len()
+            )
+        };
         if r.report.status == "ok" {
             println!(
                 "ok {}: {} segments ok, 0 failed, {} credits, {:.1} s of audio, {} requests ({} from cache), {:.1} s; report {}",
-                r.job.output.display(),
+                shown,
                 t.segments,
                 t.credits,
                 t.audio_seconds,
@@ -267,6 +276,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         loudness: config.loudness || config.audiobook,
         loudness_target: config.loudness_target,
         audiobook: config.audiobook,
+        split_chapters: config.split == cli::Split::Chapters,
     };
     let total_requests: usize = prepared
         .iter()
@@ -412,31 +422,51 @@ async fn render_job(
         execute::execute(runner.clone(), job.clone(), plan.clone(), Arc::new(cache)).await;
     let all_ok = outcomes.iter().all(|o| o.audio.is_some());
     let mut assembly_error = None;
-    let placement = if all_ok {
-        let (pieces, index, chapters) = pieces(&job, &plan, &outcomes);
-        let options = audio::Options {
-            tags: tags::TagSpec {
-                title: job.title.clone(),
-                author: job.author.clone(),
-                album: job.album.clone(),
-                chapters,
-            },
-            measure: runner.settings.loudness,
-            loudness_target: runner.settings.loudness_target,
-        };
-        match audio::assemble(&pieces, job.output_format, &job.output, &options) {
-            Ok(p) => Some((p, index)),
-            Err(e) => {
-                assembly_error = Some(e);
-                None
+    let split = runner.settings.split_chapters;
+    let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
+    let mut request_spans = vec![(0, 0..0); plan.requests.len()];
+    if all_ok {
+        for (path, range, chapter) in output_files(&job, split) {
+            let (pieces, index, chapters) = pieces(&job, &plan, &outcomes, range);
+            let options = audio::Options {
+                tags: tags::TagSpec {
+                    // One chapter a file when split: the file is named after it.
+                    title: if split {
+                        chapter.clone().or_else(|| job.title.clone())
+                    } else {
+                        job.title.clone()
+                    },
+                    author: job.author.clone(),
+                    album: job
+                        .album
+                        .clone()
+                        .or_else(|| split.then(|| job.title.clone()).flatten()),
+                    chapters: if split { Vec::new() } else { chapters },
+                },
+                measure: runner.settings.loudness,
+                loudness_target: runner.settings.loudness_target,
+            };
+            match audio::assemble(&pieces, job.output_format, &path, &options) {
+                Ok(p) => {
+                    for (r, i) in index {
+                        request_spans[r] = (assembled.len(), p.spans[i].clone());
+                    }
+                    assembled.push((path, p));
+                }
+                Err(e) => {
+                    assembly_error = Some(e);
+                    break;
+                }
             }
         }
-    } else {
-        None
-    };
-    let timeline = placement.as_ref().map(|(p, index)| report::Timeline {
-        placement: p,
-        request_spans: index.iter().map(|&i| p.spans[i].clone()).collect(),
+    }
+    let timeline = (all_ok && assembly_error.is_none()).then(|| report::Timeline {
+        files: assembled
+            .iter()
+            .map(|(path, p)| (path.as_path(), p))
+            .collect(),
+        request_spans,
+        split,
     });
     let mut rep = report::build(
         &job,
@@ -460,7 +490,7 @@ async fn render_job(
         rep.status = "failed";
     }
     let report_paths = report::write(&rep, &job.output)?;
-    if rep.status == "ok" {
+    if rep.status == "ok" && !split {
         sidefiles::write(&job, &plan, &rep)
             .with_context(|| format!("writing the side files of {}", job.output.display()))?;
     }
@@ -472,32 +502,40 @@ async fn render_job(
     })
 }
 
-/// The output's pieces in order, for each request the index of its piece, and the chapters
+/// The pieces of one output file made of the segments `range`, in order: lead-in, each segment
+/// and its pause (the chapter pause after a chapter's last segment), the tail instead of the
+/// last pause. Also, for each request in the range, the index of its piece, and the chapters
 /// with the index of the piece where each starts.
+#[allow(clippy::type_complexity)]
 fn pieces<'a>(
     job: &Job,
     plan: &plan::Plan,
     outcomes: &'a [execute::Outcome],
-) -> (Vec<audio::Piece<'a>>, Vec<usize>, Vec<(String, usize)>) {
+    range: std::ops::Range<usize>,
+) -> (
+    Vec<audio::Piece<'a>>,
+    Vec<(usize, usize)>,
+    Vec<(String, usize)>,
+) {
     let mut pieces = Vec::new();
-    let mut index = vec![0; plan.requests.len()];
+    let mut index = Vec::new();
     let mut chapters: Vec<(String, usize)> = Vec::new();
     if job.lead_in_ms > 0 {
         pieces.push(audio::Piece::Silence { ms: job.lead_in_ms });
     }
-    let n = job.segments.len();
-    for (si, segment) in job.segments.iter().enumerate() {
+    for si in range.clone() {
+        let segment = &job.segments[si];
         if let Some(chapter) = &segment.chapter
-            && (si == 0 || job.segments[si - 1].chapter.as_ref() != Some(chapter))
+            && (si == range.start || job.segments[si - 1].chapter.as_ref() != Some(chapter))
         {
             chapters.push((chapter.clone(), pieces.len()));
         }
         for &r in &plan.segment_requests[si] {
-            index[r] = pieces.len();
+            index.push((r, pieces.len()));
             let path = outcomes[r].audio.as_deref().expect("all requests rendered");
             pieces.push(audio::Piece::Audio { path, segment: si });
         }
-        let pause = if si + 1 == n {
+        let pause = if si + 1 == range.end {
             job.tail_ms
         } else if job.segments[si + 1].chapter != segment.chapter {
             segment.chapter_pause_ms
@@ -509,6 +547,70 @@ fn pieces<'a>(
         }
     }
     (pieces, index, chapters)
+}
+
+/// The output files of a job: the whole job in its `output`, or with `--split chapters` one
+/// file per chapter, `<stem>-NN-<chapter>.<ext>` beside it. Each is a run of segments.
+fn output_files(job: &Job, split: bool) -> Vec<(PathBuf, std::ops::Range<usize>, Option<String>)> {
+    if !split {
+        return vec![(job.output.clone(), 0..job.segments.len(), None)];
+    }
+    let mut runs: Vec<(std::ops::Range<usize>, Option<String>)> = Vec::new();
+    for (si, segment) in job.segments.iter().enumerate() {
+        match runs.last_mut() {
+            Some((range, chapter)) if *chapter == segment.chapter => range.end = si + 1,
+            _ => runs.push((si..si + 1, segment.chapter.clone())),
+        }
+    }
+    let stem = job
+        .output
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let ext = job
+        .output
+        .extension()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let dir = job
+        .output
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
+        .to_path_buf();
+    let width = runs.len().to_string().len().max(2);
+    runs.into_iter()
+        .enumerate()
+        .map(|(k, (range, chapter))| {
+            let name = format!(
+                "{stem}-{:0width$}-{}.{ext}",
+                k + 1,
+                slug(chapter.as_deref().unwrap_or("part"))
+            );
+            (dir.join(name), range, chapter)
+        })
+        .collect()
+}
+
+/// A file-system-safe name from a chapter title: lowercase ASCII letters and digits, words
+/// joined by '-', at most 60 characters.
+fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let mut out: String = out.trim_end_matches('-').chars().take(60).collect();
+    out = out.trim_end_matches('-').to_string();
+    if out.is_empty() {
+        "part".to_string()
+    } else {
+        out
+    }
 }
 
 /// A client for commands that can do without one (`plan`, `check`): present with `--emulate`
@@ -975,4 +1077,21 @@ async fn emulate_command(args: &cli::EmulateArgs) -> anyhow::Result<u8> {
     })
     .await?;
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn chapter_file_names_are_safe() {
+        assert_eq!(
+            slug("Chapter I. Down the Rabbit-Hole!"),
+            "chapter-i-down-the-rabbit-hole"
+        );
+        assert_eq!(slug("../../etc/passwd"), "etc-passwd");
+        assert_eq!(slug("Ünïcödé"), "n-c-d");
+        assert_eq!(slug("!!!"), "part");
+        assert!(slug(&"word ".repeat(40)).len() <= 60);
+    }
 }

@@ -26,7 +26,10 @@ pub struct Report {
     pub finished_at: String,
     pub wall_seconds: f64,
     pub totals: Totals,
-    /// Loudness of the whole output (with `--loudness`).
+    /// The chapter files written (with `--split chapters`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// Loudness of the whole output (with `--loudness`; not when split into chapter files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loudness: Option<crate::audio::Loudness>,
     /// The gain applied to reach `--loudness-target`, in dB.
@@ -69,6 +72,9 @@ pub struct SegmentReport {
     /// Loudness of this segment's audio (with `--loudness`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loudness: Option<crate::audio::Loudness>,
+    /// The chapter file the segment is in (with `--split chapters`); its offsets are in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// Its integrated loudness is more than [`LOUDNESS_JUMP_LU`] away from its neighbours'.
     pub loudness_jump: bool,
     pub requests: Vec<RequestReport>,
@@ -99,8 +105,12 @@ pub struct RequestReport {
 /// Where each request's audio sits in the output, from the assembler's placement.
 /// `request_spans[r]` is the sample range of request `r`.
 pub struct Timeline<'a> {
-    pub placement: &'a Placement,
-    pub request_spans: Vec<std::ops::Range<u64>>,
+    /// The assembled files: one, or one per chapter with `--split chapters`.
+    pub files: Vec<(&'a std::path::Path, &'a Placement)>,
+    /// For each request: the file it is in and its sample span there.
+    pub request_spans: Vec<(usize, std::ops::Range<u64>)>,
+    /// Whether the output was split into chapter files.
+    pub split: bool,
 }
 
 /// Builds the report of one manifest.
@@ -115,11 +125,9 @@ pub fn build(
 ) -> Report {
     let secs = |r: usize| {
         timeline.map(|t| {
-            let span = &t.request_spans[r];
-            (
-                t.placement.seconds(span.start),
-                t.placement.seconds(span.end),
-            )
+            let (file, span) = &t.request_spans[r];
+            let placement = t.files[*file].1;
+            (placement.seconds(span.start), placement.seconds(span.end))
         })
     };
     let mut totals = Totals {
@@ -196,15 +204,28 @@ pub fn build(
             start_seconds: first,
             end_seconds: last,
             error: error.map(|e| format!("segment {}: {e}", segment.id)),
-            loudness: timeline
-                .and_then(|t| t.placement.loudness.as_ref())
-                .and_then(|m| m.segments.iter().find(|(s, _)| *s == si).map(|(_, l)| *l)),
+            loudness: timeline.and_then(|t| {
+                t.files
+                    .iter()
+                    .filter_map(|(_, p)| p.loudness.as_ref())
+                    .find_map(|m| m.segments.iter().find(|(s, _)| *s == si).map(|(_, l)| *l))
+            }),
+            file: timeline.filter(|t| t.split).and_then(|t| {
+                plan.segment_requests[si]
+                    .first()
+                    .map(|&r| t.files[t.request_spans[r].0].0.display().to_string())
+            }),
             loudness_jump: false,
             requests,
         });
     }
     totals.audio_seconds = timeline.map_or(0.0, |t| {
-        round(t.placement.seconds(t.placement.total_samples))
+        round(
+            t.files
+                .iter()
+                .map(|(_, p)| p.seconds(p.total_samples))
+                .sum(),
+        )
     });
     flag_loudness_jumps(&mut segments);
     let ok = segments.iter().all(|s| s.status == "ok") && timeline.is_some();
@@ -222,14 +243,27 @@ pub fn build(
                 .map_or(0.0, |d| d.as_secs_f64()),
         ),
         totals,
-        loudness: timeline
-            .and_then(|t| t.placement.loudness.as_ref())
-            .map(|m| m.whole),
-        loudness_gain_db: timeline
-            .and_then(|t| t.placement.loudness.as_ref())
-            .and_then(|m| m.gain_db),
+        outputs: timeline
+            .filter(|t| t.split)
+            .map(|t| {
+                t.files
+                    .iter()
+                    .map(|(path, _)| path.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        loudness: whole(timeline).map(|m| m.whole),
+        loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),
         audiobook: None,
         segments,
+    }
+}
+
+/// The measurement of the whole output, when there is one file.
+fn whole<'a>(timeline: Option<&'a Timeline<'_>>) -> Option<&'a crate::audio::Measured> {
+    match timeline?.files.as_slice() {
+        [(_, p)] => p.loudness.as_ref(),
+        _ => None,
     }
 }
 

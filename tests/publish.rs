@@ -330,3 +330,66 @@ async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number(
     assert_eq!(format["pass"], true, "{format}");
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_chapters_writes_one_file_per_chapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    book(dir.path(), "pcm_16000", "out/book.wav");
+    let args = [
+        "book.yaml",
+        "--base-url",
+        &emu.base_url(),
+        "--split",
+        "chapters",
+    ];
+    let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first = dir.path().join("out/book-01-down-the-rabbit-hole.wav");
+    let second = dir.path().join("out/book-02-the-pool-of-tears.wav");
+    assert!(
+        !dir.path().join("out/book.wav").exists(),
+        "no single file when split"
+    );
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let outputs: Vec<&str> = report["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(outputs.len(), 2);
+    assert!(
+        outputs[0].ends_with("book-01-down-the-rabbit-hole.wav")
+            && outputs[1].ends_with("book-02-the-pool-of-tears.wav")
+    );
+    let mut total = 0.0;
+    for (path, segments) in [(&first, ["t1", "b1"]), (&second, ["t2", "b2"])] {
+        let (spec, samples) = read_wav(path);
+        let seconds = samples.len() as f64 / f64::from(spec.sample_rate);
+        total += seconds;
+        // Each file has its own room tone: the lead-in, then its first segment.
+        assert!(samples[..(0.7 * 16_000.0) as usize].iter().all(|&s| s == 0));
+        let segs: Vec<&Value> = report["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| segments.contains(&s["id"].as_str().unwrap()))
+            .collect();
+        assert!(
+            (segs[0]["start_seconds"].as_f64().unwrap() - 0.7).abs() < 1e-3,
+            "offsets are within the chapter file"
+        );
+        assert!(segs.iter().all(|s| {
+            s["file"]
+                .as_str()
+                .unwrap()
+                .ends_with(path.file_name().unwrap().to_str().unwrap())
+        }));
+        // ... and its own tail after its last segment.
+        let end = segs[1]["end_seconds"].as_f64().unwrap();
+        assert!((seconds - end - 1.2).abs() < 1e-3, "{seconds} vs {end}");
+    }
+    assert!((report["totals"]["audio_seconds"].as_f64().unwrap() - total).abs() < 1e-3);
+    emu.stop().await;
+}
