@@ -224,7 +224,12 @@ fn decode_mp3(data: &[u8], expected_rate: u32) -> Result<Vec<i16>, AudioError> {
     use symphonia::core::meta::MetadataOptions;
 
     // Validate framing first: symphonia skips junk silently, narrate wants to know.
-    let (_, header) = mp3_frames(data)?;
+    let (frames, header) = mp3_frames(data)?;
+    // With a LAME tag, symphonia trims the encoder delay and padding itself (gapless). Without
+    // one, only the decoder's own delay is known: 529 samples, trimmed below.
+    let tagged = frames
+        .first()
+        .is_some_and(|f| f.start > 0 && has_lame_tag(&data[..f.start]));
     if header.sample_rate != expected_rate {
         return Err(AudioError::RateMismatch(
             "MP3",
@@ -278,7 +283,24 @@ fn decode_mp3(data: &[u8], expected_rate: u32) -> Result<Vec<i16>, AudioError> {
             );
         }
     }
+    if !tagged {
+        out.drain(..out.len().min(DECODER_DELAY));
+    }
     Ok(out)
+}
+
+/// The delay of the MP3 synthesis filterbank, in samples: what every decoder adds in front.
+pub const DECODER_DELAY: usize = 529;
+
+/// Whether the bytes before the first audio frame hold a Xing/Info frame with LAME's
+/// extension (encoder delay and padding).
+fn has_lame_tag(before_audio: &[u8]) -> bool {
+    let info = before_audio
+        .windows(4)
+        .any(|w| w == b"Info" || w == b"Xing");
+    info && before_audio
+        .windows(4)
+        .any(|w| w == b"LAME" || w == b"Lavc")
 }
 
 /// G.711 mu-law to 16-bit linear.

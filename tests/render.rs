@@ -262,9 +262,21 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     let spf = 1152.0;
     for seg in report["segments"].as_array().unwrap() {
         for req in seg["requests"].as_array().unwrap() {
-            let served =
-                refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
+            let entry = &log[req["request_id"].as_str().unwrap()].1;
+            let served = refetch(&emu.base_url(), entry).await;
             let (served_frames, _) = narrate::audio::mp3_frames(&served).unwrap();
+            // Gapless decoding: with LAME's tag the encoder delay and padding are trimmed, and
+            // the response decodes to exactly its speech, 15 characters a second.
+            let chars = entry["body"]["text"].as_str().unwrap().chars().count();
+            let pcm =
+                narrate::audio::decode(&served, "mp3_44100_128".parse::<OutputFormat>().unwrap())
+                    .unwrap();
+            assert_eq!(
+                pcm.len(),
+                (chars as f64 / 15.0 * 44_100.0).round() as usize,
+                "{}",
+                seg["id"]
+            );
             let start = req["start_seconds"].as_f64().unwrap() * 44_100.0 / spf;
             let first = start.round() as usize;
             assert!(
@@ -286,7 +298,11 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     // Every frame decodes, silences included.
     let decoded =
         narrate::audio::decode(&output, "mp3_44100_128".parse::<OutputFormat>().unwrap()).unwrap();
-    assert_eq!(decoded.len(), frames.len() * 1152);
+    // The output has an Info header but no LAME delay/padding: only the decoder delay is trimmed.
+    assert_eq!(
+        decoded.len() + narrate::audio::DECODER_DELAY,
+        frames.len() * 1152
+    );
     emu.stop().await;
 }
 
@@ -307,6 +323,15 @@ async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
             let served =
                 refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
             let pcm = narrate::audio::decode(&served, format).unwrap();
+            // At 32 kbps a frame is too small for LAME's tag: without its delay and padding only
+            // the decoder's own delay is trimmed.
+            let (frames, _) = narrate::audio::mp3_frames(&served).unwrap();
+            assert_eq!(
+                pcm.len() + narrate::audio::DECODER_DELAY,
+                frames.len() * 576,
+                "{}",
+                seg["id"]
+            );
             let start = (req["start_seconds"].as_f64().unwrap() * 22_050.0).round() as usize;
             assert_eq!(
                 &samples[start..start + pcm.len()],

@@ -94,7 +94,7 @@ pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, String> 
 }
 
 fn encode_mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
-    use mp3lame_encoder::{Bitrate, Builder, FlushNoGap, MonoPcm, Quality};
+    use mp3lame_encoder::{Bitrate, Builder, FlushGap, MonoPcm, Quality};
     let bitrate = match kbps {
         32 => Bitrate::Kbps32,
         48 => Bitrate::Kbps48,
@@ -116,8 +116,10 @@ fn encode_mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, S
     builder
         .set_quality(Quality::Decent)
         .map_err(|e| e.to_string())?;
+    // As LAME writes files: a first frame with the Info/LAME tag, which carries the encoder
+    // delay and padding a decoder needs to give back exactly the samples encoded.
     builder
-        .set_to_write_vbr_tag(false)
+        .set_to_write_vbr_tag(true)
         .map_err(|e| e.to_string())?;
     let mut encoder = builder.build().map_err(|e| e.to_string())?;
     // The encoder writes into spare capacity; it must be reserved first.
@@ -128,8 +130,16 @@ fn encode_mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, S
         .map_err(|e| e.to_string())?;
     out.reserve(7200);
     encoder
-        .flush_to_vec::<FlushNoGap>(&mut out)
+        .flush_to_vec::<FlushGap>(&mut out)
         .map_err(|e| e.to_string())?;
+    // The stream starts with a placeholder frame for the tag; put the tag in its place.
+    let mut tag = Vec::with_capacity(encoder.lame_tag_size().max(1));
+    if encoder.lame_tag_encode_to_vec(&mut tag).is_some()
+        && let Some(first) = crate::audio::frame_header(&out)
+        && first.len == tag.len()
+    {
+        out[..tag.len()].copy_from_slice(&tag);
+    }
     Ok(out)
 }
 
