@@ -151,6 +151,26 @@ async fn mp3_duration_tags_and_chapters_read_back_with_ffprobe() {
     emu.stop().await;
 }
 
+/// Runs ffmpeg's `ebur128` filter (with true peak) on a file and returns a reader of its
+/// summary: `"I:"` gives the integrated loudness, `"Peak:"` the true peak.
+fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = log[log.rfind("Summary:").expect("ebur128 prints a summary")..].to_string();
+    move |label: &str| -> f64 {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} in {summary}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
 /// `HH:MM:SS,mmm` or `HH:MM:SS.mmm` in seconds.
 fn clock(s: &str) -> f64 {
     let s = s.replace(',', ".");
@@ -216,21 +236,7 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
     if !have_ffmpeg() {
         return;
     }
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(dir.path().join("out/book.wav"))
-        .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    let summary = &log[log.rfind("Summary:").expect("ebur128 prints a summary")..];
-    let value = |label: &str| -> f64 {
-        let line = summary
-            .lines()
-            .find(|l| l.trim_start().starts_with(label))
-            .unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let value = ffmpeg_ebur128(&dir.path().join("out/book.wav"));
     let theirs = value("I:");
     assert!(
         (integrated - theirs).abs() <= 0.5,
@@ -284,19 +290,7 @@ async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number(
     );
     assert_eq!(report["audiobook"]["pass"], false);
     if have_ffmpeg() {
-        let out = Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostats", "-i"])
-            .arg(dir.path().join("out/book.wav"))
-            .args(["-af", "ebur128", "-f", "null", "-"])
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stderr);
-        let summary = &log[log.rfind("Summary:").unwrap()..];
-        let line = summary
-            .lines()
-            .find(|l| l.trim_start().starts_with("I:"))
-            .unwrap();
-        let theirs: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let theirs = ffmpeg_ebur128(&dir.path().join("out/book.wav"))("I:");
         assert!(
             (theirs - integrated).abs() <= 0.5,
             "normalized to {integrated}, ffmpeg reads {theirs}"

@@ -28,6 +28,14 @@ fn small_book(dir: &Path, output: &str) {
     );
 }
 
+/// An emulator configuration that injects `kinds` of faults into a share `rate` of requests.
+fn faulty(rate: f64, seed: u64, kinds: Vec<Fault>) -> emulator::Config {
+    emulator::Config {
+        faults: Faults { rate, seed, kinds },
+        ..Default::default()
+    }
+}
+
 async fn run(dir: &Path, base: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["book.yaml", "--base-url", base, "--retry-base-ms", "5"];
     args.extend_from_slice(extra);
@@ -108,14 +116,7 @@ async fn every_fault_kind_alone_and_all_mixed_give_the_clean_output() {
     ];
     for (name, faults, rate) in kinds {
         let dir = tempfile::tempdir().unwrap();
-        let config = emulator::Config {
-            faults: Faults {
-                rate,
-                seed: 11,
-                kinds: faults,
-            },
-            ..Default::default()
-        };
+        let config = faulty(rate, 11, faults);
         let emu = emulator_in(dir.path(), config).await;
         small_book(dir.path(), "out/book.mp3");
         let out = run(dir.path(), &emu.base_url(), &["--max-retries", "20"]).await;
@@ -140,14 +141,7 @@ async fn every_fault_kind_alone_and_all_mixed_give_the_clean_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_timeout_is_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let config = emulator::Config {
-        faults: Faults {
-            rate: 0.3,
-            seed: 3,
-            kinds: vec![Fault::Slow],
-        },
-        ..Default::default()
-    };
+    let config = faulty(0.3, 3, vec![Fault::Slow]);
     let emu = emulator_in(dir.path(), config).await;
     small_book(dir.path(), "out/book.mp3");
     let out = run(
@@ -500,14 +494,7 @@ async fn max_credits_stops_sending_when_actual_costs_pass_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_api_trips_the_circuit_breaker() {
     let dir = tempfile::tempdir().unwrap();
-    let config = emulator::Config {
-        faults: Faults {
-            rate: 1.0,
-            seed: 5,
-            kinds: vec![Fault::Internal],
-        },
-        ..Default::default()
-    };
+    let config = faulty(1.0, 5, vec![Fault::Internal]);
     let emu = emulator_in(dir.path(), config).await;
     small_book(dir.path(), "out/book.mp3");
     let out = run(
