@@ -208,6 +208,7 @@ fn scheduling(quick: bool) {
             loudness_target: None,
             audiobook: false,
             split: narrate::cli::Split::None,
+            gapless: false,
             defaults: Default::default(),
             endpoint: Endpoint {
                 emulate: false,

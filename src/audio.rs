@@ -29,6 +29,8 @@ pub enum AudioError {
         "the WAV would pass 4 GiB ({0:.1} hours at this sample rate), more than a WAV file can hold; use --split chapters, render fewer chapters per manifest, or choose an .mp3 output"
     )]
     TooLarge(f64),
+    #[error("MP3 encoding failed: {0}")]
+    Encode(String),
     #[error("writing {path}: {source}")]
     Io {
         path: PathBuf,
@@ -536,10 +538,21 @@ pub struct Options {
     pub measure: bool,
     /// Scale a WAV output to this integrated loudness (LUFS), never above -1 dBTP.
     pub loudness_target: Option<f64>,
+    /// Trim each response's leading and trailing silence.
+    pub trim_silence: bool,
+    /// For `.mp3` output: decode, join sample by sample and encode once, instead of copying
+    /// the responses' frames. Implied by `trim_silence`.
+    pub encode_mp3: bool,
 }
 
 /// The highest true peak a normalized output may reach.
 pub const NORMALIZE_CEILING_DBTP: f64 = -1.0;
+
+/// The gain (dB) towards `target` LUFS that keeps the true peak under the ceiling.
+fn normalizing_gain(target: f64, whole: &Loudness) -> Option<f64> {
+    let integrated = whole.integrated_lufs?;
+    Some((target - integrated).min(NORMALIZE_CEILING_DBTP - whole.true_peak_dbtp))
+}
 
 /// Multiplies every sample of a finished WAV file by `10^(db/20)`, in place.
 fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
@@ -580,6 +593,11 @@ fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
 #[derive(Clone, Debug, Default)]
 pub struct Placement {
     pub spans: Vec<Range<u64>>,
+    /// For each piece, what was trimmed from it.
+    pub edits: Vec<Edit>,
+    /// How the file was made: `decode` (WAV), `copy` (MP3 frames copied) or `encode` (MP3
+    /// encoded from the joined samples).
+    pub method: &'static str,
     pub sample_rate: u32,
     pub total_samples: u64,
     /// Loudness, when it was measured.
@@ -618,7 +636,10 @@ pub fn assemble(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
     let measure = options.measure || options.loudness_target.is_some();
-    let mut placement = if mp3_out {
+    let encode = options.encode_mp3 || options.trim_silence || options.loudness_target.is_some();
+    let mut placement = if mp3_out && encode {
+        write_mp3_encoded(pieces, format, temp.as_file(), output, options, measure)?
+    } else if mp3_out {
         write_mp3(
             pieces,
             format,
@@ -628,16 +649,14 @@ pub fn assemble(
             measure,
         )?
     } else {
-        write_wav(pieces, format, temp.as_file(), output, measure)?
+        write_wav(pieces, format, temp.as_file(), output, options)?
     };
     if let (Some(target), false, Some(m)) = (
         options.loudness_target,
         mp3_out,
         placement.loudness.as_mut(),
-    ) && let Some(integrated) = m.whole.integrated_lufs
+    ) && let Some(gain) = normalizing_gain(target, &m.whole)
     {
-        // Towards the target, but never so loud that the true peak passes the ceiling.
-        let gain = (target - integrated).min(NORMALIZE_CEILING_DBTP - m.whole.true_peak_dbtp);
         apply_gain(temp.as_file(), gain).map_err(io)?;
         m.whole = m.whole.gained(gain);
         for (_, l) in &mut m.segments {
@@ -668,33 +687,158 @@ fn read(path: &Path) -> Result<Vec<u8>, AudioError> {
     })
 }
 
-fn write_wav(
+/// Where PCM assembly puts its samples: a WAV file, or the MP3 encoder.
+trait Sink {
+    fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError>;
+    /// The most samples the output can hold.
+    fn capacity(&self) -> u64 {
+        u64::MAX
+    }
+}
+
+struct WavSink<'a> {
+    writer: hound::WavWriter<BufWriter<&'a File>>,
+    output: &'a Path,
+}
+
+impl WavSink<'_> {
+    fn error(&self, e: hound::Error) -> AudioError {
+        AudioError::Io {
+            path: self.output.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    }
+}
+
+impl Sink for WavSink<'_> {
+    fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        let mut w = self.writer.get_i16_writer(samples.len() as u32);
+        for &s in samples {
+            w.write_sample(s);
+        }
+        w.flush().map_err(|e| self.error(e))
+    }
+
+    fn capacity(&self) -> u64 {
+        (u64::from(u32::MAX) - 44) / 2
+    }
+}
+
+/// MP3 output encoded once from the joined samples: an ID3 tag, LAME's tag frame, the frames.
+struct LameSink<'a> {
+    encoder: crate::encode::Mp3Encoder,
+    out: BufWriter<&'a File>,
+    buf: Vec<u8>,
+    output: &'a Path,
+}
+
+impl LameSink<'_> {
+    fn io(&self, source: std::io::Error) -> AudioError {
+        AudioError::Io {
+            path: self.output.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl Sink for LameSink<'_> {
+    fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        for chunk in samples.chunks(1 << 16) {
+            self.encoder
+                .encode(chunk, &mut self.buf)
+                .map_err(AudioError::Encode)?;
+            let r = self.out.write_all(&self.buf);
+            r.map_err(|e| self.io(e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Level under which trimming counts audio as silence: -50 dBFS.
+const TRIM_LEVEL: u16 = 104;
+/// Level over which an edge of a response would click without a fade: -60 dBFS.
+const CLICK_LEVEL: u16 = 33;
+/// The length of a fade at a join.
+const FADE_MS: u64 = 5;
+
+/// What was done to one response's samples at assembly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    /// Samples trimmed from the head (silence before the first audible sample).
+    pub head: u64,
+    /// Samples trimmed from the tail.
+    pub tail: u64,
+}
+
+/// Trims a response's leading and trailing silence (keeping a fade's length around the
+/// audible part) when `trim`, and fades in and out where an edge would otherwise click.
+fn edit(samples: &mut Vec<i16>, rate: u32, trim: bool) -> Edit {
+    let fade = (u64::from(rate) * FADE_MS / 1000) as usize;
+    let mut done = Edit::default();
+    if trim {
+        let loud = |s: &i16| s.unsigned_abs() >= TRIM_LEVEL;
+        match (
+            samples.iter().position(loud),
+            samples.iter().rposition(loud),
+        ) {
+            (Some(first), Some(last)) => {
+                let end = (last + 1 + fade).min(samples.len());
+                let start = first.saturating_sub(fade);
+                done.tail = (samples.len() - end) as u64;
+                done.head = start as u64;
+                samples.truncate(end);
+                samples.drain(..start);
+            }
+            _ => {
+                done.head = samples.len() as u64;
+                samples.clear();
+            }
+        }
+    }
+    let n = fade.min(samples.len() / 2);
+    if n == 0 {
+        return done;
+    }
+    // Next to silence, a first or last sample far from zero is a step: a click.
+    let clicks = |s: i16| s.unsigned_abs() > CLICK_LEVEL;
+    let gain = |i: usize| 0.5 - 0.5 * (std::f64::consts::PI * (i as f64 + 0.5) / n as f64).cos();
+    let scale = |s: &mut i16, g: f64| *s = (f64::from(*s) * g).round() as i16;
+    if done.head > 0 || clicks(samples[0]) {
+        for (i, s) in samples[..n].iter_mut().enumerate() {
+            scale(s, gain(i));
+        }
+    }
+    let len = samples.len();
+    if done.tail > 0 || clicks(samples[len - 1]) {
+        for (i, s) in samples[len - n..].iter_mut().rev().enumerate() {
+            scale(s, gain(i));
+        }
+    }
+    done
+}
+
+/// Joins `pieces` sample by sample into `sink`: responses decoded (a batch at a time on every
+/// core), edited (see [`edit`]), measured and written in order.
+fn join_pcm(
     pieces: &[Piece<'_>],
     format: OutputFormat,
-    file: &File,
-    output: &Path,
+    sink: &mut dyn Sink,
     measure: bool,
+    trim: bool,
+    gain_db: f64,
 ) -> Result<Placement, AudioError> {
     let mut meter = measure.then(|| Measure::new(format.sample_rate));
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: format.sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let werr = |e: hound::Error| AudioError::Io {
-        path: output.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    };
-    let mut writer =
-        hound::WavWriter::new(BufWriter::with_capacity(1 << 20, file), spec).map_err(werr)?;
     let mut placement = Placement {
         sample_rate: format.sample_rate,
+        method: "decode",
         ..Placement::default()
     };
+    let capacity = sink.capacity();
+    let too_large =
+        |samples: u64| AudioError::TooLarge(samples as f64 / f64::from(format.sample_rate) / 3600.0);
     let mut at = 0u64;
-    // Responses are decoded a batch at a time on every core, and written in order: decoding is
-    // the cost of WAV assembly, and the batch bounds memory (one response per core).
+    // Decoding is the cost of PCM assembly; the batch bounds memory (one response per core).
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
@@ -702,15 +846,21 @@ fn write_wav(
     while index < pieces.len() {
         if let Piece::Silence { ms } = &pieces[index] {
             let n = silence_samples(*ms, format.sample_rate);
+            if at + n > capacity {
+                return Err(too_large(at + n));
+            }
             if let Some(m) = &mut meter {
                 m.silence(n);
             }
-            let mut zeros = writer.get_i16_writer(n as u32);
-            for _ in 0..n {
-                zeros.write_sample(0);
+            const ZEROS: [i16; 4096] = [0; 4096];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(ZEROS.len() as u64);
+                sink.samples(&ZEROS[..k as usize])?;
+                left -= k;
             }
-            zeros.flush().map_err(werr)?;
             placement.spans.push(at..at + n);
+            placement.edits.push(Edit::default());
             at += n;
             index += 1;
             continue;
@@ -724,10 +874,25 @@ fn write_wav(
             })
             .take(threads)
             .collect();
-        let decoded: Vec<Result<Vec<i16>, AudioError>> = std::thread::scope(|scope| {
+        let decoded: Vec<Result<(Vec<i16>, Edit), AudioError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .iter()
-                .map(|&(path, _)| scope.spawn(move || decode(&read(path)?, format)))
+                .map(|&(path, _)| {
+                    scope.spawn(move || {
+                        let mut samples = decode(&read(path)?, format)?;
+                        let done = edit(&mut samples, format.sample_rate, trim);
+                        if gain_db != 0.0 {
+                            let factor = 10f64.powf(gain_db / 20.0);
+                            for s in &mut samples {
+                                *s = (f64::from(*s) * factor)
+                                    .round()
+                                    .clamp(f64::from(i16::MIN), f64::from(i16::MAX))
+                                    as i16;
+                            }
+                        }
+                        Ok((samples, done))
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -738,32 +903,247 @@ fn write_wav(
                 })
                 .collect()
         });
-        for (&(_, segment), samples) in batch.iter().zip(decoded) {
-            let samples = samples?;
+        for (&(_, segment), result) in batch.iter().zip(decoded) {
+            let (samples, done) = result?;
+            let end = at + samples.len() as u64;
+            if end > capacity {
+                return Err(too_large(end));
+            }
             if let Some(m) = &mut meter {
                 m.audio(segment, &samples);
             }
-            if (at + samples.len() as u64) * 2 + 44 > u64::from(u32::MAX) {
-                let hours =
-                    (at + samples.len() as u64) as f64 / f64::from(format.sample_rate) / 3600.0;
-                return Err(AudioError::TooLarge(hours));
-            }
-            let mut w = writer.get_i16_writer(samples.len() as u32);
-            for s in &samples {
-                w.write_sample(*s);
-            }
-            w.flush().map_err(werr)?;
-            placement.spans.push(at..at + samples.len() as u64);
-            at += samples.len() as u64;
+            sink.samples(&samples)?;
+            placement.spans.push(at..end);
+            placement.edits.push(done);
+            at = end;
         }
         index += batch.len();
     }
-    writer.finalize().map_err(werr)?;
     placement.total_samples = at;
     placement.loudness = meter.map(Measure::finish);
     Ok(placement)
 }
 
+fn write_wav(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    file: &File,
+    output: &Path,
+    options: &Options,
+) -> Result<Placement, AudioError> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: format.sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let writer = hound::WavWriter::new(BufWriter::with_capacity(1 << 20, file), spec);
+    let mut sink = WavSink {
+        writer: writer.map_err(|e| AudioError::Io {
+            path: output.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?,
+        output,
+    };
+    let placement = join_pcm(
+        pieces,
+        format,
+        &mut sink,
+        options.measure || options.loudness_target.is_some(),
+        options.trim_silence,
+        0.0,
+    )?;
+    let WavSink { writer, output } = sink;
+    writer.finalize().map_err(|e| AudioError::Io {
+        path: output.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(placement)
+}
+
+/// The chapter times of an MP3's tag: each chapter from its start to the next one's.
+fn chapter_times(
+    spec: &crate::tags::TagSpec,
+    rate: u32,
+    starts: &[u64],
+    total: u64,
+) -> Vec<crate::tags::ChapterTime> {
+    let ms = |samples: u64| (samples * 1000 / u64::from(rate)).min(u64::from(u32::MAX)) as u32;
+    spec.chapters
+        .iter()
+        .enumerate()
+        .map(|(i, (title, _))| crate::tags::ChapterTime {
+            title: title.clone(),
+            start_ms: ms(starts.get(i).copied().unwrap_or(0)),
+            end_ms: ms(starts.get(i + 1).copied().unwrap_or(total)),
+        })
+        .collect()
+}
+
+/// Chapters start where their first audio starts; the first at the very beginning.
+fn chapter_starts(spec: &crate::tags::TagSpec, placement: &Placement) -> Vec<u64> {
+    spec.chapters
+        .iter()
+        .enumerate()
+        .map(|(i, (_, piece))| {
+            if i == 0 {
+                0
+            } else {
+                placement
+                    .spans
+                    .get(*piece)
+                    .map_or(placement.total_samples, |s| s.start)
+            }
+        })
+        .collect()
+}
+
+/// `.mp3` output encoded once from the joined, gapless samples.
+fn write_mp3_encoded(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    file: &File,
+    output: &Path,
+    options: &Options,
+    measure: bool,
+) -> Result<Placement, AudioError> {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let io = |source: std::io::Error| AudioError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let kbps = match format.codec {
+        Codec::Mp3 { kbps } => kbps,
+        _ => 128,
+    };
+    let spec = &options.tags;
+    let rate = format.sample_rate;
+    let tag = crate::tags::id3v2(spec, &chapter_times(spec, rate, &[], 0));
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&tag).map_err(io)?;
+    let mut sink = LameSink {
+        encoder: crate::encode::Mp3Encoder::new(rate, kbps).map_err(AudioError::Encode)?,
+        out,
+        buf: Vec::new(),
+        output,
+    };
+    // Normalizing needs the loudness first: a measuring pass, then the encoding pass with the
+    // gain applied to every sample.
+    let gain = match options.loudness_target {
+        Some(target) => {
+            struct Nothing;
+            impl Sink for Nothing {
+                fn samples(&mut self, _: &[i16]) -> Result<(), AudioError> {
+                    Ok(())
+                }
+            }
+            let first = join_pcm(pieces, format, &mut Nothing, true, options.trim_silence, 0.0)?;
+            first
+                .loudness
+                .and_then(|m| Some(normalizing_gain(target, &m.whole)?))
+        }
+        None => None,
+    };
+    let mut placement = join_pcm(
+        pieces,
+        format,
+        &mut sink,
+        measure,
+        options.trim_silence,
+        gain.unwrap_or(0.0),
+    )?;
+    if let Some(m) = &mut placement.loudness {
+        m.gain_db = gain;
+    }
+    placement.method = "encode";
+    let LameSink {
+        encoder,
+        mut out,
+        mut buf,
+        ..
+    } = sink;
+    buf.clear();
+    let lame_tag = encoder.finish(&mut buf).map_err(AudioError::Encode)?;
+    out.write_all(&buf).map_err(io)?;
+    out.flush().map_err(io)?;
+    let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    // The stream's first frame is LAME's placeholder for its tag: put the tag in its place.
+    let mut head = [0u8; 4];
+    file.seek(SeekFrom::Start(tag.len() as u64)).map_err(io)?;
+    file.read_exact(&mut head).map_err(io)?;
+    if frame_header(&head).is_some_and(|h| h.len == lame_tag.len()) {
+        file.seek(SeekFrom::Start(tag.len() as u64)).map_err(io)?;
+        file.write_all(&lame_tag).map_err(io)?;
+    }
+    let final_tag = crate::tags::id3v2(
+        spec,
+        &chapter_times(
+            spec,
+            rate,
+            &chapter_starts(spec, &placement),
+            placement.total_samples,
+        ),
+    );
+    debug_assert_eq!(final_tag.len(), tag.len());
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.write_all(&final_tag).map_err(io)?;
+    Ok(placement)
+}
+
+/// The encoder delay and padding LAME (or libavcodec) wrote into a stream's Info/Xing frame,
+/// from the bytes before its first audio frame.
+pub fn gapless_info(before_audio: &[u8]) -> Option<(u64, u64)> {
+    let at = before_audio
+        .windows(4)
+        .position(|w| w == b"LAME" || w == b"Lavc")?;
+    let b = before_audio.get(at + 21..at + 24)?;
+    let delay = (u64::from(b[0]) << 4) | (u64::from(b[1]) >> 4);
+    let padding = (u64::from(b[1] & 0x0F) << 8) | u64::from(b[2]);
+    has_lame_tag(before_audio).then_some((delay, padding))
+}
+
+/// A response read for frame copying.
+struct Frames {
+    data: Vec<u8>,
+    frames: Vec<Range<usize>>,
+    samples_per_frame: u64,
+    /// Where its own audio starts after its first frame's first sample, and how many samples
+    /// of its last frames are not its audio, in the frame timeline (see [`write_mp3`]).
+    delay: u64,
+    padding: u64,
+}
+
+fn load_frames(path: &Path, format: OutputFormat) -> Result<Frames, AudioError> {
+    let data = read(path)?;
+    let (frames, header) = mp3_frames(&data)?;
+    if header.sample_rate != format.sample_rate {
+        return Err(AudioError::RateMismatch(
+            "MP3",
+            header.sample_rate,
+            format.sample_rate,
+        ));
+    }
+    let (delay, padding) = frames
+        .first()
+        .and_then(|f| gapless_info(&data[..f.start]))
+        .unwrap_or((0, 0));
+    Ok(Frames {
+        samples_per_frame: u64::from(header.samples),
+        delay,
+        padding,
+        frames,
+        data,
+    })
+}
+
+/// `.mp3` output by frame copy: the responses' frames as they are, pauses as silent frames.
+///
+/// In the frame timeline (frame `k` starts at sample `k × 1152`), a decoder gives out each
+/// sample 529 samples late, and a LAME-tagged response's audio starts `delay` samples into its
+/// frames and ends `padding` samples before their end. Its span in the placement is where its
+/// audio is heard, and each pause is made of as many silent frames as bring the heard gap
+/// (padding + silence + delay) nearest to the manifest's.
 fn write_mp3(
     pieces: &[Piece<'_>],
     format: OutputFormat,
@@ -774,7 +1154,7 @@ fn write_mp3(
 ) -> Result<Placement, AudioError> {
     use std::io::{Seek, SeekFrom};
 
-    use crate::tags::{self, ChapterTime};
+    use crate::tags;
 
     let Codec::Mp3 { kbps } = format.codec else {
         return Err(AudioError::Unsupported(format!(
@@ -785,26 +1165,13 @@ fn write_mp3(
         path: output.to_path_buf(),
         source,
     };
-    let mut meter = measure.then(|| Measure::new(format.sample_rate));
-    let silent = silent_frame(format.sample_rate, kbps)?;
+    let rate = format.sample_rate;
+    let mut meter = measure.then(|| Measure::new(rate));
+    let silent = silent_frame(rate, kbps)?;
     let spf = u64::from(frame_header(&silent).map_or(1152, |h| h.samples));
-    let mpeg1 = format.sample_rate >= 32_000;
-    let chapter_times = |starts: &[u64], total: u64| -> Vec<ChapterTime> {
-        let ms = |samples: u64| {
-            (samples * 1000 / u64::from(format.sample_rate)).min(u64::from(u32::MAX)) as u32
-        };
-        spec.chapters
-            .iter()
-            .enumerate()
-            .map(|(i, (title, _))| ChapterTime {
-                title: title.clone(),
-                start_ms: ms(starts.get(i).copied().unwrap_or(0)),
-                end_ms: ms(starts.get(i + 1).copied().unwrap_or(total)),
-            })
-            .collect()
-    };
+    let mpeg1 = rate >= 32_000;
     // The tag's size does not depend on the times: write it now, rewrite it at the end.
-    let tag = tags::id3v2(spec, &chapter_times(&[], 0));
+    let tag = tags::id3v2(spec, &chapter_times(spec, rate, &[], 0));
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&tag).map_err(io)?;
     out.write_all(&tags::info_frame(&silent, mpeg1, 0, 0))
@@ -812,67 +1179,78 @@ fn write_mp3(
     let mut frames_written = 0u64;
     let mut bytes_written = silent.len() as u64;
     let mut placement = Placement {
-        sample_rate: format.sample_rate,
+        sample_rate: rate,
+        method: "copy",
         ..Placement::default()
     };
+    let decoder_delay = DECODER_DELAY as i64;
+    // How far the previous piece's audio is heard past the end of its frames (negative: how
+    // long before their end it stops).
+    let mut overhang = 0i64;
     let mut at = 0u64;
-    for piece in pieces {
-        let start = at;
+    let mut ahead: Option<Frames> = None;
+    for (i, piece) in pieces.iter().enumerate() {
         match piece {
             Piece::Silence { ms } => {
-                let frames = (silence_samples(*ms, format.sample_rate) + spf / 2) / spf;
+                // How late the next piece's audio starts after its first frame starts.
+                let next_delay = match pieces.get(i + 1) {
+                    Some(Piece::Audio { path, .. }) => {
+                        let next = load_frames(path, format)?;
+                        let d = next.delay as i64 + decoder_delay;
+                        ahead = Some(next);
+                        d
+                    }
+                    // At the end, the decoder's last samples are heard too.
+                    _ => 0,
+                };
+                let want = silence_samples(*ms, rate) as i64;
+                let frames = ((want + overhang - next_delay + spf as i64 / 2).max(0) as u64) / spf;
                 for _ in 0..frames {
                     out.write_all(&silent).map_err(io)?;
                 }
                 if let Some(m) = &mut meter {
                     m.silence(frames * spf);
                 }
+                placement.spans.push(at..at + frames * spf);
                 frames_written += frames;
                 bytes_written += frames * silent.len() as u64;
                 at += frames * spf;
+                overhang = 0;
             }
             Piece::Audio { path, segment } => {
-                let data = read(path)?;
+                let response = match ahead.take() {
+                    Some(r) => r,
+                    None => load_frames(path, format)?,
+                };
                 if let Some(m) = &mut meter {
-                    m.audio(*segment, &decode(&data, format)?);
+                    m.audio(*segment, &decode(&response.data, format)?);
                 }
-                let (frames, header) = mp3_frames(&data)?;
-                if header.sample_rate != format.sample_rate {
-                    return Err(AudioError::RateMismatch(
-                        "MP3",
-                        header.sample_rate,
-                        format.sample_rate,
-                    ));
-                }
-                for range in &frames {
-                    out.write_all(&data[range.clone()]).map_err(io)?;
+                for range in &response.frames {
+                    out.write_all(&response.data[range.clone()]).map_err(io)?;
                     bytes_written += range.len() as u64;
                 }
-                frames_written += frames.len() as u64;
-                at += frames.len() as u64 * u64::from(header.samples);
+                let length = response.frames.len() as u64 * response.samples_per_frame;
+                let start = at + response.delay + DECODER_DELAY as u64;
+                let end = (at + length + DECODER_DELAY as u64)
+                    .saturating_sub(response.padding)
+                    .max(start);
+                placement.spans.push(start..end);
+                frames_written += response.frames.len() as u64;
+                at += length;
+                overhang = end as i64 - at as i64;
             }
         }
-        placement.spans.push(start..at);
+        placement.edits.push(Edit::default());
     }
     out.flush().map_err(io)?;
     let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
     placement.total_samples = at;
     placement.loudness = meter.map(Measure::finish);
 
-    // Chapters start where their first audio starts; the first at the very beginning.
-    let starts: Vec<u64> = spec
-        .chapters
-        .iter()
-        .enumerate()
-        .map(|(i, (_, piece))| {
-            if i == 0 {
-                0
-            } else {
-                placement.spans.get(*piece).map_or(at, |s| s.start)
-            }
-        })
-        .collect();
-    let final_tag = tags::id3v2(spec, &chapter_times(&starts, at));
+    let final_tag = tags::id3v2(
+        spec,
+        &chapter_times(spec, rate, &chapter_starts(spec, &placement), at),
+    );
     debug_assert_eq!(final_tag.len(), tag.len());
     let info = tags::info_frame(
         &silent,

@@ -138,7 +138,7 @@ pub struct RenderArgs {
     /// Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
     #[arg(long)]
     pub loudness: bool,
-    /// Scale a WAV output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP
+    /// Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
     #[arg(long, value_name = "LUFS", allow_negative_numbers = true)]
     pub loudness_target: Option<f64>,
     /// Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
@@ -147,6 +147,9 @@ pub struct RenderArgs {
     /// One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT
     #[arg(long, value_enum, default_value = "none")]
     pub split: Split,
+    /// Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
+    #[arg(long)]
+    pub gapless: bool,
     /// Progress bar on stderr: auto (when stderr is a terminal), always, never
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: crate::progress::ProgressMode,
@@ -328,6 +331,7 @@ pub struct RenderConfig {
     pub loudness_target: Option<f64>,
     pub audiobook: bool,
     pub split: Split,
+    pub gapless: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -390,6 +394,7 @@ impl RenderConfig {
             loudness_target: args.loudness_target,
             audiobook: args.audiobook,
             split: args.split,
+            gapless: args.gapless,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

@@ -57,6 +57,8 @@ pub struct Settings {
     pub audiobook: bool,
     /// One output file per chapter (`--split chapters`).
     pub split_chapters: bool,
+    /// Encode `.mp3` output from the joined samples (`--gapless`).
+    pub gapless: bool,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run. A freed slot goes to the

@@ -34,6 +34,7 @@ pub mod audio;
 pub mod cache;
 pub mod cli;
 pub mod emulator;
+pub mod encode;
 pub mod execute;
 pub mod format;
 pub mod manifest;
@@ -188,19 +189,6 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     let mut jobs = jobs;
     resolve_voices(&client, &mut jobs).await?;
 
-    if config.loudness_target.is_some()
-        && let Some(job) = jobs.iter().find(|j| {
-            j.output
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("mp3"))
-        })
-    {
-        return Err(cli::UsageError(format!(
-            "--loudness-target rescales WAV output; {} is an MP3 whose frames are copied, not re-encoded",
-            job.output.display()
-        ))
-        .into());
-    }
     for id in &config.only {
         if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
             return Err(cli::UsageError(format!("--only {id}: no segment has this id")).into());
@@ -277,6 +265,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         loudness_target: config.loudness_target,
         audiobook: config.audiobook,
         split_chapters: config.split == cli::Split::Chapters,
+        gapless: config.gapless,
     };
     let total_requests: usize = prepared
         .iter()
@@ -425,6 +414,7 @@ async fn render_job(
     let split = runner.settings.split_chapters;
     let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
     let mut request_spans = vec![(0, 0..0); plan.requests.len()];
+    let mut request_edits = vec![audio::Edit::default(); plan.requests.len()];
     if all_ok {
         for (path, range, chapter) in output_files(&job, split) {
             let (pieces, index, chapters) = pieces(&job, &plan, &outcomes, range);
@@ -445,11 +435,14 @@ async fn render_job(
                 },
                 measure: runner.settings.loudness,
                 loudness_target: runner.settings.loudness_target,
+                trim_silence: job.trim_silence,
+                encode_mp3: runner.settings.gapless,
             };
             match audio::assemble(&pieces, job.output_format, &path, &options) {
                 Ok(p) => {
                     for (r, i) in index {
                         request_spans[r] = (assembled.len(), p.spans[i].clone());
+                        request_edits[r] = p.edits[i];
                     }
                     assembled.push((path, p));
                 }
@@ -466,6 +459,7 @@ async fn render_job(
             .map(|(path, p)| (path.as_path(), p))
             .collect(),
         request_spans,
+        request_edits,
         split,
     });
     let mut rep = report::build(

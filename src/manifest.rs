@@ -128,6 +128,8 @@ pub struct Job {
     pub output_format: OutputFormat,
     pub lead_in_ms: u64,
     pub tail_ms: u64,
+    /// Trim each response's leading and trailing silence, so pauses are the manifest's.
+    pub trim_silence: bool,
     pub segments: Vec<Segment>,
 }
 
@@ -169,6 +171,7 @@ struct RawManifest {
     output: Option<String>,
     lead_in_ms: Option<u64>,
     tail_ms: Option<u64>,
+    trim_silence: Option<bool>,
     defaults: Option<Spanned<RawSegment>>,
     segments: Option<Vec<Spanned<RawSegment>>>,
     segments_csv: Option<String>,
@@ -298,6 +301,7 @@ pub fn load(
             output: raw.output,
             lead_in_ms: raw.lead_in_ms,
             tail_ms: raw.tail_ms,
+            trim_silence: raw.trim_silence,
         };
         (segments, defaults, Some(header))
     };
@@ -588,6 +592,7 @@ pub fn load(
         output_format,
         lead_in_ms: header.lead_in_ms.unwrap_or(0),
         tail_ms: header.tail_ms.unwrap_or(0),
+        trim_silence: header.trim_silence.unwrap_or(false),
         segments,
     })
 }
@@ -689,6 +694,7 @@ struct Header {
     output: Option<String>,
     lead_in_ms: Option<u64>,
     tail_ms: Option<u64>,
+    trim_silence: Option<bool>,
 }
 
 /// A serde-saphyr error as a located manifest error: its message without the rendered snippet

@@ -26,6 +26,10 @@ pub struct Report {
     pub finished_at: String,
     pub wall_seconds: f64,
     pub totals: Totals,
+    /// How the audio was assembled: `decode` (WAV), `copy` (MP3 frames copied) or `encode`
+    /// (MP3 encoded once from the joined samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assembly: Option<&'static str>,
     /// The chapter files written (with `--split chapters`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
@@ -100,6 +104,9 @@ pub struct RequestReport {
     pub used_next_text: bool,
     pub start_seconds: Option<f64>,
     pub end_seconds: Option<f64>,
+    /// Silence `trim_silence` cut from the start and the end of its audio, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trimmed_ms: Option<[f64; 2]>,
 }
 
 /// Where each request's audio sits in the output, from the assembler's placement.
@@ -109,6 +116,8 @@ pub struct Timeline<'a> {
     pub files: Vec<(&'a std::path::Path, &'a Placement)>,
     /// For each request: the file it is in and its sample span there.
     pub request_spans: Vec<(usize, std::ops::Range<u64>)>,
+    /// For each request: what `trim_silence` cut from its audio.
+    pub request_edits: Vec<crate::audio::Edit>,
     /// Whether the output was split into chapter files.
     pub split: bool,
 }
@@ -186,6 +195,12 @@ pub fn build(
                 used_next_text: used_next,
                 start_seconds: span.map(|s| round(s.0)),
                 end_seconds: span.map(|s| round(s.1)),
+                trimmed_ms: timeline.filter(|_| job.trim_silence).map(|t| {
+                    let edit = t.request_edits[r];
+                    let rate = t.files[t.request_spans[r].0].1.sample_rate;
+                    let ms = |n: u64| round(n as f64 * 1000.0 / f64::from(rate));
+                    [ms(edit.head), ms(edit.tail)]
+                }),
             });
         }
         let first = requests.first().and_then(|r| r.start_seconds);
@@ -243,6 +258,7 @@ pub fn build(
                 .map_or(0.0, |d| d.as_secs_f64()),
         ),
         totals,
+        assembly: timeline.and_then(|t| t.files.first()).map(|(_, p)| p.method),
         outputs: timeline
             .filter(|t| t.split)
             .map(|t| {

@@ -160,9 +160,10 @@ async fn help_tables_and_plan_snapshots() {
               --only <ID>...             Render these segments again (all others must be cached), with the cached neighbours as context
               --max-credits <N>          Refuse to start above this many estimated credits, and stop sending before spending more
               --loudness                 Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
-              --loudness-target <LUFS>   Scale a WAV output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP
+              --loudness-target <LUFS>   Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
               --audiobook                Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
               --split <SPLIT>            One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT [default: none] [possible values: none, chapters]
+              --gapless                  Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
               --progress <PROGRESS>      Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
               --voice-id <ID>            Voice for segments that name none
               --model-id <ID>            Model for segments that name none

@@ -296,15 +296,25 @@ async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number(
             "normalized to {integrated}, ffmpeg reads {theirs}"
         );
     }
-    // MP3 frames are copied, not re-encoded: no normalization, refused before sending.
+    // An MP3 output is decoded, scaled and encoded once: normalized as well.
     book(dir.path(), "mp3_44100_192", "out/book.mp3");
     let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    let integrated = report["loudness"]["integrated_lufs"].as_f64().unwrap();
+    let peak = report["loudness"]["true_peak_dbtp"].as_f64().unwrap();
+    assert!(report["loudness_gain_db"].as_f64().unwrap() > 0.0);
     assert!(
-        stderr(&out).contains("--loudness-target"),
-        "{}",
-        stderr(&out)
+        (integrated + 16.0).abs() < 0.1 || (peak + 1.0).abs() < 0.1,
+        "MP3 at the target or at the peak ceiling: {integrated} LUFS, {peak} dBTP"
     );
+    if have_ffmpeg() {
+        let theirs = ffmpeg_ebur128(&dir.path().join("out/book.mp3"))("I:");
+        assert!(
+            (theirs - integrated).abs() <= 0.5,
+            "MP3 normalized to {integrated}, ffmpeg reads {theirs}"
+        );
+    }
     // The same book as a 192 kbps MP3 passes the format check.
     let out = narrate(
         dir.path(),

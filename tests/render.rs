@@ -260,6 +260,7 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     let (frames, header) = narrate::audio::mp3_frames(&output).unwrap();
     assert_eq!((header.sample_rate, header.samples), (44_100, 1152));
     let spf = 1152.0;
+    let mut spans: Vec<(f64, f64)> = Vec::new();
     for seg in report["segments"].as_array().unwrap() {
         for req in seg["requests"].as_array().unwrap() {
             let entry = &log[req["request_id"].as_str().unwrap()].1;
@@ -277,11 +278,17 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
                 "{}",
                 seg["id"]
             );
-            let start = req["start_seconds"].as_f64().unwrap() * 44_100.0 / spf;
-            let first = start.round() as usize;
+            // The report gives where the speech is heard: LAME's delay plus the decoder's
+            // after the first copied frame starts, up to the padding before the last ends.
+            let (delay, padding) =
+                narrate::audio::gapless_info(&served[..served_frames[0].start]).unwrap();
+            let heard_from = narrate::audio::DECODER_DELAY as f64 + delay as f64;
+            let start = req["start_seconds"].as_f64().unwrap() * 44_100.0;
+            let first = ((start - heard_from) / spf).round() as usize;
             assert!(
-                (start - first as f64).abs() < 1e-3,
-                "requests start on frame boundaries"
+                (start - heard_from - first as f64 * spf).abs() < 0.5,
+                "{}: speech starts {heard_from} samples into its first frame",
+                seg["id"]
             );
             for (i, range) in served_frames.iter().enumerate() {
                 assert_eq!(
@@ -291,10 +298,46 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
                     seg["id"]
                 );
             }
-            let end = req["end_seconds"].as_f64().unwrap() * 44_100.0 / spf;
-            assert!((end - (first + served_frames.len()) as f64).abs() < 1e-3);
+            let end = req["end_seconds"].as_f64().unwrap() * 44_100.0;
+            let frames_end = (first + served_frames.len()) as f64 * spf;
+            assert!(
+                (end - (frames_end + narrate::audio::DECODER_DELAY as f64 - padding as f64)).abs()
+                    < 0.5
+            );
+            assert!(
+                (end - start - pcm.len() as f64).abs() < 0.5,
+                "the span is the speech"
+            );
+            spans.push((start, end));
         }
     }
+    // Pauses are made of silent frames that bring the heard gap (padding + silence + delay)
+    // nearest to the manifest's: within half a frame.
+    let segments = report["segments"].as_array().unwrap();
+    let mut k = 0;
+    for (i, seg) in segments.iter().enumerate() {
+        let n = seg["requests"].as_array().unwrap().len();
+        k += n;
+        let Some(next) = segments.get(i + 1) else {
+            break;
+        };
+        let pause = if next["chapter"] != seg["chapter"] {
+            1100.0
+        } else {
+            300.0
+        };
+        let gap = (spans[k].0 - spans[k - 1].1) / 44.1;
+        assert!(
+            (gap - pause).abs() <= 1152.0 / 44.1 / 2.0 + 0.1,
+            "{}: heard pause {gap:.1} ms, manifest {pause} ms",
+            seg["id"]
+        );
+    }
+    let lead = spans[0].0 / 44.1;
+    assert!((lead - 250.0).abs() <= 13.2, "lead-in {lead:.1} ms");
+    let total = report["totals"]["audio_seconds"].as_f64().unwrap() * 44_100.0;
+    let tail = (total - spans.last().unwrap().1) / 44.1;
+    assert!((tail - 700.0).abs() <= 13.2, "tail {tail:.1} ms");
     // Every frame decodes, silences included.
     let decoded =
         narrate::audio::decode(&output, "mp3_44100_128".parse::<OutputFormat>().unwrap()).unwrap();

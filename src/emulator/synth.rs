@@ -5,7 +5,6 @@
 //! rests at punctuation. Not responsible for HTTP (see the parent module).
 
 use std::io::Cursor;
-use std::num::NonZeroU32;
 
 use crate::format::{Codec, OutputFormat};
 
@@ -94,53 +93,9 @@ pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, String> 
 }
 
 fn encode_mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
-    use mp3lame_encoder::{Bitrate, Builder, FlushGap, MonoPcm, Quality};
-    let bitrate = match kbps {
-        32 => Bitrate::Kbps32,
-        48 => Bitrate::Kbps48,
-        64 => Bitrate::Kbps64,
-        96 => Bitrate::Kbps96,
-        128 => Bitrate::Kbps128,
-        192 => Bitrate::Kbps192,
-        other => return Err(format!("no MP3 bitrate {other}")),
-    };
-    let mut builder = Builder::new().ok_or("cannot create the MP3 encoder")?;
-    builder.set_num_channels(1).map_err(|e| e.to_string())?;
-    builder
-        .set_sample_rate(sample_rate)
-        .map_err(|e| e.to_string())?;
-    builder
-        .set_output_sample_rate(NonZeroU32::new(sample_rate))
-        .map_err(|e| e.to_string())?;
-    builder.set_brate(bitrate).map_err(|e| e.to_string())?;
-    builder
-        .set_quality(Quality::Decent)
-        .map_err(|e| e.to_string())?;
     // As LAME writes files: a first frame with the Info/LAME tag, which carries the encoder
     // delay and padding a decoder needs to give back exactly the samples encoded.
-    builder
-        .set_to_write_vbr_tag(true)
-        .map_err(|e| e.to_string())?;
-    let mut encoder = builder.build().map_err(|e| e.to_string())?;
-    // The encoder writes into spare capacity; it must be reserved first.
-    let mut out =
-        Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(samples.len()) + 7200);
-    encoder
-        .encode_to_vec(MonoPcm(samples), &mut out)
-        .map_err(|e| e.to_string())?;
-    out.reserve(7200);
-    encoder
-        .flush_to_vec::<FlushGap>(&mut out)
-        .map_err(|e| e.to_string())?;
-    // The stream starts with a placeholder frame for the tag; put the tag in its place.
-    let mut tag = Vec::with_capacity(encoder.lame_tag_size().max(1));
-    if encoder.lame_tag_encode_to_vec(&mut tag).is_some()
-        && let Some(first) = crate::audio::frame_header(&out)
-        && first.len == tag.len()
-    {
-        out[..tag.len()].copy_from_slice(&tag);
-    }
-    Ok(out)
+    crate::encode::mp3(samples, sample_rate, kbps)
 }
 
 /// 16-bit linear to G.711 mu-law.
