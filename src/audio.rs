@@ -835,8 +835,9 @@ fn join_pcm(
         ..Placement::default()
     };
     let capacity = sink.capacity();
-    let too_large =
-        |samples: u64| AudioError::TooLarge(samples as f64 / f64::from(format.sample_rate) / 3600.0);
+    let too_large = |samples: u64| {
+        AudioError::TooLarge(samples as f64 / f64::from(format.sample_rate) / 3600.0)
+    };
     let mut at = 0u64;
     // Decoding is the cost of PCM assembly; the batch bounds memory (one response per core).
     let threads = std::thread::available_parallelism()
@@ -1038,10 +1039,17 @@ fn write_mp3_encoded(
                     Ok(())
                 }
             }
-            let first = join_pcm(pieces, format, &mut Nothing, true, options.trim_silence, 0.0)?;
+            let first = join_pcm(
+                pieces,
+                format,
+                &mut Nothing,
+                true,
+                options.trim_silence,
+                0.0,
+            )?;
             first
                 .loudness
-                .and_then(|m| Some(normalizing_gain(target, &m.whole)?))
+                .and_then(|m| normalizing_gain(target, &m.whole))
         }
         None => None,
     };

@@ -46,7 +46,9 @@ impl Mp3Encoder {
         builder
             .set_output_sample_rate(NonZeroU32::new(sample_rate))
             .map_err(|e| e.to_string())?;
-        builder.set_brate(bitrate(kbps)?).map_err(|e| e.to_string())?;
+        builder
+            .set_brate(bitrate(kbps)?)
+            .map_err(|e| e.to_string())?;
         builder
             .set_quality(Quality::Decent)
             .map_err(|e| e.to_string())?;

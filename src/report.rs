@@ -258,7 +258,9 @@ pub fn build(
                 .map_or(0.0, |d| d.as_secs_f64()),
         ),
         totals,
-        assembly: timeline.and_then(|t| t.files.first()).map(|(_, p)| p.method),
+        assembly: timeline
+            .and_then(|t| t.files.first())
+            .map(|(_, p)| p.method),
         outputs: timeline
             .filter(|t| t.split)
             .map(|t| {

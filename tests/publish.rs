@@ -397,3 +397,170 @@ async fn split_chapters_writes_one_file_per_chapter() {
     assert!((report["totals"]["audio_seconds"].as_f64().unwrap() - total).abs() < 1e-3);
     emu.stop().await;
 }
+
+/// A book whose responses start and end in silence: the synthetic voice is silent for quotes
+/// and punctuation. The long segment is two requests.
+fn quiet_edges(dir: &Path, format: &str, output: &str, trim: bool) {
+    write(
+        dir,
+        "edges.yaml",
+        &format!(
+            "output: {output}\nlead_in_ms: 600\ntail_ms: 1000\ntrim_silence: {trim}\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: {format}, pause_after_ms: 350, max_request_chars: 60}}\nsegments:\n  - {{id: a, text: \"'Oh dear! Oh dear! I shall be late!'\"}}\n  - {{id: b, text: \"'Why, there is a large mushroom,' she said. 'Is it a real one, I wonder?'\"}}\n  - {{id: c, text: \"'Curiouser and curiouser!'\"}}\n"
+        ),
+    );
+}
+
+fn rms_db(samples: &[i16]) -> f64 {
+    let mean = samples
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
+        / samples.len().max(1) as f64;
+    20.0 * (mean.sqrt() / 32_768.0).max(1e-10).log10()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trim_silence_makes_pauses_what_the_manifest_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    quiet_edges(dir.path(), "pcm_24000", "out/edges.wav", true);
+    let out = narrate(
+        dir.path(),
+        &["edges.yaml", "--base-url", &emu.base_url()],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = read_json(&dir.path().join("out/edges.report.json"));
+    assert_eq!(report["assembly"], "decode");
+    let (_, samples) = read_wav(&dir.path().join("out/edges.wav"));
+    let log = by_request_id(&tts_log(dir.path()));
+    let at = |v: &Value| (v.as_f64().unwrap() * 24_000.0).round() as usize;
+    let fade = 24_000 * 5 / 1000;
+    let mut spans = Vec::new();
+    for seg in report["segments"].as_array().unwrap() {
+        let requests = seg["requests"].as_array().unwrap();
+        for (k, req) in requests.iter().enumerate() {
+            let served =
+                refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
+            let pcm: Vec<i16> = served
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let (start, end) = (at(&req["start_seconds"]), at(&req["end_seconds"]));
+            let trimmed = req["trimmed_ms"].as_array().unwrap();
+            let head = (trimmed[0].as_f64().unwrap() * 24.0).round() as usize;
+            let tail = (trimmed[1].as_f64().unwrap() * 24.0).round() as usize;
+            // Every response here starts with a quote: a 1/15 s silence, trimmed up to the
+            // fade kept before the first audible sample.
+            if k == 0 {
+                assert!(head >= 1600 - fade - 10, "{}: head {head}", seg["id"]);
+            }
+            assert_eq!(end - start, pcm.len() - head - tail, "{}", seg["id"]);
+            // Between the fades, the output is the served audio.
+            assert_eq!(
+                &samples[start + fade..end - fade],
+                &pcm[head + fade..pcm.len() - tail - fade],
+                "{}",
+                seg["id"]
+            );
+            // What was cut is silence: under -50 dBFS.
+            assert!(pcm[..head].iter().all(|s| s.unsigned_abs() < 104));
+            assert!(
+                pcm[pcm.len() - tail..]
+                    .iter()
+                    .all(|s| s.unsigned_abs() < 104)
+            );
+            spans.push((seg["id"].as_str().unwrap().to_string(), start, end));
+        }
+    }
+    assert!(spans.len() >= 4, "segment b is split: {spans:?}");
+    // Pauses are the manifest's, to the sample: lead-in, 350 ms between segments, none within
+    // a segment, the tail.
+    assert_eq!(spans[0].1, 600 * 24);
+    for w in spans.windows(2) {
+        let want = if w[0].0 == w[1].0 { 0 } else { 350 * 24 };
+        assert_eq!(w[1].1 - w[0].2, want, "{} to {}", w[0].0, w[1].0);
+        assert!(samples[w[0].2..w[1].1].iter().all(|&s| s == 0));
+    }
+    assert_eq!(samples.len() - spans.last().unwrap().2, 1000 * 24);
+    emu.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gapless_mp3_is_encoded_once_and_decodes_to_the_reported_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    for (trim, args) in [(false, vec!["--gapless"]), (true, vec![])] {
+        quiet_edges(dir.path(), "mp3_44100_128", "out/edges.mp3", trim);
+        let base = emu.base_url();
+        let mut all = vec!["edges.yaml", "--base-url", &base];
+        all.extend(args);
+        let out = narrate(dir.path(), &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report = read_json(&dir.path().join("out/edges.report.json"));
+        assert_eq!(report["assembly"], "encode", "trim_silence {trim}");
+        let total = report["totals"]["audio_seconds"].as_f64().unwrap();
+        let output = std::fs::read(dir.path().join("out/edges.mp3")).unwrap();
+        // LAME's tag carries the whole file's delay and padding: a gapless decoder gives back
+        // exactly the joined samples.
+        let pcm = narrate::audio::decode(&output, "mp3_44100_128".parse().unwrap()).unwrap();
+        assert_eq!(pcm.len(), (total * 44_100.0).round() as usize);
+        let at = |v: &Value| (v.as_f64().unwrap() * 44_100.0).round() as usize;
+        let spans: Vec<(String, usize, usize)> = report["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                s["requests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        let id = s["id"].as_str().unwrap().to_string();
+                        (id, at(&r["start_seconds"]), at(&r["end_seconds"]))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Speech where the report puts requests; silence in the pauses between segments
+        // (away from the codec's pre-echo at their edges); requests of one segment meet.
+        let margin = 441;
+        for w in spans.windows(2) {
+            if w[0].0 == w[1].0 {
+                assert_eq!(w[0].2, w[1].1, "{}: joined without a gap", w[0].0);
+            } else {
+                let gap = rms_db(&pcm[w[0].2 + margin..w[1].1 - margin]);
+                assert!(gap < -60.0, "pause after {}: {gap:.1} dBFS", w[0].0);
+            }
+        }
+        for (id, start, end) in &spans {
+            let level = rms_db(&pcm[*start..*end]);
+            assert!(level > -30.0, "{id}: {level:.1} dBFS");
+            let first = pcm[*start..]
+                .iter()
+                .position(|s| s.unsigned_abs() >= 104)
+                .unwrap();
+            if trim {
+                assert!(
+                    first < 441,
+                    "{id}: speech {first} samples after the span starts"
+                );
+            } else {
+                assert!(first > 2500, "{id}: untrimmed, the quote's silence is kept");
+            }
+        }
+        if have_ffmpeg() {
+            // ffmpeg reads LAME's tag too: it decodes to the same number of samples.
+            let out = Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(dir.path().join("out/edges.mp3"))
+                .args(["-f", "s16le", "-ac", "1", "-"])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert_eq!(out.stdout.len() / 2, pcm.len(), "ffmpeg's sample count");
+        }
+    }
+    emu.stop().await;
+}

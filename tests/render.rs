@@ -2,12 +2,10 @@
 //! plus silences, report offsets agree with the audio, chain rules hold in the request log,
 //! failures, retries, the cache, and the key never leaking.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use narrate::emulator::{self, Fault, Faults};
 use narrate::format::OutputFormat;
-use serde_json::Value;
 
 use crate::util::*;
 
@@ -81,17 +79,6 @@ async fn render(dir: &Path, base_url: &str, extra: &[&str]) -> std::process::Out
 }
 
 /// Log entries by the `request-id` they were answered with.
-fn by_request_id(log: &[Value]) -> HashMap<String, (usize, Value)> {
-    log.iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            e["request_id"]
-                .as_str()
-                .map(|id| (id.to_string(), (i, e.clone())))
-        })
-        .collect()
-}
-
 fn silence(ms: u64, rate: u64) -> usize {
     ((ms * rate + 500) / 1000) as usize
 }

@@ -140,3 +140,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The TTS request log keyed by the request id each answer carried: (log index, entry).
+pub fn by_request_id(log: &[Value]) -> std::collections::HashMap<String, (usize, Value)> {
+    log.iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            e["request_id"]
+                .as_str()
+                .map(|id| (id.to_string(), (i, e.clone())))
+        })
+        .collect()
+}
