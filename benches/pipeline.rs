@@ -209,6 +209,7 @@ fn scheduling(quick: bool) {
             audiobook: false,
             split: narrate::cli::Split::None,
             gapless: false,
+            timestamps: false,
             defaults: Default::default(),
             endpoint: Endpoint {
                 emulate: false,

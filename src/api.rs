@@ -67,6 +67,24 @@ pub struct TtsResponse {
     pub character_cost: Option<f64>,
     /// The `maximum-concurrent-requests` header.
     pub max_concurrency: Option<usize>,
+    /// Character timings, from `/with-timestamps`.
+    pub alignment: Option<Alignment>,
+}
+
+/// When each character of a request's text is spoken, in seconds from the start of its audio
+/// (the `alignment` of a `/with-timestamps` answer).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Alignment {
+    pub characters: Vec<String>,
+    pub character_start_times_seconds: Vec<f64>,
+    pub character_end_times_seconds: Vec<f64>,
+}
+
+/// A `/with-timestamps` answer.
+#[derive(serde::Deserialize)]
+struct Timed {
+    audio_base64: String,
+    alignment: Option<Alignment>,
 }
 
 /// Why one API call failed.
@@ -242,19 +260,26 @@ impl Client {
         }
     }
 
-    /// `POST /v1/text-to-speech/{voice_id}?output_format=…`, body read to the end.
+    /// `POST /v1/text-to-speech/{voice_id}?output_format=…`, body read to the end; with
+    /// `timestamps`, `…/with-timestamps`, whose JSON answer carries the audio and its timings.
     pub async fn text_to_speech(
         &self,
         voice_id: &str,
         output_format: &str,
         enable_logging: bool,
         body: &TtsBody,
+        timestamps: bool,
     ) -> Result<TtsResponse, ApiError> {
         let mut query = vec![("output_format", output_format.to_string())];
         if !enable_logging {
             query.push(("enable_logging", "false".into()));
         }
-        let url = self.url(&format!("/v1/text-to-speech/{voice_id}"), &query)?;
+        let path = if timestamps {
+            format!("/v1/text-to-speech/{voice_id}/with-timestamps")
+        } else {
+            format!("/v1/text-to-speech/{voice_id}")
+        };
+        let url = self.url(&path, &query)?;
         let request = self.with_key(self.http.post(url).json(body));
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -280,16 +305,30 @@ impl Client {
             });
         }
         let expected = response.content_length();
-        let audio = response.bytes().await.map_err(transport)?;
+        let bytes = response.bytes().await.map_err(transport)?;
         if let Some(expected) = expected
-            && audio.len() as u64 != expected
+            && bytes.len() as u64 != expected
         {
             return Err(ApiError::Truncated {
                 expected,
-                got: audio.len() as u64,
+                got: bytes.len() as u64,
             });
         }
+        let (audio, alignment) = if timestamps {
+            use base64::Engine as _;
+            // A body cut short without a length is JSON that does not parse: sent again.
+            let timed: Timed = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::Transport(format!("unreadable /with-timestamps answer: {e}"))
+            })?;
+            let audio = base64::engine::general_purpose::STANDARD
+                .decode(timed.audio_base64.as_bytes())
+                .map_err(|e| ApiError::BadAudio(format!("audio_base64: {e}")))?;
+            (Bytes::from(audio), timed.alignment)
+        } else {
+            (bytes, None)
+        };
         Ok(TtsResponse {
+            alignment,
             audio,
             request_id: header("request-id"),
             character_cost: header("character-cost").and_then(|v| v.trim().parse().ok()),

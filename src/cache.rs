@@ -34,6 +34,9 @@ pub struct Meta {
     pub used_previous_text: bool,
     #[serde(default)]
     pub used_next_text: bool,
+    /// Whether the character timings of `/with-timestamps` are stored beside the audio.
+    #[serde(default)]
+    pub alignment: bool,
 }
 
 impl Meta {
@@ -101,6 +104,13 @@ impl Cache {
         )
     }
 
+    /// Where the character timings of `key` are (or will be) stored.
+    pub fn alignment_path(&self, key: &str) -> PathBuf {
+        self.dir
+            .join(&key[..2])
+            .join(format!("{key}.alignment.json"))
+    }
+
     /// Where the audio of `key` is (or will be) stored.
     pub fn audio_path(&self, key: &str) -> PathBuf {
         self.paths(key).0
@@ -114,13 +124,23 @@ impl Cache {
         (len == meta.bytes).then_some((meta, audio))
     }
 
-    /// Stores a response: audio first, then its metadata, each written to a temporary file,
-    /// synced and renamed, so a crash leaves either a complete entry or none.
-    pub fn put(&self, key: &str, audio: &[u8], meta: &Meta) -> std::io::Result<PathBuf> {
+    /// Stores a response: audio and timings first, then its metadata, each written to a
+    /// temporary file, synced and renamed, so a crash leaves either a complete entry or none.
+    pub fn put(
+        &self,
+        key: &str,
+        audio: &[u8],
+        alignment: Option<&crate::api::Alignment>,
+        meta: &Meta,
+    ) -> std::io::Result<PathBuf> {
         let (audio_path, meta_path) = self.paths(key);
         let dir = audio_path.parent().expect("cache paths have a parent");
         std::fs::create_dir_all(dir)?;
         write_atomic(dir, &audio_path, audio)?;
+        if let Some(alignment) = alignment {
+            let json = serde_json::to_vec(alignment).map_err(std::io::Error::other)?;
+            write_atomic(dir, &self.alignment_path(key), &json)?;
+        }
         let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
         write_atomic(dir, &meta_path, &json)?;
         Ok(audio_path)

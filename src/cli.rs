@@ -150,6 +150,9 @@ pub struct RenderArgs {
     /// Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
     #[arg(long)]
     pub gapless: bool,
+    /// Render through /with-timestamps and write word-timed captions (.srt, .vtt)
+    #[arg(long)]
+    pub timestamps: bool,
     /// Progress bar on stderr: auto (when stderr is a terminal), always, never
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: crate::progress::ProgressMode,
@@ -332,6 +335,7 @@ pub struct RenderConfig {
     pub audiobook: bool,
     pub split: Split,
     pub gapless: bool,
+    pub timestamps: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -395,6 +399,7 @@ impl RenderConfig {
             audiobook: args.audiobook,
             split: args.split,
             gapless: args.gapless,
+            timestamps: args.timestamps,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })

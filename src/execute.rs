@@ -59,6 +59,8 @@ pub struct Settings {
     pub split_chapters: bool,
     /// Encode `.mp3` output from the joined samples (`--gapless`).
     pub gapless: bool,
+    /// Render through `/with-timestamps` and keep the character timings (`--timestamps`).
+    pub timestamps: bool,
 }
 
 /// The adjustable concurrency cap shared by every chain of the run. A freed slot goes to the
@@ -276,6 +278,8 @@ impl Runner {
 pub struct Outcome {
     /// The stored response, when the request succeeded.
     pub audio: Option<PathBuf>,
+    /// Its stored character timings (with `--timestamps`).
+    pub alignment: Option<PathBuf>,
     pub meta: Option<Meta>,
     pub cached: bool,
     pub attempts: u32,
@@ -522,6 +526,7 @@ async fn render_once<'a>(
         && let Some((meta, path)) = cache.get(&key)
     {
         outcome.audio = Some(path);
+        outcome.alignment = meta.alignment.then(|| cache.alignment_path(&key));
         outcome.meta = Some(meta);
         outcome.cached = true;
         return (outcome, held);
@@ -552,7 +557,13 @@ async fn render_once<'a>(
         let started = Instant::now();
         let result = runner
             .client
-            .text_to_speech(&segment.voice_id, &format, segment.enable_logging, &body)
+            .text_to_speech(
+                &segment.voice_id,
+                &format,
+                segment.enable_logging,
+                &body,
+                runner.settings.timestamps,
+            )
             .await
             .and_then(|response| {
                 check_audio(&response.audio, job.output_format)?;
@@ -590,20 +601,25 @@ async fn render_once<'a>(
                     next_request_ids: body.next_request_ids.clone(),
                     used_previous_text: body.previous_text.is_some(),
                     used_next_text: body.next_text.is_some(),
+                    alignment: response.alignment.is_some(),
                 };
                 // Writing and syncing the files blocks: it runs on the blocking pool while the
                 // chain moves on (the next request needs only this one's id), and is awaited
                 // before assembly.
                 let write = {
-                    let (cache, key, audio, meta) = (
+                    let (cache, key, audio, alignment, meta) = (
                         cache.clone(),
                         key.clone(),
                         response.audio.clone(),
+                        response.alignment.clone(),
                         meta.clone(),
                     );
-                    tokio::task::spawn_blocking(move || cache.put(&key, &audio, &meta))
+                    tokio::task::spawn_blocking(move || {
+                        cache.put(&key, &audio, alignment.as_ref(), &meta)
+                    })
                 };
                 outcome.audio = Some(cache.audio_path(&key));
+                outcome.alignment = meta.alignment.then(|| cache.alignment_path(&key));
                 outcome.meta = Some(meta);
                 outcome.write = Some(PendingWrite(Arc::new(Mutex::new(Some(write)))));
                 return (outcome, slot);

@@ -266,6 +266,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         audiobook: config.audiobook,
         split_chapters: config.split == cli::Split::Chapters,
         gapless: config.gapless,
+        timestamps: config.timestamps,
     };
     let total_requests: usize = prepared
         .iter()
@@ -484,8 +485,21 @@ async fn render_job(
         rep.status = "failed";
     }
     let report_paths = report::write(&rep, &job.output)?;
+    let alignments: Vec<Option<PathBuf>> = outcomes.iter().map(|o| o.alignment.clone()).collect();
+    if runner.settings.timestamps {
+        let missing = outcomes
+            .iter()
+            .filter(|o| o.audio.is_some() && o.alignment.is_none())
+            .count();
+        if missing > 0 {
+            tracing::warn!(
+                "{}: {missing} request(s) came from the cache without character timings; their captions are one cue per request (render them again with --only to get word timings)",
+                job.manifest.display()
+            );
+        }
+    }
     if rep.status == "ok" && !split {
-        sidefiles::write(&job, &plan, &rep)
+        sidefiles::write(&job, &plan, &rep, &alignments)
             .with_context(|| format!("writing the side files of {}", job.output.display()))?;
     }
     let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());

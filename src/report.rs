@@ -104,6 +104,9 @@ pub struct RequestReport {
     pub used_next_text: bool,
     pub start_seconds: Option<f64>,
     pub end_seconds: Option<f64>,
+    /// Whether the API's character timings are stored for it (`--timestamps`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timestamps: bool,
     /// Silence `trim_silence` cut from the start and the end of its audio, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trimmed_ms: Option<[f64; 2]>,
@@ -195,6 +198,7 @@ pub fn build(
                 used_next_text: used_next,
                 start_seconds: span.map(|s| round(s.0)),
                 end_seconds: span.map(|s| round(s.1)),
+                timestamps: o.alignment.is_some(),
                 trimmed_ms: timeline.filter(|_| job.trim_silence).map(|t| {
                     let edit = t.request_edits[r];
                     let rate = t.files[t.request_spans[r].0].1.sample_rate;

@@ -1,6 +1,7 @@
 //! Side files beside the output: `<stem>.chapters.txt` (FFMETADATA, for ffmpeg to make an M4B
-//! with chapters), `<stem>.cue`, and segment-level captions `<stem>.srt` and `<stem>.vtt` (one
-//! cue per request's text at its place in the audio).
+//! with chapters), `<stem>.cue`, and captions `<stem>.srt` and `<stem>.vtt`: one cue per
+//! request's text at its place in the audio, or with `--timestamps` cues of a few words each,
+//! timed by the API's character timings.
 //!
 //! Everything is derived from the report's offsets, so the files agree with it by construction.
 //! Not responsible for the audio or the report (see `audio`, `report`).
@@ -8,6 +9,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::api::Alignment;
 use crate::manifest::Job;
 use crate::plan::Plan;
 use crate::report::Report;
@@ -92,8 +94,82 @@ pub fn paths(output: &Path) -> [PathBuf; 4] {
     ["chapters.txt", "cue", "srt", "vtt"].map(|ext| dir.join(format!("{stem}.{ext}")))
 }
 
-/// Writes the side files of a successful render.
-pub fn write(job: &Job, plan: &Plan, report: &Report) -> std::io::Result<Vec<PathBuf>> {
+/// The longest caption line, in characters.
+const CUE_CHARS: usize = 42;
+/// The longest caption, in seconds.
+const CUE_SECONDS: f64 = 6.0;
+
+/// Caption cues from character timings: words (runs of non-space characters) gathered into
+/// cues of at most [`CUE_CHARS`] characters and [`CUE_SECONDS`], ending early after a sentence,
+/// or after a clause once half full. Times are the first character's start and the last one's
+/// end, in seconds from the start of the request's audio.
+pub fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
+    let n = alignment
+        .characters
+        .len()
+        .min(alignment.character_start_times_seconds.len())
+        .min(alignment.character_end_times_seconds.len());
+    let mut words: Vec<(f64, f64, String)> = Vec::new();
+    let mut current: Option<(f64, f64, String)> = None;
+    for i in 0..n {
+        let c = &alignment.characters[i];
+        let (start, end) = (
+            alignment.character_start_times_seconds[i],
+            alignment.character_end_times_seconds[i],
+        );
+        if c.chars().all(char::is_whitespace) {
+            words.extend(current.take());
+            continue;
+        }
+        match &mut current {
+            Some(w) => {
+                w.1 = end;
+                w.2.push_str(c);
+            }
+            None => current = Some((start, end, c.clone())),
+        }
+    }
+    words.extend(current);
+    let ends_sentence = |w: &str| {
+        w.trim_end_matches(['"', '\'', '\u{2019}', '\u{201D}', ')'])
+            .ends_with(['.', '!', '?', '\u{2026}'])
+    };
+    let ends_clause = |w: &str| w.ends_with([',', ';', ':', '\u{2014}']);
+    let mut cues: Vec<(f64, f64, String)> = Vec::new();
+    let mut cue: Option<(f64, f64, String)> = None;
+    for (start, end, word) in words {
+        match &mut cue {
+            Some(c)
+                if c.2.chars().count() + 1 + word.chars().count() <= CUE_CHARS
+                    && end - c.0 <= CUE_SECONDS =>
+            {
+                c.1 = end;
+                c.2.push(' ');
+                c.2.push_str(&word);
+            }
+            _ => {
+                cues.extend(cue.take());
+                cue = Some((start, end, word));
+            }
+        }
+        if let Some(c) = &cue
+            && (ends_sentence(&c.2) || (ends_clause(&c.2) && c.2.chars().count() >= CUE_CHARS / 2))
+        {
+            cues.extend(cue.take());
+        }
+    }
+    cues.extend(cue);
+    cues
+}
+
+/// Writes the side files of a successful render. `alignments[r]` is where request `r`'s
+/// character timings are stored, if it has them.
+pub fn write(
+    job: &Job,
+    plan: &Plan,
+    report: &Report,
+    alignments: &[Option<PathBuf>],
+) -> std::io::Result<Vec<PathBuf>> {
     let [chapters_path, cue_path, srt_path, vtt_path] = paths(&job.output);
     let chapters = chapters(report);
     let mut written = Vec::new();
@@ -157,26 +233,53 @@ pub fn write(job: &Job, plan: &Plan, report: &Report) -> std::io::Result<Vec<Pat
             let (Some(start), Some(end)) = (request.start_seconds, request.end_seconds) else {
                 continue;
             };
-            let text = plan.requests[plan.segment_requests[si][k]]
-                .text
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            n += 1;
-            let _ = write!(
-                srt,
-                "{n}\n{} --> {}\n{text}\n\n",
-                clock(start, ','),
-                clock(end, ',')
-            );
-            let _ = write!(
-                vtt,
-                "\n{}-{}\n{} --> {}\n{text}\n",
-                segment.id,
-                k + 1,
-                clock(start, '.'),
-                clock(end, '.')
-            );
+            let r = plan.segment_requests[si][k];
+            let timed: Option<Alignment> = alignments
+                .get(r)
+                .and_then(Option::as_ref)
+                .and_then(|path| serde_json::from_slice(&std::fs::read(path).ok()?).ok());
+            let words = timed.is_some();
+            let cues = match timed {
+                Some(alignment) => {
+                    // The request's own time zero: its start, before any trimmed silence.
+                    let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
+                    let place = |t: f64| (origin + t).clamp(start, end);
+                    word_cues(&alignment)
+                        .into_iter()
+                        .map(|(a, b, text)| (place(a), place(b), text))
+                        .collect()
+                }
+                None => vec![(
+                    start,
+                    end,
+                    plan.requests[r]
+                        .text
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )],
+            };
+            for (c, (from, to, text)) in cues.into_iter().enumerate() {
+                n += 1;
+                let _ = write!(
+                    srt,
+                    "{n}\n{} --> {}\n{text}\n\n",
+                    clock(from, ','),
+                    clock(to, ',')
+                );
+                // Cue ids: the segment and request, and with word timings the cue's number.
+                let id = if words {
+                    format!("{}-{}-{}", segment.id, k + 1, c + 1)
+                } else {
+                    format!("{}-{}", segment.id, k + 1)
+                };
+                let _ = write!(
+                    vtt,
+                    "\n{id}\n{} --> {}\n{text}\n",
+                    clock(from, '.'),
+                    clock(to, '.')
+                );
+            }
         }
     }
     std::fs::write(&srt_path, srt)?;
@@ -196,5 +299,38 @@ mod tests {
         assert_eq!(clock(0.5, '.'), "00:00:00.500");
         assert_eq!(cue_time(61.5), "01:01:38"); // 1 min, 1 s, 37.5 frames → 38
         assert_eq!(ffmetadata_escape("a=b;c"), "a\\=b\\;c");
+    }
+
+    fn timed(text: &str, per_char: f64) -> Alignment {
+        let n = text.chars().count();
+        Alignment {
+            characters: text.chars().map(String::from).collect(),
+            character_start_times_seconds: (0..n).map(|i| i as f64 * per_char).collect(),
+            character_end_times_seconds: (0..n).map(|i| (i + 1) as f64 * per_char).collect(),
+        }
+    }
+
+    #[test]
+    fn word_cues_break_at_sentences_clauses_and_length() {
+        let cues = word_cues(&timed(
+            "Down, down, down. Would the fall never come to an end? I wonder how many miles I've fallen by this time.",
+            0.1,
+        ));
+        let texts: Vec<&str> = cues.iter().map(|c| c.2.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Down, down, down.",
+                "Would the fall never come to an end?",
+                "I wonder how many miles I've fallen by",
+                "this time."
+            ]
+        );
+        // Each cue runs from its first character's start to its last one's end.
+        assert_eq!((cues[1].0, cues[1].1), (1.8, 5.4));
+        // A cue never lasts more than six seconds, however short its words.
+        let slow = word_cues(&timed("a b c d e f g h", 1.0));
+        assert!(slow.iter().all(|c| c.1 - c.0 <= CUE_SECONDS), "{slow:?}");
+        assert_eq!(slow.len(), 3);
     }
 }

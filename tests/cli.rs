@@ -164,6 +164,7 @@ async fn help_tables_and_plan_snapshots() {
               --audiobook                Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
               --split <SPLIT>            One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT [default: none] [possible values: none, chapters]
               --gapless                  Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
+              --timestamps               Render through /with-timestamps and write word-timed captions (.srt, .vtt)
               --progress <PROGRESS>      Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
               --voice-id <ID>            Voice for segments that name none
               --model-id <ID>            Model for segments that name none

@@ -564,3 +564,145 @@ async fn gapless_mp3_is_encoded_once_and_decodes_to_the_reported_timeline() {
     }
     emu.stop().await;
 }
+
+/// The cues of a WebVTT file: (id, start, end, text).
+fn vtt_cues(path: &Path) -> Vec<(String, f64, f64, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let clock = |s: &str| {
+        let parts: Vec<f64> = s.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    text.split("\n\n")
+        .skip(1)
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let lines: Vec<&str> = block.trim().lines().collect();
+            let (from, to) = lines[1].split_once(" --> ").unwrap();
+            (
+                lines[0].to_string(),
+                clock(from),
+                clock(to),
+                lines[2..].join(" "),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_give_word_captions_at_the_apis_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let base = emu.base_url();
+    let key = [("ELEVENLABS_API_KEY", SECRET_KEY)];
+    let vtt = dir.path().join("out/edges.vtt");
+    quiet_edges(dir.path(), "pcm_24000", "out/edges.wav", true);
+
+    // Rendered before without timings: the cached audio is used, captions stay per request.
+    let out = narrate(dir.path(), &["edges.yaml", "--base-url", &base], &key).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sent = tts_log(dir.path()).len();
+    let out = narrate(
+        dir.path(),
+        &["edges.yaml", "--base-url", &base, "--timestamps"],
+        &key,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tts_log(dir.path()).len(), sent, "nothing paid twice");
+    assert!(
+        stderr(&out).contains("without character timings"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(vtt_cues(&vtt).len(), sent, "one cue per request");
+
+    // Rendered again through /with-timestamps: word-timed cues.
+    let out = narrate(
+        dir.path(),
+        &[
+            "edges.yaml",
+            "--base-url",
+            &base,
+            "--timestamps",
+            "--only",
+            "a,b,c",
+        ],
+        &key,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    assert!(log.len() > sent);
+    for entry in &log[sent..] {
+        assert!(
+            entry["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/with-timestamps"),
+            "{entry}"
+        );
+    }
+    let check = |report: &Value| {
+        let log = by_request_id(&tts_log(dir.path()));
+        let cues = vtt_cues(&vtt);
+        let mut checked = 0;
+        for seg in report["segments"].as_array().unwrap() {
+            for (k, req) in seg["requests"].as_array().unwrap().iter().enumerate() {
+                assert_eq!(req["timestamps"], true);
+                let text: Vec<char> = log[req["request_id"].as_str().unwrap()].1["body"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .chars()
+                    .collect();
+                let start = req["start_seconds"].as_f64().unwrap();
+                let end = req["end_seconds"].as_f64().unwrap();
+                let trimmed = req["trimmed_ms"].as_array().unwrap();
+                let (head, tail) = (
+                    trimmed[0].as_f64().unwrap() / 1000.0,
+                    trimmed[1].as_f64().unwrap() / 1000.0,
+                );
+                // The synthetic voice gives every character an equal share of its audio.
+                let per_char = (end - start + head + tail) / text.len() as f64;
+                let prefix = format!("{}-{}-", seg["id"].as_str().unwrap(), k + 1);
+                let mine: Vec<_> = cues.iter().filter(|c| c.0.starts_with(&prefix)).collect();
+                assert!(!mine.is_empty(), "{prefix}: no cues");
+                let mut from = 0;
+                for (_, cue_start, cue_end, words) in mine {
+                    assert!(words.chars().count() <= 42, "{words}");
+                    let first = words.split(' ').next().unwrap();
+                    let at = (from..text.len())
+                        .find(|&i| text[i..].iter().collect::<String>().starts_with(first))
+                        .unwrap();
+                    from = at + first.chars().count();
+                    let want = (start - head + at as f64 * per_char).clamp(start, end);
+                    assert!(
+                        (cue_start - want).abs() <= 0.0015,
+                        "{prefix} '{words}' at {cue_start}, the voice says it at {want}"
+                    );
+                    assert!(cue_end > cue_start && *cue_end <= end + 0.0005);
+                    checked += 1;
+                }
+            }
+        }
+        checked
+    };
+    let report = read_json(&dir.path().join("out/edges.report.json"));
+    let checked = check(&report);
+    assert!(checked >= 6, "{checked} cues");
+    // A rerun takes the timings from the cache too.
+    std::fs::remove_file(&vtt).unwrap();
+    let sent = tts_log(dir.path()).len();
+    let out = narrate(
+        dir.path(),
+        &["edges.yaml", "--base-url", &base, "--timestamps"],
+        &key,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tts_log(dir.path()).len(), sent);
+    assert_eq!(
+        check(&read_json(&dir.path().join("out/edges.report.json"))),
+        checked
+    );
+    emu.stop().await;
+}
