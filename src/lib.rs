@@ -128,7 +128,12 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
         } else {
             format!(
                 "{} ({} chapter files)",
-                r.report.outputs.join(" "),
+                r.report
+                    .outputs
+                    .iter()
+                    .map(|o| o.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 r.report.outputs.len()
             )
         };
@@ -144,6 +149,9 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
                 r.report.wall_seconds,
                 r.report_paths.0.display()
             );
+            if let Some(line) = report::audiobook_summary(&r.report) {
+                println!("{line}");
+            }
         } else {
             status = EXIT_FAILED;
             println!(
@@ -474,7 +482,7 @@ async fn render_job(
     );
     rep.interrupted = runner.was_interrupted();
     if runner.settings.audiobook {
-        rep.audiobook = report::audiobook(&job, &rep);
+        report::audiobook(&job, &mut rep);
     }
     if let Some(e) = assembly_error {
         for s in &mut rep.segments {
@@ -498,7 +506,7 @@ async fn render_job(
             );
         }
     }
-    if rep.status == "ok" && !split {
+    if rep.status == "ok" {
         sidefiles::write(&job, &plan, &rep, &alignments)
             .with_context(|| format!("writing the side files of {}", job.output.display()))?;
     }

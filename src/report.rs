@@ -30,10 +30,10 @@ pub struct Report {
     /// (MP3 encoded once from the joined samples).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assembly: Option<&'static str>,
-    /// The chapter files written (with `--split chapters`).
+    /// The chapter files written (with `--split chapters`), each with its own figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<String>,
-    /// Loudness of the whole output (with `--loudness`; not when split into chapter files).
+    pub outputs: Vec<OutputReport>,
+    /// Loudness of the whole output (with `--loudness`; per file in `outputs` when split).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loudness: Option<crate::audio::Loudness>,
     /// The gain applied to reach `--loudness-target`, in dB.
@@ -43,6 +43,20 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiobook: Option<Audiobook>,
     pub segments: Vec<SegmentReport>,
+}
+
+/// One chapter file of a split output.
+#[derive(Debug, Serialize)]
+pub struct OutputReport {
+    pub path: String,
+    pub audio_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::audio::Loudness>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness_gain_db: Option<f64>,
+    /// This file's audiobook checks (with `--audiobook`): ACX judges each file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiobook: Option<Audiobook>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -270,7 +284,13 @@ pub fn build(
             .map(|t| {
                 t.files
                     .iter()
-                    .map(|(path, _)| path.display().to_string())
+                    .map(|(path, p)| OutputReport {
+                        path: path.display().to_string(),
+                        audio_seconds: round(p.seconds(p.total_samples)),
+                        loudness: p.loudness.as_ref().map(|m| m.whole),
+                        loudness_gain_db: p.loudness.as_ref().and_then(|m| m.gain_db),
+                        audiobook: None,
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -307,10 +327,60 @@ pub struct Audiobook {
 
 /// Checks a rendered output against ACX-style audiobook requirements: RMS -23 to -18 dB, true
 /// peak at most -3 dB, noise floor at most -60 dB, 0.5-1 s of room tone at the head and 1-5 s
-/// at the tail, a 44.1 kHz constant-bitrate MP3 of at least 192 kbps, at most 120 minutes.
-pub fn audiobook(job: &Job, report: &Report) -> Option<Audiobook> {
+/// at the tail, a 44.1 kHz constant-bitrate MP3 of at least 192 kbps, at most 120 minutes per
+/// file. A split output is checked file by file, each result in `outputs`; the whole passes
+/// when every file does.
+pub fn audiobook(job: &Job, report: &mut Report) {
+    if report.outputs.is_empty() {
+        let Some(loudness) = report.loudness else {
+            return;
+        };
+        report.audiobook = Some(audiobook_checks(
+            job,
+            &loudness,
+            report.totals.audio_seconds,
+        ));
+        return;
+    }
+    let mut pass = true;
+    for output in &mut report.outputs {
+        if let Some(loudness) = output.loudness {
+            let checks = audiobook_checks(job, &loudness, output.audio_seconds);
+            pass &= checks.pass;
+            output.audiobook = Some(checks);
+        }
+    }
+    report.audiobook = Some(Audiobook {
+        pass,
+        checks: Vec::new(),
+    });
+}
+
+/// One line on the audiobook checks: `audiobook: pass`, or which checks failed (and in which
+/// chapter file).
+pub fn audiobook_summary(report: &Report) -> Option<String> {
+    let whole = report.audiobook.as_ref()?;
+    if whole.pass {
+        return Some("audiobook: pass".into());
+    }
+    let failed = |a: &Audiobook| {
+        a.checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{} {} (want {})", c.check, c.value, c.want))
+            .collect::<Vec<_>>()
+    };
+    let mut lines = failed(whole);
+    for o in &report.outputs {
+        if let Some(a) = &o.audiobook {
+            lines.extend(failed(a).into_iter().map(|f| format!("{}: {f}", o.path)));
+        }
+    }
+    Some(format!("audiobook: fail: {}", lines.join("; ")))
+}
+
+fn audiobook_checks(job: &Job, loudness: &crate::audio::Loudness, seconds: f64) -> Audiobook {
     use serde_json::json;
-    let loudness = report.loudness?;
     let mp3 = job
         .output
         .extension()
@@ -363,15 +433,15 @@ pub fn audiobook(job: &Job, report: &Report) -> Option<Audiobook> {
         },
         AudiobookCheck {
             check: "length",
-            value: json!(((report.totals.audio_seconds / 60.0) * 10.0).round() / 10.0),
+            value: json!(((seconds / 60.0) * 10.0).round() / 10.0),
             want: "at most 120 minutes per file",
-            pass: report.totals.audio_seconds <= 120.0 * 60.0,
+            pass: seconds <= 120.0 * 60.0,
         },
     ];
-    Some(Audiobook {
+    Audiobook {
         pass: checks.iter().all(|c| c.pass),
         checks,
-    })
+    }
 }
 
 /// Flags segments whose integrated loudness strays from the mean of their nearest measured

@@ -1,7 +1,8 @@
 //! Side files beside the output: `<stem>.chapters.txt` (FFMETADATA, for ffmpeg to make an M4B
 //! with chapters), `<stem>.cue`, and captions `<stem>.srt` and `<stem>.vtt`: one cue per
 //! request's text at its place in the audio, or with `--timestamps` cues of a few words each,
-//! timed by the API's character timings.
+//! timed by the API's character timings. With `--split chapters`: captions beside each chapter
+//! file, `<stem>.cue` over the files and a `<stem>.m3u8` playlist.
 //!
 //! Everything is derived from the report's offsets, so the files agree with it by construction.
 //! Not responsible for the audio or the report (see `audio`, `report`).
@@ -163,8 +164,87 @@ pub fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
 }
 
 /// Writes the side files of a successful render. `alignments[r]` is where request `r`'s
-/// character timings are stored, if it has them.
+/// character timings are stored, if it has them. A split output gets captions beside each
+/// chapter file, one CUE sheet over the files and an M3U playlist.
 pub fn write(
+    job: &Job,
+    plan: &Plan,
+    report: &Report,
+    alignments: &[Option<PathBuf>],
+) -> std::io::Result<Vec<PathBuf>> {
+    if report.outputs.is_empty() {
+        return write_whole(job, plan, report, alignments);
+    }
+    let mut written = Vec::new();
+    let mut files = Vec::new();
+    for output in &report.outputs {
+        let path = Path::new(&output.path);
+        let [_, _, srt_path, vtt_path] = paths(path);
+        let (srt, vtt) = captions(plan, report, alignments, Some(&output.path));
+        std::fs::write(&srt_path, srt)?;
+        std::fs::write(&vtt_path, vtt)?;
+        written.push(srt_path);
+        written.push(vtt_path);
+        let title = report
+            .segments
+            .iter()
+            .find(|s| s.file.as_deref() == Some(&output.path))
+            .and_then(|s| s.chapter.clone())
+            .unwrap_or_default();
+        files.push((path, title, output.audio_seconds));
+    }
+    let [_, cue_path, _, _] = paths(&job.output);
+    let mut cue = cue_head(job);
+    for (i, (path, title, _)) in files.iter().enumerate() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let _ = write!(
+            cue,
+            "FILE \"{}\" {}\n  TRACK {:02} AUDIO\n    TITLE \"{}\"\n    INDEX 01 00:00:00\n",
+            quote(&name),
+            cue_kind(job, &name),
+            i + 1,
+            quote(title)
+        );
+    }
+    std::fs::write(&cue_path, cue)?;
+    written.push(cue_path);
+    let playlist_path = job.output.with_extension("m3u8");
+    let mut m3u = String::from("#EXTM3U\n");
+    for (path, title, seconds) in &files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let _ = writeln!(m3u, "#EXTINF:{},{title}\n{name}", seconds.round() as u64);
+    }
+    std::fs::write(&playlist_path, m3u)?;
+    written.push(playlist_path);
+    Ok(written)
+}
+
+fn quote(s: &str) -> String {
+    s.replace('"', "'")
+}
+
+fn cue_head(job: &Job) -> String {
+    let mut cue = String::new();
+    if let Some(a) = &job.author {
+        let _ = writeln!(cue, "PERFORMER \"{}\"", quote(a));
+    }
+    if let Some(t) = &job.title {
+        let _ = writeln!(cue, "TITLE \"{}\"", quote(t));
+    }
+    cue
+}
+
+fn cue_kind(job: &Job, file: &str) -> &'static str {
+    if job.output_format.is_mp3() && file.to_lowercase().ends_with(".mp3") {
+        "MP3"
+    } else {
+        "WAVE"
+    }
+}
+
+/// The side files of one output file: chapters for ffmpeg and a CUE sheet (when the
+/// manifest has chapters), captions.
+fn write_whole(
     job: &Job,
     plan: &Plan,
     report: &Report,
@@ -197,21 +277,9 @@ pub fn write(
         std::fs::write(&chapters_path, meta)?;
         written.push(chapters_path);
 
-        let quote = |s: &str| s.replace('"', "'");
-        let mut cue = String::new();
-        if let Some(a) = &job.author {
-            let _ = writeln!(cue, "PERFORMER \"{}\"", quote(a));
-        }
-        if let Some(t) = &job.title {
-            let _ = writeln!(cue, "TITLE \"{}\"", quote(t));
-        }
+        let mut cue = cue_head(job);
         let file = job.output.file_name().unwrap_or_default().to_string_lossy();
-        let kind = if job.output_format.is_mp3() && file.to_lowercase().ends_with(".mp3") {
-            "MP3"
-        } else {
-            "WAVE"
-        };
-        let _ = writeln!(cue, "FILE \"{}\" {kind}", quote(&file));
+        let _ = writeln!(cue, "FILE \"{}\" {}", quote(&file), cue_kind(job, &file));
         for (i, c) in chapters.iter().enumerate() {
             let _ = write!(
                 cue,
@@ -225,10 +293,28 @@ pub fn write(
         written.push(cue_path);
     }
 
+    let (srt, vtt) = captions(plan, report, alignments, None);
+    std::fs::write(&srt_path, srt)?;
+    std::fs::write(&vtt_path, vtt)?;
+    written.push(srt_path);
+    written.push(vtt_path);
+    Ok(written)
+}
+
+/// SRT and WebVTT captions of the segments in `file` (all of them when `None`).
+fn captions(
+    plan: &Plan,
+    report: &Report,
+    alignments: &[Option<PathBuf>],
+    file: Option<&str>,
+) -> (String, String) {
     let mut srt = String::new();
     let mut vtt = String::from("WEBVTT\n");
     let mut n = 0;
     for (si, segment) in report.segments.iter().enumerate() {
+        if file.is_some() && segment.file.as_deref() != file {
+            continue;
+        }
         for (k, request) in segment.requests.iter().enumerate() {
             let (Some(start), Some(end)) = (request.start_seconds, request.end_seconds) else {
                 continue;
@@ -282,11 +368,7 @@ pub fn write(
             }
         }
     }
-    std::fs::write(&srt_path, srt)?;
-    std::fs::write(&vtt_path, vtt)?;
-    written.push(srt_path);
-    written.push(vtt_path);
-    Ok(written)
+    (srt, vtt)
 }
 
 #[cfg(test)]

@@ -346,9 +346,17 @@ async fn split_chapters_writes_one_file_per_chapter() {
         &emu.base_url(),
         "--split",
         "chapters",
+        "--audiobook",
     ];
     let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A WAV at 16 kHz is not what ACX takes: the summary says which checks failed, per file.
+    assert!(
+        stdout(&out).contains("audiobook: fail: ")
+            && stdout(&out).contains("book-02-the-pool-of-tears.wav: format"),
+        "{}",
+        stdout(&out)
+    );
     let first = dir.path().join("out/book-01-down-the-rabbit-hole.wav");
     let second = dir.path().join("out/book-02-the-pool-of-tears.wav");
     assert!(
@@ -360,7 +368,7 @@ async fn split_chapters_writes_one_file_per_chapter() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap())
+        .map(|v| v["path"].as_str().unwrap())
         .collect();
     assert_eq!(outputs.len(), 2);
     assert!(
@@ -368,10 +376,37 @@ async fn split_chapters_writes_one_file_per_chapter() {
             && outputs[1].ends_with("book-02-the-pool-of-tears.wav")
     );
     let mut total = 0.0;
-    for (path, segments) in [(&first, ["t1", "b1"]), (&second, ["t2", "b2"])] {
+    for (i, (path, segments)) in [(&first, ["t1", "b1"]), (&second, ["t2", "b2"])]
+        .into_iter()
+        .enumerate()
+    {
         let (spec, samples) = read_wav(path);
         let seconds = samples.len() as f64 / f64::from(spec.sample_rate);
         total += seconds;
+        // Each file has its own length, loudness and audiobook checks in the report.
+        let output = &report["outputs"][i];
+        assert!((output["audio_seconds"].as_f64().unwrap() - seconds).abs() < 1e-3);
+        let checks = output["audiobook"]["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 7);
+        let length = checks.iter().find(|c| c["check"] == "length").unwrap();
+        assert!(
+            (length["value"].as_f64().unwrap() - (seconds / 60.0 * 10.0).round() / 10.0).abs()
+                < 1e-9
+        );
+        let integrated = output["loudness"]["integrated_lufs"].as_f64().unwrap();
+        if have_ffmpeg() {
+            let theirs = ffmpeg_ebur128(path)("I:");
+            assert!(
+                (theirs - integrated).abs() <= 0.5,
+                "{}: ours {integrated}, ffmpeg {theirs}",
+                path.display()
+            );
+        }
+        // Captions beside each file, timed within it.
+        let srt = std::fs::read_to_string(path.with_extension("srt")).unwrap();
+        let first_cue = srt.lines().nth(1).unwrap();
+        assert!(first_cue.starts_with("00:00:00,700 --> "), "{srt}");
+        assert!(path.with_extension("vtt").exists());
         // Each file has its own room tone: the lead-in, then its first segment.
         assert!(samples[..(0.7 * 16_000.0) as usize].iter().all(|&s| s == 0));
         let segs: Vec<&Value> = report["segments"]
@@ -395,6 +430,21 @@ async fn split_chapters_writes_one_file_per_chapter() {
         assert!((seconds - end - 1.2).abs() < 1e-3, "{seconds} vs {end}");
     }
     assert!((report["totals"]["audio_seconds"].as_f64().unwrap() - total).abs() < 1e-3);
+    assert_eq!(report["audiobook"]["pass"], false);
+    // One CUE sheet and one playlist over the chapter files.
+    let cue = std::fs::read_to_string(dir.path().join("out/book.cue")).unwrap();
+    assert!(
+        cue.contains("FILE \"book-01-down-the-rabbit-hole.wav\" WAVE\n  TRACK 01 AUDIO\n    TITLE \"Down the Rabbit-Hole\"")
+            && cue.contains("FILE \"book-02-the-pool-of-tears.wav\" WAVE\n  TRACK 02 AUDIO"),
+        "{cue}"
+    );
+    let m3u = std::fs::read_to_string(dir.path().join("out/book.m3u8")).unwrap();
+    assert!(
+        m3u.starts_with("#EXTM3U\n#EXTINF:")
+            && m3u.contains(",The Pool of Tears\nbook-02-the-pool-of-tears.wav\n"),
+        "{m3u}"
+    );
+    assert!(!dir.path().join("out/book.chapters.txt").exists());
     emu.stop().await;
 }
 
