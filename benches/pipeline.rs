@@ -8,8 +8,9 @@
 //! (`narrate emulate` with a fixed latency and the Scale tier's 15 slots) so narrate's own CPU
 //! time can be read from this process. Assembly runs in a child process each, so its peak RSS is
 //! its own. `NARRATE_BENCH_QUICK=1` runs a seconds-long version (CI uses it to keep this
-//! compiling and running); `NARRATE_BENCH_ONLY=scheduling` or `=assembly` runs one half. The
-//! figures are not pass/fail.
+//! compiling and running); `NARRATE_BENCH_ONLY=scheduling` or `=assembly` runs one half, and
+//! `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are not
+//! pass/fail.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,12 +38,48 @@ fn main() {
     println!("machine: {} cores, {}", cores(), cpu_model());
     // NARRATE_BENCH_ONLY=scheduling or =assembly runs one half.
     let only = std::env::var("NARRATE_BENCH_ONLY").unwrap_or_default();
-    if only != "assembly" {
+    if only != "assembly" && only != "rf64" {
         scheduling(quick);
     }
-    if only != "scheduling" {
+    if only != "scheduling" && only != "rf64" {
         assembly(quick);
     }
+    // Not part of a default run: it writes a 5 GB file.
+    if only == "rf64" {
+        rf64();
+    }
+}
+
+/// A 16-hour WAV (5.1 GB, past RIFF's 4 GiB): written as RF64, read back by ffprobe.
+fn rf64() {
+    let dir = tempfile::tempdir().unwrap();
+    let response = response_mp3(dir.path(), 60);
+    let output = dir.path().join("book.wav");
+    let (seconds, rss, audio) = run_child(&response, 900, &output, "copy");
+    let mut magic = [0u8; 4];
+    std::io::Read::read_exact(&mut std::fs::File::open(&output).unwrap(), &mut magic).unwrap();
+    let size = std::fs::metadata(&output).unwrap().len();
+    let probed = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&output)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    println!();
+    println!(
+        "rf64: {:.1} h of audio, {:.2} GB, header {}, written in {seconds:.1} s, peak RSS {rss:.1} MB, ffprobe duration {} s (narrate {audio:.3} s)",
+        audio / 3600.0,
+        size as f64 / 1e9,
+        String::from_utf8_lossy(&magic),
+        probed.unwrap_or_else(|| "n/a".into()),
+    );
 }
 
 fn cores() -> usize {
@@ -270,7 +307,8 @@ fn response_mp3(dir: &Path, seconds: usize) -> PathBuf {
 /// and peak RSS.
 fn child(task: &str) {
     let mut parts = task.split('|');
-    let (response, count, output) = (
+    let (response, count, output, mode) = (
+        parts.next().unwrap(),
         parts.next().unwrap(),
         parts.next().unwrap(),
         parts.next().unwrap(),
@@ -285,8 +323,11 @@ fn child(task: &str) {
         .collect();
     let format: OutputFormat = "mp3_44100_128".parse().unwrap();
     let started = Instant::now();
-    let placement =
-        narrate::audio::assemble(&pieces, format, Path::new(output), &Default::default()).unwrap();
+    let options = narrate::audio::Options {
+        encode_mp3: mode == "encode",
+        ..Default::default()
+    };
+    let placement = narrate::audio::assemble(&pieces, format, Path::new(output), &options).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "{seconds} {} {}",
@@ -295,11 +336,11 @@ fn child(task: &str) {
     );
 }
 
-fn run_child(response: &Path, count: usize, output: &Path) -> (f64, f64, f64) {
+fn run_child(response: &Path, count: usize, output: &Path, mode: &str) -> (f64, f64, f64) {
     let out = Command::new(std::env::current_exe().unwrap())
         .env(
             "NARRATE_BENCH_CHILD",
-            format!("{}|{count}|{}", response.display(), output.display()),
+            format!("{}|{count}|{}|{mode}", response.display(), output.display()),
         )
         .output()
         .unwrap();
@@ -353,7 +394,7 @@ fn assembly(quick: bool) {
         "assembly: {seconds_per_response}-second MP3 responses (mp3_44100_128) joined into one file"
     );
     println!(
-        "{:<16} {:<5} {:>9} {:>11} {:>12} {:>11} {:>13}",
+        "{:<16} {:<13} {:>9} {:>11} {:>12} {:>11} {:>13}",
         "book", "to", "seconds", "x realtime", "peak RSS MB", "ffmpeg s", "narrate/ffmpeg"
     );
     for (name, count) in books {
@@ -362,12 +403,17 @@ fn assembly(quick: bool) {
         for _ in 0..count {
             writeln!(f, "file '{}'", response.display()).unwrap();
         }
-        for (ext, ffmpeg_args) in [
-            ("wav", vec!["-c:a", "pcm_s16le"]),
-            ("mp3", vec!["-c:a", "libmp3lame", "-b:a", "128k"]),
+        for (ext, mode, ffmpeg_args) in [
+            ("wav", "copy", vec!["-c:a", "pcm_s16le"]),
+            ("mp3", "copy", vec!["-c:a", "libmp3lame", "-b:a", "128k"]),
+            ("mp3", "encode", vec!["-c:a", "libmp3lame", "-b:a", "128k"]),
         ] {
+            // Encoding a 10-hour book takes minutes on both sides: shorter books show the rate.
+            if mode == "encode" && count > 120 {
+                continue;
+            }
             let output = dir.path().join(format!("book.{ext}"));
-            let (seconds, rss, audio) = run_child(&response, count, &output);
+            let (seconds, rss, audio) = run_child(&response, count, &output, mode);
             let _ = std::fs::remove_file(&output);
             let theirs = if has_ffmpeg {
                 let out = dir.path().join(format!("ffmpeg.{ext}"));
@@ -381,9 +427,13 @@ fn assembly(quick: bool) {
                 None
             };
             println!(
-                "{:<16} {:<5} {:>9.2} {:>11.0} {:>12.1} {:>11} {:>13}",
+                "{:<16} {:<13} {:>9.2} {:>11.0} {:>12.1} {:>11} {:>13}",
                 name,
-                ext,
+                if mode == "encode" {
+                    "mp3 (gapless)"
+                } else {
+                    ext
+                },
                 seconds,
                 audio / seconds,
                 rss,

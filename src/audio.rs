@@ -25,10 +25,6 @@ pub enum AudioError {
     RateMismatch(&'static str, u32, u32),
     #[error("cannot decode {0} audio")]
     Unsupported(String),
-    #[error(
-        "the WAV would pass 4 GiB ({0:.1} hours at this sample rate), more than a WAV file can hold; use --split chapters, render fewer chapters per manifest, or choose an .mp3 output"
-    )]
-    TooLarge(f64),
     #[error("MP3 encoding failed: {0}")]
     Encode(String),
     #[error("writing {path}: {source}")]
@@ -543,6 +539,8 @@ pub struct Options {
     /// For `.mp3` output: decode, join sample by sample and encode once, instead of copying
     /// the responses' frames. Implied by `trim_silence`.
     pub encode_mp3: bool,
+    /// WAV data size above which the file is written as RF64; `None` is RIFF's limit (4 GiB).
+    pub rf64_above_bytes: Option<u64>,
 }
 
 /// The highest true peak a normalized output may reach.
@@ -565,8 +563,9 @@ fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
         .windows(4)
         .position(|w| w == b"data")
         .ok_or_else(|| std::io::Error::other("no data chunk"))?;
-    let len = u32::from_le_bytes([head[at + 4], head[at + 5], head[at + 6], head[at + 7]]) as u64;
+    // The data chunk is the file's last: its samples run to the end (RF64 or not).
     let start = (at + 8) as u64;
+    let len = file.metadata()?.len().saturating_sub(start);
     let factor = 10f64.powf(db / 20.0);
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
@@ -690,37 +689,106 @@ fn read(path: &Path) -> Result<Vec<u8>, AudioError> {
 /// Where PCM assembly puts its samples: a WAV file, or the MP3 encoder.
 trait Sink {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError>;
-    /// The most samples the output can hold.
-    fn capacity(&self) -> u64 {
-        u64::MAX
-    }
 }
 
+/// A 16-bit mono WAV written as it streams: a RIFF header with room for RF64's `ds64` chunk
+/// (a `JUNK` chunk until then, as EBU Tech 3306 recommends), turned into RF64 at the end when
+/// the data passes what RIFF's 32-bit sizes can hold.
 struct WavSink<'a> {
-    writer: hound::WavWriter<BufWriter<&'a File>>,
+    out: BufWriter<&'a File>,
     output: &'a Path,
+    sample_rate: u32,
+    data_bytes: u64,
+    /// Data bytes above which the file becomes RF64.
+    rf64_above: u64,
 }
 
-impl WavSink<'_> {
-    fn error(&self, e: hound::Error) -> AudioError {
+/// The header's length: RIFF/WAVE, the 28-byte JUNK (later ds64) chunk, fmt, data.
+const WAV_HEADER_LEN: u64 = 12 + 8 + 28 + 8 + 16 + 8;
+
+impl<'a> WavSink<'a> {
+    fn new(file: &'a File, output: &'a Path, sample_rate: u32, rf64_above: u64) -> Self {
+        WavSink {
+            out: BufWriter::with_capacity(1 << 20, file),
+            output,
+            sample_rate,
+            data_bytes: 0,
+            rf64_above,
+        }
+    }
+
+    fn io(&self, source: std::io::Error) -> AudioError {
         AudioError::Io {
             path: self.output.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         }
+    }
+
+    /// The header for `data_bytes` of samples: RIFF, or RF64 when it passes the limit.
+    fn header(&self) -> Vec<u8> {
+        let rf64 = self.data_bytes > self.rf64_above;
+        let riff_size = WAV_HEADER_LEN - 8 + self.data_bytes;
+        let mut h = Vec::with_capacity(WAV_HEADER_LEN as usize);
+        let size32 = |n: u64| if rf64 { u32::MAX } else { n as u32 };
+        h.extend_from_slice(if rf64 { b"RF64" } else { b"RIFF" });
+        h.extend_from_slice(&size32(riff_size).to_le_bytes());
+        h.extend_from_slice(b"WAVE");
+        h.extend_from_slice(if rf64 { b"ds64" } else { b"JUNK" });
+        h.extend_from_slice(&28u32.to_le_bytes());
+        if rf64 {
+            h.extend_from_slice(&riff_size.to_le_bytes());
+            h.extend_from_slice(&self.data_bytes.to_le_bytes());
+            h.extend_from_slice(&(self.data_bytes / 2).to_le_bytes());
+            h.extend_from_slice(&0u32.to_le_bytes()); // no table of other chunk sizes
+        } else {
+            h.extend_from_slice(&[0; 28]);
+        }
+        h.extend_from_slice(b"fmt ");
+        h.extend_from_slice(&16u32.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        h.extend_from_slice(&1u16.to_le_bytes()); // mono
+        h.extend_from_slice(&self.sample_rate.to_le_bytes());
+        h.extend_from_slice(&(self.sample_rate * 2).to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes()); // block align
+        h.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&size32(self.data_bytes).to_le_bytes());
+        h
+    }
+
+    fn start(&mut self) -> Result<(), AudioError> {
+        let header = self.header();
+        let r = self.out.write_all(&header);
+        r.map_err(|e| self.io(e))
+    }
+
+    /// Writes the final sizes into the header.
+    fn finish(self) -> Result<bool, AudioError> {
+        use std::io::{Seek, SeekFrom};
+        let header = self.header();
+        let rf64 = self.data_bytes > self.rf64_above;
+        let output = self.output;
+        let io = |source| AudioError::Io {
+            path: output.to_path_buf(),
+            source,
+        };
+        let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(&header).map_err(io)?;
+        Ok(rf64)
     }
 }
 
 impl Sink for WavSink<'_> {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
-        let mut w = self.writer.get_i16_writer(samples.len() as u32);
-        for &s in samples {
-            w.write_sample(s);
+        let mut bytes = Vec::with_capacity(samples.len() * 2);
+        for s in samples {
+            bytes.extend_from_slice(&s.to_le_bytes());
         }
-        w.flush().map_err(|e| self.error(e))
-    }
-
-    fn capacity(&self) -> u64 {
-        (u64::from(u32::MAX) - 44) / 2
+        let r = self.out.write_all(&bytes);
+        r.map_err(|e| self.io(e))?;
+        self.data_bytes += bytes.len() as u64;
+        Ok(())
     }
 }
 
@@ -834,10 +902,6 @@ fn join_pcm(
         method: "decode",
         ..Placement::default()
     };
-    let capacity = sink.capacity();
-    let too_large = |samples: u64| {
-        AudioError::TooLarge(samples as f64 / f64::from(format.sample_rate) / 3600.0)
-    };
     let mut at = 0u64;
     // Decoding is the cost of PCM assembly; the batch bounds memory (one response per core).
     let threads = std::thread::available_parallelism()
@@ -847,9 +911,6 @@ fn join_pcm(
     while index < pieces.len() {
         if let Piece::Silence { ms } = &pieces[index] {
             let n = silence_samples(*ms, format.sample_rate);
-            if at + n > capacity {
-                return Err(too_large(at + n));
-            }
             if let Some(m) = &mut meter {
                 m.silence(n);
             }
@@ -907,9 +968,6 @@ fn join_pcm(
         for (&(_, segment), result) in batch.iter().zip(decoded) {
             let (samples, done) = result?;
             let end = at + samples.len() as u64;
-            if end > capacity {
-                return Err(too_large(end));
-            }
             if let Some(m) = &mut meter {
                 m.audio(segment, &samples);
             }
@@ -932,21 +990,12 @@ fn write_wav(
     output: &Path,
     options: &Options,
 ) -> Result<Placement, AudioError> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: format.sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let writer = hound::WavWriter::new(BufWriter::with_capacity(1 << 20, file), spec);
-    let mut sink = WavSink {
-        writer: writer.map_err(|e| AudioError::Io {
-            path: output.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?,
-        output,
-    };
-    let placement = join_pcm(
+    let limit = options
+        .rf64_above_bytes
+        .unwrap_or(u64::from(u32::MAX) - WAV_HEADER_LEN);
+    let mut sink = WavSink::new(file, output, format.sample_rate, limit);
+    sink.start()?;
+    let mut placement = join_pcm(
         pieces,
         format,
         &mut sink,
@@ -954,11 +1003,9 @@ fn write_wav(
         options.trim_silence,
         0.0,
     )?;
-    let WavSink { writer, output } = sink;
-    writer.finalize().map_err(|e| AudioError::Io {
-        path: output.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    if sink.finish()? {
+        placement.method = "decode (RF64)";
+    }
     Ok(placement)
 }
 
@@ -1291,6 +1338,50 @@ mod tests {
                 (rate, kbps, spf, f.len())
             );
         }
+    }
+
+    #[test]
+    fn edits_trim_silence_and_fade_only_clicking_edges() {
+        let rate = 24_000;
+        let fade = 120; // 5 ms
+        let tone = |n: usize| -> Vec<i16> {
+            (0..n)
+                .map(|i| if i % 2 == 0 { 4000 } else { -4000 })
+                .collect()
+        };
+        // At rest at both ends: untouched.
+        let mut quiet: Vec<i16> = [vec![0; 10], tone(1000), vec![0; 10]].concat();
+        let before = quiet.clone();
+        assert_eq!(edit(&mut quiet, rate, false), Edit::default());
+        assert_eq!(quiet, before);
+        // Starting and ending on a loud sample: faded in and out over 5 ms, the middle kept.
+        let mut loud = tone(1000);
+        edit(&mut loud, rate, false);
+        assert_eq!(
+            loud[0].unsigned_abs(),
+            (4000.0 * gain_at(0, fade)).round() as u16
+        );
+        assert!(loud[999].unsigned_abs() < 100);
+        assert_eq!(&loud[fade..1000 - fade], &tone(1000)[fade..1000 - fade]);
+        // Trimmed: 5 ms kept before the first and after the last audible sample.
+        let mut padded: Vec<i16> = [vec![3; 2400], tone(1000), vec![-5; 4800]].concat();
+        let done = edit(&mut padded, rate, true);
+        assert_eq!(
+            done,
+            Edit {
+                head: 2400 - fade as u64,
+                tail: 4800 - fade as u64
+            }
+        );
+        assert_eq!(padded.len(), 1000 + 2 * fade);
+        // All silence: nothing left.
+        let mut silent = vec![50i16; 500];
+        assert_eq!(edit(&mut silent, rate, true), Edit { head: 500, tail: 0 });
+        assert!(silent.is_empty());
+    }
+
+    fn gain_at(i: usize, n: usize) -> f64 {
+        0.5 - 0.5 * (std::f64::consts::PI * (i as f64 + 0.5) / n as f64).cos()
     }
 
     #[test]

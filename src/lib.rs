@@ -446,6 +446,7 @@ async fn render_job(
                 loudness_target: runner.settings.loudness_target,
                 trim_silence: job.trim_silence,
                 encode_mp3: runner.settings.gapless,
+                rf64_above_bytes: None,
             };
             match audio::assemble(&pieces, job.output_format, &path, &options) {
                 Ok(p) => {

@@ -756,3 +756,84 @@ async fn timestamps_give_word_captions_at_the_apis_timings() {
     );
     emu.stop().await;
 }
+
+#[test]
+fn wav_past_the_riff_limit_is_rf64_and_reads_back() {
+    // The switch to RF64 happens past 4 GiB of samples; the limit is lowered here so a small
+    // file takes the same path. (`cargo bench` with NARRATE_BENCH_ONLY=rf64 writes a real one.)
+    let dir = tempfile::tempdir().unwrap();
+    // A tone that starts and ends at zero, so no fade touches it.
+    let samples: Vec<i16> = (0..=24_000)
+        .map(|i| ((i as f64 * std::f64::consts::PI / 120.0).sin() * 8_000.0).round() as i16)
+        .collect();
+    assert_eq!((samples[0], samples[24_000]), (0, 0));
+    let pcm: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let response = dir.path().join("response.pcm");
+    std::fs::write(&response, &pcm).unwrap();
+    let pieces = [
+        narrate::audio::Piece::Silence { ms: 500 },
+        narrate::audio::Piece::Audio {
+            path: &response,
+            segment: 0,
+        },
+        narrate::audio::Piece::Silence { ms: 250 },
+    ];
+    let format = "pcm_24000".parse().unwrap();
+    let expected: Vec<i16> = std::iter::repeat_n(0, 12_000)
+        .chain(samples.iter().copied())
+        .chain(std::iter::repeat_n(0, 6_000))
+        .collect();
+    for (limit, magic) in [(None, b"RIFF"), (Some(10_000), b"RF64")] {
+        let output = dir.path().join("book.wav");
+        let options = narrate::audio::Options {
+            rf64_above_bytes: limit,
+            ..Default::default()
+        };
+        let placement = narrate::audio::assemble(&pieces, format, &output, &options).unwrap();
+        assert_eq!(placement.total_samples, expected.len() as u64);
+        let bytes = std::fs::read(&output).unwrap();
+        assert_eq!(&bytes[..4], magic);
+        let data_len = (expected.len() * 2) as u64;
+        if limit.is_some() {
+            // ds64 holds the 64-bit sizes; the 32-bit ones say so.
+            assert_eq!(&bytes[12..16], b"ds64");
+            assert_eq!(&bytes[4..8], &u32::MAX.to_le_bytes());
+            let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+            assert_eq!(u64_at(20), bytes.len() as u64 - 8, "RIFF size");
+            assert_eq!(u64_at(28), data_len, "data size");
+            assert_eq!(u64_at(36), expected.len() as u64, "sample count");
+        } else {
+            let (_, read) = read_wav(&output);
+            assert!(read == expected, "an ordinary WAV reads back with hound");
+        }
+        let body: Vec<i16> = bytes[bytes.len() - data_len as usize..]
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert!(body == expected, "the data chunk holds the samples");
+        if have_ffmpeg() {
+            let out = Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&output)
+                .args(["-f", "s16le", "-"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let decoded: Vec<i16> = out
+                .stdout
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            assert_eq!(
+                decoded,
+                expected,
+                "ffmpeg reads the {} file",
+                String::from_utf8_lossy(magic)
+            );
+        }
+    }
+}

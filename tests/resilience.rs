@@ -516,3 +516,58 @@ async fn a_failing_api_trips_the_circuit_breaker() {
     );
     emu.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_survive_faults_in_the_body() {
+    // The same book through /with-timestamps, clean and with every fault at 60%: the same
+    // audio and the same word-timed captions, each answer paid once.
+    let mut results = Vec::new();
+    for rate in [0.0, 0.6] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = faulty(
+            rate,
+            5,
+            vec![
+                Fault::Busy,
+                Fault::Internal,
+                Fault::Reset,
+                Fault::Truncated,
+                Fault::Slow,
+            ],
+        );
+        let emu = emulator_in(dir.path(), config).await;
+        small_book(dir.path(), "out/book.mp3");
+        let out = run(
+            dir.path(),
+            &emu.base_url(),
+            &["--max-retries", "20", "--timestamps"],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let log = tts_log(dir.path());
+        assert!(
+            log.iter()
+                .all(|e| e["path"].as_str().unwrap().ends_with("/with-timestamps"))
+        );
+        if rate > 0.0 {
+            assert!(
+                log.iter()
+                    .any(|e| e["fault"] == "truncated" || e["fault"] == "reset"),
+                "a body was cut"
+            );
+        }
+        assert_paid_once(&log, 1);
+        results.push((
+            std::fs::read(dir.path().join("out/book.mp3")).unwrap(),
+            std::fs::read_to_string(dir.path().join("out/book.vtt")).unwrap(),
+        ));
+        emu.stop().await;
+    }
+    assert!(results[0].0 == results[1].0, "the audio differs");
+    assert_eq!(results[0].1, results[1].1);
+    assert!(
+        results[0].1.matches(" --> ").count() > 4,
+        "word-timed cues: {}",
+        results[0].1
+    );
+}

@@ -668,44 +668,23 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The `/with-timestamps` answers: one JSON object, or NDJSON lines of chunks when streaming.
-fn with_timestamps(
-    state: &Arc<Emulator>,
-    text: &str,
-    audio: &[u8],
-    seconds: f64,
-    request_id: &str,
-    variant: Variant,
-) -> Response {
+/// The body of a `/with-timestamps` answer: one JSON object, or NDJSON lines of chunks when
+/// streaming.
+fn with_timestamps(text: &str, audio: &[u8], seconds: f64, variant: Variant) -> Vec<u8> {
     use base64::Engine as _;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let chars: Vec<char> = text.chars().collect();
     let per_char = seconds / chars.len().max(1) as f64;
-    if let Some(entry) = state
-        .issued
-        .lock()
-        .expect("issued lock")
-        .get_mut(request_id)
-    {
-        entry.complete = true;
-    }
     if variant == Variant::Timestamps {
         let all = alignment(&chars, 0, per_char);
         let body =
             json!({"audio_base64": b64(audio), "alignment": all, "normalized_alignment": all});
-        let mut response = axum::Json(body).into_response();
-        response
-            .headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        return response;
+        return body.to_string().into_bytes();
     }
     // About 40 characters a chunk, with the audio bytes in proportion.
-    let groups: Vec<(usize, usize)> = (0..chars.len())
-        .step_by(40)
-        .map(|s| (s, (s + 40).min(chars.len())))
-        .collect();
     let mut lines = String::new();
-    for &(from, to) in &groups {
+    for from in (0..chars.len()).step_by(40) {
+        let to = (from + 40).min(chars.len());
         let a = audio.len() * from / chars.len().max(1);
         let b = if to == chars.len() {
             audio.len()
@@ -717,15 +696,7 @@ fn with_timestamps(
         lines.push_str(&line.to_string());
         lines.push('\n');
     }
-    let chunks: Vec<Result<Bytes, std::io::Error>> = lines
-        .split_inclusive('\n')
-        .map(|l| Ok(Bytes::copy_from_slice(l.as_bytes())))
-        .collect();
-    let mut response = Response::new(Body::from_stream(futures::stream::iter(chunks)));
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    response
+    lines.into_bytes()
 }
 
 /// How the audio of a successful request is delivered.
@@ -738,8 +709,8 @@ enum Delivery {
     Fault(Fault),
 }
 
-/// The response body for `audio`. The request id counts as complete once its last byte is
-/// handed to the connection; cut deliveries never complete it.
+/// The response body for `audio` (or a `/with-timestamps` answer). The request id counts as
+/// complete once its last byte is handed to the connection; cut deliveries never complete it.
 fn deliver(
     state: &Arc<Emulator>,
     audio: Vec<u8>,
@@ -1080,15 +1051,15 @@ async fn tts_response(
         },
     );
     let seconds = sample_count as f64 / f64::from(format.sample_rate);
-    let mut response = match variant {
-        Variant::Full | Variant::Stream => deliver(state, audio, &request_id, delivery),
+    // Faults in the body (reset, truncated, slow) hit every variant alike.
+    let body = match variant {
+        Variant::Full | Variant::Stream => audio,
         Variant::Timestamps | Variant::StreamTimestamps => {
-            with_timestamps(state, text, &audio, seconds, &request_id, variant)
+            with_timestamps(text, &audio, seconds, variant)
         }
     };
-    if let Delivery::Fault(fault) = delivery
-        && matches!(variant, Variant::Full | Variant::Stream)
-    {
+    let mut response = deliver(state, body, &request_id, delivery);
+    if let Delivery::Fault(fault) = delivery {
         response.extensions_mut().insert(fault);
     }
     let h = response.headers_mut();
@@ -1099,6 +1070,8 @@ async fn tts_response(
     };
     if matches!(variant, Variant::Full | Variant::Stream) {
         set("content-type", format.mime().to_string());
+    } else {
+        set("content-type", "application/json".to_string());
     }
     set("request-id", request_id);
     set("history-item-id", history_id);
