@@ -126,16 +126,18 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
         let shown = if r.report.outputs.is_empty() {
             r.job.output.display().to_string()
         } else {
-            format!(
-                "{} ({} chapter files)",
-                r.report
-                    .outputs
-                    .iter()
-                    .map(|o| o.path.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                r.report.outputs.len()
-            )
+            // The first file and the last one's name: the report lists them all.
+            let outputs = &r.report.outputs;
+            let last = outputs.last().map_or("", |o| {
+                std::path::Path::new(&o.path)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or(&o.path)
+            });
+            match outputs.len() {
+                1 => format!("{} (1 chapter file)", outputs[0].path),
+                n => format!("{} ... {last} ({n} chapter files)", outputs[0].path),
+            }
         };
         if r.report.status == "ok" {
             println!(
