@@ -101,7 +101,7 @@ const CUE_CHARS: usize = 42;
 const CUE_SECONDS: f64 = 6.0;
 
 /// Caption cues from character timings: words (runs of non-space characters) gathered into
-/// cues of at most [`CUE_CHARS`] characters and [`CUE_SECONDS`], ending early after a sentence,
+/// cues of at most 42 characters and 6 seconds, ending early after a sentence,
 /// or after a clause once half full. Times are the first character's start and the last one's
 /// end, in seconds from the start of the request's audio.
 pub fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
