@@ -552,6 +552,13 @@ fn normalizing_gain(target: f64, whole: &Loudness) -> Option<f64> {
     Some((target - integrated).min(NORMALIZE_CEILING_DBTP - whole.true_peak_dbtp))
 }
 
+/// `sample × factor`, rounded and clipped to 16 bits.
+fn scaled(sample: i16, factor: f64) -> i16 {
+    (f64::from(sample) * factor)
+        .round()
+        .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+}
+
 /// Multiplies every sample of a finished WAV file by `10^(db/20)`, in place.
 fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
@@ -577,8 +584,7 @@ fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
         file.seek(SeekFrom::Start(start + done))?;
         file.read_exact(&mut buf[..k])?;
         for pair in buf[..k].chunks_exact_mut(2) {
-            let s = f64::from(i16::from_le_bytes([pair[0], pair[1]])) * factor;
-            let s = s.round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16;
+            let s = scaled(i16::from_le_bytes([pair[0], pair[1]]), factor);
             pair.copy_from_slice(&s.to_le_bytes());
         }
         file.seek(SeekFrom::Start(start + done))?;
@@ -701,6 +707,8 @@ struct WavSink<'a> {
     data_bytes: u64,
     /// Data bytes above which the file becomes RF64.
     rf64_above: u64,
+    /// The samples of one call as little-endian bytes, reused.
+    bytes: Vec<u8>,
 }
 
 /// The header's length: RIFF/WAVE, the 28-byte JUNK (later ds64) chunk, fmt, data.
@@ -714,6 +722,7 @@ impl<'a> WavSink<'a> {
             sample_rate,
             data_bytes: 0,
             rf64_above,
+            bytes: Vec::new(),
         }
     }
 
@@ -781,13 +790,12 @@ impl<'a> WavSink<'a> {
 
 impl Sink for WavSink<'_> {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
-        let mut bytes = Vec::with_capacity(samples.len() * 2);
-        for s in samples {
-            bytes.extend_from_slice(&s.to_le_bytes());
-        }
-        let r = self.out.write_all(&bytes);
+        self.bytes.clear();
+        self.bytes
+            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        let r = self.out.write_all(&self.bytes);
         r.map_err(|e| self.io(e))?;
-        self.data_bytes += bytes.len() as u64;
+        self.data_bytes += self.bytes.len() as u64;
         Ok(())
     }
 }
@@ -946,10 +954,7 @@ fn join_pcm(
                         if gain_db != 0.0 {
                             let factor = 10f64.powf(gain_db / 20.0);
                             for s in &mut samples {
-                                *s = (f64::from(*s) * factor)
-                                    .round()
-                                    .clamp(f64::from(i16::MIN), f64::from(i16::MAX))
-                                    as i16;
+                                *s = scaled(*s, factor);
                             }
                         }
                         Ok((samples, done))
@@ -1009,41 +1014,45 @@ fn write_wav(
     Ok(placement)
 }
 
-/// The chapter times of an MP3's tag: each chapter from its start to the next one's.
-fn chapter_times(
-    spec: &crate::tags::TagSpec,
-    rate: u32,
-    starts: &[u64],
-    total: u64,
-) -> Vec<crate::tags::ChapterTime> {
-    let ms = |samples: u64| (samples * 1000 / u64::from(rate)).min(u64::from(u32::MAX)) as u32;
-    spec.chapters
-        .iter()
-        .enumerate()
-        .map(|(i, (title, _))| crate::tags::ChapterTime {
-            title: title.clone(),
-            start_ms: ms(starts.get(i).copied().unwrap_or(0)),
-            end_ms: ms(starts.get(i + 1).copied().unwrap_or(total)),
-        })
-        .collect()
+/// The bitrate of an `.mp3` output: its responses must be MP3.
+fn mp3_kbps(format: OutputFormat) -> Result<u32, AudioError> {
+    match format.codec {
+        Codec::Mp3 { kbps } => Ok(kbps),
+        _ => Err(AudioError::Unsupported(format!(
+            "{format} as .mp3 output (the responses must be MP3)"
+        ))),
+    }
 }
 
-/// Chapters start where their first audio starts; the first at the very beginning.
-fn chapter_starts(spec: &crate::tags::TagSpec, placement: &Placement) -> Vec<u64> {
-    spec.chapters
-        .iter()
-        .enumerate()
-        .map(|(i, (_, piece))| {
-            if i == 0 {
-                0
-            } else {
+/// The ID3 tag of an MP3 output with its chapters placed by `placement`: each starts where its
+/// first audio starts (the first at the very beginning) and runs to the next. Its size does
+/// not depend on the times, so a tag made from an empty placement holds the place of the final
+/// one while the audio is written.
+fn id3_tag(spec: &crate::tags::TagSpec, rate: u32, placement: &Placement) -> Vec<u8> {
+    let ms = |samples: u64| (samples * 1000 / u64::from(rate)).min(u64::from(u32::MAX)) as u32;
+    let start = |i: usize| match i {
+        0 => 0,
+        _ => spec
+            .chapters
+            .get(i)
+            .map_or(placement.total_samples, |(_, piece)| {
                 placement
                     .spans
                     .get(*piece)
                     .map_or(placement.total_samples, |s| s.start)
-            }
+            }),
+    };
+    let times: Vec<crate::tags::ChapterTime> = spec
+        .chapters
+        .iter()
+        .enumerate()
+        .map(|(i, (title, _))| crate::tags::ChapterTime {
+            title: title.clone(),
+            start_ms: ms(start(i)),
+            end_ms: ms(start(i + 1)),
         })
-        .collect()
+        .collect();
+    crate::tags::id3v2(spec, &times)
 }
 
 /// `.mp3` output encoded once from the joined, gapless samples.
@@ -1061,13 +1070,10 @@ fn write_mp3_encoded(
         path: output.to_path_buf(),
         source,
     };
-    let kbps = match format.codec {
-        Codec::Mp3 { kbps } => kbps,
-        _ => 128,
-    };
+    let kbps = mp3_kbps(format)?;
     let spec = &options.tags;
     let rate = format.sample_rate;
-    let tag = crate::tags::id3v2(spec, &chapter_times(spec, rate, &[], 0));
+    let tag = id3_tag(spec, rate, &Placement::default());
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&tag).map_err(io)?;
     let mut sink = LameSink {
@@ -1131,15 +1137,7 @@ fn write_mp3_encoded(
         file.seek(SeekFrom::Start(tag.len() as u64)).map_err(io)?;
         file.write_all(&lame_tag).map_err(io)?;
     }
-    let final_tag = crate::tags::id3v2(
-        spec,
-        &chapter_times(
-            spec,
-            rate,
-            &chapter_starts(spec, &placement),
-            placement.total_samples,
-        ),
-    );
+    let final_tag = id3_tag(spec, rate, &placement);
     debug_assert_eq!(final_tag.len(), tag.len());
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(&final_tag).map_err(io)?;
@@ -1211,11 +1209,7 @@ fn write_mp3(
 
     use crate::tags;
 
-    let Codec::Mp3 { kbps } = format.codec else {
-        return Err(AudioError::Unsupported(format!(
-            "{format} as .mp3 output (frames are copied, so the responses must be MP3)"
-        )));
-    };
+    let kbps = mp3_kbps(format)?;
     let io = |source: std::io::Error| AudioError::Io {
         path: output.to_path_buf(),
         source,
@@ -1226,7 +1220,7 @@ fn write_mp3(
     let spf = u64::from(frame_header(&silent).map_or(1152, |h| h.samples));
     let mpeg1 = rate >= 32_000;
     // The tag's size does not depend on the times: write it now, rewrite it at the end.
-    let tag = tags::id3v2(spec, &chapter_times(spec, rate, &[], 0));
+    let tag = id3_tag(spec, rate, &Placement::default());
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&tag).map_err(io)?;
     out.write_all(&tags::info_frame(&silent, mpeg1, 0, 0))
@@ -1302,10 +1296,7 @@ fn write_mp3(
     placement.total_samples = at;
     placement.loudness = meter.map(Measure::finish);
 
-    let final_tag = tags::id3v2(
-        spec,
-        &chapter_times(spec, rate, &chapter_starts(spec, &placement), at),
-    );
+    let final_tag = id3_tag(spec, rate, &placement);
     debug_assert_eq!(final_tag.len(), tag.len());
     let info = tags::info_frame(
         &silent,
