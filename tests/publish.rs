@@ -172,6 +172,23 @@ fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
 }
 
 /// `HH:MM:SS,mmm` or `HH:MM:SS.mmm` in seconds.
+/// A file decoded by ffmpeg to mono 16-bit samples at its own rate.
+fn ffmpeg_pcm(path: &Path) -> Vec<i16> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "s16le", "-ac", "1", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pcm_samples(&out.stdout)
+}
+
+/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT) in seconds.
 fn clock(s: &str) -> f64 {
     let s = s.replace(',', ".");
     let parts: Vec<f64> = s.split(':').map(|p| p.parse().unwrap()).collect();
@@ -493,10 +510,7 @@ async fn trim_silence_makes_pauses_what_the_manifest_says() {
         for (k, req) in requests.iter().enumerate() {
             let served =
                 refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
-            let pcm: Vec<i16> = served
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let pcm = pcm_samples(&served);
             let (start, end) = (at(&req["start_seconds"]), at(&req["end_seconds"]));
             let trimmed = req["trimmed_ms"].as_array().unwrap();
             let head = (trimmed[0].as_f64().unwrap() * 24.0).round() as usize;
@@ -602,14 +616,8 @@ async fn gapless_mp3_is_encoded_once_and_decodes_to_the_reported_timeline() {
         }
         if have_ffmpeg() {
             // ffmpeg reads LAME's tag too: it decodes to the same number of samples.
-            let out = Command::new("ffmpeg")
-                .args(["-v", "error", "-i"])
-                .arg(dir.path().join("out/edges.mp3"))
-                .args(["-f", "s16le", "-ac", "1", "-"])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            assert_eq!(out.stdout.len() / 2, pcm.len(), "ffmpeg's sample count");
+            let theirs = ffmpeg_pcm(&dir.path().join("out/edges.mp3"));
+            assert_eq!(theirs.len(), pcm.len(), "ffmpeg's sample count");
         }
     }
     emu.stop().await;
@@ -618,10 +626,6 @@ async fn gapless_mp3_is_encoded_once_and_decodes_to_the_reported_timeline() {
 /// The cues of a WebVTT file: (id, start, end, text).
 fn vtt_cues(path: &Path) -> Vec<(String, f64, f64, String)> {
     let text = std::fs::read_to_string(path).unwrap();
-    let clock = |s: &str| {
-        let parts: Vec<f64> = s.split(':').map(|p| p.parse().unwrap()).collect();
-        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
-    };
     text.split("\n\n")
         .skip(1)
         .filter(|block| !block.trim().is_empty())
@@ -806,31 +810,11 @@ fn wav_past_the_riff_limit_is_rf64_and_reads_back() {
             let (_, read) = read_wav(&output);
             assert!(read == expected, "an ordinary WAV reads back with hound");
         }
-        let body: Vec<i16> = bytes[bytes.len() - data_len as usize..]
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
+        let body = pcm_samples(&bytes[bytes.len() - data_len as usize..]);
         assert!(body == expected, "the data chunk holds the samples");
         if have_ffmpeg() {
-            let out = Command::new("ffmpeg")
-                .args(["-v", "error", "-i"])
-                .arg(&output)
-                .args(["-f", "s16le", "-"])
-                .output()
-                .unwrap();
             assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let decoded: Vec<i16> = out
-                .stdout
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                .collect();
-            assert_eq!(
-                decoded,
-                expected,
+                ffmpeg_pcm(&output) == expected,
                 "ffmpeg reads the {} file",
                 String::from_utf8_lossy(magic)
             );

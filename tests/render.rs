@@ -107,11 +107,7 @@ async fn pcm_book_equals_served_audio_plus_silences_and_offsets_are_exact() {
             let (_, entry) = &log[req["request_id"].as_str().unwrap()];
             let start = expected.len();
             let audio = refetch(&emu.base_url(), entry).await;
-            expected.extend(
-                audio
-                    .chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]])),
-            );
+            expected.extend(pcm_samples(&audio));
             // The report places the request exactly where its samples are.
             let s = req["start_seconds"].as_f64().unwrap() * 24_000.0;
             let e = req["end_seconds"].as_f64().unwrap() * 24_000.0;

@@ -152,3 +152,11 @@ pub fn by_request_id(log: &[Value]) -> std::collections::HashMap<String, (usize,
         })
         .collect()
 }
+
+/// 16-bit little-endian PCM bytes as samples.
+pub fn pcm_samples(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
