@@ -424,8 +424,7 @@ async fn render_job(
     let mut assembly_error = None;
     let split = runner.settings.split_chapters;
     let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
-    let mut request_spans = vec![(0, 0..0); plan.requests.len()];
-    let mut request_edits = vec![audio::Edit::default(); plan.requests.len()];
+    let mut request_spans = vec![(0, 0..0, audio::Edit::default()); plan.requests.len()];
     if all_ok {
         for (path, range, chapter) in output_files(&job, split) {
             let (pieces, index, chapters) = pieces(&job, &plan, &outcomes, range);
@@ -453,8 +452,7 @@ async fn render_job(
             match audio::assemble(&pieces, job.output_format, &path, &options) {
                 Ok(p) => {
                     for (r, i) in index {
-                        request_spans[r] = (assembled.len(), p.spans[i].clone());
-                        request_edits[r] = p.edits[i];
+                        request_spans[r] = (assembled.len(), p.spans[i].clone(), p.edits[i]);
                     }
                     assembled.push((path, p));
                 }
@@ -471,7 +469,6 @@ async fn render_job(
             .map(|(path, p)| (path.as_path(), p))
             .collect(),
         request_spans,
-        request_edits,
         split,
     });
     let mut rep = report::build(

@@ -127,14 +127,13 @@ pub struct RequestReport {
 }
 
 /// Where each request's audio sits in the output, from the assembler's placement.
-/// `request_spans[r]` is the sample range of request `r`.
+/// `request_spans[r]` is where request `r` is.
 pub struct Timeline<'a> {
     /// The assembled files: one, or one per chapter with `--split chapters`.
     pub files: Vec<(&'a std::path::Path, &'a Placement)>,
-    /// For each request: the file it is in and its sample span there.
-    pub request_spans: Vec<(usize, std::ops::Range<u64>)>,
-    /// For each request: what `trim_silence` cut from its audio.
-    pub request_edits: Vec<crate::audio::Edit>,
+    /// For each request: the file it is in, its sample span there, and what `trim_silence`
+    /// cut from its audio.
+    pub request_spans: Vec<(usize, std::ops::Range<u64>, crate::audio::Edit)>,
     /// Whether the output was split into chapter files.
     pub split: bool,
 }
@@ -151,7 +150,7 @@ pub fn build(
 ) -> Report {
     let secs = |r: usize| {
         timeline.map(|t| {
-            let (file, span) = &t.request_spans[r];
+            let (file, span, _) = &t.request_spans[r];
             let placement = t.files[*file].1;
             (placement.seconds(span.start), placement.seconds(span.end))
         })
@@ -214,8 +213,8 @@ pub fn build(
                 end_seconds: span.map(|s| round(s.1)),
                 timestamps: o.alignment.is_some(),
                 trimmed_ms: timeline.filter(|_| job.trim_silence).map(|t| {
-                    let edit = t.request_edits[r];
-                    let rate = t.files[t.request_spans[r].0].1.sample_rate;
+                    let (file, _, edit) = t.request_spans[r];
+                    let rate = t.files[file].1.sample_rate;
                     let ms = |n: u64| round(n as f64 * 1000.0 / f64::from(rate));
                     [ms(edit.head), ms(edit.tail)]
                 }),

@@ -87,15 +87,11 @@ pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, String> 
             }
             Ok(cursor.into_inner())
         }
-        Codec::Mp3 { kbps } => encode_mp3(samples, format.sample_rate, kbps),
+        // As LAME writes files: a first frame with the Info/LAME tag, which carries the encoder
+        // delay and padding a decoder needs to give back exactly the samples encoded.
+        Codec::Mp3 { kbps } => crate::encode::mp3(samples, format.sample_rate, kbps),
         Codec::Opus { .. } => Err("opus is not supported".into()),
     }
-}
-
-fn encode_mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
-    // As LAME writes files: a first frame with the Info/LAME tag, which carries the encoder
-    // delay and padding a decoder needs to give back exactly the samples encoded.
-    crate::encode::mp3(samples, sample_rate, kbps)
 }
 
 /// 16-bit linear to G.711 mu-law.
