@@ -109,6 +109,114 @@ pub enum ApiError {
     /// The audio could not be decoded.
     #[error("undecodable audio: {0}")]
     BadAudio(String),
+    /// The body grew past what the request can produce: a server that never stops talking.
+    #[error("the response body passed {limit} bytes, more than this request can produce; the server is not behaving")]
+    TooLarge { limit: u64 },
+}
+
+/// A failed text-to-speech attempt, with the credits it cost: an answer whose headers arrived
+/// with status 200 was generated and charged even if its body was then cut or spoiled.
+#[derive(Clone, Debug)]
+pub struct TtsFailure {
+    pub error: ApiError,
+    /// The `character-cost` of a 200 whose body was not usable (the estimate when the header was
+    /// missing); `None` when nothing was charged.
+    pub charged: Option<f64>,
+}
+
+impl From<ApiError> for TtsFailure {
+    fn from(error: ApiError) -> Self {
+        TtsFailure {
+            error,
+            charged: None,
+        }
+    }
+}
+
+/// The most bytes an error body is read to: enough for any message the API writes.
+pub const MAX_ERROR_BODY: u64 = 64 * 1024;
+/// The most bytes a JSON answer (voices, models, subscription) is read to.
+pub const MAX_JSON_BODY: u64 = 32 * 1024 * 1024;
+/// The most bytes any one audio answer is read to, whatever the request.
+pub const MAX_AUDIO_BODY: u64 = 512 * 1024 * 1024;
+/// The longest `Retry-After` honoured as given; longer ones are cut to it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The largest audio answer a request of `characters` characters can honestly produce in a
+/// format of `bytes_per_second`: speech at its slowest (speed 0.7 of about 15 characters a
+/// second) with a fourfold margin and a minute to spare, base64 and character timings on top
+/// for `/with-timestamps`; never above [`MAX_AUDIO_BODY`].
+pub fn audio_body_limit(characters: usize, bytes_per_second: u64, timestamps: bool) -> u64 {
+    let chars = characters as u64;
+    // 15 chars/s × 0.7 ≈ 10.5 chars/s; ÷ 4 for the margin: about 2.6 characters a second.
+    let seconds = chars * 10 / 26 + 60;
+    let mut limit = seconds.saturating_mul(bytes_per_second.max(1_000)) + 64 * 1024;
+    if timestamps {
+        limit = limit.saturating_mul(4) / 3 + chars.saturating_mul(256);
+    }
+    limit.min(MAX_AUDIO_BODY)
+}
+
+/// Parses `Retry-After`: seconds (an integer or a decimal), or an HTTP date. Absurd values are
+/// capped at [`MAX_RETRY_AFTER`]; what cannot be read is ignored.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        return Some(
+            Duration::try_from_secs_f64(secs)
+                .unwrap_or(MAX_RETRY_AFTER)
+                .min(MAX_RETRY_AFTER),
+        );
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    let wait = when
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Reads a body chunk by chunk, stopping with [`ApiError::TooLarge`] past `limit` bytes, so a
+/// server that never stops talking costs at most `limit` bytes of memory.
+async fn read_bounded(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::with_capacity(
+        usize::try_from(response.content_length().unwrap_or(0).min(limit)).unwrap_or(0),
+    );
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An error answer's body, read to at most [`MAX_ERROR_BODY`] bytes (the rest is dropped).
+async fn error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = usize::try_from(MAX_ERROR_BODY).unwrap_or(usize::MAX) - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    body
+}
+
+/// A 3xx answer that was not followed: it pointed to another origin (or went round too often).
+fn redirect_error(status: u16, location: Option<String>) -> ApiError {
+    ApiError::Status {
+        status,
+        code: Some("redirect_refused".into()),
+        message: format!(
+            "the server redirected to {}; narrate follows redirects only within the base URL's scheme, host and port, so the key is never sent elsewhere",
+            location.as_deref().unwrap_or("(no Location)")
+        ),
+        retry_after: None,
+    }
 }
 
 /// What to do after an error.
@@ -140,9 +248,10 @@ impl ApiError {
                 ..
             } => Disposition::Retry,
             ApiError::Status { .. } => Disposition::Fail,
-            ApiError::Transport(_) | ApiError::Truncated { .. } | ApiError::BadAudio(_) => {
-                Disposition::Retry
-            }
+            ApiError::Transport(_)
+            | ApiError::Truncated { .. }
+            | ApiError::BadAudio(_)
+            | ApiError::TooLarge { .. } => Disposition::Retry,
         }
     }
 
@@ -228,9 +337,25 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: &str, key: Option<ApiKey>, timeout: Duration) -> anyhow::Result<Self> {
+        let origin = reqwest::Url::parse(base_url)
+            .map_err(|e| anyhow::anyhow!("bad base URL {base_url:?}: {e}"))?
+            .origin();
+        // The key travels in a header of our own, which reqwest does not strip on a redirect to
+        // another host: follow redirects only within the base URL's origin.
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() < 5 && attempt.url().origin() == origin {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(policy)
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
+            // Below the emulator's (and common servers') idle timeout, so a pooled connection
+            // is never reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(20))
             .user_agent(concat!("narrate/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Client {
@@ -260,8 +385,10 @@ impl Client {
         }
     }
 
-    /// `POST /v1/text-to-speech/{voice_id}?output_format=…`, body read to the end; with
-    /// `timestamps`, `…/with-timestamps`, whose JSON answer carries the audio and its timings.
+    /// `POST /v1/text-to-speech/{voice_id}?output_format=…`, body read to the end but never past
+    /// `body_limit` bytes; with `timestamps`, `…/with-timestamps`, whose JSON answer carries the
+    /// audio and its timings. `estimate` is what a 200 costs when it carries no `character-cost`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn text_to_speech(
         &self,
         voice_id: &str,
@@ -269,7 +396,9 @@ impl Client {
         enable_logging: bool,
         body: &TtsBody,
         timestamps: bool,
-    ) -> Result<TtsResponse, ApiError> {
+        body_limit: u64,
+        estimate: f64,
+    ) -> Result<TtsResponse, TtsFailure> {
         let mut query = vec![("output_format", output_format.to_string())];
         if !enable_logging {
             query.push(("enable_logging", "false".into()));
@@ -290,50 +419,60 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        if (300..400).contains(&status) {
+            return Err(redirect_error(status, header("location")).into());
+        }
         if status != 200 {
-            let retry_after = header("retry-after")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64);
-            let body = response.bytes().await.unwrap_or_default();
+            let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
+            let body = error_body(response).await;
             let (code, message) = parse_error_body(&body);
             return Err(ApiError::Status {
                 status,
                 code,
                 message,
                 retry_after,
-            });
+            }
+            .into());
         }
+        // From here on the audio was generated and charged, whatever happens to its delivery.
+        let character_cost = header("character-cost")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|c| c.is_finite() && *c >= 0.0);
+        let charged = Some(character_cost.unwrap_or(estimate));
+        let failed = |error: ApiError| TtsFailure { error, charged };
         let expected = response.content_length();
-        let bytes = response.bytes().await.map_err(transport)?;
+        let bytes = read_bounded(response, body_limit).await.map_err(failed)?;
         if let Some(expected) = expected
             && bytes.len() as u64 != expected
         {
-            return Err(ApiError::Truncated {
+            return Err(failed(ApiError::Truncated {
                 expected,
                 got: bytes.len() as u64,
-            });
+            }));
         }
         let (audio, alignment) = if timestamps {
             use base64::Engine as _;
             // A body cut short without a length is JSON that does not parse: sent again.
             let timed: Timed = serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::Transport(format!("unreadable /with-timestamps answer: {e}"))
+                failed(ApiError::Transport(format!(
+                    "unreadable /with-timestamps answer: {e}"
+                )))
             })?;
             let audio = base64::engine::general_purpose::STANDARD
                 .decode(timed.audio_base64.as_bytes())
-                .map_err(|e| ApiError::BadAudio(format!("audio_base64: {e}")))?;
+                .map_err(|e| failed(ApiError::BadAudio(format!("audio_base64: {e}"))))?;
             (Bytes::from(audio), timed.alignment)
         } else {
-            (bytes, None)
+            (Bytes::from(bytes), None)
         };
         Ok(TtsResponse {
             alignment,
             audio,
             request_id: header("request-id"),
-            character_cost: header("character-cost").and_then(|v| v.trim().parse().ok()),
+            character_cost,
             max_concurrency: header("maximum-concurrent-requests")
-                .and_then(|v| v.trim().parse().ok()),
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| (1..=10_000).contains(n)),
         })
     }
 
@@ -350,8 +489,16 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport)?;
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            return Err(redirect_error(status, location));
+        }
         if status != 200 {
+            let body = error_body(response).await;
             let (code, message) = parse_error_body(&body);
             return Err(ApiError::Status {
                 status,
@@ -360,6 +507,7 @@ impl Client {
                 retry_after: None,
             });
         }
+        let body = read_bounded(response, MAX_JSON_BODY).await?;
         serde_json::from_slice(&body).map_err(|e| ApiError::Status {
             status,
             code: None,
@@ -414,6 +562,37 @@ mod tests {
             parse_error_body(html).1,
             "<html><body>503 Service Unavailable</body></html>"
         );
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_a_date_and_capped() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("1e20"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        let far = std::time::SystemTime::now() + Duration::from_secs(86_400 * 365);
+        assert_eq!(
+            parse_retry_after(&httpdate::fmt_http_date(far)),
+            Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn audio_limits_grow_with_the_text_and_stop_at_the_cap() {
+        // 2,500 characters of 44.1 kHz PCM: about 160 s of speech at normal speed.
+        let pcm = audio_body_limit(2_500, 88_200, false);
+        assert!(pcm > 160 * 88_200 * 3, "{pcm}");
+        assert!(audio_body_limit(10, 16_000, false) < 2_000_000);
+        assert_eq!(audio_body_limit(1_000_000, 88_200, true), MAX_AUDIO_BODY);
     }
 
     #[test]

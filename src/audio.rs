@@ -27,6 +27,8 @@ pub enum AudioError {
     Unsupported(String),
     #[error("MP3 encoding failed: {0}")]
     Encode(String),
+    #[error("interrupted by a signal; the previous output is left as it was")]
+    Interrupted,
     #[error("writing {path}: {source}")]
     Io {
         path: PathBuf,
@@ -541,6 +543,15 @@ pub struct Options {
     pub encode_mp3: bool,
     /// WAV data size above which the file is written as RF64; `None` is RIFF's limit (4 GiB).
     pub rf64_above_bytes: Option<u64>,
+    /// Set by a signal: assembly stops at the next response and the output is left as it was.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+fn cancelled(cancel: Option<&std::sync::atomic::AtomicBool>) -> Result<(), AudioError> {
+    match cancel {
+        Some(c) if c.load(std::sync::atomic::Ordering::SeqCst) => Err(AudioError::Interrupted),
+        _ => Ok(()),
+    }
 }
 
 /// The highest true peak a normalized output may reach.
@@ -627,16 +638,8 @@ pub fn assemble(
         path: output.to_path_buf(),
         source,
     };
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let temp = tempfile::Builder::new()
-        .prefix(".narrate-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(io)?;
+    std::fs::create_dir_all(crate::files::parent_dir(output)).map_err(io)?;
+    let temp = crate::files::temp_beside(output).map_err(io)?;
     let mp3_out = output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
@@ -652,6 +655,7 @@ pub fn assemble(
             output,
             &options.tags,
             measure,
+            options.cancel.as_deref(),
         )?
     } else {
         write_wav(pieces, format, temp.as_file(), output, options)?
@@ -669,15 +673,8 @@ pub fn assemble(
         }
         m.gain_db = Some(gain);
     }
-    temp.as_file().sync_all().map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Temporary files are private; the output is an ordinary file.
-        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(io)?;
-    }
-    temp.persist(output).map_err(|e| io(e.error))?;
+    cancelled(options.cancel.as_deref())?;
+    crate::files::commit(temp, output).map_err(io)?;
     Ok(placement)
 }
 
@@ -903,6 +900,7 @@ fn join_pcm(
     measure: bool,
     trim: bool,
     gain_db: f64,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Placement, AudioError> {
     let mut meter = measure.then(|| Measure::new(format.sample_rate));
     let mut placement = Placement {
@@ -917,6 +915,7 @@ fn join_pcm(
         .clamp(1, 8);
     let mut index = 0;
     while index < pieces.len() {
+        cancelled(cancel)?;
         if let Piece::Silence { ms } = &pieces[index] {
             let n = silence_samples(*ms, format.sample_rate);
             if let Some(m) = &mut meter {
@@ -1007,6 +1006,7 @@ fn write_wav(
         options.measure || options.loudness_target.is_some(),
         options.trim_silence,
         0.0,
+        options.cancel.as_deref(),
     )?;
     if sink.finish()? {
         placement.method = "decode (RF64)";
@@ -1099,6 +1099,7 @@ fn write_mp3_encoded(
                 true,
                 options.trim_silence,
                 0.0,
+                options.cancel.as_deref(),
             )?;
             first
                 .loudness
@@ -1113,6 +1114,7 @@ fn write_mp3_encoded(
         measure,
         options.trim_silence,
         gain.unwrap_or(0.0),
+        options.cancel.as_deref(),
     )?;
     if let Some(m) = &mut placement.loudness {
         m.gain_db = gain;
@@ -1204,6 +1206,7 @@ fn write_mp3(
     output: &Path,
     spec: &crate::tags::TagSpec,
     measure: bool,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Placement, AudioError> {
     use std::io::{Seek, SeekFrom};
 
@@ -1239,6 +1242,7 @@ fn write_mp3(
     let mut at = 0u64;
     let mut ahead: Option<Frames> = None;
     for (i, piece) in pieces.iter().enumerate() {
+        cancelled(cancel)?;
         match piece {
             Piece::Silence { ms } => {
                 // How late the next piece's audio starts after its first frame starts.

@@ -4,7 +4,6 @@
 //! Reruns and resumed crashes read from here and pay nothing twice. Not responsible for deciding
 //! what to render (see `execute`); never stores the API key.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,11 +36,51 @@ pub struct Meta {
     /// Whether the character timings of `/with-timestamps` are stored beside the audio.
     #[serde(default)]
     pub alignment: bool,
+    /// SHA-256 of the audio file, checked on every read: a damaged entry is a miss. Entries
+    /// written before narrate stored it have none and are used unchecked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
+
+/// The latest plausible issue time: 2100-01-01 (a later one is damaged metadata).
+const LATEST_ISSUED_UNIX: f64 = 4_102_444_800.0;
 
 impl Meta {
     pub fn issued(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs_f64(self.issued_unix.max(0.0))
+        let secs = if self.issued_unix.is_finite() {
+            self.issued_unix.clamp(0.0, LATEST_ISSUED_UNIX)
+        } else {
+            0.0
+        };
+        UNIX_EPOCH + Duration::from_secs_f64(secs)
+    }
+
+    /// Why these values cannot be a response narrate stored, if they cannot.
+    fn implausible(&self) -> Option<String> {
+        if !(self.issued_unix.is_finite() && (0.0..=LATEST_ISSUED_UNIX).contains(&self.issued_unix))
+        {
+            return Some(format!("issued_unix {} is not a time", self.issued_unix));
+        }
+        if let Some(c) = self.credits
+            && !(c.is_finite() && (0.0..=1e9).contains(&c))
+        {
+            return Some(format!("credits {c} is not a credit count"));
+        }
+        if let Some(id) = &self.request_id
+            && (id.is_empty()
+                || id.len() > 256
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Some("request_id is not an id".to_string());
+        }
+        if let Some(h) = &self.sha256
+            && !(h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Some("sha256 is not a SHA-256 digest".to_string());
+        }
+        None
     }
 }
 
@@ -49,6 +88,17 @@ impl Meta {
 #[derive(Clone, Debug)]
 pub struct Cache {
     dir: PathBuf,
+    /// Entries already judged in this run (by key): whether each was sound. Hashing is done
+    /// once per entry and a damaged one is reported once.
+    judged: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
+}
+
+/// The SHA-256 of `data` in lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Everything that determines a request's audio, hashed into its key. Context fields
@@ -83,9 +133,9 @@ pub fn key(voice_id: &str, output_format: &str, body: &TtsBody, source: &str) ->
         apply_text_normalization: &body.apply_text_normalization,
         source,
     };
-    let json = serde_json::to_vec(&fields).expect("key fields serialize");
-    let digest = Sha256::digest(&json);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    // Strings, numbers and options of them always serialize.
+    let json = serde_json::to_vec(&fields).unwrap_or_default();
+    sha256_hex(&json)
 }
 
 impl Cache {
@@ -93,6 +143,7 @@ impl Cache {
         std::fs::create_dir_all(dir)?;
         Ok(Cache {
             dir: dir.to_path_buf(),
+            judged: Default::default(),
         })
     }
 
@@ -116,12 +167,69 @@ impl Cache {
         self.paths(key).0
     }
 
-    /// The cached entry for `key`, if complete.
+    /// The cached entry for `key`, if complete and sound. A damaged entry (metadata that does
+    /// not parse or holds impossible values, audio of the wrong length or hash) is a miss, with a
+    /// warning naming the file, so the request is rendered again.
     pub fn get(&self, key: &str) -> Option<(Meta, PathBuf)> {
-        let (audio, meta) = self.paths(key);
-        let meta: Meta = serde_json::from_slice(&std::fs::read(meta).ok()?).ok()?;
-        let len = std::fs::metadata(&audio).ok()?.len();
-        (len == meta.bytes).then_some((meta, audio))
+        let (audio, meta_path) = self.paths(key);
+        if !meta_path.exists() {
+            return None;
+        }
+        let judged = self.judged.lock().ok()?.get(key).copied();
+        let warn = judged.is_none();
+        match self.check(&audio, &meta_path, judged == Some(true)) {
+            Ok(meta) => {
+                if let Ok(mut j) = self.judged.lock() {
+                    j.insert(key.to_string(), true);
+                }
+                Some((meta, audio))
+            }
+            Err(why) => {
+                if warn {
+                    tracing::warn!(
+                        "damaged cache entry {}: {why}; the request is rendered again",
+                        meta_path.display()
+                    );
+                }
+                if let Ok(mut j) = self.judged.lock() {
+                    j.insert(key.to_string(), false);
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads and checks an entry; `hashed` skips the audio hash when this run already checked it.
+    fn check(&self, audio: &Path, meta_path: &Path, hashed: bool) -> Result<Meta, String> {
+        let bytes = crate::files::read_bytes(meta_path, crate::files::MAX_STATE_JSON_BYTES)
+            .map_err(|e| e.to_string())?;
+        let meta: Meta =
+            serde_json::from_slice(&bytes).map_err(|e| format!("unreadable metadata: {e}"))?;
+        if let Some(why) = meta.implausible() {
+            return Err(why);
+        }
+        let len = std::fs::metadata(audio)
+            .map_err(|e| format!("{}: {e}", audio.display()))?
+            .len();
+        if len != meta.bytes {
+            return Err(format!(
+                "{} has {len} bytes, the entry says {}",
+                audio.display(),
+                meta.bytes
+            ));
+        }
+        if let Some(expected) = &meta.sha256
+            && !hashed
+        {
+            let data = crate::files::read_bytes(audio, meta.bytes).map_err(|e| e.to_string())?;
+            if sha256_hex(&data) != expected.to_ascii_lowercase() {
+                return Err(format!(
+                    "{} does not match its SHA-256 (bit rot or an edited file)",
+                    audio.display()
+                ));
+            }
+        }
+        Ok(meta)
     }
 
     /// Stores a response: audio and timings first, then its metadata, each written to a
@@ -134,17 +242,47 @@ impl Cache {
         meta: &Meta,
     ) -> std::io::Result<PathBuf> {
         let (audio_path, meta_path) = self.paths(key);
-        let dir = audio_path.parent().expect("cache paths have a parent");
-        std::fs::create_dir_all(dir)?;
-        write_atomic(dir, &audio_path, audio)?;
+        std::fs::create_dir_all(crate::files::parent_dir(&audio_path))?;
+        write_atomic(&audio_path, audio)?;
         if let Some(alignment) = alignment {
             let json = serde_json::to_vec(alignment).map_err(std::io::Error::other)?;
-            write_atomic(dir, &self.alignment_path(key), &json)?;
+            write_atomic(&self.alignment_path(key), &json)?;
         }
-        let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
-        write_atomic(dir, &meta_path, &json)?;
+        let mut meta = meta.clone();
+        meta.sha256 = Some(sha256_hex(audio));
+        let json = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
+        write_atomic(&meta_path, &json)?;
+        if let Ok(mut j) = self.judged.lock() {
+            j.insert(key.to_string(), true);
+        }
         Ok(audio_path)
     }
+}
+
+/// Refuses a state directory, or its `cache/`, that is a symlink leading outside the state
+/// directory's parent: narrate would otherwise write (and trust) files somewhere nobody chose.
+pub fn check_links(dir: &Path) -> Result<(), crate::cli::UsageError> {
+    let parent = crate::files::parent_dir(dir);
+    let Ok(root) = std::fs::canonicalize(parent) else {
+        return Ok(());
+    };
+    for path in [dir.to_path_buf(), dir.join("cache")] {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            continue;
+        }
+        let inside = std::fs::canonicalize(&path).is_ok_and(|target| target.starts_with(&root));
+        if !inside {
+            let target = std::fs::read_link(&path).unwrap_or_default();
+            return Err(crate::cli::UsageError(format!(
+                "the state directory {} is a symlink to {}, outside {}; narrate does not write its cache through links that lead elsewhere (remove the link or pass --state-dir)",
+                path.display(),
+                target.display(),
+                root.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Takes the state directory's lock for this process's lifetime, so two runs never share a
@@ -156,6 +294,7 @@ pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, crate::cli::UsageErro
             dir.display()
         ))
     };
+    check_links(dir)?;
     std::fs::create_dir_all(dir).map_err(fail)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -173,14 +312,7 @@ pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, crate::cli::UsageErro
     }
 }
 
-/// Writes `data` to `path` through a synced temporary file in `dir`, renamed into place.
-pub fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    temp.write_all(data)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub use crate::files::write_atomic;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> f64 {

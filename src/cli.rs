@@ -244,6 +244,12 @@ pub struct EmulateArgs {
     /// Seed of the fault draws (same seed, same faults)
     #[arg(long, default_value_t = 1)]
     pub fault_seed: u64,
+    /// Connections served at once; more are closed when accepted
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers (idle keep-alive included)
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub header_timeout: f64,
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Log lines as text or as JSON objects
@@ -266,6 +272,8 @@ pub struct Endpoint {
     pub emulate: bool,
     pub base_url: String,
     pub key: Option<ApiKey>,
+    /// `--api-key-file`, an input no output may overwrite.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Resolves the key and base URL. `need_key` is false for commands that can run without one.
@@ -279,38 +287,80 @@ pub fn endpoint(
             emulate: true,
             base_url: String::new(),
             key: Some(ApiKey::new("emulator")),
+            key_file: None,
         });
     }
     let key = match &api.api_key_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| usage(format!("--api-key-file {}: {e}", path.display())))?;
-            if text.trim().is_empty() {
-                return Err(usage(format!(
-                    "--api-key-file {}: the file is empty",
-                    path.display()
-                )));
+            let origin = format!("--api-key-file {}", path.display());
+            let text = crate::files::read_text(path, crate::files::MAX_KEY_FILE_BYTES)
+                .map_err(|e| usage(format!("{origin}: {e}")))?;
+            if let Some(mode) = crate::files::readable_by_others(path) {
+                tracing::warn!(
+                    "{origin}: the key file has mode {mode:03o}, readable by other users; chmod 600 it"
+                );
             }
-            Some(ApiKey::new(text))
+            Some(checked_key(&text, &origin, "the key file")?)
         }
-        None => env_key.filter(|k| !k.trim().is_empty()).map(ApiKey::new),
+        None => match env_key.filter(|k| !k.trim().is_empty()) {
+            Some(k) => Some(checked_key(&k, "ELEVENLABS_API_KEY", "the key")?),
+            None => None,
+        },
     };
     if key.is_none() && need_key {
         return Err(usage(
             "no API key: set ELEVENLABS_API_KEY or pass --api-key-file PATH (or try --emulate for the built-in emulator)",
         ));
     }
-    let base_url = api.base_url.trim().trim_end_matches('/').to_string();
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(usage(format!(
-            "--base-url {base_url:?} must start with http:// or https://"
-        )));
-    }
+    let base_url = checked_base_url(&api.base_url)?;
     Ok(Endpoint {
         emulate: false,
         base_url,
         key,
+        key_file: api.api_key_file.clone(),
     })
+}
+
+/// An API key as given, checked without ever showing it: one line, no spaces or control
+/// characters inside (surrounding whitespace, such as the file's final newline, is dropped).
+fn checked_key(text: &str, origin: &str, what: &str) -> anyhow::Result<ApiKey> {
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(usage(format!("{origin}: {what} is empty")));
+    }
+    let lines = key.lines().count();
+    if lines > 1 {
+        return Err(usage(format!(
+            "{origin}: {what} has {lines} lines; it must hold the key alone on one line"
+        )));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(usage(format!(
+            "{origin}: {what} has a space or a control character inside; it must hold the key alone"
+        )));
+    }
+    Ok(ApiKey::new(key))
+}
+
+/// The base URL, parsed: `http` or `https`, a host, no credentials, query or fragment. Returned
+/// without a trailing slash, so endpoints join to it.
+pub fn checked_base_url(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim();
+    let bad = |why: &str| usage(format!("--base-url {trimmed:?}: {why}"));
+    let url = url::Url::parse(trimmed).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials; the key goes in ELEVENLABS_API_KEY"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or a fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// A validated `render`.

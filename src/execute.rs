@@ -185,6 +185,8 @@ pub struct Runner {
     stopped: AtomicBool,
     stop_reason: Mutex<Option<String>>,
     interrupted: AtomicBool,
+    /// Set with `interrupted`: assembly in progress stops and leaves the previous output.
+    pub cancel: Arc<AtomicBool>,
     /// Retryable failures since the last success (the circuit breaker).
     failures_in_a_row: AtomicU32,
     budget: Mutex<Budget>,
@@ -211,6 +213,7 @@ impl Runner {
             stopped: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
             interrupted: AtomicBool::new(false),
+            cancel: Arc::new(AtomicBool::new(false)),
             failures_in_a_row: AtomicU32::new(0),
             budget: Mutex::new(Budget::default()),
         }
@@ -224,6 +227,7 @@ impl Runner {
     /// Stops sending (SIGINT, SIGTERM): requests in flight finish and are cached.
     pub fn interrupt(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
         self.stop("interrupted".into());
     }
 
@@ -291,6 +295,9 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Rendered again although cached (`--only`).
     pub regenerated: bool,
+    /// Credits charged for attempts whose audio never arrived whole (a 200 whose body was cut,
+    /// too long or undecodable): generated and billed, but unusable.
+    pub charged_undelivered: f64,
     /// The cache write still in progress, awaited at the end of [`execute`].
     write: Option<PendingWrite>,
 }
@@ -555,6 +562,11 @@ async fn render_once<'a>(
         }
         outcome.attempts += 1;
         let started = Instant::now();
+        let limit = crate::api::audio_body_limit(
+            request.text.chars().count(),
+            job.output_format.bytes_per_second(),
+            runner.settings.timestamps,
+        );
         let result = runner
             .client
             .text_to_speech(
@@ -563,11 +575,16 @@ async fn render_once<'a>(
                 segment.enable_logging,
                 &body,
                 runner.settings.timestamps,
+                limit,
+                estimate,
             )
             .await
-            .and_then(|response| {
-                check_audio(&response.audio, job.output_format)?;
-                Ok(response)
+            .and_then(|response| match check_audio(&response.audio, job.output_format) {
+                Ok(()) => Ok(response),
+                Err(error) => Err(crate::api::TtsFailure {
+                    error,
+                    charged: Some(response.character_cost.unwrap_or(estimate)),
+                }),
             });
         let slot = if result.is_ok() {
             Some(slot)
@@ -577,9 +594,16 @@ async fn render_once<'a>(
         };
         let charged = match &result {
             Ok(response) => response.character_cost.unwrap_or(estimate),
-            Err(_) => 0.0,
+            Err(failure) => failure.charged.unwrap_or(0.0),
         };
         runner.settle(estimate, charged);
+        if let Err(failure) = &result
+            && let Some(c) = failure.charged
+        {
+            outcome.charged_undelivered += c;
+            runner.progress.charged(c);
+        }
+        let result = result.map_err(|failure| failure.error);
         match result {
             Ok(response) => {
                 runner.failures_in_a_row.store(0, Ordering::SeqCst);
@@ -602,6 +626,7 @@ async fn render_once<'a>(
                     used_previous_text: body.previous_text.is_some(),
                     used_next_text: body.next_text.is_some(),
                     alignment: response.alignment.is_some(),
+                    sha256: None,
                 };
                 // Writing and syncing the files blocks: it runs on the blocking pool while the
                 // chain moves on (the next request needs only this one's id), and is awaited

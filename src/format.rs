@@ -96,6 +96,19 @@ impl FromStr for OutputFormat {
     }
 }
 
+impl OutputFormat {
+    /// Bytes of audio a second of speech takes in this format (the bitrate for compressed
+    /// codecs, 16-bit samples for PCM and WAV, one byte a sample for G.711).
+    pub fn bytes_per_second(&self) -> u64 {
+        let rate = u64::from(self.sample_rate);
+        match self.codec {
+            Codec::Mp3 { kbps } | Codec::Opus { kbps } => u64::from(kbps) * 1000 / 8,
+            Codec::Pcm | Codec::Wav => rate * 2,
+            Codec::Ulaw | Codec::Alaw => rate,
+        }
+    }
+}
+
 impl fmt::Display for OutputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.codec {

@@ -25,6 +25,7 @@
 //! - [`tags`]: ID3 chapters and the Info header of MP3 output.
 //! - [`sidefiles`]: chapters for ffmpeg, a CUE sheet, SRT and WebVTT captions.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
+//! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
 //! - [`mod@format`], [`models`]: facts about output formats and models.
 //!
 //! This file wires the stages together for each command.
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod emulator;
 pub mod encode;
 pub mod execute;
+pub mod files;
 pub mod format;
 pub mod manifest;
 pub mod models;
@@ -106,13 +108,21 @@ pub struct Rendered {
     pub report_paths: (PathBuf, PathBuf),
 }
 
+/// The manifests of one invocation, each once: the same file named twice (through a link or
+/// `..`) is rendered once.
+fn distinct_manifests(manifests: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    manifests
+        .iter()
+        .filter(|m| seen.insert(files::identity(m)))
+        .cloned()
+        .collect()
+}
+
 /// Renders every manifest of `config`; the exit status is 0 only if all of them succeeded.
 pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
-    let jobs = load_jobs(
-        &config.manifests,
-        &config.defaults,
-        config.output.as_deref(),
-    )?;
+    let manifests = distinct_manifests(&config.manifests);
+    let jobs = load_jobs(&manifests, &config.defaults, config.output.as_deref())?;
     let rendered = render_jobs(&config, jobs).await?;
     let mut status = EXIT_OK;
     for r in &rendered {
@@ -190,24 +200,17 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     } else {
         None
     };
-    let (client, emulator) = connect(&config.endpoint, config.request_timeout).await?;
-    let first_state = jobs
-        .first()
-        .filter(|_| !config.no_cache)
-        .map(|j| config.state_dir_for(&j.manifest));
-    let limits = model_limits(&client, first_state.as_deref()).await;
-    let mut jobs = jobs;
-    resolve_voices(&client, &mut jobs).await?;
-
+    // Everything that can be checked offline is checked before anything is sent or written.
     for id in &config.only {
         if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
             return Err(cli::UsageError(format!("--only {id}: no segment has this id")).into());
         }
     }
+    let split = config.split == cli::Split::Chapters;
+    check_outputs(&jobs, split, config.endpoint.key_file.as_deref())?;
     let mut locks = Vec::new();
-    let mut prepared = Vec::with_capacity(jobs.len());
-    let mut total = execute::Estimate::default();
-    for job in jobs {
+    let mut caches = Vec::with_capacity(jobs.len());
+    for job in &jobs {
         let cache_dir = match &scratch {
             Some(dir) => dir.path().to_path_buf(),
             None => {
@@ -221,45 +224,49 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         };
         let cache = cache::Cache::open(&cache_dir)
             .with_context(|| format!("opening the cache in {}", cache_dir.display()))?;
-        let mut plan = plan::plan_with_limits(&job, &limits);
-        plan::mark_regenerate(&mut plan, &job, &config.only);
-        let e = execute::estimate(&job, &plan, Some(&cache), &source);
-        if !config.only.is_empty()
-            && let Some(si) = e.missing
-        {
-            return Err(cli::UsageError(format!(
-                "{}: segment {:?} is not in the cache; --only re-renders some segments of a rendered manifest, so render it in full first",
-                job.manifest.display(),
-                job.segments[si].id
-            ))
-            .into());
+        caches.push(cache);
+    }
+    for job in &jobs {
+        for (path, _, _) in output_files(job, split) {
+            let removed = files::remove_leftovers(&path);
+            if removed > 0 {
+                tracing::info!(output = %path.display(), removed, "removed temporary files of an earlier run that was killed");
+            }
         }
-        tracing::info!(
-            manifest = %job.manifest.display(),
-            requests = plan.requests.len(),
-            chains = plan.chains.len(),
-            cached = e.cached,
-            credits = e.credits,
-            "planned"
-        );
-        total.requests += e.requests;
-        total.cached += e.cached;
-        total.characters += e.characters;
-        total.credits += e.credits;
-        prepared.push((job, plan, cache));
     }
-    if let Some(max) = config.max_credits
-        && total.credits > max
-    {
-        return Err(cli::UsageError(format!(
-            "this run needs about {} credits for {} uncached requests ({} characters), more than --max-credits {max}; nothing was sent",
-            total.credits, total.requests, total.characters
-        ))
-        .into());
-    }
+    let first_state = jobs
+        .first()
+        .filter(|_| !config.no_cache)
+        .map(|j| config.state_dir_for(&j.manifest));
+    let saved_limits = first_state.as_deref().map(remembered_limits).unwrap_or_default();
+    // With the limits known offline, a budget or an --only that cannot be met is refused
+    // before any request (voice names are resolved online, so their jobs wait for that).
+    let offline: Vec<(&Job, &cache::Cache)> = jobs
+        .iter()
+        .zip(&caches)
+        .filter(|(j, _)| !manifest::has_voice_names(j))
+        .collect();
+    estimate_all(&config, &offline, &saved_limits, &source)?;
+
+    let (client, emulator) = connect(&config.endpoint, config.request_timeout).await?;
+    let fetched = fetch_limits(&client).await;
+    let limits = fetched.clone().unwrap_or(saved_limits);
+    let mut jobs = jobs;
+    resolve_voices(&client, &mut jobs).await?;
+    let pairs: Vec<(&Job, &cache::Cache)> = jobs.iter().zip(&caches).collect();
+    let (plans, total) = estimate_all(&config, &pairs, &limits, &source)?;
     if total.requests > 0 {
         check_balance(&client, &total).await?;
     }
+    if let (Some(limits), Some(state)) = (&fetched, &first_state) {
+        remember_limits(state, limits);
+    }
+    let prepared: Vec<(Job, plan::Plan, cache::Cache)> = jobs
+        .into_iter()
+        .zip(plans)
+        .zip(caches)
+        .map(|((job, plan), cache)| (job, plan, cache))
+        .collect();
     let settings = Settings {
         concurrency: config.concurrency,
         rate: config.rate,
@@ -298,38 +305,182 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     results.into_iter().collect()
 }
 
-/// Per-request character limits from `GET /v1/models`, remembered in the state directory for
-/// runs that cannot reach it; the built-in table fills in the rest.
-async fn model_limits(client: &Client, state_dir: Option<&std::path::Path>) -> plan::Limits {
-    let saved = state_dir.map(|d| d.join("models.json"));
-    match client.get_json("/v1/models", &[]).await {
-        Ok(models) => {
-            let limits: plan::Limits = models
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| {
-                    let id = m["model_id"].as_str()?;
-                    let max = m["maximum_text_length_per_request"].as_u64()?;
-                    Some((id.to_string(), max as usize))
-                })
-                .collect();
-            if let Some(path) = &saved
-                && let Ok(json) = serde_json::to_vec_pretty(&limits)
-                && let Some(dir) = path.parent()
-                && std::fs::create_dir_all(dir).is_ok()
-            {
-                let _ = cache::write_atomic(dir, path, &json);
+/// Plans every job with `limits` and estimates what is left to render, refusing (exit 2) an
+/// `--only` whose other segments are not cached and a total above `--max-credits`.
+fn estimate_all(
+    config: &RenderConfig,
+    jobs: &[(&Job, &cache::Cache)],
+    limits: &plan::Limits,
+    source: &str,
+) -> anyhow::Result<(Vec<plan::Plan>, execute::Estimate)> {
+    let mut plans = Vec::with_capacity(jobs.len());
+    let mut total = execute::Estimate::default();
+    for (job, cache) in jobs {
+        let mut plan = plan::plan_with_limits(job, limits);
+        plan::mark_regenerate(&mut plan, job, &config.only);
+        let e = execute::estimate(job, &plan, Some(cache), source);
+        if !config.only.is_empty()
+            && let Some(si) = e.missing
+        {
+            return Err(cli::UsageError(format!(
+                "{}: segment {:?} is not in the cache; --only re-renders some segments of a rendered manifest, so render it in full first",
+                job.manifest.display(),
+                job.segments[si].id
+            ))
+            .into());
+        }
+        tracing::info!(
+            manifest = %job.manifest.display(),
+            requests = plan.requests.len(),
+            chains = plan.chains.len(),
+            cached = e.cached,
+            credits = e.credits,
+            "planned"
+        );
+        total.requests += e.requests;
+        total.cached += e.cached;
+        total.characters += e.characters;
+        total.credits += e.credits;
+        plans.push(plan);
+    }
+    if let Some(max) = config.max_credits
+        && total.credits > max
+    {
+        return Err(cli::UsageError(format!(
+            "this run needs about {} credits for {} uncached requests ({} characters), more than --max-credits {max}; nothing was sent",
+            total.credits, total.requests, total.characters
+        ))
+        .into());
+    }
+    Ok((plans, total))
+}
+
+/// Every file a job writes: its audio (one file, or one per chapter), both reports and the side
+/// files beside them.
+fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (path, _, _) in output_files(job, split) {
+        if split {
+            let [_, _, srt, vtt] = sidefiles::paths(&path);
+            out.extend([srt, vtt]);
+        }
+        out.push(path);
+    }
+    let (json, csv) = report::paths(&job.output);
+    out.extend([json, csv]);
+    out.extend(sidefiles::paths(&job.output));
+    out.push(job.output.with_extension("m3u8"));
+    out
+}
+
+/// Refuses, before anything is sent, an output (or a file written beside it) that is one of the
+/// inputs (a manifest, a `text_file`, a CSV, the key file) or another output of this
+/// invocation, and an output that cannot be written (a directory, a read-only place).
+fn check_outputs(jobs: &[Job], split: bool, key_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    let mut inputs: HashMap<files::Identity, PathBuf> = HashMap::new();
+    for path in jobs.iter().flat_map(|j| &j.inputs).map(PathBuf::as_path).chain(key_file) {
+        inputs.entry(files::identity(path)).or_insert_with(|| path.to_path_buf());
+    }
+    let mut outputs: HashMap<files::Identity, (PathBuf, &std::path::Path)> = HashMap::new();
+    for job in jobs {
+        for path in written_files(job, split) {
+            let id = files::identity(&path);
+            if let Some(input) = inputs.get(&id) {
+                return Err(cli::UsageError(format!(
+                    "{}: the output {} is the input {}; narrate never writes over its inputs (choose another output)",
+                    job.manifest.display(),
+                    path.display(),
+                    input.display()
+                ))
+                .into());
             }
-            limits
+            if let Some((other, manifest)) = outputs.get(&id)
+                && *manifest != job.manifest.as_path()
+            {
+                return Err(cli::UsageError(format!(
+                    "{}: the output {} is also written by {} (as {}); give each manifest its own output",
+                    job.manifest.display(),
+                    path.display(),
+                    manifest.display(),
+                    other.display()
+                ))
+                .into());
+            }
+            outputs.insert(id, (path, job.manifest.as_path()));
         }
+        for (path, _, _) in output_files(job, split) {
+            files::check_writable(&path).map_err(|why| {
+                cli::UsageError(format!("{}: output {why}", job.manifest.display()))
+            })?;
+        }
+        let (report, _) = report::paths(&job.output);
+        files::check_writable(&report)
+            .map_err(|why| cli::UsageError(format!("{}: report {why}", job.manifest.display())))?;
+    }
+    Ok(())
+}
+
+/// The smallest and largest per-request limit believed from the API: anything else is a
+/// damaged or hostile answer, and the built-in table is used instead.
+const PLAUSIBLE_LIMITS: std::ops::RangeInclusive<u64> = 50..=1_000_000;
+
+/// Keeps the plausible limits of `(model_id, limit)` pairs, warning about the others.
+fn plausible_limits(pairs: impl IntoIterator<Item = (String, u64)>, from: &str) -> plan::Limits {
+    pairs
+        .into_iter()
+        .filter_map(|(id, max)| {
+            if PLAUSIBLE_LIMITS.contains(&max) {
+                usize::try_from(max).ok().map(|m| (id, m))
+            } else {
+                tracing::warn!(
+                    "{from}: model {id:?} has a per-request limit of {max} characters, which cannot be right; using the built-in limit"
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+/// Per-request character limits from `GET /v1/models`, or `None` when it cannot be read.
+async fn fetch_limits(client: &Client) -> Option<plan::Limits> {
+    match client.get_json("/v1/models", &[]).await {
+        Ok(models) => Some(plausible_limits(
+            models.as_array().into_iter().flatten().filter_map(|m| {
+                let id = m["model_id"].as_str()?;
+                let max = m["maximum_text_length_per_request"].as_u64()?;
+                Some((id.to_string(), max))
+            }),
+            "GET /v1/models",
+        )),
         Err(e) => {
-            let remembered = saved
-                .and_then(|p| std::fs::read(p).ok())
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            tracing::info!(error = %e, remembered = remembered.is_some(), "GET /v1/models failed; using known limits");
-            remembered.unwrap_or_default()
+            tracing::info!(error = %e, "GET /v1/models failed; using the remembered or built-in limits");
+            None
         }
+    }
+}
+
+/// The limits remembered in `state/models.json` by an earlier run (empty when none).
+fn remembered_limits(state: &std::path::Path) -> plan::Limits {
+    let path = state.join("models.json");
+    let Ok(bytes) = files::read_bytes(&path, files::MAX_STATE_JSON_BYTES) else {
+        return plan::Limits::new();
+    };
+    match serde_json::from_slice::<std::collections::HashMap<String, u64>>(&bytes) {
+        Ok(saved) => plausible_limits(saved, &path.display().to_string()),
+        Err(e) => {
+            tracing::warn!("{}: unreadable ({e}); using the built-in limits", path.display());
+            plan::Limits::new()
+        }
+    }
+}
+
+/// Remembers the API's limits for runs that cannot reach it.
+fn remember_limits(state: &std::path::Path, limits: &plan::Limits) {
+    if let Ok(json) = serde_json::to_vec_pretty(limits)
+        && std::fs::create_dir_all(state).is_ok()
+    {
+        let _ = files::write_atomic(&state.join("models.json"), &json);
     }
 }
 
@@ -353,22 +504,10 @@ async fn check_balance(client: &Client, total: &execute::Estimate) -> anyhow::Re
             }
             Ok(())
         }
-        Err(api::ApiError::Status {
-            status: 401,
-            code,
-            message,
-            ..
-        }) if matches!(
-            code.as_deref(),
-            Some("invalid_api_key" | "needs_authorization" | "unauthorized")
-        ) =>
-        {
-            Err(cli::UsageError(format!(
-                "the API refused the key ({}): {message}; nothing was sent",
-                code.unwrap_or_default()
-            ))
-            .into())
-        }
+        Err(e) if refused_key(&e) => Err(cli::UsageError(format!(
+            "the API refused the key ({e}); nothing was sent"
+        ))
+        .into()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the account balance; rendering without the check");
             Ok(())
@@ -376,23 +515,36 @@ async fn check_balance(client: &Client, total: &execute::Estimate) -> anyhow::Re
     }
 }
 
-/// On SIGINT or SIGTERM, stop sending and let requests in flight finish; a second signal
+/// Whether an answer says the key itself is refused (401 `invalid_api_key` and its kin).
+fn refused_key(e: &api::ApiError) -> bool {
+    matches!(e, api::ApiError::Status {
+            status: 401,
+            code,
+            ..
+        } if matches!(
+            code.as_deref(),
+            Some("invalid_api_key" | "needs_authorization" | "unauthorized")
+        ))
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, stop sending and let requests in flight finish; a second signal
 /// exits at once.
 async fn stop_on_signals(runner: Arc<Runner>) {
     async fn signal() {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
+            let (Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
             };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
         }
         #[cfg(not(unix))]
@@ -425,7 +577,8 @@ async fn render_job(
     let split = runner.settings.split_chapters;
     let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
     let mut request_spans = vec![(0, 0..0, audio::Edit::default()); plan.requests.len()];
-    if all_ok {
+    // An interrupted run never replaces the previous output, even when every request is done.
+    if all_ok && !runner.was_interrupted() {
         for (path, range, chapter) in output_files(&job, split) {
             let (pieces, index, chapters) = pieces(&job, &plan, &outcomes, range);
             let options = audio::Options {
@@ -448,7 +601,9 @@ async fn render_job(
                 trim_silence: job.trim_silence,
                 encode_mp3: runner.settings.gapless,
                 rf64_above_bytes: None,
+                cancel: Some(runner.cancel.clone()),
             };
+            tracing::info!(output = %path.display(), "assembling");
             match audio::assemble(&pieces, job.output_format, &path, &options) {
                 Ok(p) => {
                     for (r, i) in index {
@@ -463,7 +618,8 @@ async fn render_job(
             }
         }
     }
-    let timeline = (all_ok && assembly_error.is_none()).then(|| report::Timeline {
+    let assembled_all = all_ok && assembly_error.is_none() && !runner.was_interrupted();
+    let timeline = assembled_all.then(|| report::Timeline {
         files: assembled
             .iter()
             .map(|(path, p)| (path.as_path(), p))
@@ -484,11 +640,17 @@ async fn render_job(
     if runner.settings.audiobook {
         report::audiobook(&job, &mut rep);
     }
-    if let Some(e) = assembly_error {
+    let not_assembled = match assembly_error {
+        Some(e) => Some(format!("assembly failed: {e}")),
+        None if all_ok && runner.was_interrupted() => {
+            Some("interrupted before assembly; the previous output is left as it was".to_string())
+        }
+        None => None,
+    };
+    if let Some(why) = not_assembled {
         for s in &mut rep.segments {
             s.status = "failed";
-            s.error
-                .get_or_insert_with(|| format!("assembly failed: {e}"));
+            s.error.get_or_insert_with(|| why.clone());
         }
         rep.status = "failed";
     }
@@ -773,13 +935,24 @@ async fn plan_command(args: &cli::PlanArgs, env_key: Option<String>) -> anyhow::
     let mut balance = serde_json::Value::Null;
     if let Some(c) = &client {
         resolve_voices(c, &mut jobs).await?;
-        if let Ok(sub) = c.get_json("/v1/user/subscription", &[]).await {
-            let (limit, used) = (
-                sub["character_limit"].as_f64(),
-                sub["character_count"].as_f64(),
-            );
-            if let (Some(limit), Some(used)) = (limit, used) {
-                balance = serde_json::json!({"tier": sub["tier"], "remaining_credits": (limit - used).max(0.0)});
+        match c.get_json("/v1/user/subscription", &[]).await {
+            Ok(sub) => {
+                let (limit, used) = (
+                    sub["character_limit"].as_f64(),
+                    sub["character_count"].as_f64(),
+                );
+                if let (Some(limit), Some(used)) = (limit, used) {
+                    balance = serde_json::json!({"tier": sub["tier"], "remaining_credits": (limit - used).max(0.0)});
+                }
+            }
+            Err(e) if refused_key(&e) => {
+                if let Some(e) = emulator {
+                    e.stop().await;
+                }
+                return Err(cli::UsageError(format!("the API refused the key: {e}")).into());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the account balance; the plan has no balance line");
             }
         }
     }
@@ -828,11 +1001,7 @@ async fn plan_command(args: &cli::PlanArgs, env_key: Option<String>) -> anyhow::
 /// The plan of one job as JSON: chains, and for each request its size, cache state and context.
 fn plan_json(job: &Job, state: PathBuf, source: &str) -> serde_json::Value {
     use serde_json::json;
-    let limits: plan::Limits = std::fs::read(state.join("models.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let plan = plan::plan_with_limits(job, &limits);
+    let plan = plan::plan_with_limits(job, &remembered_limits(&state));
     let cache = cache::Cache::open(&state.join("cache")).ok();
     let estimate = execute::estimate(job, &plan, cache.as_ref(), source);
     let format = job.output_format.to_string();
@@ -1061,6 +1230,33 @@ async fn models_command(args: &cli::ModelsArgs, env_key: Option<String>) -> anyh
 
 async fn emulate_command(args: &cli::EmulateArgs) -> anyhow::Result<u8> {
     let tier = args.tier.parse().map_err(|e: String| cli::UsageError(e))?;
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(cli::UsageError(format!(
+            "--fault-rate {}: a probability, between 0 and 1",
+            args.fault_rate
+        ))
+        .into());
+    }
+    if !(args.latency_per_char_ms.is_finite() && (0.0..=10_000.0).contains(&args.latency_per_char_ms))
+    {
+        return Err(cli::UsageError(format!(
+            "--latency-per-char-ms {}: expected milliseconds between 0 and 10000",
+            args.latency_per_char_ms
+        ))
+        .into());
+    }
+    let header_timeout = std::time::Duration::try_from_secs_f64(args.header_timeout)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
+        .ok_or_else(|| {
+            cli::UsageError(format!(
+                "--header-timeout {}: expected seconds between 0 and 3600",
+                args.header_timeout
+            ))
+        })?;
+    if args.max_connections == 0 {
+        return Err(cli::UsageError("--max-connections must be at least 1".into()).into());
+    }
     let config = emulator::Config {
         api_key: args.api_key.clone(),
         tier,
@@ -1078,12 +1274,14 @@ async fn emulate_command(args: &cli::EmulateArgs) -> anyhow::Result<u8> {
                 .collect::<Result<_, String>>()
                 .map_err(cli::UsageError)?,
         },
+        max_connections: args.max_connections,
+        header_timeout,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| cli::UsageError(format!("--listen {}: {e}", args.listen)))?;
     let addr = listener.local_addr()?;
-    let state = emulator::Emulator::new(config)?;
+    let state = emulator::Emulator::new(config).map_err(|e| cli::UsageError(e.to_string()))?;
     println!("narrate emulator listening on http://{addr}");
     eprintln!(
         "point narrate at it with --base-url http://{addr} (any non-empty key); Ctrl-C stops it"

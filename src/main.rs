@@ -37,9 +37,13 @@ fn main() -> ExitCode {
         (false, 1) => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
+    // Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
+        .with_ansi(colour)
         .with_target(false);
     match format {
         LogFormat::Text => logs.init(),

@@ -131,12 +131,45 @@ pub struct Job {
     /// Trim each response's leading and trailing silence, so pauses are the manifest's.
     pub trim_silence: bool,
     pub segments: Vec<Segment>,
+    /// Every file this job was read from (the manifest, its CSV, its `text_file`s): no output
+    /// may be one of them.
+    pub inputs: Vec<PathBuf>,
 }
 
 /// The default of `max_request_chars`.
 pub const DEFAULT_MAX_REQUEST_CHARS: usize = 2_500;
 const DEFAULT_PAUSE_MS: u64 = 400;
 const DEFAULT_CHAPTER_PAUSE_MS: u64 = 2_000;
+/// The longest pause, lead-in or tail: ten minutes. A larger number is a typo (seconds written
+/// as milliseconds, or worse) and would write silence until the disk is full.
+pub const MAX_PAUSE_MS: u64 = 600_000;
+/// The longest voice id: real ones are 20 characters.
+const MAX_VOICE_ID_LEN: usize = 64;
+
+/// Reads a manifest input (the manifest, a CSV, a `text_file`): a regular UTF-8 file of at
+/// most [`crate::files::MAX_INPUT_BYTES`].
+fn read_input(path: &Path) -> Result<String, String> {
+    crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Whether `text` has nothing to say once control characters are removed.
+fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The YAML reader's options: unknown tags (`!include`, `!env`) are refused rather than read
+/// as their plain text, and the node budget fits 100,000 segments (the 64 MB input cap bounds
+/// the work).
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = 20_000_000;
+    budget.max_nodes = 10_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.reject_unsupported_tags = true;
+    options
+}
 
 /// Segment fields, as written in YAML (also the shape of `defaults`).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -229,8 +262,9 @@ pub fn load(
     output_override: Option<&Path>,
 ) -> Result<Job, ManifestError> {
     let ctx = Ctx { file: path };
-    let source = std::fs::read_to_string(path)
+    let source = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
         .map_err(|e| ctx.err(None, None, format!("cannot read manifest: {e}")))?;
+    let mut inputs = vec![path.to_path_buf()];
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let is_csv = path
         .extension()
@@ -240,7 +274,8 @@ pub fn load(
         (read_csv(&ctx, &source)?, RawSegment::default(), None)
     } else {
         let raw: RawManifest =
-            serde_saphyr::from_str(&source).map_err(|e| yaml_error(&ctx, &source, &e))?;
+            serde_saphyr::from_str_with_options(&source, yaml_options())
+                .map_err(|e| yaml_error(&ctx, &source, &e))?;
         let defaults = match raw.defaults {
             Some(d) => {
                 let line = d.referenced.line();
@@ -276,13 +311,9 @@ pub fn load(
                 .collect::<Vec<_>>(),
             (None, Some(csv_path)) => {
                 let csv_file = base.join(csv_path);
-                let csv_source = std::fs::read_to_string(&csv_file).map_err(|e| {
-                    ctx.err(
-                        None,
-                        Some("segments_csv".into()),
-                        format!("cannot read {}: {e}", csv_file.display()),
-                    )
-                })?;
+                let csv_source = read_input(&csv_file)
+                    .map_err(|e| ctx.err(None, Some("segments_csv".into()), e))?;
+                inputs.push(csv_file.clone());
                 let csv_ctx = Ctx { file: &csv_file };
                 read_csv(&csv_ctx, &csv_source)?
             }
@@ -352,15 +383,19 @@ pub fn load(
             (Some(t), None) => t.clone(),
             (None, Some(file)) => {
                 let full = base.join(file);
-                std::fs::read_to_string(&full)
-                    .map_err(|e| seg("text_file", format!("cannot read {}: {e}", full.display())))?
+                let text = read_input(&full).map_err(|e| seg("text_file", e))?;
+                inputs.push(full);
+                text
             }
             (None, None) => {
                 return Err(seg("text", "a segment needs `text` or `text_file`".into()));
             }
         };
-        if text.trim().is_empty() {
-            return Err(seg("text", "the text is empty".into()));
+        if is_blank(&text) {
+            return Err(seg(
+                "text",
+                "the text is empty (or only control characters)".into(),
+            ));
         }
 
         if raw.voice_id.is_some() && raw.voice.is_some() {
@@ -393,11 +428,15 @@ pub fn load(
         }
         let voice_id = voice_id.unwrap_or_default();
         if voice_name.is_none()
-            && (voice_id.trim().is_empty() || voice_id.contains(['/', '?', '#']))
+            && (voice_id.is_empty()
+                || voice_id.len() > MAX_VOICE_ID_LEN
+                || !voice_id.chars().all(|c| c.is_ascii_alphanumeric()))
         {
             return Err(seg(
                 "voice_id",
-                format!("{voice_id:?} is not a valid voice id"),
+                format!(
+                    "{voice_id:?} is not a voice id (letters and digits, as `narrate voices` lists them)"
+                ),
             ));
         }
         let model_id = raw
@@ -464,11 +503,11 @@ pub fn load(
             .clone()
             .or_else(|| defaults.language_code.clone());
         if let Some(code) = &language_code
-            && !(2..=3).contains(&code.len())
+            && !(code.len() == 2 && code.chars().all(|c| c.is_ascii_lowercase()))
         {
             return Err(seg(
                 "language_code",
-                format!("{code:?} is not an ISO 639-1 code"),
+                format!("{code:?} is not an ISO 639-1 code (two lowercase letters, such as en)"),
             ));
         }
         let locators = raw
@@ -511,6 +550,23 @@ pub fn load(
             ));
         }
 
+        let pause_after_ms = raw
+            .pause_after_ms
+            .or(defaults.pause_after_ms)
+            .unwrap_or(DEFAULT_PAUSE_MS);
+        let chapter_pause_ms = raw
+            .chapter_pause_ms
+            .or(defaults.chapter_pause_ms)
+            .unwrap_or(DEFAULT_CHAPTER_PAUSE_MS);
+        for (name, ms) in [
+            ("pause_after_ms", pause_after_ms),
+            ("chapter_pause_ms", chapter_pause_ms),
+        ] {
+            if ms > MAX_PAUSE_MS {
+                return Err(seg(name, pause_message(ms)));
+            }
+        }
+
         segments.push(Segment {
             voice_name,
             id: id.clone(),
@@ -528,21 +584,24 @@ pub fn load(
                 .or(defaults.enable_logging)
                 .unwrap_or(true),
             max_request_chars,
-            pause_after_ms: raw
-                .pause_after_ms
-                .or(defaults.pause_after_ms)
-                .unwrap_or(DEFAULT_PAUSE_MS),
-            chapter_pause_ms: raw
-                .chapter_pause_ms
-                .or(defaults.chapter_pause_ms)
-                .unwrap_or(DEFAULT_CHAPTER_PAUSE_MS),
+            pause_after_ms,
+            chapter_pause_ms,
             line,
         });
     }
 
-    let (format_name, _, _) = output_format.expect("at least one segment");
-    let output_format: OutputFormat = format_name.parse().expect("validated above");
+    let Some(output_format) = output_format.and_then(|(name, _, _)| name.parse().ok()) else {
+        return Err(ctx.err(None, Some("segments".into()), "the manifest has no segments"));
+    };
+    let output_format: OutputFormat = output_format;
     let header = header.unwrap_or_default();
+    for (name, ms) in [("lead_in_ms", header.lead_in_ms), ("tail_ms", header.tail_ms)] {
+        if let Some(ms) = ms
+            && ms > MAX_PAUSE_MS
+        {
+            return Err(ctx.err(None, Some(name.into()), pause_message(ms)));
+        }
+    }
     let output = match (output_override, &header.output) {
         (Some(o), _) => o.to_path_buf(),
         (None, Some(o)) => normalize(&base.join(o)),
@@ -594,7 +653,14 @@ pub fn load(
         tail_ms: header.tail_ms.unwrap_or(0),
         trim_silence: header.trim_silence.unwrap_or(false),
         segments,
+        inputs,
     })
+}
+
+fn pause_message(ms: u64) -> String {
+    format!(
+        "{ms} ms is more than the longest pause narrate writes ({MAX_PAUSE_MS} ms, ten minutes)"
+    )
 }
 
 /// Removes `.` and `name/..` components without touching the file system, so messages and
@@ -729,7 +795,15 @@ fn read_csv(ctx: &Ctx<'_>, source: &str) -> Result<Vec<(u64, RawSegment)>, Manif
         .headers()
         .map_err(|e| ctx.err(Some(1), None, format!("malformed CSV header: {e}")))?
         .clone();
+    let mut seen = HashSet::new();
     for h in headers.iter() {
+        if !seen.insert(h) {
+            return Err(ctx.err(
+                Some(1),
+                Some(h.to_string()),
+                "duplicate column: each column may appear once",
+            ));
+        }
         if !CSV_COLUMNS.contains(&h) {
             return Err(ctx.err(
                 Some(1),

@@ -68,6 +68,14 @@ impl Progress {
         self.redraw();
     }
 
+    /// Credits charged for an attempt whose audio did not arrive whole.
+    pub fn charged(&self, credits: f64) {
+        if let Ok(mut c) = self.credits.lock() {
+            *c += credits;
+        }
+        self.redraw();
+    }
+
     /// An attempt failed and will be retried.
     pub fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);

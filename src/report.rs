@@ -167,11 +167,13 @@ pub fn build(
         for &r in &plan.segment_requests[si] {
             let o = &outcomes[r];
             let characters = plan.requests[r].text.chars().count();
+            // What this run was charged: the delivered answer's cost, plus every attempt that
+            // was generated and billed but arrived cut or spoiled.
             let credits = if o.cached {
                 0.0
             } else {
                 o.meta.as_ref().and_then(|m| m.credits).unwrap_or(0.0)
-            };
+            } + o.charged_undelivered;
             totals.attempts += o.attempts;
             totals.retries += o.attempts.saturating_sub(1);
             totals.cache_hits += usize::from(o.cached);
@@ -484,9 +486,9 @@ pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let json = serde_json::to_vec_pretty(report)?;
-    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
-    let mut w = csv::Writer::from_path(&csv_path)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
+    crate::files::write_atomic(&json_path, &json)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "id",
         "chapter",
@@ -526,7 +528,9 @@ pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf
             s.error.as_deref().unwrap_or(""),
         ])?;
     }
-    w.flush()?;
+    let csv = w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    crate::files::write_atomic(&csv_path, &csv)
+        .with_context(|| format!("writing {}", csv_path.display()))?;
     Ok((json_path, csv_path))
 }
 

@@ -181,8 +181,8 @@ pub fn write(
         let path = Path::new(&output.path);
         let [_, _, srt_path, vtt_path] = paths(path);
         let (srt, vtt) = captions(plan, report, alignments, Some(&output.path));
-        std::fs::write(&srt_path, srt)?;
-        std::fs::write(&vtt_path, vtt)?;
+        crate::files::write_atomic(&srt_path, srt.as_bytes())?;
+        crate::files::write_atomic(&vtt_path, vtt.as_bytes())?;
         written.push(srt_path);
         written.push(vtt_path);
         let title = report
@@ -206,7 +206,7 @@ pub fn write(
             quote(title)
         );
     }
-    std::fs::write(&cue_path, cue)?;
+    crate::files::write_atomic(&cue_path, cue.as_bytes())?;
     written.push(cue_path);
     let playlist_path = job.output.with_extension("m3u8");
     let mut m3u = String::from("#EXTM3U\n");
@@ -214,7 +214,7 @@ pub fn write(
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let _ = writeln!(m3u, "#EXTINF:{},{title}\n{name}", seconds.round() as u64);
     }
-    std::fs::write(&playlist_path, m3u)?;
+    crate::files::write_atomic(&playlist_path, m3u.as_bytes())?;
     written.push(playlist_path);
     Ok(written)
 }
@@ -274,7 +274,7 @@ fn write_whole(
                 ffmetadata_escape(&c.title)
             );
         }
-        std::fs::write(&chapters_path, meta)?;
+        crate::files::write_atomic(&chapters_path, meta.as_bytes())?;
         written.push(chapters_path);
 
         let mut cue = cue_head(job);
@@ -289,13 +289,13 @@ fn write_whole(
                 cue_time(c.start)
             );
         }
-        std::fs::write(&cue_path, cue)?;
+        crate::files::write_atomic(&cue_path, cue.as_bytes())?;
         written.push(cue_path);
     }
 
     let (srt, vtt) = captions(plan, report, alignments, None);
-    std::fs::write(&srt_path, srt)?;
-    std::fs::write(&vtt_path, vtt)?;
+    crate::files::write_atomic(&srt_path, srt.as_bytes())?;
+    crate::files::write_atomic(&vtt_path, vtt.as_bytes())?;
     written.push(srt_path);
     written.push(vtt_path);
     Ok(written)

@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod continuity;
 mod emulator;
+mod hostile;
 mod manifest_errors;
 mod properties;
 mod publish;

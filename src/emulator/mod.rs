@@ -147,6 +147,11 @@ pub struct Config {
     /// JSON lines, one per request.
     pub request_log: Option<PathBuf>,
     pub faults: Faults,
+    /// Connections served at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted from when the
+    /// server starts waiting for them: a slow client, or an idle keep-alive one, is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for Config {
@@ -159,6 +164,8 @@ impl Default for Config {
             latency_per_char_ms: 0.0,
             request_log: None,
             faults: Faults::default(),
+            max_connections: 512,
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -193,7 +200,13 @@ impl Emulator {
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(path)?,
+                    .open(path)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("request log {}: {e}", path.display()),
+                        )
+                    })?,
             ),
             None => None,
         };
@@ -284,15 +297,59 @@ pub fn router(state: Arc<Emulator>) -> Router {
         .with_state(state)
 }
 
-/// Serves the emulator on `listener` until `shutdown` completes.
+/// Serves the emulator on `listener` until `shutdown` completes, as a server on a network must:
+/// at most `max_connections` at once (one more is closed when accepted), and a connection that
+/// does not send a request's headers within `header_timeout` (slow, or idle between requests)
+/// is closed. On shutdown, idle connections close at once and busy ones finish (at most 5 s).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<Emulator>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let header_timeout = state.config.header_timeout;
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_connections.max(1),
+    ));
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or a connection that died in the backlog: go on.
+                    tracing::warn!(error = %e, "emulator: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
 }
 
 /// An emulator running in this process on a loopback port.
@@ -567,6 +624,9 @@ fn validate(body: Option<&Value>, raw: &[u8], format: Option<&str>, stream: bool
                 None => errors.push(json!({"type": "float_type", "loc": loc, "msg": "Input should be a valid number", "input": v})),
                 Some(x) if matches!(name, "stability" | "similarity_boost") && x > 1.0 => errors.push(range_error(&loc, x, 1.0, true)),
                 Some(x) if matches!(name, "stability" | "similarity_boost") && x < 0.0 => errors.push(range_error(&loc, x, 0.0, false)),
+                // The documented range of speed; it also bounds the audio one request produces.
+                Some(x) if name == "speed" && x > 1.2 => errors.push(range_error(&loc, x, 1.2, true)),
+                Some(x) if name == "speed" && x < 0.7 => errors.push(range_error(&loc, x, 0.7, false)),
                 Some(_) => {}
             }
         }

@@ -1,0 +1,301 @@
+//! Every file narrate reads from the user and every file it writes goes through here.
+//!
+//! - Reads are bounded: an input must be a regular file (not a FIFO, a device or a directory)
+//!   no larger than a documented limit, so `text_file: /dev/zero` or a named pipe is an error
+//!   naming the file instead of gigabytes read or a hang.
+//! - Writes are atomic and link-safe: a temporary file in the destination's directory, synced,
+//!   then renamed over the destination. A rename replaces a symlink planted at the destination
+//!   instead of writing through it, and a reader never sees a partial file. New files take their
+//!   mode from the umask (the temporary file is created with 0666 before the umask).
+//! - File identity: the same file reached through symlinks, `..` or hard links is recognised,
+//!   so an output never overwrites an input.
+//!
+//! Not responsible for what is written (see `report`, `sidefiles`, `audio`, `cache`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The largest manifest, `text_file` or CSV narrate reads: a whole book is about 1 MB of text.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest API key file.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+/// The largest JSON file narrate reads back from its own state (cache metadata, models.json).
+pub const MAX_STATE_JSON_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why an input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file ({0}); narrate reads only regular files")]
+    NotRegular(&'static str),
+    #[error("{size} bytes is more than the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("not UTF-8 text")]
+    NotUtf8,
+}
+
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a regular file"
+}
+
+/// Reads a regular file of at most `limit` bytes. The type is checked before opening (so a
+/// FIFO is never opened, which would block) and again on the open handle.
+pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind(&meta)));
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge {
+            size: meta.len(),
+            limit,
+        });
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind(&meta)));
+    }
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            size: data.len() as u64,
+            limit,
+        });
+    }
+    Ok(data)
+}
+
+/// Reads a regular UTF-8 text file of at most `limit` bytes.
+pub fn read_text(path: &Path, limit: u64) -> Result<String, ReadError> {
+    String::from_utf8(read_bytes(path, limit)?).map_err(|_| ReadError::NotUtf8)
+}
+
+/// The directory a path's file lives in (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A temporary file beside `path`, named after it so that a later run can find and remove it
+/// if this process is killed: `.NAME.narrate-XXXXXX.part`. Created with mode 0666 less the
+/// umask, like any new file.
+pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.narrate-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".part");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Syncs and renames a finished temporary file over `path` (replacing a symlink there, never
+/// following it), then syncs the directory so the rename survives a crash.
+pub fn commit(temp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    if let Ok(dir) = std::fs::File::open(parent_dir(path)) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, synced and
+/// renamed into place. The directory must exist.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut temp = temp_beside(path)?;
+    temp.write_all(data)?;
+    commit(temp, path)
+}
+
+/// Removes the temporary files a killed run left beside `path` (see [`temp_beside`]).
+/// Returns how many were removed.
+pub fn remove_leftovers(path: &Path) -> usize {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return 0;
+    };
+    let prefix = format!(".{name}.narrate-");
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file
+            && file_name.starts_with(&prefix)
+            && file_name.ends_with(".part")
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// What identifies a file on disk, for telling whether two paths are the same file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// An existing file: device and inode (hard links and symlinks compare equal).
+    Inode(u64, u64),
+    /// A file that does not exist yet: its canonical directory and its name.
+    Path(PathBuf),
+}
+
+/// The identity of `path` after resolving symlinks and `..`: the file's own when it exists,
+/// otherwise its canonical directory joined with its name (or the path as given, when even the
+/// directory does not exist yet).
+pub fn identity(path: &Path) -> Identity {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        return Identity::Inode(meta.dev(), meta.ino());
+    }
+    if let Ok(full) = std::fs::canonicalize(path) {
+        return Identity::Path(full);
+    }
+    let dir = std::fs::canonicalize(parent_dir(path)).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(parent_dir(path)))
+            .unwrap_or_else(|_| parent_dir(path).to_path_buf())
+    });
+    Identity::Path(dir.join(path.file_name().unwrap_or_default()))
+}
+
+/// Checks, before anything is paid for, that `path` can be written: it is not a directory, its
+/// directory can be created, and a temporary file can be created there (and is removed again).
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    if path.as_os_str().is_empty() || path.file_name().is_none() {
+        return Err(format!("{} is not a file name", path.display()));
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_dir()
+    {
+        return Err(format!("{} is a directory", path.display()));
+    }
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    temp_beside(path)
+        .map(drop)
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+}
+
+/// Whether a key file can be read by other users (group or world bits), with its mode.
+pub fn readable_by_others(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o044 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_refuse_what_is_not_a_bounded_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            read_bytes(dir.path(), 10),
+            Err(ReadError::NotRegular("a directory"))
+        ));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 11]).unwrap();
+        assert!(matches!(
+            read_bytes(&big, 10),
+            Err(ReadError::TooLarge { size: 11, limit: 10 })
+        ));
+        assert_eq!(read_bytes(&big, 11).unwrap().len(), 11);
+        #[cfg(unix)]
+        assert!(matches!(
+            read_bytes(Path::new("/dev/zero"), 10),
+            Err(ReadError::NotRegular("a device"))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_replace_planted_links_and_follow_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let link = dir.path().join("report.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&link).unwrap(), "new");
+        // The test process's umask applies to 0666, as for any new file.
+        let mode = std::fs::metadata(&link).unwrap().permissions().mode() & 0o777;
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, "").unwrap();
+        let expected = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn identity_sees_through_links_and_dot_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("a.yaml");
+        std::fs::write(&real, "x").unwrap();
+        let link = dir.path().join("b.yaml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let dotted = dir.path().join("sub/../a.yaml");
+        assert_eq!(identity(&real), identity(&link));
+        assert_eq!(identity(&real), identity(&dotted));
+        let new = dir.path().join("sub/../new.wav");
+        assert_eq!(identity(&new), identity(&dir.path().join("new.wav")));
+        assert_ne!(identity(&new), identity(&real));
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_run_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("book.mp3");
+        let left = temp_beside(&out).unwrap().keep().unwrap().1;
+        let other = dir.path().join(".other.mp3.narrate-abc.part");
+        std::fs::write(&other, "").unwrap();
+        assert_eq!(remove_leftovers(&out), 1);
+        assert!(!left.exists());
+        assert!(other.exists());
+    }
+}
