@@ -252,6 +252,7 @@ fn scheduling(quick: bool) {
                 emulate: false,
                 base_url: emulator.base.clone(),
                 key: Some(narrate::api::ApiKey::new("bench")),
+                key_file: None,
             },
         };
         let job = narrate::manifest::load(&path, &Default::default(), None).unwrap();

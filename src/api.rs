@@ -110,7 +110,9 @@ pub enum ApiError {
     #[error("undecodable audio: {0}")]
     BadAudio(String),
     /// The body grew past what the request can produce: a server that never stops talking.
-    #[error("the response body passed {limit} bytes, more than this request can produce; the server is not behaving")]
+    #[error(
+        "the response body passed {limit} bytes, more than this request can produce; the server is not behaving"
+    )]
     TooLarge { limit: u64 },
 }
 

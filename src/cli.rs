@@ -355,7 +355,9 @@ pub fn checked_base_url(raw: &str) -> anyhow::Result<String> {
         return Err(bad("has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not carry credentials; the key goes in ELEVENLABS_API_KEY"));
+        return Err(bad(
+            "must not carry credentials; the key goes in ELEVENLABS_API_KEY",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or a fragment"));

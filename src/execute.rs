@@ -579,13 +579,15 @@ async fn render_once<'a>(
                 estimate,
             )
             .await
-            .and_then(|response| match check_audio(&response.audio, job.output_format) {
-                Ok(()) => Ok(response),
-                Err(error) => Err(crate::api::TtsFailure {
-                    error,
-                    charged: Some(response.character_cost.unwrap_or(estimate)),
-                }),
-            });
+            .and_then(
+                |response| match check_audio(&response.audio, job.output_format) {
+                    Ok(()) => Ok(response),
+                    Err(error) => Err(crate::api::TtsFailure {
+                        error,
+                        charged: Some(response.character_cost.unwrap_or(estimate)),
+                    }),
+                },
+            );
         let slot = if result.is_ok() {
             Some(slot)
         } else {

@@ -239,7 +239,10 @@ mod tests {
         std::fs::write(&big, vec![b'a'; 11]).unwrap();
         assert!(matches!(
             read_bytes(&big, 10),
-            Err(ReadError::TooLarge { size: 11, limit: 10 })
+            Err(ReadError::TooLarge {
+                size: 11,
+                limit: 10
+            })
         ));
         assert_eq!(read_bytes(&big, 11).unwrap().len(), 11);
         #[cfg(unix)]

@@ -30,6 +30,9 @@
 //!
 //! This file wires the stages together for each command.
 
+// Outside data never meets an unwrap: every failure is an error with a message.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod api;
 pub mod audio;
 pub mod cache;
@@ -238,7 +241,10 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         .first()
         .filter(|_| !config.no_cache)
         .map(|j| config.state_dir_for(&j.manifest));
-    let saved_limits = first_state.as_deref().map(remembered_limits).unwrap_or_default();
+    let saved_limits = first_state
+        .as_deref()
+        .map(remembered_limits)
+        .unwrap_or_default();
     // With the limits known offline, a budget or an --only that cannot be met is refused
     // before any request (voice names are resolved online, so their jobs wait for that).
     let offline: Vec<(&Job, &cache::Cache)> = jobs
@@ -246,7 +252,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         .zip(&caches)
         .filter(|(j, _)| !manifest::has_voice_names(j))
         .collect();
-    estimate_all(&config, &offline, &saved_limits, &source)?;
+    estimate_all(config, &offline, &saved_limits, &source)?;
 
     let (client, emulator) = connect(&config.endpoint, config.request_timeout).await?;
     let fetched = fetch_limits(&client).await;
@@ -254,7 +260,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     let mut jobs = jobs;
     resolve_voices(&client, &mut jobs).await?;
     let pairs: Vec<(&Job, &cache::Cache)> = jobs.iter().zip(&caches).collect();
-    let (plans, total) = estimate_all(&config, &pairs, &limits, &source)?;
+    let (plans, total) = estimate_all(config, &pairs, &limits, &source)?;
     if total.requests > 0 {
         check_balance(&client, &total).await?;
     }
@@ -376,11 +382,22 @@ fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
 /// Refuses, before anything is sent, an output (or a file written beside it) that is one of the
 /// inputs (a manifest, a `text_file`, a CSV, the key file) or another output of this
 /// invocation, and an output that cannot be written (a directory, a read-only place).
-fn check_outputs(jobs: &[Job], split: bool, key_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn check_outputs(
+    jobs: &[Job],
+    split: bool,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     use std::collections::HashMap;
     let mut inputs: HashMap<files::Identity, PathBuf> = HashMap::new();
-    for path in jobs.iter().flat_map(|j| &j.inputs).map(PathBuf::as_path).chain(key_file) {
-        inputs.entry(files::identity(path)).or_insert_with(|| path.to_path_buf());
+    for path in jobs
+        .iter()
+        .flat_map(|j| &j.inputs)
+        .map(PathBuf::as_path)
+        .chain(key_file)
+    {
+        inputs
+            .entry(files::identity(path))
+            .or_insert_with(|| path.to_path_buf());
     }
     let mut outputs: HashMap<files::Identity, (PathBuf, &std::path::Path)> = HashMap::new();
     for job in jobs {
@@ -469,7 +486,10 @@ fn remembered_limits(state: &std::path::Path) -> plan::Limits {
     match serde_json::from_slice::<std::collections::HashMap<String, u64>>(&bytes) {
         Ok(saved) => plausible_limits(saved, &path.display().to_string()),
         Err(e) => {
-            tracing::warn!("{}: unreadable ({e}); using the built-in limits", path.display());
+            tracing::warn!(
+                "{}: unreadable ({e}); using the built-in limits",
+                path.display()
+            );
             plan::Limits::new()
         }
     }
@@ -504,10 +524,9 @@ async fn check_balance(client: &Client, total: &execute::Estimate) -> anyhow::Re
             }
             Ok(())
         }
-        Err(e) if refused_key(&e) => Err(cli::UsageError(format!(
-            "the API refused the key ({e}); nothing was sent"
-        ))
-        .into()),
+        Err(e) if refused_key(&e) => {
+            Err(cli::UsageError(format!("the API refused the key ({e}); nothing was sent")).into())
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the account balance; rendering without the check");
             Ok(())
@@ -518,13 +537,13 @@ async fn check_balance(client: &Client, total: &execute::Estimate) -> anyhow::Re
 /// Whether an answer says the key itself is refused (401 `invalid_api_key` and its kin).
 fn refused_key(e: &api::ApiError) -> bool {
     matches!(e, api::ApiError::Status {
-            status: 401,
-            code,
-            ..
-        } if matches!(
-            code.as_deref(),
-            Some("invalid_api_key" | "needs_authorization" | "unauthorized")
-        ))
+        status: 401,
+        code,
+        ..
+    } if matches!(
+        code.as_deref(),
+        Some("invalid_api_key" | "needs_authorization" | "unauthorized")
+    ))
 }
 
 /// On SIGINT, SIGTERM or SIGHUP, stop sending and let requests in flight finish; a second signal
@@ -1237,7 +1256,8 @@ async fn emulate_command(args: &cli::EmulateArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    if !(args.latency_per_char_ms.is_finite() && (0.0..=10_000.0).contains(&args.latency_per_char_ms))
+    if !(args.latency_per_char_ms.is_finite()
+        && (0.0..=10_000.0).contains(&args.latency_per_char_ms))
     {
         return Err(cli::UsageError(format!(
             "--latency-per-char-ms {}: expected milliseconds between 0 and 10000",

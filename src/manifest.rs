@@ -273,9 +273,8 @@ pub fn load(
     let (raw_segments, defaults, header) = if is_csv {
         (read_csv(&ctx, &source)?, RawSegment::default(), None)
     } else {
-        let raw: RawManifest =
-            serde_saphyr::from_str_with_options(&source, yaml_options())
-                .map_err(|e| yaml_error(&ctx, &source, &e))?;
+        let raw: RawManifest = serde_saphyr::from_str_with_options(&source, yaml_options())
+            .map_err(|e| yaml_error(&ctx, &source, &e))?;
         let defaults = match raw.defaults {
             Some(d) => {
                 let line = d.referenced.line();
@@ -591,11 +590,18 @@ pub fn load(
     }
 
     let Some(output_format) = output_format.and_then(|(name, _, _)| name.parse().ok()) else {
-        return Err(ctx.err(None, Some("segments".into()), "the manifest has no segments"));
+        return Err(ctx.err(
+            None,
+            Some("segments".into()),
+            "the manifest has no segments",
+        ));
     };
     let output_format: OutputFormat = output_format;
     let header = header.unwrap_or_default();
-    for (name, ms) in [("lead_in_ms", header.lead_in_ms), ("tail_ms", header.tail_ms)] {
+    for (name, ms) in [
+        ("lead_in_ms", header.lead_in_ms),
+        ("tail_ms", header.tail_ms),
+    ] {
         if let Some(ms) = ms
             && ms > MAX_PAUSE_MS
         {

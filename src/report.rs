@@ -528,7 +528,9 @@ pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf
             s.error.as_deref().unwrap_or(""),
         ])?;
     }
-    let csv = w.into_inner().map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    let csv = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
     crate::files::write_atomic(&csv_path, &csv)
         .with_context(|| format!("writing {}", csv_path.display()))?;
     Ok((json_path, csv_path))

@@ -253,14 +253,21 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
     let out = run_at(dir.path(), &base, &["book.cue"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("book.cue") && err.contains("is the input"), "{err}");
+    assert!(
+        err.contains("book.cue") && err.contains("is the input"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("book.cue")).unwrap(),
         manifest
     );
 
     // A text_file that the captions would overwrite.
-    write(dir.path(), "chapter.srt", "Alice was beginning to get very tired.");
+    write(
+        dir.path(),
+        "chapter.srt",
+        "Alice was beginning to get very tired.",
+    );
     write(
         dir.path(),
         "chapter.yaml",
@@ -274,8 +281,11 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
     #[cfg(unix)]
     {
         std::fs::create_dir_all(dir.path().join("out/sub")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("chapter.yaml"), dir.path().join("out/x.wav"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("chapter.yaml"),
+            dir.path().join("out/x.wav"),
+        )
+        .unwrap();
         let before = std::fs::read(dir.path().join("chapter.yaml")).unwrap();
         let out = run_at(
             dir.path(),
@@ -285,7 +295,10 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         .await;
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains("chapter.yaml"), "{}", stderr(&out));
-        assert_eq!(std::fs::read(dir.path().join("chapter.yaml")).unwrap(), before);
+        assert_eq!(
+            std::fs::read(dir.path().join("chapter.yaml")).unwrap(),
+            before
+        );
     }
 
     // The key file is an input too.
@@ -293,7 +306,13 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
     write(dir.path(), "out/book.vtt", "sk_key_in_a_file\n");
     let out = narrate(
         dir.path(),
-        &["book.yaml", "--base-url", &base, "--api-key-file", "out/book.vtt"],
+        &[
+            "book.yaml",
+            "--base-url",
+            &base,
+            "--api-key-file",
+            "out/book.vtt",
+        ],
         &[],
     )
     .await;
@@ -318,11 +337,7 @@ async fn two_manifests_with_one_output_are_refused_and_one_manifest_twice_render
     write(dir.path(), "other.yaml", &other);
     let out = run_at(dir.path(), &emu.base_url(), &["book.yaml", "other.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("also written by"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("also written by"), "{}", stderr(&out));
     assert_nothing_sent(dir.path());
 
     std::fs::create_dir(dir.path().join("sub")).unwrap();
@@ -333,7 +348,10 @@ async fn two_manifests_with_one_output_are_refused_and_one_manifest_twice_render
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().filter(|l| l.starts_with("ok")).count(), 1);
+    assert_eq!(
+        stdout(&out).lines().filter(|l| l.starts_with("ok")).count(),
+        1
+    );
     assert_eq!(tts_log(dir.path()).len(), 2, "each request sent once");
     emu.stop().await;
 }
@@ -369,7 +387,11 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
     tiny_book(dir.path(), "out/book.mp3");
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
     let victim = write(dir.path(), "victim.txt", "precious");
-    for name in ["out/book.report.json", "out/book.report.csv", "out/book.srt"] {
+    for name in [
+        "out/book.report.json",
+        "out/book.report.csv",
+        "out/book.srt",
+    ] {
         std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
     }
     // Leftovers of a killed run beside the output are removed.
@@ -377,11 +399,18 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
     let out = run_at(dir.path(), &emu.base_url(), &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-    for name in ["out/book.report.json", "out/book.report.csv", "out/book.srt"] {
+    for name in [
+        "out/book.report.json",
+        "out/book.report.csv",
+        "out/book.srt",
+    ] {
         let meta = std::fs::symlink_metadata(dir.path().join(name)).unwrap();
         assert!(meta.is_file(), "{name} is a regular file now");
     }
-    assert!(!leftover.exists(), "the killed run's temporary file is gone");
+    assert!(
+        !leftover.exists(),
+        "the killed run's temporary file is gone"
+    );
     let parts: Vec<_> = files_under(dir.path())
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".part"))
@@ -397,7 +426,12 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
     let out = run_at(&project, &emu.base_url(), &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
-    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none()
+    );
     emu.stop().await;
 }
 
@@ -591,14 +625,24 @@ async fn a_huge_retry_after_and_absurd_model_limits_do_not_crash_a_run() {
     let dir = tempfile::tempdir().unwrap();
     tiny_book(dir.path(), "out/book.mp3");
     let server = hostile(Behaviour::RetryAfter("1e20")).await;
-    let out = run_at(dir.path(), &server.base, &["book.yaml", "--max-retries", "0"]).await;
+    let out = run_at(
+        dir.path(),
+        &server.base,
+        &["book.yaml", "--max-retries", "0"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert!(stderr(&out).contains("system_busy"), "{}", stderr(&out));
 
     let models = r#"[{"model_id":"eleven_multilingual_v2","maximum_text_length_per_request":0},{"model_id":"eleven_v3","maximum_text_length_per_request":18446744073709551615}]"#;
     let server = hostile(Behaviour::Models(models.to_string())).await;
-    let out = run_at(dir.path(), &server.base, &["book.yaml", "--max-retries", "0"]).await;
+    let out = run_at(
+        dir.path(),
+        &server.base,
+        &["book.yaml", "--max-retries", "0"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
@@ -608,7 +652,11 @@ async fn a_huge_retry_after_and_absurd_model_limits_do_not_crash_a_run() {
     );
     // The requests still went out, split under the built-in limit.
     assert_eq!(
-        server.seen().iter().filter(|s| s.method == "POST").count(),
+        server
+            .seen()
+            .iter()
+            .filter(|s| s.method == "POST" && s.path.starts_with("/v1/text-to-speech/"))
+            .count(),
         2
     );
 }
@@ -624,7 +672,11 @@ async fn a_redirect_to_another_origin_is_not_followed_and_the_key_stays_home() {
     let server = hostile(Behaviour::RedirectTo(thief.base.clone())).await;
     let out = run_at(dir.path(), &server.base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(thief.seen().is_empty(), "the other host got {:?}", thief.seen());
+    assert!(
+        thief.seen().is_empty(),
+        "the other host got {:?}",
+        thief.seen()
+    );
     let report = read_json(&dir.path().join("out/book.report.json"));
     let error = report["segments"][0]["error"].as_str().unwrap();
     assert!(error.contains(&thief.base), "{error}");
@@ -632,12 +684,11 @@ async fn a_redirect_to_another_origin_is_not_followed_and_the_key_stays_home() {
     // Refused redirects are not retried: one attempt each.
     assert_eq!(report["totals"]["attempts"], 2);
     // The server itself did receive the key (it is the configured origin).
-    assert!(
-        server
-            .seen()
+    assert!(server.seen().iter().any(|s| {
+        s.headers
             .iter()
-            .any(|s| s.headers.iter().any(|(k, v)| k == "xi-api-key" && v == SECRET_KEY))
-    );
+            .any(|(k, v)| k == "xi-api-key" && v == SECRET_KEY)
+    }));
 }
 
 #[tokio::test]
@@ -655,7 +706,13 @@ async fn a_malformed_key_or_base_url_is_refused_before_anything_is_sent() {
         write(dir.path(), "key.txt", content);
         let out = narrate(
             dir.path(),
-            &["book.yaml", "--base-url", &base, "--api-key-file", "key.txt"],
+            &[
+                "book.yaml",
+                "--base-url",
+                &base,
+                "--api-key-file",
+                "key.txt",
+            ],
             &[],
         )
         .await;
@@ -670,7 +727,12 @@ async fn a_malformed_key_or_base_url_is_refused_before_anything_is_sent() {
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    for url in ["http://[::1", "ftp://example.com", "http://", "http://user:pw@host"] {
+    for url in [
+        "http://[::1",
+        "ftp://example.com",
+        "http://",
+        "http://user:pw@host",
+    ] {
         let started = std::time::Instant::now();
         let out = run_at(dir.path(), url, &["book.yaml"]).await;
         assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
@@ -700,22 +762,34 @@ async fn credits_of_cut_deliveries_are_in_the_report_and_the_budget() {
         faults: Faults {
             rate: 0.4,
             seed: 7,
-            kinds: vec![Fault::Truncated, Fault::Reset],
+            // Cut after the headers arrived: the client knows what it was charged. (A reset
+            // before any answer is charged too, but only the history can tell; see README.)
+            kinds: vec![Fault::Truncated],
         },
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let emu = emulator_in(dir.path(), faulty()).await;
     book(dir.path());
-    let out = run_at(dir.path(), &emu.base_url(), &["book.yaml", "--max-retries", "8"]).await;
+    let out = run_at(
+        dir.path(),
+        &emu.base_url(),
+        &["book.yaml", "--max-retries", "8"],
+    )
+    .await;
     let report = read_json(&dir.path().join("out/book.report.json"));
     let charged = emu.state.credits_used();
     let cut = tts_log(dir.path())
         .iter()
-        .filter(|e| matches!(e["fault"].as_str(), Some("truncated" | "reset")))
+        .filter(|e| e["fault"].as_str() == Some("truncated"))
         .count();
     assert!(cut > 0, "some deliveries were cut");
-    assert_eq!(report["totals"]["credits"].as_f64().unwrap(), charged, "{}", stderr(&out));
+    assert_eq!(
+        report["totals"]["credits"].as_f64().unwrap(),
+        charged,
+        "{}",
+        stderr(&out)
+    );
     let summed: f64 = report["segments"]
         .as_array()
         .unwrap()
@@ -755,7 +829,12 @@ async fn credits_of_cut_deliveries_are_in_the_report_and_the_budget() {
     .await;
     let charged = emu.state.credits_used();
     assert!(charged <= max, "charged {charged} > --max-credits {max}");
-    assert_eq!(out.status.code(), Some(1), "the budget stopped it: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the budget stopped it: {}",
+        stdout(&out)
+    );
     let report = read_json(&dir.path().join("out/book.report.json"));
     assert_eq!(report["totals"]["credits"].as_f64().unwrap(), charged);
     emu.stop().await;
@@ -800,7 +879,10 @@ async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
     }
     assert!(err.contains("SHA-256"), "{err}");
     assert_eq!(tts_log(dir.path()).len(), 4, "both rendered again");
-    assert_eq!(std::fs::read(dir.path().join("out/book.mp3")).unwrap(), clean);
+    assert_eq!(
+        std::fs::read(dir.path().join("out/book.mp3")).unwrap(),
+        clean
+    );
 
     // Metadata with impossible values is a miss too, never a panic.
     let meta_path = entries[0].with_extension("json");
@@ -832,7 +914,11 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     assert!(stderr(&out).contains("--max-credits"), "{}", stderr(&out));
     let out = run_at(dir.path(), &base, &["book.yaml", "--only", "a"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not in the cache"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not in the cache"),
+        "{}",
+        stderr(&out)
+    );
 
     // A held lock.
     std::fs::create_dir_all(dir.path().join(".narrate")).unwrap();
@@ -840,7 +926,11 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     lock.try_lock().unwrap();
     let out = run_at(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("another narrate run"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another narrate run"),
+        "{}",
+        stderr(&out)
+    );
     drop(lock);
 
     assert_nothing_sent(dir.path());
@@ -907,7 +997,10 @@ async fn a_manifest_of_100000_segments_loads() {
         "output: big.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n",
     );
     for i in 0..100_000 {
-        yaml.push_str(&format!("  - {{id: s{i}, chapter: C{}, text: Word {i}.}}\n", i / 1000));
+        yaml.push_str(&format!(
+            "  - {{id: s{i}, chapter: C{}, text: Word {i}.}}\n",
+            i / 1000
+        ));
     }
     write(dir.path(), "big.yaml", &yaml);
     let out = narrate(dir.path(), &["check", "big.yaml"], &[]).await;
@@ -1154,7 +1247,11 @@ async fn the_emulator_refuses_speeds_outside_the_documented_range() {
             serde_json::json!(["body", "voice_settings", "speed"])
         );
         assert_eq!(item["input"], speed);
-        let limit = if speed < 1.0 { &item["ctx"]["ge"] } else { &item["ctx"]["le"] };
+        let limit = if speed < 1.0 {
+            &item["ctx"]["ge"]
+        } else {
+            &item["ctx"]["le"]
+        };
         assert_eq!(*limit, bound);
     }
     emu.stop().await;
