@@ -264,7 +264,7 @@ fn scheduling(quick: bool) {
         let wall = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
         let report = &rendered[0].report;
-        assert_eq!(report.status, "ok", "{name}: the render failed");
+        assert_eq!(report.status.as_str(), "ok", "{name}: the render failed");
         let busy: f64 = report
             .segments
             .iter()

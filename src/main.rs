@@ -4,9 +4,41 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use narrate::cli::{Cli, Command, LogArgs, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// The log filter: `RUST_LOG` when set; otherwise warnings from everything, and with `-v`
+/// (`-vv`) narrate's own info (debug) events but not its dependencies'.
+fn filter(log: &LogArgs) -> EnvFilter {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        return filter;
+    }
+    let directives = match (log.quiet, log.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "warn,narrate=info",
+        _ => "warn,narrate=debug",
+    };
+    EnvFilter::new(directives)
+}
+
+fn init_logging(log: &LogArgs) {
+    // Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter(log))
+        .with_ansi(colour)
+        .with_target(false);
+    match log.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
 
 fn main() -> ExitCode {
-    let cli = match narrate::cli::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -17,38 +49,16 @@ fn main() -> ExitCode {
             });
         }
     };
-    use narrate::cli::{Command, LogFormat};
-    let (verbose, quiet, format) = match &cli.command {
-        Some(Command::Render(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
-        Some(Command::Plan(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
-        Some(Command::Check(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
-        Some(Command::Voices(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
-        Some(Command::Models(a)) => (a.api.verbose, a.api.quiet, a.api.log_format),
-        Some(Command::Emulate(a)) => (a.verbose, false, a.log_format),
-        None => (
-            cli.render.api.verbose,
-            cli.render.api.quiet,
-            cli.render.api.log_format,
-        ),
+    let log = match &cli.command {
+        Some(Command::Render(a)) => &a.api.log,
+        Some(Command::Plan(a)) => &a.api.log,
+        Some(Command::Check(a)) => &a.api.log,
+        Some(Command::Voices(a)) => &a.api.log,
+        Some(Command::Models(a)) => &a.api.log,
+        Some(Command::Emulate(a)) => &a.log,
+        None => &cli.render.api.log,
     };
-    let level = match (quiet, verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (false, 0) => tracing::Level::WARN,
-        (false, 1) => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
-    };
-    // Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(colour)
-        .with_target(false);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    init_logging(log);
     let env_key = std::env::var("ELEVENLABS_API_KEY").ok();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

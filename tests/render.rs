@@ -240,7 +240,7 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     let log = by_request_id(&tts_log(dir.path()));
 
     let output = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
-    let (frames, header) = narrate::audio::mp3_frames(&output).unwrap();
+    let (frames, header) = narrate::codec::mp3_frames(&output).unwrap();
     assert_eq!((header.sample_rate, header.samples), (44_100, 1152));
     let spf = 1152.0;
     let mut spans: Vec<(f64, f64)> = Vec::new();
@@ -248,12 +248,12 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
         for req in seg["requests"].as_array().unwrap() {
             let entry = &log[req["request_id"].as_str().unwrap()].1;
             let served = refetch(&emu.base_url(), entry).await;
-            let (served_frames, _) = narrate::audio::mp3_frames(&served).unwrap();
+            let (served_frames, _) = narrate::codec::mp3_frames(&served).unwrap();
             // Gapless decoding: with LAME's tag the encoder delay and padding are trimmed, and
             // the response decodes to exactly its speech, 15 characters a second.
             let chars = entry["body"]["text"].as_str().unwrap().chars().count();
             let pcm =
-                narrate::audio::decode(&served, "mp3_44100_128".parse::<OutputFormat>().unwrap())
+                narrate::codec::decode(&served, "mp3_44100_128".parse::<OutputFormat>().unwrap())
                     .unwrap();
             assert_eq!(
                 pcm.len(),
@@ -264,8 +264,8 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
             // The report gives where the speech is heard: LAME's delay plus the decoder's
             // after the first copied frame starts, up to the padding before the last ends.
             let (delay, padding) =
-                narrate::audio::gapless_info(&served[..served_frames[0].start]).unwrap();
-            let heard_from = narrate::audio::DECODER_DELAY as f64 + delay as f64;
+                narrate::codec::gapless_info(&served[..served_frames[0].start]).unwrap();
+            let heard_from = narrate::codec::DECODER_DELAY as f64 + delay as f64;
             let start = req["start_seconds"].as_f64().unwrap() * 44_100.0;
             let first = ((start - heard_from) / spf).round() as usize;
             assert!(
@@ -284,7 +284,7 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
             let end = req["end_seconds"].as_f64().unwrap() * 44_100.0;
             let frames_end = (first + served_frames.len()) as f64 * spf;
             assert!(
-                (end - (frames_end + narrate::audio::DECODER_DELAY as f64 - padding as f64)).abs()
+                (end - (frames_end + narrate::codec::DECODER_DELAY as f64 - padding as f64)).abs()
                     < 0.5
             );
             assert!(
@@ -323,10 +323,10 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     assert!((tail - 700.0).abs() <= 13.2, "tail {tail:.1} ms");
     // Every frame decodes, silences included.
     let decoded =
-        narrate::audio::decode(&output, "mp3_44100_128".parse::<OutputFormat>().unwrap()).unwrap();
+        narrate::codec::decode(&output, "mp3_44100_128".parse::<OutputFormat>().unwrap()).unwrap();
     // The output has an Info header but no LAME delay/padding: only the decoder delay is trimmed.
     assert_eq!(
-        decoded.len() + narrate::audio::DECODER_DELAY,
+        decoded.len() + narrate::codec::DECODER_DELAY,
         frames.len() * 1152
     );
     emu.stop().await;
@@ -348,12 +348,12 @@ async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
         for req in seg["requests"].as_array().unwrap() {
             let served =
                 refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
-            let pcm = narrate::audio::decode(&served, format).unwrap();
+            let pcm = narrate::codec::decode(&served, format).unwrap();
             // At 32 kbps a frame is too small for LAME's tag: without its delay and padding only
             // the decoder's own delay is trimmed.
-            let (frames, _) = narrate::audio::mp3_frames(&served).unwrap();
+            let (frames, _) = narrate::codec::mp3_frames(&served).unwrap();
             assert_eq!(
-                pcm.len() + narrate::audio::DECODER_DELAY,
+                pcm.len() + narrate::codec::DECODER_DELAY,
                 frames.len() * 576,
                 "{}",
                 seg["id"]
@@ -615,7 +615,7 @@ async fn the_readme_demo_runs_with_emulate_from_a_clean_copy() {
     assert_eq!(report["status"], "ok");
     assert_eq!(report["synthetic"], true);
     let mp3 = std::fs::read(dir.path().join("out/demo.mp3")).unwrap();
-    let (frames, _) = narrate::audio::mp3_frames(&mp3).unwrap();
+    let (frames, _) = narrate::codec::mp3_frames(&mp3).unwrap();
     let seconds = frames.len() as f64 * 1152.0 / 44_100.0;
     assert!((seconds - report["totals"]["audio_seconds"].as_f64().unwrap()).abs() < 1e-3);
     // Every example manifest renders.

@@ -444,7 +444,7 @@ async fn budgets_balance_and_the_state_lock() {
     assert!(tts_log(dir.path()).is_empty(), "nothing sent");
 
     // Another run holds the state directory: refused with a clear message.
-    let lock = narrate::cache::lock_state_dir(&dir.path().join(".narrate")).unwrap();
+    let lock = narrate::state::lock_state_dir(&dir.path().join(".narrate")).unwrap();
     let out = run(dir.path(), &base, &[]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(

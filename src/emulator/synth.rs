@@ -89,7 +89,7 @@ pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, String> 
         }
         // As LAME writes files: a first frame with the Info/LAME tag, which carries the encoder
         // delay and padding a decoder needs to give back exactly the samples encoded.
-        Codec::Mp3 { kbps } => crate::encode::mp3(samples, format.sample_rate, kbps),
+        Codec::Mp3 { kbps } => crate::codec::lame::mp3(samples, format.sample_rate, kbps),
         Codec::Opus { .. } => Err("opus is not supported".into()),
     }
 }
@@ -130,7 +130,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::{alaw_to_linear, ulaw_to_linear};
+    use crate::codec::g711::{alaw_to_linear, ulaw_to_linear};
 
     #[test]
     fn duration_follows_text_and_speed() {

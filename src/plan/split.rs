@@ -1,263 +1,19 @@
-//! Planning: each segment's text split into request-sized pieces, and the pieces grouped into
-//! continuity chains (one per chapter, voice and model, in manifest order).
+//! Splitting a text into request-sized pieces: at paragraph breaks, then sentence ends (not after
+//! abbreviations such as "Mr."), then clause punctuation, then whitespace, never inside a word
+//! that fits; pieces balanced in size, and joining them gives back the text.
 //!
-//! The plan is static: which request ids a request sends is only known while executing, so the
-//! plan records each request's place in its chain and its neighbours' texts, and
-//! [`context_for`] turns the chain's results so far into the context of the next request.
-//! Not responsible for sending anything (see `execute`).
-
-use std::time::{Duration, SystemTime};
-
-use crate::manifest::{Job, Segment};
-use crate::models;
-
-/// How long a request id stays usable for stitching: two hours less a safety margin.
-pub const STITCH_MAX_AGE: Duration = Duration::from_secs(2 * 3600 - 10 * 60);
-
-/// One text-to-speech request of the plan.
-#[derive(Clone, Debug)]
-pub struct PlannedRequest {
-    /// Index of the segment in the job.
-    pub segment: usize,
-    /// Index of this piece within its segment.
-    pub piece: usize,
-    pub text: String,
-    /// Index of the chain in [`Plan::chains`].
-    pub chain: usize,
-    /// Position within the chain.
-    pub pos: usize,
-    /// Whether request ids may be sent (false for `eleven_v3` and `enable_logging: false`).
-    pub stitchable: bool,
-}
-
-/// The requests of one chapter with one voice and model, in manifest order.
-#[derive(Clone, Debug)]
-pub struct Chain {
-    pub chapter: Option<String>,
-    pub voice_id: String,
-    pub model_id: String,
-    /// Indices into [`Plan::requests`].
-    pub requests: Vec<usize>,
-}
-
-impl Chain {
-    /// Whether requests must run in order: some request wants its predecessor's id.
-    pub fn sequential(&self, plan: &Plan) -> bool {
-        self.requests.iter().any(|&r| plan.requests[r].stitchable)
-    }
-}
-
-/// The requests of a job, in manifest order, and their chains.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub requests: Vec<PlannedRequest>,
-    pub chains: Vec<Chain>,
-    /// For each segment, the indices of its requests.
-    pub segment_requests: Vec<Vec<usize>>,
-    /// Requests to render again although cached (`--only`).
-    pub regenerate: Vec<bool>,
-}
-
-impl Plan {
-    /// Total characters that would be sent as `text`.
-    pub fn characters(&self) -> usize {
-        self.requests.iter().map(|r| r.text.chars().count()).sum()
-    }
-}
-
-/// Builds the plan of a job.
-pub fn plan(job: &Job) -> Plan {
-    let mut requests = Vec::new();
-    let mut chains: Vec<Chain> = Vec::new();
-    let mut segment_requests = Vec::with_capacity(job.segments.len());
-    for (si, segment) in job.segments.iter().enumerate() {
-        let chain = match chains.iter().position(|c| {
-            c.chapter == segment.chapter
-                && c.voice_id == segment.voice_id
-                && c.model_id == segment.model_id
-        }) {
-            Some(c) => c,
-            None => {
-                chains.push(Chain {
-                    chapter: segment.chapter.clone(),
-                    voice_id: segment.voice_id.clone(),
-                    model_id: segment.model_id.clone(),
-                    requests: Vec::new(),
-                });
-                chains.len() - 1
-            }
-        };
-        let mut mine = Vec::new();
-        for (piece, text) in split_text(&segment.text, request_limit(segment))
-            .into_iter()
-            .enumerate()
-        {
-            let index = requests.len();
-            requests.push(PlannedRequest {
-                segment: si,
-                piece,
-                text,
-                chain,
-                pos: chains[chain].requests.len(),
-                stitchable: stitchable(segment),
-            });
-            chains[chain].requests.push(index);
-            mine.push(index);
-        }
-        segment_requests.push(mine);
-    }
-    let regenerate = vec![false; requests.len()];
-    Plan {
-        requests,
-        chains,
-        segment_requests,
-        regenerate,
-    }
-}
-
-/// Per-request character limits by model id, from `GET /v1/models` when it was reachable;
-/// models missing here use the built-in table.
-pub type Limits = std::collections::HashMap<String, usize>;
-
-/// Builds the plan of a job with the API's model limits.
-pub fn plan_with_limits(job: &Job, limits: &Limits) -> Plan {
-    let mut limited = job.clone();
-    for segment in &mut limited.segments {
-        if let Some(&max) = limits.get(&segment.model_id) {
-            segment.max_request_chars = segment.max_request_chars.min(max);
-        }
-    }
-    plan(&limited)
-}
-
-/// Marks the requests of these segments for regeneration (`--only`).
-pub fn mark_regenerate(plan: &mut Plan, job: &Job, ids: &[String]) {
-    for (si, segment) in job.segments.iter().enumerate() {
-        if ids.contains(&segment.id) {
-            for &r in &plan.segment_requests[si] {
-                plan.regenerate[r] = true;
-            }
-        }
-    }
-}
-
-/// The most characters one request of this segment may carry.
-pub fn request_limit(segment: &Segment) -> usize {
-    let model = models::find(&segment.model_id).map_or(usize::MAX, |m| m.max_chars);
-    segment.max_request_chars.min(model)
-}
-
-fn stitchable(segment: &Segment) -> bool {
-    segment.enable_logging && models::find(&segment.model_id).is_some_and(|m| m.stitching)
-}
-
-/// What a finished request left for its successors.
-#[derive(Clone, Debug)]
-pub struct Done {
-    /// The `request-id` header, when the request succeeded.
-    pub request_id: Option<String>,
-    /// When the id was issued (ids older than [`STITCH_MAX_AGE`] are not sent).
-    pub issued: SystemTime,
-}
-
-/// The continuity fields of one request body.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Context {
-    pub previous_request_ids: Vec<String>,
-    pub previous_text: Option<String>,
-    pub next_text: Option<String>,
-    /// Sent when regenerating a request whose successors are cached (`--only`).
-    pub next_request_ids: Vec<String>,
-}
-
-/// The context of request `index`, given what the earlier requests of its chain left
-/// (`done[p]` for chain position `p`, `None` when not finished) and, when regenerating, what the
-/// cache holds for the requests after it (`ahead[p]`). `now` decides id freshness.
-pub fn context_for(
-    plan: &Plan,
-    index: usize,
-    done: &[Option<Done>],
-    ahead: &[Option<Done>],
-    now: SystemTime,
-) -> Context {
-    let request = &plan.requests[index];
-    let chain = &plan.chains[request.chain];
-    let pos = request.pos;
-    let text_at = |p: usize| plan.requests[chain.requests[p]].text.clone();
-    let usable_id = |p: usize, d: Option<&Done>| -> Option<String> {
-        match d {
-            Some(Done {
-                request_id: Some(id),
-                issued,
-            }) if plan.requests[chain.requests[p]].stitchable && fresh(*issued, now) => {
-                Some(id.clone())
-            }
-            _ => None,
-        }
-    };
-    let mut ids = Vec::new();
-    if request.stitchable {
-        for p in (pos.saturating_sub(3)..pos).rev() {
-            match usable_id(p, done.get(p).and_then(|d| d.as_ref())) {
-                Some(id) => ids.push(id),
-                None => break,
-            }
-        }
-        ids.reverse();
-    }
-    let mut next_ids = Vec::new();
-    let successor_cached =
-        pos + 1 < chain.requests.len() && !plan.regenerate[chain.requests[pos + 1]];
-    if request.stitchable && plan.regenerate[index] && successor_cached {
-        for p in pos + 1..(pos + 4).min(chain.requests.len()) {
-            if plan.regenerate[chain.requests[p]] {
-                break;
-            }
-            match usable_id(p, ahead.get(p).and_then(|d| d.as_ref())) {
-                Some(id) => next_ids.push(id),
-                None => break,
-            }
-        }
-    }
-    let previous_text = (ids.is_empty() && pos > 0).then(|| text_at(pos - 1));
-    let next_text =
-        (next_ids.is_empty() && pos + 1 < chain.requests.len()).then(|| text_at(pos + 1));
-    Context {
-        previous_request_ids: ids,
-        previous_text,
-        next_text,
-        next_request_ids: next_ids,
-    }
-}
-
-/// The context to use after the API refused a request's ids: texts instead.
-pub fn text_context(plan: &Plan, index: usize) -> Context {
-    let request = &plan.requests[index];
-    let chain = &plan.chains[request.chain];
-    let text_at = |p: usize| plan.requests[chain.requests[p]].text.clone();
-    Context {
-        previous_request_ids: Vec::new(),
-        previous_text: (request.pos > 0).then(|| text_at(request.pos - 1)),
-        next_text: (request.pos + 1 < chain.requests.len()).then(|| text_at(request.pos + 1)),
-        next_request_ids: Vec::new(),
-    }
-}
-
-fn fresh(issued: SystemTime, now: SystemTime) -> bool {
-    now.duration_since(issued)
-        .map_or(true, |age| age < STITCH_MAX_AGE)
-}
+//! Not responsible for chains or context (see `context`).
 
 /// Where a boundary between two pieces of text falls, from strongest to weakest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Boundary {
+pub(crate) enum Boundary {
     Paragraph,
     Sentence,
     Clause,
     Word,
 }
 
-const LEVELS: [Boundary; 4] = [
+pub(crate) const LEVELS: [Boundary; 4] = [
     Boundary::Paragraph,
     Boundary::Sentence,
     Boundary::Clause,
@@ -265,7 +21,7 @@ const LEVELS: [Boundary; 4] = [
 ];
 
 /// Words that end in a period without ending a sentence.
-const ABBREVIATIONS: &[&str] = &[
+pub(crate) const ABBREVIATIONS: &[&str] = &[
     "mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "e.g", "i.e", "u.s", "u.k",
     "no", "fig", "rev", "gen", "col", "capt", "lt", "sgt", "hon",
 ];
@@ -280,7 +36,7 @@ pub fn split_text(text: &str, limit: usize) -> Vec<String> {
     out
 }
 
-fn split_at_level(text: &str, limit: usize, level: usize, out: &mut Vec<String>) {
+pub(crate) fn split_at_level(text: &str, limit: usize, level: usize, out: &mut Vec<String>) {
     let text = text.trim();
     if text.is_empty() {
         return;
@@ -345,7 +101,7 @@ fn split_at_level(text: &str, limit: usize, level: usize, out: &mut Vec<String>)
 
 /// Packs consecutive units into groups of at most `cap` characters. A unit longer than `limit`
 /// becomes a group of its own, marked `true`, to be split at a finer level.
-fn pack(
+pub(crate) fn pack(
     units: &[std::ops::Range<usize>],
     cap: usize,
     limit: usize,
@@ -377,7 +133,7 @@ fn pack(
 }
 
 /// Byte offsets where a piece may start, for boundaries at least as strong as `kind`.
-fn cut_points(text: &str, kind: Boundary) -> Vec<usize> {
+pub(crate) fn cut_points(text: &str, kind: Boundary) -> Vec<usize> {
     let mut cuts = Vec::new();
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     // Inside a tag such as `<break time="1.5s"/>` nothing is a boundary.
@@ -438,7 +194,7 @@ fn cut_points(text: &str, kind: Boundary) -> Vec<usize> {
 }
 
 /// The kind of boundary at the end of `before` (the text up to a whitespace run).
-fn classify(before: &str, _run_start: usize) -> Boundary {
+pub(crate) fn classify(before: &str, _run_start: usize) -> Boundary {
     let trimmed = before.trim_end_matches(['"', '\'', '”', '’', ')', ']', '»']);
     let Some(last) = trimmed.chars().last() else {
         return Boundary::Word;

@@ -10,10 +10,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::report::Report;
 use crate::api::Alignment;
 use crate::manifest::Job;
 use crate::plan::Plan;
-use crate::report::Report;
 
 /// A chapter of the output: its title and where it starts and ends, in seconds.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,7 +51,7 @@ pub fn chapters(report: &Report) -> Vec<Chapter> {
         .collect()
 }
 
-fn clock(seconds: f64, separator: char) -> String {
+pub(crate) fn clock(seconds: f64, separator: char) -> String {
     let ms = (seconds.max(0.0) * 1000.0).round() as u64;
     format!(
         "{:02}:{:02}:{:02}{separator}{:03}",
@@ -63,7 +63,7 @@ fn clock(seconds: f64, separator: char) -> String {
 }
 
 /// `MM:SS:FF` with 75 frames a second, as CUE sheets count.
-fn cue_time(seconds: f64) -> String {
+pub(crate) fn cue_time(seconds: f64) -> String {
     let frames = (seconds.max(0.0) * 75.0).round() as u64;
     format!(
         "{:02}:{:02}:{:02}",
@@ -73,7 +73,7 @@ fn cue_time(seconds: f64) -> String {
     )
 }
 
-fn ffmetadata_escape(s: &str) -> String {
+pub(crate) fn ffmetadata_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '=' | ';' | '#' | '\\' | '\n') {
@@ -96,9 +96,9 @@ pub fn paths(output: &Path) -> [PathBuf; 4] {
 }
 
 /// The longest caption line, in characters.
-const CUE_CHARS: usize = 42;
+pub(crate) const CUE_CHARS: usize = 42;
 /// The longest caption, in seconds.
-const CUE_SECONDS: f64 = 6.0;
+pub(crate) const CUE_SECONDS: f64 = 6.0;
 
 /// Caption cues from character timings: words (runs of non-space characters) gathered into
 /// cues of at most 42 characters and 6 seconds, ending early after a sentence,
@@ -219,11 +219,11 @@ pub fn write(
     Ok(written)
 }
 
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     s.replace('"', "'")
 }
 
-fn cue_head(job: &Job) -> String {
+pub(crate) fn cue_head(job: &Job) -> String {
     let mut cue = String::new();
     if let Some(a) = &job.author {
         let _ = writeln!(cue, "PERFORMER \"{}\"", quote(a));
@@ -234,7 +234,7 @@ fn cue_head(job: &Job) -> String {
     cue
 }
 
-fn cue_kind(job: &Job, file: &str) -> &'static str {
+pub(crate) fn cue_kind(job: &Job, file: &str) -> &'static str {
     if job.output_format.is_mp3() && file.to_lowercase().ends_with(".mp3") {
         "MP3"
     } else {
@@ -244,7 +244,7 @@ fn cue_kind(job: &Job, file: &str) -> &'static str {
 
 /// The side files of one output file: chapters for ffmpeg and a CUE sheet (when the
 /// manifest has chapters), captions.
-fn write_whole(
+pub(crate) fn write_whole(
     job: &Job,
     plan: &Plan,
     report: &Report,
@@ -302,7 +302,7 @@ fn write_whole(
 }
 
 /// SRT and WebVTT captions of the segments in `file` (all of them when `None`).
-fn captions(
+pub(crate) fn captions(
     plan: &Plan,
     report: &Report,
     alignments: &[Option<PathBuf>],

@@ -3,7 +3,7 @@
 //!
 //! The stream starts with a placeholder frame that [`Mp3Encoder::finish`] fills with LAME's
 //! Info tag (frame count, encoder delay and padding), so decoders give back exactly the samples
-//! encoded. Not responsible for decoding (see `audio`).
+//! encoded. Not responsible for decoding (see `decode`).
 
 use std::num::NonZeroU32;
 
@@ -14,7 +14,7 @@ pub struct Mp3Encoder {
     encoder: Encoder,
 }
 
-fn bitrate(kbps: u32) -> Result<Bitrate, String> {
+pub(crate) fn bitrate(kbps: u32) -> Result<Bitrate, String> {
     Ok(match kbps {
         8 => Bitrate::Kbps8,
         16 => Bitrate::Kbps16,
@@ -89,7 +89,7 @@ pub fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, Stri
     let mut out = Vec::new();
     encoder.encode(samples, &mut out)?;
     let tag = encoder.finish(&mut out)?;
-    if let Some(first) = crate::audio::frame_header(&out)
+    if let Some(first) = super::mp3::frame_header(&out)
         && first.len == tag.len()
     {
         out[..tag.len()].copy_from_slice(&tag);

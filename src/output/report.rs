@@ -8,14 +8,32 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::audio::Placement;
+use super::audiobook::Audiobook;
+use crate::audio::{Assembly, Placement};
 use crate::execute::Outcome;
 use crate::manifest::Job;
 use crate::plan::Plan;
 
+/// Whether a run, or a segment, succeeded (`"ok"` / `"failed"` in the reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
-    pub status: &'static str,
+    pub status: Status,
     pub manifest: String,
     pub output: String,
     /// True when the audio came from the built-in emulator: synthetic, not speech.
@@ -29,7 +47,7 @@ pub struct Report {
     /// How the audio was assembled: `decode` (WAV), `copy` (MP3 frames copied) or `encode`
     /// (MP3 encoded once from the joined samples).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub assembly: Option<&'static str>,
+    pub assembly: Option<Assembly>,
     /// The chapter files written (with `--split chapters`), each with its own figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputReport>,
@@ -78,7 +96,7 @@ pub struct SegmentReport {
     pub voice_id: String,
     pub model_id: String,
     pub characters: usize,
-    pub status: &'static str,
+    pub status: Status,
     pub cached: bool,
     /// Rendered again with `--only`.
     pub regenerated: bool,
@@ -138,6 +156,136 @@ pub struct Timeline<'a> {
     pub split: bool,
 }
 
+impl Timeline<'_> {
+    /// Where request `r` starts and ends in its file, in seconds.
+    fn seconds(&self, r: usize) -> (f64, f64) {
+        let (file, span, _) = &self.request_spans[r];
+        let placement = self.files[*file].1;
+        (placement.seconds(span.start), placement.seconds(span.end))
+    }
+
+    /// What `trim_silence` cut from request `r`, in milliseconds at each end.
+    fn trimmed_ms(&self, r: usize) -> [f64; 2] {
+        let (file, _, edit) = self.request_spans[r];
+        let rate = self.files[file].1.sample_rate;
+        let ms = |n: u64| round(n as f64 * 1000.0 / f64::from(rate));
+        [ms(edit.head), ms(edit.tail)]
+    }
+}
+
+/// The report of request `r`: what it cost this run (the delivered answer's cost, plus every
+/// attempt that was generated and billed but arrived cut or spoiled), and the context it was
+/// rendered with (a cached request reports the context stored with it).
+pub(crate) fn request_report(
+    job: &Job,
+    plan: &Plan,
+    o: &Outcome,
+    r: usize,
+    timeline: Option<&Timeline<'_>>,
+) -> RequestReport {
+    let credits = if o.cached {
+        0.0
+    } else {
+        o.meta.as_ref().and_then(|m| m.credits).unwrap_or(0.0)
+    } + o.charged_undelivered;
+    let (previous_ids, next_ids, used_previous, used_next) = match (&o.meta, o.cached) {
+        (Some(m), true) => (
+            m.previous_request_ids.clone(),
+            m.next_request_ids.clone(),
+            m.used_previous_text,
+            m.used_next_text,
+        ),
+        _ => (
+            o.context.previous_request_ids.clone(),
+            o.context.next_request_ids.clone(),
+            o.context.previous_text.is_some(),
+            o.context.next_text.is_some(),
+        ),
+    };
+    let span = timeline.map(|t| t.seconds(r));
+    RequestReport {
+        request_id: o.meta.as_ref().and_then(|m| m.request_id.clone()),
+        characters: plan.requests[r].text.chars().count(),
+        attempts: o.attempts,
+        statuses: o.statuses.clone(),
+        latency_ms: o.latency_ms,
+        credits,
+        cached: o.cached,
+        regenerated: o.regenerated,
+        previous_request_ids: previous_ids,
+        next_request_ids: next_ids,
+        used_previous_text: used_previous,
+        used_next_text: used_next,
+        start_seconds: span.map(|s| round(s.0)),
+        end_seconds: span.map(|s| round(s.1)),
+        timestamps: o.alignment.is_some(),
+        trimmed_ms: timeline
+            .filter(|_| job.trim_silence)
+            .map(|t| t.trimmed_ms(r)),
+    }
+}
+
+/// The report of segment `si` from its requests' reports.
+pub(crate) fn segment_report(
+    job: &Job,
+    plan: &Plan,
+    si: usize,
+    requests: Vec<RequestReport>,
+    error: Option<String>,
+    timeline: Option<&Timeline<'_>>,
+) -> SegmentReport {
+    let segment = &job.segments[si];
+    SegmentReport {
+        id: segment.id.clone(),
+        chapter: segment.chapter.clone(),
+        voice_id: segment.voice_id.clone(),
+        model_id: segment.model_id.clone(),
+        characters: requests.iter().map(|r| r.characters).sum(),
+        status: if error.is_none() {
+            Status::Ok
+        } else {
+            Status::Failed
+        },
+        cached: requests.iter().all(|r| r.cached),
+        regenerated: requests.iter().any(|r| r.regenerated),
+        credits: requests.iter().map(|r| r.credits).sum(),
+        attempts: requests.iter().map(|r| r.attempts).sum(),
+        start_seconds: requests.first().and_then(|r| r.start_seconds),
+        end_seconds: requests.last().and_then(|r| r.end_seconds),
+        error: error.map(|e| format!("segment {}: {e}", segment.id)),
+        loudness: timeline.and_then(|t| {
+            t.files
+                .iter()
+                .filter_map(|(_, p)| p.loudness.as_ref())
+                .find_map(|m| m.segments.iter().find(|(s, _)| *s == si).map(|(_, l)| *l))
+        }),
+        file: timeline.filter(|t| t.split).and_then(|t| {
+            plan.segment_requests[si]
+                .first()
+                .map(|&r| t.files[t.request_spans[r].0].0.display().to_string())
+        }),
+        loudness_jump: false,
+        requests,
+    }
+}
+
+/// The chapter files of a split output, each with its own figures.
+pub(crate) fn output_reports(timeline: Option<&Timeline<'_>>) -> Vec<OutputReport> {
+    let Some(t) = timeline.filter(|t| t.split) else {
+        return Vec::new();
+    };
+    t.files
+        .iter()
+        .map(|(path, p)| OutputReport {
+            path: path.display().to_string(),
+            audio_seconds: round(p.seconds(p.total_samples)),
+            loudness: p.loudness.as_ref().map(|m| m.whole),
+            loudness_gain_db: p.loudness.as_ref().and_then(|m| m.gain_db),
+            audiobook: None,
+        })
+        .collect()
+}
+
 /// Builds the report of one manifest.
 pub fn build(
     job: &Job,
@@ -148,110 +296,29 @@ pub fn build(
     finished: SystemTime,
     synthetic: bool,
 ) -> Report {
-    let secs = |r: usize| {
-        timeline.map(|t| {
-            let (file, span, _) = &t.request_spans[r];
-            let placement = t.files[*file].1;
-            (placement.seconds(span.start), placement.seconds(span.end))
-        })
-    };
     let mut totals = Totals {
         segments: job.segments.len(),
         requests: plan.requests.len(),
         ..Totals::default()
     };
     let mut segments = Vec::with_capacity(job.segments.len());
-    for (si, segment) in job.segments.iter().enumerate() {
+    for si in 0..job.segments.len() {
         let mut requests = Vec::new();
         let mut error = None;
         for &r in &plan.segment_requests[si] {
             let o = &outcomes[r];
-            let characters = plan.requests[r].text.chars().count();
-            // What this run was charged: the delivered answer's cost, plus every attempt that
-            // was generated and billed but arrived cut or spoiled.
-            let credits = if o.cached {
-                0.0
-            } else {
-                o.meta.as_ref().and_then(|m| m.credits).unwrap_or(0.0)
-            } + o.charged_undelivered;
+            let report = request_report(job, plan, o, r, timeline);
             totals.attempts += o.attempts;
             totals.retries += o.attempts.saturating_sub(1);
             totals.cache_hits += usize::from(o.cached);
-            totals.characters += characters;
-            totals.credits += credits;
+            totals.characters += report.characters;
+            totals.credits += report.credits;
             if error.is_none() {
                 error = o.error.clone();
             }
-            let span = secs(r);
-            // A cached request reports the context it was rendered with.
-            let (previous_ids, next_ids, used_previous, used_next) = match (&o.meta, o.cached) {
-                (Some(m), true) => (
-                    m.previous_request_ids.clone(),
-                    m.next_request_ids.clone(),
-                    m.used_previous_text,
-                    m.used_next_text,
-                ),
-                _ => (
-                    o.context.previous_request_ids.clone(),
-                    o.context.next_request_ids.clone(),
-                    o.context.previous_text.is_some(),
-                    o.context.next_text.is_some(),
-                ),
-            };
-            requests.push(RequestReport {
-                request_id: o.meta.as_ref().and_then(|m| m.request_id.clone()),
-                characters,
-                attempts: o.attempts,
-                statuses: o.statuses.clone(),
-                latency_ms: o.latency_ms,
-                credits,
-                cached: o.cached,
-                regenerated: o.regenerated,
-                previous_request_ids: previous_ids,
-                next_request_ids: next_ids,
-                used_previous_text: used_previous,
-                used_next_text: used_next,
-                start_seconds: span.map(|s| round(s.0)),
-                end_seconds: span.map(|s| round(s.1)),
-                timestamps: o.alignment.is_some(),
-                trimmed_ms: timeline.filter(|_| job.trim_silence).map(|t| {
-                    let (file, _, edit) = t.request_spans[r];
-                    let rate = t.files[file].1.sample_rate;
-                    let ms = |n: u64| round(n as f64 * 1000.0 / f64::from(rate));
-                    [ms(edit.head), ms(edit.tail)]
-                }),
-            });
+            requests.push(report);
         }
-        let first = requests.first().and_then(|r| r.start_seconds);
-        let last = requests.last().and_then(|r| r.end_seconds);
-        segments.push(SegmentReport {
-            id: segment.id.clone(),
-            chapter: segment.chapter.clone(),
-            voice_id: segment.voice_id.clone(),
-            model_id: segment.model_id.clone(),
-            characters: requests.iter().map(|r| r.characters).sum(),
-            status: if error.is_none() { "ok" } else { "failed" },
-            cached: requests.iter().all(|r| r.cached),
-            regenerated: requests.iter().any(|r| r.regenerated),
-            credits: requests.iter().map(|r| r.credits).sum(),
-            attempts: requests.iter().map(|r| r.attempts).sum(),
-            start_seconds: first,
-            end_seconds: last,
-            error: error.map(|e| format!("segment {}: {e}", segment.id)),
-            loudness: timeline.and_then(|t| {
-                t.files
-                    .iter()
-                    .filter_map(|(_, p)| p.loudness.as_ref())
-                    .find_map(|m| m.segments.iter().find(|(s, _)| *s == si).map(|(_, l)| *l))
-            }),
-            file: timeline.filter(|t| t.split).and_then(|t| {
-                plan.segment_requests[si]
-                    .first()
-                    .map(|&r| t.files[t.request_spans[r].0].0.display().to_string())
-            }),
-            loudness_jump: false,
-            requests,
-        });
+        segments.push(segment_report(job, plan, si, requests, error, timeline));
     }
     totals.audio_seconds = timeline.map_or(0.0, |t| {
         round(
@@ -262,9 +329,9 @@ pub fn build(
         )
     });
     flag_loudness_jumps(&mut segments);
-    let ok = segments.iter().all(|s| s.status == "ok") && timeline.is_some();
+    let ok = segments.iter().all(|s| s.status == Status::Ok) && timeline.is_some();
     Report {
-        status: if ok { "ok" } else { "failed" },
+        status: if ok { Status::Ok } else { Status::Failed },
         manifest: job.manifest.display().to_string(),
         output: job.output.display().to_string(),
         synthetic,
@@ -280,21 +347,7 @@ pub fn build(
         assembly: timeline
             .and_then(|t| t.files.first())
             .map(|(_, p)| p.method),
-        outputs: timeline
-            .filter(|t| t.split)
-            .map(|t| {
-                t.files
-                    .iter()
-                    .map(|(path, p)| OutputReport {
-                        path: path.display().to_string(),
-                        audio_seconds: round(p.seconds(p.total_samples)),
-                        loudness: p.loudness.as_ref().map(|m| m.whole),
-                        loudness_gain_db: p.loudness.as_ref().and_then(|m| m.gain_db),
-                        audiobook: None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        outputs: output_reports(timeline),
         loudness: whole(timeline).map(|m| m.whole),
         loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),
         audiobook: None,
@@ -303,151 +356,16 @@ pub fn build(
 }
 
 /// The measurement of the whole output, when there is one file.
-fn whole<'a>(timeline: Option<&'a Timeline<'_>>) -> Option<&'a crate::audio::Measured> {
+pub(crate) fn whole<'a>(timeline: Option<&'a Timeline<'_>>) -> Option<&'a crate::audio::Measured> {
     match timeline?.files.as_slice() {
         [(_, p)] => p.loudness.as_ref(),
         _ => None,
     }
 }
 
-/// One audiobook requirement and whether the output meets it.
-#[derive(Debug, Serialize)]
-pub struct AudiobookCheck {
-    pub check: &'static str,
-    pub value: serde_json::Value,
-    pub want: &'static str,
-    pub pass: bool,
-}
-
-/// The audiobook checks of an output: pass only if every check passes.
-#[derive(Debug, Serialize)]
-pub struct Audiobook {
-    pub pass: bool,
-    pub checks: Vec<AudiobookCheck>,
-}
-
-/// Checks a rendered output against ACX-style audiobook requirements: RMS -23 to -18 dB, true
-/// peak at most -3 dB, noise floor at most -60 dB, 0.5-1 s of room tone at the head and 1-5 s
-/// at the tail, a 44.1 kHz constant-bitrate MP3 of at least 192 kbps, at most 120 minutes per
-/// file. A split output is checked file by file, each result in `outputs`; the whole passes
-/// when every file does.
-pub fn audiobook(job: &Job, report: &mut Report) {
-    if report.outputs.is_empty() {
-        let Some(loudness) = report.loudness else {
-            return;
-        };
-        report.audiobook = Some(audiobook_checks(
-            job,
-            &loudness,
-            report.totals.audio_seconds,
-        ));
-        return;
-    }
-    let mut pass = true;
-    for output in &mut report.outputs {
-        if let Some(loudness) = output.loudness {
-            let checks = audiobook_checks(job, &loudness, output.audio_seconds);
-            pass &= checks.pass;
-            output.audiobook = Some(checks);
-        }
-    }
-    report.audiobook = Some(Audiobook {
-        pass,
-        checks: Vec::new(),
-    });
-}
-
-/// One line on the audiobook checks: `audiobook: pass`, or which checks failed (and in which
-/// chapter file).
-pub fn audiobook_summary(report: &Report) -> Option<String> {
-    let whole = report.audiobook.as_ref()?;
-    if whole.pass {
-        return Some("audiobook: pass".into());
-    }
-    let failed = |a: &Audiobook| {
-        a.checks
-            .iter()
-            .filter(|c| !c.pass)
-            .map(|c| format!("{} {} (want {})", c.check, c.value, c.want))
-            .collect::<Vec<_>>()
-    };
-    let mut lines = failed(whole);
-    for o in &report.outputs {
-        if let Some(a) = &o.audiobook {
-            lines.extend(failed(a).into_iter().map(|f| format!("{}: {f}", o.path)));
-        }
-    }
-    Some(format!("audiobook: fail: {}", lines.join("; ")))
-}
-
-fn audiobook_checks(job: &Job, loudness: &crate::audio::Loudness, seconds: f64) -> Audiobook {
-    use serde_json::json;
-    let mp3 = job
-        .output
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
-    let (rate, kbps) = match job.output_format.codec {
-        crate::format::Codec::Mp3 { kbps } => (job.output_format.sample_rate, kbps),
-        _ => (job.output_format.sample_rate, 0),
-    };
-    let db = |v: f64| json!((v * 10.0).round() / 10.0);
-    let checks = vec![
-        AudiobookCheck {
-            check: "rms",
-            value: db(loudness.rms_db),
-            want: "-23 to -18 dB",
-            pass: (-23.0..=-18.0).contains(&loudness.rms_db),
-        },
-        AudiobookCheck {
-            check: "peak",
-            value: db(loudness.true_peak_dbtp),
-            want: "at most -3 dB",
-            pass: loudness.true_peak_dbtp <= -3.0,
-        },
-        AudiobookCheck {
-            check: "noise_floor",
-            value: db(loudness.noise_floor_db),
-            want: "at most -60 dB",
-            pass: loudness.noise_floor_db <= -60.0,
-        },
-        AudiobookCheck {
-            check: "head_room_tone",
-            value: json!(job.lead_in_ms as f64 / 1000.0),
-            want: "0.5 to 1 s (lead_in_ms)",
-            pass: (500..=1000).contains(&job.lead_in_ms),
-        },
-        AudiobookCheck {
-            check: "tail_room_tone",
-            value: json!(job.tail_ms as f64 / 1000.0),
-            want: "1 to 5 s (tail_ms)",
-            pass: (1000..=5000).contains(&job.tail_ms),
-        },
-        AudiobookCheck {
-            check: "format",
-            value: json!(format!(
-                "{}{}",
-                job.output_format,
-                if mp3 { " as .mp3" } else { " as .wav" }
-            )),
-            want: "constant-bitrate MP3, 44.1 kHz, at least 192 kbps",
-            pass: mp3 && rate == 44_100 && kbps >= 192,
-        },
-        AudiobookCheck {
-            check: "length",
-            value: json!(((seconds / 60.0) * 10.0).round() / 10.0),
-            want: "at most 120 minutes per file",
-            pass: seconds <= 120.0 * 60.0,
-        },
-    ];
-    Audiobook {
-        pass: checks.iter().all(|c| c.pass),
-        checks,
-    }
-}
-
 /// Flags segments whose integrated loudness strays from the mean of their nearest measured
 /// neighbours by more than [`LOUDNESS_JUMP_LU`].
-fn flag_loudness_jumps(segments: &mut [SegmentReport]) {
+pub(crate) fn flag_loudness_jumps(segments: &mut [SegmentReport]) {
     let values: Vec<Option<f64>> = segments
         .iter()
         .map(|s| s.loudness.and_then(|l| l.integrated_lufs))
@@ -464,7 +382,7 @@ fn flag_loudness_jumps(segments: &mut [SegmentReport]) {
     }
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 1_000_000.0).round() / 1_000_000.0
 }
 
@@ -515,7 +433,7 @@ pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf
         w.write_record([
             s.id.as_str(),
             s.chapter.as_deref().unwrap_or(""),
-            s.status,
+            s.status.as_str(),
             &s.characters.to_string(),
             &format!("{}", s.credits),
             &s.requests.len().to_string(),

@@ -1,17 +1,10 @@
-//! The command line: raw flags as clap parses them ([`Cli`]), resolved into a validated
-//! [`RenderConfig`] (environment, defaults and paths) before anything runs.
+//! The command line as clap parses it: one struct per command, the flags exactly as typed.
 //!
-//! Not responsible for doing the work (see `lib.rs`).
+//! Not responsible for what the flags mean together (see `config`).
 
-use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::api::ApiKey;
-use crate::execute::Concurrency;
-use crate::manifest::FlagDefaults;
 
 /// The default API.
 pub const DEFAULT_BASE_URL: &str = "https://api.elevenlabs.io";
@@ -59,6 +52,13 @@ pub struct ApiArgs {
     /// Use the built-in emulator on a loopback port: no key, no network, synthetic audio
     #[arg(long)]
     pub emulate: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How much narrate logs on stderr, and in which form; `RUST_LOG` overrides the level.
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
     /// More logging on stderr (-v info, -vv debug)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -250,231 +250,6 @@ pub struct EmulateArgs {
     /// Seconds a connection may take to send a request's headers (idle keep-alive included)
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub header_timeout: f64,
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Log lines as text or as JSON objects
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-}
-
-/// A usage or configuration problem: exit status 2, nothing sent.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-fn usage(message: impl Into<String>) -> anyhow::Error {
-    UsageError(message.into()).into()
-}
-
-/// Where requests go and with which key.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    pub emulate: bool,
-    pub base_url: String,
-    pub key: Option<ApiKey>,
-    /// `--api-key-file`, an input no output may overwrite.
-    pub key_file: Option<PathBuf>,
-}
-
-/// Resolves the key and base URL. `need_key` is false for commands that can run without one.
-pub fn endpoint(
-    api: &ApiArgs,
-    env_key: Option<String>,
-    need_key: bool,
-) -> anyhow::Result<Endpoint> {
-    if api.emulate {
-        return Ok(Endpoint {
-            emulate: true,
-            base_url: String::new(),
-            key: Some(ApiKey::new("emulator")),
-            key_file: None,
-        });
-    }
-    let key = match &api.api_key_file {
-        Some(path) => {
-            let origin = format!("--api-key-file {}", path.display());
-            let text = crate::files::read_text(path, crate::files::MAX_KEY_FILE_BYTES)
-                .map_err(|e| usage(format!("{origin}: {e}")))?;
-            if let Some(mode) = crate::files::readable_by_others(path) {
-                tracing::warn!(
-                    "{origin}: the key file has mode {mode:03o}, readable by other users; chmod 600 it"
-                );
-            }
-            Some(checked_key(&text, &origin, "the key file")?)
-        }
-        None => match env_key.filter(|k| !k.trim().is_empty()) {
-            Some(k) => Some(checked_key(&k, "ELEVENLABS_API_KEY", "the key")?),
-            None => None,
-        },
-    };
-    if key.is_none() && need_key {
-        return Err(usage(
-            "no API key: set ELEVENLABS_API_KEY or pass --api-key-file PATH (or try --emulate for the built-in emulator)",
-        ));
-    }
-    let base_url = checked_base_url(&api.base_url)?;
-    Ok(Endpoint {
-        emulate: false,
-        base_url,
-        key,
-        key_file: api.api_key_file.clone(),
-    })
-}
-
-/// An API key as given, checked without ever showing it: one line, no spaces or control
-/// characters inside (surrounding whitespace, such as the file's final newline, is dropped).
-fn checked_key(text: &str, origin: &str, what: &str) -> anyhow::Result<ApiKey> {
-    let key = text.trim();
-    if key.is_empty() {
-        return Err(usage(format!("{origin}: {what} is empty")));
-    }
-    let lines = key.lines().count();
-    if lines > 1 {
-        return Err(usage(format!(
-            "{origin}: {what} has {lines} lines; it must hold the key alone on one line"
-        )));
-    }
-    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(usage(format!(
-            "{origin}: {what} has a space or a control character inside; it must hold the key alone"
-        )));
-    }
-    Ok(ApiKey::new(key))
-}
-
-/// The base URL, parsed: `http` or `https`, a host, no credentials, query or fragment. Returned
-/// without a trailing slash, so endpoints join to it.
-pub fn checked_base_url(raw: &str) -> anyhow::Result<String> {
-    let trimmed = raw.trim();
-    let bad = |why: &str| usage(format!("--base-url {trimmed:?}: {why}"));
-    let url = url::Url::parse(trimmed).map_err(|e| bad(&format!("not a URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "must not carry credentials; the key goes in ELEVENLABS_API_KEY",
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not have a query or a fragment"));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
-}
-
-/// A validated `render`.
-#[derive(Clone, Debug)]
-pub struct RenderConfig {
-    pub manifests: Vec<PathBuf>,
-    pub output: Option<PathBuf>,
-    pub concurrency: Concurrency,
-    pub rate: Option<NonZeroU32>,
-    pub max_retries: u32,
-    pub request_timeout: Duration,
-    pub retry_base: Duration,
-    pub state_dir: Option<PathBuf>,
-    pub no_cache: bool,
-    pub max_credits: Option<f64>,
-    /// Segment ids to render again (`--only`).
-    pub only: Vec<String>,
-    pub clock_offset: Duration,
-    pub progress: crate::progress::ProgressMode,
-    pub loudness: bool,
-    pub loudness_target: Option<f64>,
-    pub audiobook: bool,
-    pub split: Split,
-    pub gapless: bool,
-    pub timestamps: bool,
-    pub defaults: FlagDefaults,
-    pub endpoint: Endpoint,
-}
-
-impl RenderConfig {
-    pub fn from_args(args: &RenderArgs, env_key: Option<String>) -> anyhow::Result<Self> {
-        if args.output.is_some() && args.manifests.len() > 1 {
-            return Err(usage(
-                "-o/--output takes one manifest; each of several manifests names its own output",
-            ));
-        }
-        let concurrency = match args.concurrency.as_str() {
-            "auto" => Concurrency::Auto,
-            n => match n.parse::<usize>() {
-                Ok(n) if n >= 1 => Concurrency::Fixed(n),
-                _ => {
-                    return Err(usage(format!(
-                        "--concurrency {n:?}: expected a number of at least 1, or auto"
-                    )));
-                }
-            },
-        };
-        if !args.only.is_empty() && args.no_cache {
-            return Err(usage(
-                "--only re-renders some segments and takes the rest from the cache; it cannot be used with --no-cache",
-            ));
-        }
-        if let Some(max) = args.max_credits
-            && !(max.is_finite() && max >= 0.0)
-        {
-            return Err(usage("--max-credits must be a number of at least 0"));
-        }
-        if let Some(target) = args.loudness_target
-            && !(-70.0..=-5.0).contains(&target)
-        {
-            return Err(usage(format!(
-                "--loudness-target {target}: expected LUFS between -70 and -5, such as -19"
-            )));
-        }
-        if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
-            return Err(usage(
-                "--request-timeout must be a positive number of seconds",
-            ));
-        }
-        Ok(RenderConfig {
-            manifests: args.manifests.clone(),
-            output: args.output.clone(),
-            concurrency,
-            rate: NonZeroU32::new(args.rate),
-            max_retries: args.max_retries,
-            request_timeout: Duration::from_secs_f64(args.request_timeout),
-            retry_base: Duration::from_millis(args.retry_base_ms),
-            state_dir: args.state_dir.clone(),
-            no_cache: args.no_cache,
-            max_credits: args.max_credits,
-            only: args.only.clone(),
-            clock_offset: Duration::from_secs(args.clock_offset_secs),
-            progress: args.progress,
-            loudness: args.loudness,
-            loudness_target: args.loudness_target,
-            audiobook: args.audiobook,
-            split: args.split,
-            gapless: args.gapless,
-            timestamps: args.timestamps,
-            defaults: flag_defaults(&args.defaults),
-            endpoint: endpoint(&args.api, env_key, true)?,
-        })
-    }
-
-    /// The state directory of one manifest.
-    pub fn state_dir_for(&self, manifest: &Path) -> PathBuf {
-        state_dir_for(self.state_dir.as_deref(), manifest)
-    }
-}
-
-/// `--state-dir`, or `.narrate/` beside the manifest.
-pub fn state_dir_for(state_dir: Option<&Path>, manifest: &Path) -> PathBuf {
-    match state_dir {
-        Some(dir) => dir.to_path_buf(),
-        None => manifest.parent().unwrap_or(Path::new(".")).join(".narrate"),
-    }
-}
-
-pub fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
-    FlagDefaults {
-        voice_id: args.voice_id.clone(),
-        model_id: args.model_id.clone(),
-        output_format: args.output_format.clone(),
-    }
+    #[command(flatten)]
+    pub log: LogArgs,
 }

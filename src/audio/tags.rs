@@ -1,10 +1,7 @@
-//! MP3 metadata written around the copied frames: an ID3v2.4 tag (title, author, album and
-//! CHAP/CTOC chapter frames) and a Xing-style `Info` frame (frame and byte counts, seek table)
-//! so players show the right duration and seek correctly.
+//! ID3v2.4 tags for MP3 output: title, artist, album, and chapters (`CHAP` with a `CTOC`) that
+//! players show as chapter marks.
 //!
-//! The tag's size depends only on the texts, not on the times, so it is written first with
-//! zero times and rewritten in place once the times are known. Not responsible for the audio
-//! frames themselves (see `audio`).
+//! Not responsible for the MP3 Info frame (see `codec::mp3`).
 
 /// What the ID3 tag says.
 #[derive(Clone, Debug, Default)]
@@ -24,7 +21,7 @@ pub struct ChapterTime {
     pub end_ms: u32,
 }
 
-fn syncsafe(n: usize) -> [u8; 4] {
+pub(crate) fn syncsafe(n: usize) -> [u8; 4] {
     let n = n as u32;
     [
         ((n >> 21) & 0x7F) as u8,
@@ -34,7 +31,7 @@ fn syncsafe(n: usize) -> [u8; 4] {
     ]
 }
 
-fn frame(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(10 + body.len());
     f.extend_from_slice(id);
     f.extend_from_slice(&syncsafe(body.len()));
@@ -44,7 +41,7 @@ fn frame(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
 }
 
 /// A UTF-8 text frame such as TIT2.
-fn text_frame(id: &[u8; 4], text: &str) -> Vec<u8> {
+pub(crate) fn text_frame(id: &[u8; 4], text: &str) -> Vec<u8> {
     let mut body = vec![3u8]; // UTF-8
     body.extend_from_slice(text.as_bytes());
     frame(id, &body)
@@ -89,25 +86,41 @@ pub fn id3v2(spec: &TagSpec, chapters: &[ChapterTime]) -> Vec<u8> {
     tag
 }
 
-/// The `Info` frame (Xing header of a constant-bitrate file): a frame shaped like `silent`
-/// carrying the number of audio frames, the bytes from this frame to the end, and a seek table
-/// when the frame has room for one.
-pub fn info_frame(silent: &[u8], mpeg1: bool, frames: u32, bytes: u32) -> Vec<u8> {
-    let mut f = silent.to_vec();
-    let at = 4 + if mpeg1 { 17 } else { 9 }; // header and mono side information
-    let with_toc = f.len() >= at + 4 + 4 + 4 + 4 + 100 + 4;
-    let mut info = b"Info".to_vec();
-    let flags: u32 = if with_toc { 0x0F } else { 0x03 };
-    info.extend_from_slice(&flags.to_be_bytes());
-    info.extend_from_slice(&frames.to_be_bytes());
-    info.extend_from_slice(&bytes.to_be_bytes());
-    if with_toc {
-        // Constant bitrate: byte position grows linearly with time.
-        info.extend((0..100u32).map(|i| (i * 256 / 100) as u8));
-        info.extend_from_slice(&0u32.to_be_bytes()); // quality
-    }
-    f[at..at + info.len()].copy_from_slice(&info);
-    f
+/// The ID3 tag of an MP3 output with its chapters placed by `placement`: each starts where its
+/// first audio starts (the first at the very beginning) and runs to the next. Its size does
+/// not depend on the times, so a tag made from an empty placement holds the place of the final
+/// one while the audio is written.
+use super::Placement;
+
+pub(crate) fn id3_tag(
+    spec: &crate::audio::tags::TagSpec,
+    rate: u32,
+    placement: &Placement,
+) -> Vec<u8> {
+    let ms = |samples: u64| (samples * 1000 / u64::from(rate)).min(u64::from(u32::MAX)) as u32;
+    let start = |i: usize| match i {
+        0 => 0,
+        _ => spec
+            .chapters
+            .get(i)
+            .map_or(placement.total_samples, |(_, piece)| {
+                placement
+                    .spans
+                    .get(*piece)
+                    .map_or(placement.total_samples, |s| s.start)
+            }),
+    };
+    let times: Vec<crate::audio::tags::ChapterTime> = spec
+        .chapters
+        .iter()
+        .enumerate()
+        .map(|(i, (title, _))| crate::audio::tags::ChapterTime {
+            title: title.clone(),
+            start_ms: ms(start(i)),
+            end_ms: ms(start(i + 1)),
+        })
+        .collect();
+    crate::audio::tags::id3v2(spec, &times)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The render cache: every successful response stored at once, atomically, under a key of
-//! everything that determines its audio, with its request id, issue time and credits.
+//! everything that determines its audio, with its request id, issue time, credits and the
+//! SHA-256 of its audio, which is checked on every read.
 //!
 //! Reruns and resumed crashes read from here and pay nothing twice. Not responsible for deciding
 //! what to render (see `execute`); never stores the API key.
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::TtsBody;
+use crate::files::write_atomic;
 
 /// What is stored beside each cached response.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -43,7 +45,7 @@ pub struct Meta {
 }
 
 /// The latest plausible issue time: 2100-01-01 (a later one is damaged metadata).
-const LATEST_ISSUED_UNIX: f64 = 4_102_444_800.0;
+pub(crate) const LATEST_ISSUED_UNIX: f64 = 4_102_444_800.0;
 
 impl Meta {
     pub fn issued(&self) -> SystemTime {
@@ -104,7 +106,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Everything that determines a request's audio, hashed into its key. Context fields
 /// (`previous_*`, `next_*`) are left out: they shape prosody, not which audio is asked for.
 #[derive(Serialize)]
-struct KeyFields<'a> {
+pub(crate) struct KeyFields<'a> {
     v: u32,
     voice_id: &'a str,
     output_format: &'a str,
@@ -258,61 +260,6 @@ impl Cache {
         Ok(audio_path)
     }
 }
-
-/// Refuses a state directory, or its `cache/`, that is a symlink leading outside the state
-/// directory's parent: narrate would otherwise write (and trust) files somewhere nobody chose.
-pub fn check_links(dir: &Path) -> Result<(), crate::cli::UsageError> {
-    let parent = crate::files::parent_dir(dir);
-    let Ok(root) = std::fs::canonicalize(parent) else {
-        return Ok(());
-    };
-    for path in [dir.to_path_buf(), dir.join("cache")] {
-        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        if !is_link {
-            continue;
-        }
-        let inside = std::fs::canonicalize(&path).is_ok_and(|target| target.starts_with(&root));
-        if !inside {
-            let target = std::fs::read_link(&path).unwrap_or_default();
-            return Err(crate::cli::UsageError(format!(
-                "the state directory {} is a symlink to {}, outside {}; narrate does not write its cache through links that lead elsewhere (remove the link or pass --state-dir)",
-                path.display(),
-                target.display(),
-                root.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Takes the state directory's lock for this process's lifetime, so two runs never share a
-/// cache at once. The operating system releases it when the process ends, even by `kill -9`.
-pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, crate::cli::UsageError> {
-    let fail = |e: std::io::Error| {
-        crate::cli::UsageError(format!(
-            "cannot use the state directory {}: {e}",
-            dir.display()
-        ))
-    };
-    check_links(dir)?;
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))
-        .map_err(fail)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(crate::cli::UsageError(format!(
-            "another narrate run is using the state directory {}; wait for it to finish, or give this run its own --state-dir",
-            dir.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
-    }
-}
-
-pub use crate::files::write_atomic;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> f64 {

@@ -1,0 +1,245 @@
+//! Loudness: EBU R128 integrated loudness, true peak and RMS of each segment and of the whole
+//! output (through `ebur128`), and the gain that brings an output to a target.
+//!
+//! Not responsible for the audiobook checks built on these numbers (see `output::audiobook`).
+
+use std::fs::File;
+use std::io::Write;
+
+/// Loudness figures of a stretch of audio.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Loudness {
+    /// EBU R128 integrated loudness (LUFS); `None` when too short to gate (under 0.4 s).
+    pub integrated_lufs: Option<f64>,
+    /// Highest true peak (dBTP, 4x oversampled).
+    pub true_peak_dbtp: f64,
+    /// RMS level (dBFS).
+    pub rms_db: f64,
+    /// RMS of the quietest half second (dBFS): the noise floor.
+    pub noise_floor_db: f64,
+}
+
+impl Default for Loudness {
+    fn default() -> Self {
+        Loudness {
+            integrated_lufs: None,
+            true_peak_dbtp: -200.0,
+            rms_db: -200.0,
+            noise_floor_db: -200.0,
+        }
+    }
+}
+
+/// An EBU R128 meter with an RMS accumulator.
+pub(crate) struct Meter {
+    pub(crate) ebu: ebur128::EbuR128,
+    pub(crate) sum_squares: f64,
+    pub(crate) count: u64,
+    /// The current half-second window: its sum of squares and length, and the quietest
+    /// complete window's mean square so far.
+    pub(crate) window_sum: f64,
+    pub(crate) window_len: u64,
+    pub(crate) window_size: u64,
+    pub(crate) quietest: Option<f64>,
+}
+
+impl Meter {
+    pub(crate) fn new(rate: u32) -> Self {
+        use ebur128::Mode;
+        Meter {
+            ebu: ebur128::EbuR128::new(1, rate, Mode::I | Mode::TRUE_PEAK | Mode::HISTOGRAM)
+                .expect("mono at an API sample rate is a valid meter"),
+            sum_squares: 0.0,
+            count: 0,
+            window_sum: 0.0,
+            window_len: 0,
+            window_size: u64::from(rate / 2).max(1),
+            quietest: None,
+        }
+    }
+
+    pub(crate) fn close_window(&mut self) {
+        let mean = self.window_sum / self.window_size as f64;
+        self.quietest = Some(self.quietest.map_or(mean, |q| q.min(mean)));
+        self.window_sum = 0.0;
+        self.window_len = 0;
+    }
+
+    pub(crate) fn add(&mut self, samples: &[i16]) {
+        let _ = self.ebu.add_frames_i16(samples);
+        for &s in samples {
+            let square = f64::from(s) * f64::from(s);
+            self.sum_squares += square;
+            self.window_sum += square;
+            self.window_len += 1;
+            if self.window_len == self.window_size {
+                self.close_window();
+            }
+        }
+        self.count += samples.len() as u64;
+    }
+
+    pub(crate) fn add_silence(&mut self, n: u64) {
+        const ZEROS: [i16; 4096] = [0; 4096];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ZEROS.len() as u64) as usize;
+            let _ = self.ebu.add_frames_i16(&ZEROS[..k]);
+            left -= k as u64;
+        }
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(self.window_size - self.window_len);
+            self.window_len += take;
+            left -= take;
+            if self.window_len == self.window_size {
+                self.close_window();
+            }
+        }
+        self.count += n;
+    }
+
+    pub(crate) fn finish(&self) -> Loudness {
+        let db = |linear: f64| {
+            if linear > 0.0 {
+                20.0 * linear.log10()
+            } else {
+                -200.0
+            }
+        };
+        let rms = (self.sum_squares / self.count.max(1) as f64).sqrt() / 32_768.0;
+        // Audio shorter than one window: its own level is the floor.
+        let quietest = self
+            .quietest
+            .unwrap_or(self.sum_squares / self.count.max(1) as f64);
+        Loudness {
+            integrated_lufs: self.ebu.loudness_global().ok().filter(|l| l.is_finite()),
+            true_peak_dbtp: self.ebu.true_peak(0).map_or(-200.0, db).max(-200.0),
+            rms_db: db(rms).max(-200.0),
+            noise_floor_db: db(quietest.sqrt() / 32_768.0).max(-200.0),
+        }
+    }
+}
+
+/// Loudness measurement during assembly: the whole output and each segment.
+pub(crate) struct Measure {
+    pub(crate) whole: Meter,
+    pub(crate) current: Option<(usize, Meter)>,
+    pub(crate) segments: Vec<(usize, Loudness)>,
+    pub(crate) rate: u32,
+}
+
+impl Measure {
+    pub(crate) fn new(rate: u32) -> Self {
+        Measure {
+            whole: Meter::new(rate),
+            current: None,
+            segments: Vec::new(),
+            rate,
+        }
+    }
+
+    pub(crate) fn audio(&mut self, segment: usize, samples: &[i16]) {
+        self.whole.add(samples);
+        if self.current.as_ref().is_none_or(|(s, _)| *s != segment) {
+            self.close();
+            self.current = Some((segment, Meter::new(self.rate)));
+        }
+        if let Some((_, m)) = &mut self.current {
+            m.add(samples);
+        }
+    }
+
+    pub(crate) fn silence(&mut self, n: u64) {
+        self.whole.add_silence(n);
+    }
+
+    pub(crate) fn close(&mut self) {
+        if let Some((s, m)) = self.current.take() {
+            self.segments.push((s, m.finish()));
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Measured {
+        self.close();
+        Measured {
+            whole: self.whole.finish(),
+            segments: self.segments,
+            gain_db: None,
+        }
+    }
+}
+
+/// The loudness of an assembled output.
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    pub whole: Loudness,
+    /// By the segment index given in [`Piece::Audio`].
+    pub segments: Vec<(usize, Loudness)>,
+    /// The gain applied to reach `--loudness-target` (dB), figures above include it.
+    pub gain_db: Option<f64>,
+}
+
+impl Loudness {
+    /// The same audio after a gain of `db`.
+    pub(crate) fn gained(self, db: f64) -> Loudness {
+        let up = |v: f64| if v <= -200.0 { v } else { v + db };
+        Loudness {
+            integrated_lufs: self.integrated_lufs.map(|l| l + db),
+            true_peak_dbtp: up(self.true_peak_dbtp),
+            rms_db: up(self.rms_db),
+            noise_floor_db: up(self.noise_floor_db),
+        }
+    }
+}
+
+/// The highest true peak a normalized output may reach.
+pub const NORMALIZE_CEILING_DBTP: f64 = -1.0;
+
+/// The gain (dB) towards `target` LUFS that keeps the true peak under the ceiling.
+pub(crate) fn normalizing_gain(target: f64, whole: &Loudness) -> Option<f64> {
+    let integrated = whole.integrated_lufs?;
+    Some((target - integrated).min(NORMALIZE_CEILING_DBTP - whole.true_peak_dbtp))
+}
+
+/// `sample × factor`, rounded and clipped to 16 bits.
+pub(crate) fn scaled(sample: i16, factor: f64) -> i16 {
+    (f64::from(sample) * factor)
+        .round()
+        .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+}
+
+/// Multiplies every sample of a finished WAV file by `10^(db/20)`, in place.
+pub(crate) fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    let mut head = [0u8; 512];
+    file.seek(SeekFrom::Start(0))?;
+    let n = file.read(&mut head)?;
+    let at = head[..n]
+        .windows(4)
+        .position(|w| w == b"data")
+        .ok_or_else(|| std::io::Error::other("no data chunk"))?;
+    // The data chunk is the file's last: its samples run to the end (RF64 or not).
+    let start = (at + 8) as u64;
+    let len = file.metadata()?.len().saturating_sub(start);
+    let factor = 10f64.powf(db / 20.0);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let k = ((len - done) as usize).min(buf.len()) & !1;
+        if k == 0 {
+            break;
+        }
+        file.seek(SeekFrom::Start(start + done))?;
+        file.read_exact(&mut buf[..k])?;
+        for pair in buf[..k].chunks_exact_mut(2) {
+            let s = scaled(i16::from_le_bytes([pair[0], pair[1]]), factor);
+            pair.copy_from_slice(&s.to_le_bytes());
+        }
+        file.seek(SeekFrom::Start(start + done))?;
+        file.write_all(&buf[..k])?;
+        done += k as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Flags resolved into validated configuration: the key (checked, never shown), the base URL
+//! (parsed), and a [`RenderConfig`] whose values are known to make sense together.
+//!
+//! Not responsible for doing the work (see `commands`).
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::args::{ApiArgs, DefaultArgs, RenderArgs, Split};
+use crate::api::ApiKey;
+use crate::error::usage;
+use crate::execute::Concurrency;
+use crate::manifest::FlagDefaults;
+use crate::state::StateDir;
+
+/// Where requests go and with which key.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub emulate: bool,
+    pub base_url: String,
+    pub key: Option<ApiKey>,
+    /// `--api-key-file`, an input no output may overwrite.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// The cache's namespace for audio from this endpoint: `emulator` (synthetic audio) or the
+    /// normalized base URL, so audio from different services never mixes. The one place this
+    /// is decided, for render and plan alike.
+    pub fn source(&self) -> String {
+        if self.emulate {
+            "emulator".to_string()
+        } else {
+            self.base_url.clone()
+        }
+    }
+}
+
+/// Resolves the key and base URL. `need_key` is false for commands that can run without one.
+pub fn endpoint(
+    api: &ApiArgs,
+    env_key: Option<String>,
+    need_key: bool,
+) -> anyhow::Result<Endpoint> {
+    if api.emulate {
+        return Ok(Endpoint {
+            emulate: true,
+            base_url: String::new(),
+            key: Some(ApiKey::new("emulator")),
+            key_file: None,
+        });
+    }
+    let key = match &api.api_key_file {
+        Some(path) => {
+            let origin = format!("--api-key-file {}", path.display());
+            let text = crate::files::read_text(path, crate::files::MAX_KEY_FILE_BYTES)
+                .map_err(|e| usage(format!("{origin}: {e}")))?;
+            if let Some(mode) = crate::files::readable_by_others(path) {
+                tracing::warn!(
+                    "{origin}: the key file has mode {mode:03o}, readable by other users; chmod 600 it"
+                );
+            }
+            Some(checked_key(&text, &origin, "the key file")?)
+        }
+        None => match env_key.filter(|k| !k.trim().is_empty()) {
+            Some(k) => Some(checked_key(&k, "ELEVENLABS_API_KEY", "the key")?),
+            None => None,
+        },
+    };
+    if key.is_none() && need_key {
+        return Err(usage(
+            "no API key: set ELEVENLABS_API_KEY or pass --api-key-file PATH (or try --emulate for the built-in emulator)",
+        ));
+    }
+    let base_url = checked_base_url(&api.base_url)?;
+    Ok(Endpoint {
+        emulate: false,
+        base_url,
+        key,
+        key_file: api.api_key_file.clone(),
+    })
+}
+
+/// An API key as given, checked without ever showing it: one line, no spaces or control
+/// characters inside (surrounding whitespace, such as the file's final newline, is dropped).
+fn checked_key(text: &str, origin: &str, what: &str) -> anyhow::Result<ApiKey> {
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(usage(format!("{origin}: {what} is empty")));
+    }
+    let lines = key.lines().count();
+    if lines > 1 {
+        return Err(usage(format!(
+            "{origin}: {what} has {lines} lines; it must hold the key alone on one line"
+        )));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(usage(format!(
+            "{origin}: {what} has a space or a control character inside; it must hold the key alone"
+        )));
+    }
+    Ok(ApiKey::new(key))
+}
+
+/// The base URL, parsed: `http` or `https`, a host, no credentials, query or fragment. Returned
+/// without a trailing slash, so endpoints join to it.
+pub fn checked_base_url(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim();
+    let bad = |why: &str| usage(format!("--base-url {trimmed:?}: {why}"));
+    let url = url::Url::parse(trimmed).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "must not carry credentials; the key goes in ELEVENLABS_API_KEY",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or a fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A validated `render`.
+#[derive(Clone, Debug)]
+pub struct RenderConfig {
+    pub manifests: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub concurrency: Concurrency,
+    pub rate: Option<NonZeroU32>,
+    pub max_retries: u32,
+    pub request_timeout: Duration,
+    pub retry_base: Duration,
+    pub state_dir: Option<PathBuf>,
+    pub no_cache: bool,
+    pub max_credits: Option<f64>,
+    /// Segment ids to render again (`--only`).
+    pub only: Vec<String>,
+    pub clock_offset: Duration,
+    pub progress: crate::progress::ProgressMode,
+    pub loudness: bool,
+    pub loudness_target: Option<f64>,
+    pub audiobook: bool,
+    pub split: Split,
+    pub gapless: bool,
+    pub timestamps: bool,
+    pub defaults: FlagDefaults,
+    pub endpoint: Endpoint,
+}
+
+impl RenderConfig {
+    pub fn from_args(args: &RenderArgs, env_key: Option<String>) -> anyhow::Result<Self> {
+        if args.output.is_some() && args.manifests.len() > 1 {
+            return Err(usage(
+                "-o/--output takes one manifest; each of several manifests names its own output",
+            ));
+        }
+        let concurrency = match args.concurrency.as_str() {
+            "auto" => Concurrency::Auto,
+            n => match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Concurrency::Fixed(n),
+                _ => {
+                    return Err(usage(format!(
+                        "--concurrency {n:?}: expected a number of at least 1, or auto"
+                    )));
+                }
+            },
+        };
+        if !args.only.is_empty() && args.no_cache {
+            return Err(usage(
+                "--only re-renders some segments and takes the rest from the cache; it cannot be used with --no-cache",
+            ));
+        }
+        if let Some(max) = args.max_credits
+            && !(max.is_finite() && max >= 0.0)
+        {
+            return Err(usage("--max-credits must be a number of at least 0"));
+        }
+        if let Some(target) = args.loudness_target
+            && !(-70.0..=-5.0).contains(&target)
+        {
+            return Err(usage(format!(
+                "--loudness-target {target}: expected LUFS between -70 and -5, such as -19"
+            )));
+        }
+        if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+            return Err(usage(
+                "--request-timeout must be a positive number of seconds",
+            ));
+        }
+        Ok(RenderConfig {
+            manifests: args.manifests.clone(),
+            output: args.output.clone(),
+            concurrency,
+            rate: NonZeroU32::new(args.rate),
+            max_retries: args.max_retries,
+            request_timeout: Duration::from_secs_f64(args.request_timeout),
+            retry_base: Duration::from_millis(args.retry_base_ms),
+            state_dir: args.state_dir.clone(),
+            no_cache: args.no_cache,
+            max_credits: args.max_credits,
+            only: args.only.clone(),
+            clock_offset: Duration::from_secs(args.clock_offset_secs),
+            progress: args.progress,
+            loudness: args.loudness,
+            loudness_target: args.loudness_target,
+            audiobook: args.audiobook,
+            split: args.split,
+            gapless: args.gapless,
+            timestamps: args.timestamps,
+            defaults: flag_defaults(&args.defaults),
+            endpoint: endpoint(&args.api, env_key, true)?,
+        })
+    }
+
+    /// The state directory of one manifest.
+    pub fn state_dir_for(&self, manifest: &Path) -> StateDir {
+        StateDir::for_manifest(self.state_dir.as_deref(), manifest)
+    }
+}
+
+pub fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
+    FlagDefaults {
+        voice_id: args.voice_id.clone(),
+        model_id: args.model_id.clone(),
+        output_format: args.output_format.clone(),
+    }
+}

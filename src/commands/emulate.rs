@@ -1,0 +1,71 @@
+//! `narrate emulate`: the built-in ElevenLabs-compatible API server on an address, until Ctrl-C.
+
+use crate::cli::args::EmulateArgs;
+use crate::emulator;
+use crate::error::{EXIT_OK, UsageError};
+
+pub async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
+    let tier = args.tier.parse().map_err(|e: String| UsageError(e))?;
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(UsageError(format!(
+            "--fault-rate {}: a probability, between 0 and 1",
+            args.fault_rate
+        ))
+        .into());
+    }
+    if !(args.latency_per_char_ms.is_finite()
+        && (0.0..=10_000.0).contains(&args.latency_per_char_ms))
+    {
+        return Err(UsageError(format!(
+            "--latency-per-char-ms {}: expected milliseconds between 0 and 10000",
+            args.latency_per_char_ms
+        ))
+        .into());
+    }
+    let header_timeout = std::time::Duration::try_from_secs_f64(args.header_timeout)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--header-timeout {}: expected seconds between 0 and 3600",
+                args.header_timeout
+            ))
+        })?;
+    if args.max_connections == 0 {
+        return Err(UsageError("--max-connections must be at least 1".into()).into());
+    }
+    let config = emulator::Config {
+        api_key: args.api_key.clone(),
+        tier,
+        character_limit: args.quota,
+        latency_ms: args.latency_ms,
+        latency_per_char_ms: args.latency_per_char_ms,
+        request_log: args.request_log.clone(),
+        faults: emulator::Faults {
+            rate: args.fault_rate,
+            seed: args.fault_seed,
+            kinds: args
+                .faults
+                .iter()
+                .map(|f| f.parse())
+                .collect::<Result<_, String>>()
+                .map_err(UsageError)?,
+        },
+        max_connections: args.max_connections,
+        header_timeout,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| UsageError(format!("--listen {}: {e}", args.listen)))?;
+    let addr = listener.local_addr()?;
+    let state = emulator::Emulator::new(config).map_err(|e| UsageError(e.to_string()))?;
+    println!("narrate emulator listening on http://{addr}");
+    eprintln!(
+        "point narrate at it with --base-url http://{addr} (any non-empty key); Ctrl-C stops it"
+    );
+    emulator::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,56 @@
+//! The commands: one module each, and what several of them share (loading manifests, resolving
+//! voice names).
+//!
+//! Not responsible for parsing flags (see `cli`) or the stages (see `manifest`, `plan`,
+//! `execute`, `audio`, `output`).
+
+use std::path::{Path, PathBuf};
+
+use crate::api::Client;
+use crate::error::UsageError;
+use crate::manifest::{self, Job};
+
+pub mod check;
+pub mod emulate;
+pub mod models;
+pub mod plan;
+pub mod render;
+pub mod summary;
+pub mod voices;
+
+/// Loads every manifest before anything is sent.
+pub(crate) fn load_jobs(
+    manifests: &[PathBuf],
+    defaults: &manifest::FlagDefaults,
+    output: Option<&Path>,
+) -> anyhow::Result<Vec<Job>> {
+    manifests
+        .iter()
+        .map(|m| manifest::load(m, defaults, output).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Resolves `voice` names in every job through `GET /v2/voices`, once for all of them.
+pub(crate) async fn resolve_voices(client: &Client, jobs: &mut [Job]) -> anyhow::Result<()> {
+    if !jobs.iter().any(manifest::has_voice_names) {
+        return Ok(());
+    }
+    let voices = match client.voices(None).await {
+        Ok(v) => crate::api::account::id_and_name(&v),
+        Err(e) => {
+            let refused = e
+                .downcast_ref::<crate::api::ApiError>()
+                .is_some_and(|a| a.status() == Some(401));
+            let message = format!("cannot resolve voice names: {e:#}");
+            return Err(if refused {
+                UsageError(message).into()
+            } else {
+                anyhow::anyhow!(message)
+            });
+        }
+    };
+    for job in jobs.iter_mut() {
+        manifest::resolve_voice_names(job, &voices)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! `narrate plan`: the requests, characters and estimated credits of each manifest, chain by
+//! chain, with what each request sends as context; no text-to-speech request is sent.
+//!
+//! The plan is a typed [`PlanView`]: serialized as is for `--json`, printed as text otherwise.
+//! Fields are declared in alphabetical order, the order the JSON has always had.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::cli::args::PlanArgs;
+use crate::cli::config::{endpoint, flag_defaults};
+use crate::error::{EXIT_OK, UsageError};
+use crate::execute::{self, RequestKey};
+use crate::manifest::Job;
+use crate::plan::{self, Plan};
+use crate::session::Session;
+use crate::state::{Cache, StateDir};
+
+/// Every manifest's plan and the account's balance (when a key or the emulator is at hand).
+#[derive(Debug, Serialize)]
+pub struct PlanView {
+    pub balance: Option<Balance>,
+    pub manifests: Vec<ManifestPlan>,
+}
+
+/// The account's tier and remaining credits.
+#[derive(Debug, Serialize)]
+pub struct Balance {
+    pub remaining_credits: f64,
+    pub tier: Option<String>,
+}
+
+/// One manifest's plan.
+#[derive(Debug, Serialize)]
+pub struct ManifestPlan {
+    pub chains: Vec<ChainView>,
+    pub manifest: String,
+    pub output: String,
+    pub output_format: String,
+    pub totals: PlanTotals,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanTotals {
+    pub cached: usize,
+    pub characters: usize,
+    pub estimated_credits: f64,
+    pub requests: usize,
+    pub segments: usize,
+}
+
+/// One continuity chain.
+#[derive(Debug, Serialize)]
+pub struct ChainView {
+    pub chapter: Option<String>,
+    /// Whether its requests stitch by id, one after the other.
+    pub in_order: bool,
+    pub model_id: String,
+    pub requests: Vec<RequestView>,
+    pub voice_id: String,
+}
+
+/// One request: its label (`segment#piece`), size, cache state and context.
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    pub cached: bool,
+    pub characters: usize,
+    pub next: ContextView,
+    pub previous: ContextView,
+    pub request: String,
+    pub segment: String,
+}
+
+/// What a request sends as context: `ids` of earlier requests, `text` of a neighbour, or
+/// `none`; `of` names the requests by label (or by id, for cached ones outside the chain).
+#[derive(Debug, Serialize)]
+pub struct ContextView {
+    pub kind: &'static str,
+    pub of: Vec<String>,
+}
+
+pub async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+    let defaults = flag_defaults(&args.defaults);
+    let mut jobs = super::load_jobs(&args.manifests, &defaults, None)?;
+    let source = endpoint(&args.api, env_key.clone(), false)?.source();
+    let mut balance = None;
+    if let Some(session) = Session::optional(&args.api, env_key).await? {
+        let resolved = super::resolve_voices(&session.client, &mut jobs).await;
+        let sub = session.client.subscription().await;
+        session.close().await;
+        resolved?;
+        match sub {
+            Ok(sub) => {
+                balance = sub.remaining().map(|remaining_credits| Balance {
+                    remaining_credits,
+                    tier: sub.tier.clone(),
+                });
+            }
+            Err(e) if e.is_refused_key() => {
+                return Err(UsageError(format!("the API refused the key: {e}")).into());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the account balance; the plan has no balance line");
+            }
+        }
+    }
+    for job in &mut jobs {
+        for s in &mut job.segments {
+            if s.voice_id.is_empty() {
+                s.voice_id = format!("voice:{}", s.voice_name.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    let manifests = jobs
+        .iter()
+        .map(|job| {
+            let state = StateDir::for_manifest(args.state_dir.as_deref(), &job.manifest);
+            manifest_plan(job, &state, &source)
+        })
+        .collect();
+    let view = PlanView { balance, manifests };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print(&view);
+    }
+    Ok(EXIT_OK)
+}
+
+/// The label of request `r`: `segment#piece`.
+pub(crate) fn label(job: &Job, plan: &Plan, r: usize) -> String {
+    let request = &plan.requests[r];
+    format!("{}#{}", job.segments[request.segment].id, request.piece + 1)
+}
+
+/// The plan of one job: chains, and for each request its size, cache state and context.
+pub(crate) fn manifest_plan(job: &Job, state: &StateDir, source: &str) -> ManifestPlan {
+    let plan = plan::plan_with_limits(job, &state.remembered_limits());
+    let cache = Cache::open(&state.cache_dir()).ok();
+    let estimate = execute::estimate(job, &plan, cache.as_ref(), source);
+    let chains = (0..plan.chains.len())
+        .map(|c| chain_view(job, &plan, c, cache.as_ref(), source))
+        .collect();
+    ManifestPlan {
+        chains,
+        manifest: job.manifest.display().to_string(),
+        output: job.output.display().to_string(),
+        output_format: job.output_format.to_string(),
+        totals: PlanTotals {
+            cached: estimate.cached,
+            characters: plan.characters(),
+            estimated_credits: estimate.credits,
+            requests: plan.requests.len(),
+            segments: job.segments.len(),
+        },
+    }
+}
+
+/// One chain. Cached requests lend their stored ids (when fresh); the others the ids they will
+/// have, written as labels.
+pub(crate) fn chain_view(
+    job: &Job,
+    plan: &Plan,
+    c: usize,
+    cache: Option<&Cache>,
+    source: &str,
+) -> ChainView {
+    let chain = &plan.chains[c];
+    let now = SystemTime::now();
+    let as_labels = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .map(|id| {
+                chain
+                    .requests
+                    .iter()
+                    .find(|&&q| label(job, plan, q) == *id)
+                    .map_or_else(|| id.clone(), |&q| label(job, plan, q))
+            })
+            .collect()
+    };
+    let mut done: Vec<Option<plan::Done>> = Vec::new();
+    let mut requests = Vec::new();
+    for &r in &chain.requests {
+        let request = &plan.requests[r];
+        let context = plan::context_for(plan, r, &done, &[], now);
+        let key = RequestKey::of(job, plan, r, source);
+        let cached = cache.and_then(|c| c.get(&key.key)).map(|(m, _)| m);
+        let previous = if !context.previous_request_ids.is_empty() {
+            ContextView {
+                kind: "ids",
+                of: as_labels(&context.previous_request_ids),
+            }
+        } else if context.previous_text.is_some() {
+            ContextView {
+                kind: "text",
+                of: vec![label(job, plan, chain.requests[request.pos - 1])],
+            }
+        } else {
+            ContextView {
+                kind: "none",
+                of: Vec::new(),
+            }
+        };
+        let next = match context.next_text {
+            Some(_) => ContextView {
+                kind: "text",
+                of: vec![label(job, plan, chain.requests[request.pos + 1])],
+            },
+            None => ContextView {
+                kind: "none",
+                of: Vec::new(),
+            },
+        };
+        requests.push(RequestView {
+            cached: cached.is_some(),
+            characters: key.characters,
+            next,
+            previous,
+            request: label(job, plan, r),
+            segment: job.segments[request.segment].id.clone(),
+        });
+        done.push(Some(match cached {
+            Some(meta) => plan::Done {
+                request_id: meta.request_id.clone(),
+                issued: meta.issued(),
+            },
+            None => plan::Done {
+                request_id: Some(label(job, plan, r)),
+                issued: now,
+            },
+        }));
+    }
+    ChainView {
+        chapter: chain.chapter.clone(),
+        in_order: chain.sequential(plan),
+        model_id: chain.model_id.clone(),
+        requests,
+        voice_id: chain.voice_id.clone(),
+    }
+}
+
+pub(crate) fn print(view: &PlanView) {
+    let context = |c: &ContextView| -> String {
+        match c.kind {
+            "ids" => format!("ids of {}", c.of.join(", ")),
+            "text" => format!("text of {}", c.of.join(", ")),
+            _ => "-".to_string(),
+        }
+    };
+    for doc in &view.manifests {
+        println!("{} → {} ({})", doc.manifest, doc.output, doc.output_format);
+        for (i, chain) in doc.chains.iter().enumerate() {
+            println!(
+                "  chain {}: chapter {:?}, voice {}, model {}: {} requests, {}",
+                i + 1,
+                chain.chapter.as_deref().unwrap_or("-"),
+                chain.voice_id,
+                chain.model_id,
+                chain.requests.len(),
+                if chain.in_order {
+                    "request ids, in order"
+                } else {
+                    "text context, in parallel"
+                }
+            );
+            for r in &chain.requests {
+                println!(
+                    "    {:<24} {:>6} chars  {:<7}  previous: {}; next: {}",
+                    r.request,
+                    r.characters,
+                    if r.cached { "cached" } else { "to send" },
+                    context(&r.previous),
+                    context(&r.next),
+                );
+            }
+        }
+        let t = &doc.totals;
+        println!(
+            "  total: {} segments, {} requests, {} characters, {} cached, about {} credits to render",
+            t.segments, t.requests, t.characters, t.cached, t.estimated_credits
+        );
+    }
+    if let Some(b) = &view.balance {
+        println!(
+            "account: {} tier, {} credits remaining",
+            b.tier.as_deref().unwrap_or("?"),
+            b.remaining_credits
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! `narrate render`: load every manifest, check offline all that can be checked, then render the
+//! jobs together under one client, limiter and concurrency cap, and assemble and report each.
+//!
+//! The order is the promise "nothing sent, nothing written on exit 2": ids, outputs, locks and
+//! budgets are checked before the first request; the remembered model limits are written only
+//! once the run is certain to start. Not responsible for the summary lines (see `summary`) or
+//! the stages themselves.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use crate::api::Client;
+use crate::audio::layout::{output_files, pieces};
+use crate::cli::{RenderConfig, Split};
+use crate::error::UsageError;
+use crate::execute::{Estimate, Outcome, Runner, Settings};
+use crate::manifest::Job;
+use crate::output::report::{self, Report, Status};
+use crate::plan::{Limits, Plan};
+use crate::session::Session;
+use crate::state::{Cache, StateDir};
+use crate::{audio, execute, files, manifest, output, plan, progress, signals};
+
+/// What rendering one manifest produced.
+pub struct Rendered {
+    pub job: Job,
+    pub report: Report,
+    pub report_paths: (PathBuf, PathBuf),
+}
+
+/// The manifests of one invocation, each once: the same file named twice (through a link or
+/// `..`) is rendered once.
+pub(crate) fn distinct_manifests(manifests: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    manifests
+        .iter()
+        .filter(|m| seen.insert(files::identity(m)))
+        .cloned()
+        .collect()
+}
+
+/// Renders every manifest of `config`; the exit status is 0 only if all of them succeeded.
+pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
+    let manifests = distinct_manifests(&config.manifests);
+    let jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref())?;
+    let rendered = render_jobs(&config, jobs).await?;
+    Ok(super::summary::print(&rendered))
+}
+
+/// The caches of the jobs, with the state directories' locks held while they live. Without a
+/// cache (`--no-cache`), responses still pass through a scratch directory so memory stays flat.
+pub(crate) struct Caches {
+    caches: Vec<Cache>,
+    _locks: Vec<std::fs::File>,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl Caches {
+    fn open(config: &RenderConfig, jobs: &[Job]) -> anyhow::Result<Self> {
+        let scratch = if config.no_cache {
+            Some(tempfile::tempdir().context("creating a scratch directory")?)
+        } else {
+            None
+        };
+        let mut locked: Vec<StateDir> = Vec::new();
+        let mut locks = Vec::new();
+        let mut caches = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let dir = match &scratch {
+                Some(dir) => dir.path().to_path_buf(),
+                None => {
+                    let state = config.state_dir_for(&job.manifest);
+                    if !locked.contains(&state) {
+                        locks.push(state.lock()?);
+                        locked.push(state.clone());
+                    }
+                    state.cache_dir()
+                }
+            };
+            let cache = Cache::open(&dir)
+                .with_context(|| format!("opening the cache in {}", dir.display()))?;
+            caches.push(cache);
+        }
+        Ok(Caches {
+            caches,
+            _locks: locks,
+            _scratch: scratch,
+        })
+    }
+}
+
+/// The checks that need nothing but the disk: `--only` ids, outputs, locks, leftovers.
+pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Result<Caches> {
+    for id in &config.only {
+        if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
+            return Err(UsageError(format!("--only {id}: no segment has this id")).into());
+        }
+    }
+    let split = config.split == Split::Chapters;
+    output::check_outputs(jobs, split, config.endpoint.key_file.as_deref())?;
+    let caches = Caches::open(config, jobs)?;
+    for job in jobs {
+        for (path, _, _) in output_files(job, split) {
+            let removed = files::remove_leftovers(&path);
+            if removed > 0 {
+                tracing::info!(output = %path.display(), removed, "removed temporary files of an earlier run that was killed");
+            }
+        }
+    }
+    Ok(caches)
+}
+
+/// Renders loaded jobs, sharing one client, limiter and cap; writes outputs and reports.
+pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Result<Vec<Rendered>> {
+    let source = config.endpoint.source();
+    let caches = check_offline(config, &jobs)?;
+    let state = jobs
+        .first()
+        .filter(|_| !config.no_cache)
+        .map(|j| config.state_dir_for(&j.manifest));
+    let saved_limits = state
+        .as_ref()
+        .map(StateDir::remembered_limits)
+        .unwrap_or_default();
+    // With the limits known offline, a budget or an --only that cannot be met is refused
+    // before any request (voice names are resolved online, so their jobs wait for that).
+    let offline: Vec<(&Job, &Cache)> = jobs
+        .iter()
+        .zip(&caches.caches)
+        .filter(|(j, _)| !manifest::has_voice_names(j))
+        .collect();
+    estimate_all(config, &offline, &saved_limits, &source)?;
+
+    let session = Session::connect(&config.endpoint, config.request_timeout).await?;
+    let fetched = session.client.limits().await;
+    let limits = fetched.clone().unwrap_or(saved_limits);
+    let mut jobs = jobs;
+    super::resolve_voices(&session.client, &mut jobs).await?;
+    let pairs: Vec<(&Job, &Cache)> = jobs.iter().zip(&caches.caches).collect();
+    let (plans, total) = estimate_all(config, &pairs, &limits, &source)?;
+    if total.requests > 0 {
+        check_balance(&session.client, &total).await?;
+    }
+    if let (Some(limits), Some(state)) = (&fetched, &state) {
+        state.remember_limits(limits);
+    }
+    let total_requests: usize = plans.iter().map(|p| p.requests.len()).sum();
+    let progress = progress::Progress::new(total_requests as u64, config.progress);
+    let runner = Arc::new(Runner::new(
+        session.client.clone(),
+        settings(config, source),
+        progress,
+    ));
+    let signals = tokio::spawn(signals::stop_on_signals(runner.clone()));
+    let tasks = jobs
+        .into_iter()
+        .zip(plans)
+        .zip(caches.caches.iter().cloned())
+        .map(|((job, plan), cache)| render_job(runner.clone(), job, plan, cache));
+    let results = futures::future::join_all(tasks).await;
+    runner.progress.finish();
+    signals.abort();
+    session.close().await;
+    drop(caches);
+    results.into_iter().collect()
+}
+
+/// The execution settings of a render.
+pub(crate) fn settings(config: &RenderConfig, source: String) -> Settings {
+    Settings {
+        concurrency: config.concurrency,
+        rate: config.rate,
+        max_retries: config.max_retries,
+        retry_base: config.retry_base,
+        retry_cap: std::time::Duration::from_secs(60),
+        source,
+        synthetic: config.endpoint.emulate,
+        max_credits: config.max_credits,
+        breaker_threshold: 20,
+        clock_offset: config.clock_offset,
+        loudness: config.loudness || config.audiobook,
+        loudness_target: config.loudness_target,
+        audiobook: config.audiobook,
+        split_chapters: config.split == Split::Chapters,
+        gapless: config.gapless,
+        timestamps: config.timestamps,
+    }
+}
+
+/// Plans every job with `limits` and estimates what is left to render, refusing (exit 2) an
+/// `--only` whose other segments are not cached and a total above `--max-credits`.
+pub(crate) fn estimate_all(
+    config: &RenderConfig,
+    jobs: &[(&Job, &Cache)],
+    limits: &Limits,
+    source: &str,
+) -> anyhow::Result<(Vec<Plan>, Estimate)> {
+    let mut plans = Vec::with_capacity(jobs.len());
+    let mut total = Estimate::default();
+    for (job, cache) in jobs {
+        let mut plan = plan::plan_with_limits(job, limits);
+        plan::mark_regenerate(&mut plan, job, &config.only);
+        let e = execute::estimate(job, &plan, Some(cache), source);
+        if !config.only.is_empty()
+            && let Some(si) = e.missing
+        {
+            return Err(UsageError(format!(
+                "{}: segment {:?} is not in the cache; --only re-renders some segments of a rendered manifest, so render it in full first",
+                job.manifest.display(),
+                job.segments[si].id
+            ))
+            .into());
+        }
+        tracing::info!(
+            manifest = %job.manifest.display(),
+            requests = plan.requests.len(),
+            chains = plan.chains.len(),
+            cached = e.cached,
+            credits = e.credits,
+            "planned"
+        );
+        total.add(&e);
+        plans.push(plan);
+    }
+    if let Some(max) = config.max_credits
+        && total.credits > max
+    {
+        return Err(UsageError(format!(
+            "this run needs about {} credits for {} uncached requests ({} characters), more than --max-credits {max}; nothing was sent",
+            total.credits, total.requests, total.characters
+        ))
+        .into());
+    }
+    Ok((plans, total))
+}
+
+/// Reads the account's balance and refuses a job larger than it. A refused key is a
+/// configuration error; an unreadable balance (no permission, no network) only a warning.
+pub(crate) async fn check_balance(client: &Client, total: &Estimate) -> anyhow::Result<()> {
+    match client.subscription().await {
+        Ok(sub) => {
+            if let Some(remaining) = sub.remaining() {
+                tracing::info!(remaining, needed = total.credits, "account balance");
+                if total.credits > remaining {
+                    return Err(UsageError(format!(
+                        "this run needs about {} credits for {} uncached requests, but the account has {remaining} credits remaining; nothing was sent",
+                        total.credits, total.requests
+                    ))
+                    .into());
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.is_refused_key() => {
+            Err(UsageError(format!("the API refused the key ({e}); nothing was sent")).into())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the account balance; rendering without the check");
+            Ok(())
+        }
+    }
+}
+
+/// Renders one job: its requests, then (when all succeeded and no signal came) its audio, then
+/// its reports and, on success, its side files.
+pub(crate) async fn render_job(
+    runner: Arc<Runner>,
+    job: Job,
+    plan: Plan,
+    cache: Cache,
+) -> anyhow::Result<Rendered> {
+    let started = SystemTime::now();
+    let job = Arc::new(job);
+    let plan = Arc::new(plan);
+    let outcomes =
+        execute::execute(runner.clone(), job.clone(), plan.clone(), Arc::new(cache)).await;
+    let all_ok = outcomes.iter().all(|o| o.audio.is_some());
+    // An interrupted run never replaces the previous output, even when every request is done.
+    let assembled = if all_ok && !runner.was_interrupted() {
+        Some(assemble(&runner, &job, &plan, &outcomes))
+    } else {
+        None
+    };
+    let (files, request_spans, assembly_error) = match assembled {
+        Some(Ok((files, spans))) => (files, spans, None),
+        Some(Err(e)) => (Vec::new(), Vec::new(), Some(e)),
+        None => (Vec::new(), Vec::new(), None),
+    };
+    let split = runner.settings.split_chapters;
+    let assembled_all = all_ok && assembly_error.is_none() && !runner.was_interrupted();
+    let timeline = assembled_all.then(|| report::Timeline {
+        files: files.iter().map(|(path, p)| (path.as_path(), p)).collect(),
+        request_spans,
+        split,
+    });
+    let mut rep = report::build(
+        &job,
+        &plan,
+        &outcomes,
+        timeline.as_ref(),
+        started,
+        SystemTime::now(),
+        runner.settings.synthetic,
+    );
+    rep.interrupted = runner.was_interrupted();
+    if runner.settings.audiobook {
+        output::audiobook::audiobook(&job, &mut rep);
+    }
+    let not_assembled = match assembly_error {
+        Some(e) => Some(format!("assembly failed: {e}")),
+        None if all_ok && runner.was_interrupted() => {
+            Some("interrupted before assembly; the previous output is left as it was".to_string())
+        }
+        None => None,
+    };
+    if let Some(why) = not_assembled {
+        for s in &mut rep.segments {
+            s.status = Status::Failed;
+            s.error.get_or_insert_with(|| why.clone());
+        }
+        rep.status = Status::Failed;
+    }
+    let report_paths = report::write(&rep, &job.output)?;
+    write_side_files(&runner, &job, &plan, &outcomes, &rep)?;
+    let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
+    Ok(Rendered {
+        job,
+        report: rep,
+        report_paths,
+    })
+}
+
+/// Where each request landed: the file it is in, its sample span there, and what was trimmed.
+pub(crate) type Spans = Vec<(usize, std::ops::Range<u64>, audio::Edit)>;
+
+/// Assembles every output file of a job (one, or one per chapter) from its rendered requests.
+pub(crate) fn assemble(
+    runner: &Runner,
+    job: &Job,
+    plan: &Plan,
+    outcomes: &[Outcome],
+) -> Result<(Vec<(PathBuf, audio::Placement)>, Spans), audio::AudioError> {
+    let split = runner.settings.split_chapters;
+    let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
+    let mut request_spans = vec![(0, 0..0, audio::Edit::default()); plan.requests.len()];
+    for (path, range, chapter) in output_files(job, split) {
+        let (pieces, index, chapters) = pieces(job, plan, outcomes, range);
+        let options = audio::Options {
+            tags: audio::tags::TagSpec {
+                // One chapter a file when split: the file is named after it.
+                title: if split {
+                    chapter.clone().or_else(|| job.title.clone())
+                } else {
+                    job.title.clone()
+                },
+                author: job.author.clone(),
+                album: job
+                    .album
+                    .clone()
+                    .or_else(|| split.then(|| job.title.clone()).flatten()),
+                chapters: if split { Vec::new() } else { chapters },
+            },
+            measure: runner.settings.loudness,
+            loudness_target: runner.settings.loudness_target,
+            trim_silence: job.trim_silence,
+            encode_mp3: runner.settings.gapless,
+            rf64_above_bytes: None,
+            cancel: Some(runner.cancel.clone()),
+        };
+        tracing::info!(output = %path.display(), "assembling");
+        let p = audio::assemble(&pieces, job.output_format, &path, &options)?;
+        for (r, i) in index {
+            request_spans[r] = (assembled.len(), p.spans[i].clone(), p.edits[i]);
+        }
+        assembled.push((path, p));
+    }
+    Ok((assembled, request_spans))
+}
+
+/// The side files of a successful render (chapters, CUE, captions, playlist), with a warning
+/// when cached audio has no character timings for word-timed captions.
+pub(crate) fn write_side_files(
+    runner: &Runner,
+    job: &Job,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    rep: &Report,
+) -> anyhow::Result<()> {
+    let alignments: Vec<Option<PathBuf>> = outcomes.iter().map(|o| o.alignment.clone()).collect();
+    if runner.settings.timestamps {
+        let missing = outcomes
+            .iter()
+            .filter(|o| o.audio.is_some() && o.alignment.is_none())
+            .count();
+        if missing > 0 {
+            tracing::warn!(
+                "{}: {missing} request(s) came from the cache without character timings; their captions are one cue per request (render them again with --only to get word timings)",
+                job.manifest.display()
+            );
+        }
+    }
+    if rep.status == Status::Ok {
+        output::sidefiles::write(job, plan, rep, &alignments)
+            .with_context(|| format!("writing the side files of {}", job.output.display()))?;
+    }
+    Ok(())
+}

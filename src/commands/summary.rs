@@ -1,0 +1,86 @@
+//! The lines a render prints: one per manifest on stdout (`ok ...`, `failed ...` or
+//! `interrupted ...`), the audiobook verdict, and each failed segment's error on stderr.
+//!
+//! Not responsible for the reports (see `output::report`).
+
+use super::render::Rendered;
+use crate::error::{EXIT_FAILED, EXIT_OK};
+use crate::output::audiobook::audiobook_summary;
+use crate::output::report::Status;
+
+/// Prints the summary of every rendered manifest; the exit status is 0 only if all succeeded.
+pub fn print(rendered: &[Rendered]) -> u8 {
+    let mut status = EXIT_OK;
+    for r in rendered {
+        if r.report.status == Status::Ok {
+            print_ok(r);
+        } else {
+            status = EXIT_FAILED;
+            print_failed(r);
+        }
+    }
+    status
+}
+
+/// The output as the summary shows it: the file, or for a split output the first file and the
+/// last one's name (the report lists them all).
+pub(crate) fn shown(r: &Rendered) -> String {
+    let outputs = &r.report.outputs;
+    if outputs.is_empty() {
+        return r.job.output.display().to_string();
+    }
+    let last = outputs.last().map_or("", |o| {
+        std::path::Path::new(&o.path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&o.path)
+    });
+    match outputs.len() {
+        1 => format!("{} (1 chapter file)", outputs[0].path),
+        n => format!("{} ... {last} ({n} chapter files)", outputs[0].path),
+    }
+}
+
+pub(crate) fn print_ok(r: &Rendered) {
+    let t = &r.report.totals;
+    println!(
+        "ok {}: {} segments ok, 0 failed, {} credits, {:.1} s of audio, {} requests ({} from cache), {:.1} s; report {}",
+        shown(r),
+        t.segments,
+        t.credits,
+        t.audio_seconds,
+        t.requests,
+        t.cache_hits,
+        r.report.wall_seconds,
+        r.report_paths.0.display()
+    );
+    if let Some(line) = audiobook_summary(&r.report) {
+        println!("{line}");
+    }
+}
+
+pub(crate) fn print_failed(r: &Rendered) {
+    let t = &r.report.totals;
+    let failed = r
+        .report
+        .segments
+        .iter()
+        .filter(|s| s.status != Status::Ok)
+        .count();
+    println!(
+        "{} {}: {} segments ok, {failed} failed, {} credits, {:.1} s; output not written; report {}",
+        if r.report.interrupted {
+            "interrupted"
+        } else {
+            "failed"
+        },
+        r.job.output.display(),
+        t.segments - failed,
+        t.credits,
+        r.report.wall_seconds,
+        r.report_paths.0.display()
+    );
+    for s in r.report.segments.iter().filter(|s| s.status != Status::Ok) {
+        eprintln!("error: {}", s.error.as_deref().unwrap_or("failed"));
+    }
+}

@@ -1,0 +1,179 @@
+//! The account endpoints: `GET /v2/voices` (paging, search, sorting), `GET /v1/voices/{id}`,
+//! `GET /v1/models` and `GET /v1/user/subscription`.
+//!
+//! Not responsible for text-to-speech (see `tts`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+use super::{Emulator, Tier, data};
+
+pub(crate) async fn voices(
+    State(state): State<Arc<Emulator>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = voices_response(&state, &query_pairs(&query), &headers);
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+pub(crate) fn voices_response(
+    state: &Emulator,
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+) -> Response {
+    let get_one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let page_size = match get_one("page_size").map(|v| v.parse::<i64>()) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n as usize,
+        Some(Ok(n)) => {
+            return validation_error(vec![
+                json!({"type": "less_than_equal", "loc": ["query", "page_size"],
+                "msg": "Input should be between 1 and 100", "input": n.to_string()}),
+            ]);
+        }
+        Some(Err(_)) => {
+            return validation_error(vec![
+                json!({"type": "int_parsing", "loc": ["query", "page_size"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer", "input": get_one("page_size")}),
+            ]);
+        }
+    };
+    if let Err(response) = authorize(state, headers) {
+        return *response;
+    }
+    let search = get_one("search").map(|s| s.to_lowercase());
+    let ids: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "voice_ids")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut matching: Vec<usize> = (0..data::VOICES.len())
+        .filter(|&i| {
+            let (id, name, gender, accent, description) = data::VOICES[i];
+            let hit = search.as_ref().is_none_or(|s| {
+                [name, gender, accent, description, "premade"]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(s.as_str()))
+            });
+            hit && (ids.is_empty() || ids.contains(&id))
+        })
+        .collect();
+    if get_one("sort").as_deref() == Some("name") {
+        matching.sort_by_key(|&i| data::VOICES[i].1);
+    }
+    if get_one("sort_direction").as_deref() == Some("desc") {
+        matching.reverse();
+    }
+    let start: usize = get_one("next_page_token")
+        .and_then(|t| t.strip_prefix("p").and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    let end = (start + page_size).min(matching.len());
+    let page: Vec<Value> = matching[start.min(end)..end]
+        .iter()
+        .map(|&i| data::voice_json(i))
+        .collect();
+    let has_more = end < matching.len();
+    axum::Json(json!({
+        "voices": page,
+        "has_more": has_more,
+        "total_count": matching.len(),
+        "next_page_token": if has_more { Some(format!("p{end}")) } else { None },
+    }))
+    .into_response()
+}
+
+pub(crate) async fn voice(
+    State(state): State<Arc<Emulator>>,
+    Path(voice_id): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => match data::VOICES.iter().position(|v| v.0 == voice_id) {
+            Some(i) => axum::Json(data::voice_json(i)).into_response(),
+            None => api_error(
+                &state,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "voice_not_found",
+                &format!("A voice with the voice_id {voice_id} was not found."),
+            ),
+        },
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+pub(crate) async fn list_models(
+    State(state): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => axum::Json(data::models_json()).into_response(),
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+pub(crate) async fn subscription(
+    State(state): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => {
+            let used = state.credits_used().ceil() as u64;
+            let tier = state.config.tier;
+            axum::Json(json!({
+                "tier": tier.name(),
+                "character_count": used,
+                "character_limit": state.character_limit(),
+                "max_character_limit_extension": 0,
+                "max_credit_limit_extension": 0,
+                "can_extend_character_limit": false,
+                "allowed_to_extend_character_limit": false,
+                "next_character_count_reset_unix": (state.now() as i64 / 86_400 + 30) * 86_400,
+                "voice_slots_used": 0,
+                "professional_voice_slots_used": 0,
+                "professional_voice_slots_used_in_workspace": 0,
+                "voice_limit": 30,
+                "voice_add_edit_counter": 0,
+                "professional_voice_limit": 1,
+                "can_extend_voice_limit": false,
+                "can_use_instant_voice_cloning": true,
+                "can_use_professional_voice_cloning": tier >= Tier::Creator,
+                "currency": "usd",
+                "current_overage": {"amount": "0.00", "currency": "usd"},
+                "status": if tier == Tier::Free { "free" } else { "active" },
+                "billing_period": "monthly_period",
+                "character_refresh_period": "monthly_period",
+                "open_invoices": [],
+                "has_open_invoices": false,
+            }))
+            .into_response()
+        }
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}

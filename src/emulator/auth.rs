@@ -1,0 +1,108 @@
+//! What every endpoint shares: the key check (`xi-api-key`), the API's error shapes (with
+//! `x-trace-id`), FastAPI's 404 and 422 bodies, query parsing, and the request log of reads.
+//!
+//! Not responsible for what an endpoint answers (see `tts`, `account`).
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Emulator;
+
+/// An error in the API's `{"detail":{...}}` shape, with legacy `status` and newer fields.
+pub(crate) fn api_error(
+    state: &Emulator,
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: &str,
+) -> Response {
+    let trace = state.trace_id();
+    let body = json!({"detail": {
+        "type": kind,
+        "code": code,
+        "status": code,
+        "message": message,
+        "request_id": trace,
+    }});
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        "x-trace-id",
+        HeaderValue::from_str(&trace).expect("hex is a valid header"),
+    );
+    response
+}
+
+/// A 422 in FastAPI's list shape.
+pub(crate) fn validation_error(items: Vec<Value>) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({"detail": items})),
+    )
+        .into_response()
+}
+
+pub(crate) async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"detail": "Not Found"})),
+    )
+        .into_response()
+}
+
+/// Checks `xi-api-key`; `Err` is the 401 to send.
+pub(crate) fn authorize(state: &Emulator, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let key = headers
+        .get("xi-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() {
+        return Err(Box::new(api_error(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "needs_authorization",
+            "Neither authorization header nor xi-api-key received, please provide one.",
+        )));
+    }
+    if let Some(expected) = &state.config.api_key
+        && key != expected
+    {
+        return Err(Box::new(api_error(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            "Invalid API key",
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
+    raw.as_deref()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn log_get(
+    state: &Emulator,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    response: &Response,
+) {
+    state.log(json!({
+        "time": state.now(),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": uri.query(),
+        "key_present": headers.contains_key("xi-api-key"),
+        "status": response.status().as_u16(),
+    }));
+}

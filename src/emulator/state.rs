@@ -1,0 +1,127 @@
+//! The emulator's shared state: the request ids it issued (and whether their audio was delivered
+//! in full), credits used, requests in flight, its clock and the request log.
+//!
+//! Not responsible for answering requests (see `tts`, `account`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Config, synth};
+
+pub(crate) struct IssuedId {
+    /// Emulator-clock seconds.
+    pub(crate) issued: f64,
+    pub(crate) complete: bool,
+}
+
+/// Shared server state.
+pub struct Emulator {
+    pub(crate) config: Config,
+    pub(crate) issued: Mutex<HashMap<String, IssuedId>>,
+    pub(crate) credits_used: Mutex<f64>,
+    /// The subscription's limit; tests may change it while running.
+    pub(crate) character_limit: AtomicU64,
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) counter: AtomicU64,
+    /// TTS requests seen, for fault draws.
+    pub(crate) tts_count: AtomicU64,
+    /// Seconds the emulator's clock runs ahead of the real one.
+    pub(crate) clock_offset: AtomicU64,
+    pub(crate) log: Mutex<Option<std::fs::File>>,
+    pub(crate) started: Instant,
+}
+
+impl Emulator {
+    pub fn new(config: Config) -> std::io::Result<Arc<Self>> {
+        let log = match &config.request_log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("request log {}: {e}", path.display()),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Arc::new(Emulator {
+            character_limit: AtomicU64::new(config.character_limit),
+            config,
+            issued: Mutex::new(HashMap::new()),
+            credits_used: Mutex::new(0.0),
+            in_flight: AtomicUsize::new(0),
+            counter: AtomicU64::new(0),
+            tts_count: AtomicU64::new(0),
+            clock_offset: AtomicU64::new(0),
+            log: Mutex::new(log),
+            started: Instant::now(),
+        }))
+    }
+
+    /// Moves the emulator's clock forward (request ids age with it).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_offset.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+
+    pub(crate) fn now(&self) -> f64 {
+        unix_now() + self.clock_offset.load(Ordering::SeqCst) as f64
+    }
+
+    /// Changes the subscription's credit limit.
+    pub fn set_character_limit(&self, limit: u64) {
+        self.character_limit.store(limit, Ordering::SeqCst);
+    }
+
+    pub(crate) fn character_limit(&self) -> u64 {
+        self.character_limit.load(Ordering::SeqCst)
+    }
+
+    /// Credits charged so far.
+    pub fn credits_used(&self) -> f64 {
+        *self.credits_used.lock().expect("credits lock")
+    }
+
+    pub(crate) fn next_id(&self, salt: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let mut h = synth::fnv(format!("{salt}:{n}:{:?}", self.started.elapsed()).as_bytes());
+        (0..20)
+            .map(|_| {
+                h = h
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ALPHABET[(h >> 33) as usize % ALPHABET.len()] as char
+            })
+            .collect()
+    }
+
+    pub(crate) fn trace_id(&self) -> String {
+        let a = synth::fnv(self.next_id("trace").as_bytes());
+        let b = synth::fnv(&a.to_le_bytes());
+        format!("{a:016x}{b:016x}")
+    }
+
+    pub(crate) fn log(&self, entry: Value) {
+        if let Some(file) = self.log.lock().expect("log lock").as_mut() {
+            let mut line = entry.to_string();
+            line.push('\n');
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

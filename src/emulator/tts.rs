@@ -1,0 +1,595 @@
+//! The four text-to-speech endpoints (`/v1/text-to-speech/{voice_id}`, `/stream`,
+//! `/with-timestamps`, `/stream/with-timestamps`): validation, the key, the API's 400s (voice,
+//! model, text, format, tier gates, stitching ids), quota and concurrency, then the synthetic
+//! audio delivered with the API's headers, and one request-log line per request.
+//!
+//! Not responsible for the 422 shapes (see `validate`) or faults (see `faults`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::auth::{api_error, authorize, query_pairs, validation_error};
+use super::faults::{Delivery, Injected, deliver, inject_fault};
+use super::state::IssuedId;
+use super::validate::validate;
+use super::{Emulator, Fault, Tier, data, synth};
+use crate::format::{Codec, OutputFormat};
+use crate::models::{self, ModelInfo};
+
+/// The four text-to-speech endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Variant {
+    Full,
+    Stream,
+    Timestamps,
+    StreamTimestamps,
+}
+
+impl Variant {
+    fn streams(self) -> bool {
+        matches!(self, Variant::Stream | Variant::StreamTimestamps)
+    }
+
+    fn path(self, voice_id: &str) -> String {
+        let suffix = match self {
+            Variant::Full => "",
+            Variant::Stream => "/stream",
+            Variant::Timestamps => "/with-timestamps",
+            Variant::StreamTimestamps => "/stream/with-timestamps",
+        };
+        format!("/v1/text-to-speech/{voice_id}{suffix}")
+    }
+}
+
+macro_rules! tts_handler {
+    ($name:ident, $variant:expr) => {
+        pub(crate) async fn $name(
+            State(state): State<Arc<Emulator>>,
+            Path(voice_id): Path<String>,
+            RawQuery(query): RawQuery,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            tts(state, voice_id, query, headers, body, $variant).await
+        }
+    };
+}
+
+tts_handler!(tts_full, Variant::Full);
+tts_handler!(tts_stream, Variant::Stream);
+tts_handler!(tts_timestamps, Variant::Timestamps);
+tts_handler!(tts_stream_timestamps, Variant::StreamTimestamps);
+
+/// Releases an in-flight slot when dropped.
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub(crate) async fn tts(
+    state: Arc<Emulator>,
+    voice_id: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    raw_body: Bytes,
+    variant: Variant,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&raw_body).ok();
+    let pairs = query_pairs(&query);
+    let response = tts_response(
+        &state,
+        &voice_id,
+        &pairs,
+        &headers,
+        &raw_body,
+        parsed.as_ref(),
+        variant,
+    )
+    .await;
+    let path = variant.path(&voice_id);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    state.log(json!({
+        "time": state.now(),
+        "method": "POST",
+        "path": path,
+        "voice_id": voice_id,
+        "query": pairs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "key_present": headers.contains_key("xi-api-key"),
+        "body": parsed,
+        "status": response.status().as_u16(),
+        "fault": response.extensions().get::<Fault>().map(|f| format!("{f:?}").to_lowercase()),
+        "request_id": header("request-id"),
+        "character_cost": header("character-cost"),
+        "concurrent": header("current-concurrent-requests").and_then(|v| v.parse::<u64>().ok()),
+    }));
+    response
+}
+
+/// Character timings of `text` spoken over `seconds`: each character gets an equal share, as
+/// the synthetic voice gives it.
+pub(crate) fn alignment(chars: &[char], from: usize, per_char: f64) -> Value {
+    let starts: Vec<f64> = (0..chars.len())
+        .map(|i| round3((from + i) as f64 * per_char))
+        .collect();
+    let ends: Vec<f64> = (0..chars.len())
+        .map(|i| round3((from + i + 1) as f64 * per_char))
+        .collect();
+    json!({
+        "characters": chars.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "character_start_times_seconds": starts,
+        "character_end_times_seconds": ends,
+    })
+}
+
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The body of a `/with-timestamps` answer: one JSON object, or NDJSON lines of chunks when
+/// streaming.
+pub(crate) fn with_timestamps(text: &str, audio: &[u8], seconds: f64, variant: Variant) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let chars: Vec<char> = text.chars().collect();
+    let per_char = seconds / chars.len().max(1) as f64;
+    if variant == Variant::Timestamps {
+        let all = alignment(&chars, 0, per_char);
+        let body =
+            json!({"audio_base64": b64(audio), "alignment": all, "normalized_alignment": all});
+        return body.to_string().into_bytes();
+    }
+    // About 40 characters a chunk, with the audio bytes in proportion.
+    let mut lines = String::new();
+    for from in (0..chars.len()).step_by(40) {
+        let to = (from + 40).min(chars.len());
+        let a = audio.len() * from / chars.len().max(1);
+        let b = if to == chars.len() {
+            audio.len()
+        } else {
+            audio.len() * to / chars.len().max(1)
+        };
+        let piece = alignment(&chars[from..to], from, per_char);
+        let line = json!({"audio_base64": b64(&audio[a..b]), "alignment": piece, "normalized_alignment": piece});
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    lines.into_bytes()
+}
+
+pub(crate) fn id_list(body: &Value, field: &str) -> Vec<String> {
+    body.get(field)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A request that passed the API's checks: what to synthesize.
+pub(crate) struct Accepted<'a> {
+    text: &'a str,
+    chars: usize,
+    model: &'static ModelInfo,
+    format: OutputFormat,
+}
+
+/// A 400 in the API's shape.
+pub(crate) fn bad(state: &Emulator, code: &str, message: &str) -> Response {
+    api_error(
+        state,
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+        code,
+        message,
+    )
+}
+
+/// The API's checks of a well-formed request, in its order: the voice exists, the model is
+/// known, the text is not empty and within the model's limit, the format can be produced and
+/// the tier may use it.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) fn accept<'a>(
+    state: &Emulator,
+    voice_id: &str,
+    body: &'a Value,
+    output_format: Option<&str>,
+) -> Result<Accepted<'a>, Response> {
+    if !data::voice_exists(voice_id) {
+        return Err(api_error(
+            state,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "voice_not_found",
+            &format!("A voice with the voice_id {voice_id} was not found."),
+        ));
+    }
+    let model_id = body
+        .get("model_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or(models::DEFAULT_MODEL);
+    let Some(model) = models::find(model_id) else {
+        return Err(bad(
+            state,
+            "model_not_found",
+            &format!("A model with model ID {model_id} does not exist."),
+        ));
+    };
+    let text = body
+        .get("text")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let chars = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(bad(
+            state,
+            "empty_text",
+            "The text is empty. Please provide some text to convert to speech.",
+        ));
+    }
+    if chars > model.max_chars {
+        return Err(bad(
+            state,
+            "max_character_limit_exceeded",
+            &format!(
+                "This request's text has {chars} characters and exceeds the character limit of {} characters for {model_id}.",
+                model.max_chars
+            ),
+        ));
+    }
+    let format = producible(state, output_format)?;
+    Ok(Accepted {
+        text,
+        chars,
+        model,
+        format,
+    })
+}
+
+/// The output format, if the emulator can produce it and the tier may use it (validation has
+/// already checked that it is one of the API's).
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) fn producible(
+    state: &Emulator,
+    output_format: Option<&str>,
+) -> Result<OutputFormat, Response> {
+    let name = output_format.unwrap_or(crate::format::DEFAULT_FORMAT);
+    let Ok(format) = name.parse::<OutputFormat>() else {
+        return Err(bad(
+            state,
+            "invalid_output_format",
+            &format!("Unknown output format {name}."),
+        ));
+    };
+    if let Codec::Opus { .. } = format.codec {
+        return Err(bad(
+            state,
+            "invalid_output_format",
+            &format!(
+                "The emulator cannot produce {format}: Opus encoding is not supported. Use an mp3, pcm, wav, ulaw or alaw format."
+            ),
+        ));
+    }
+    let tier = state.config.tier;
+    let gated = match format.codec {
+        Codec::Mp3 { kbps: 192 } => (tier < Tier::Creator).then_some("Creator"),
+        Codec::Pcm | Codec::Wav if format.sample_rate == 44_100 => {
+            (tier < Tier::Pro).then_some("Pro")
+        }
+        _ => None,
+    };
+    if let Some(needed) = gated {
+        return Err(api_error(
+            state,
+            StatusCode::FORBIDDEN,
+            "authorization_error",
+            "output_format_not_allowed",
+            &format!(
+                "Requested output format {format} is only allowed for {needed} tier and above."
+            ),
+        ));
+    }
+    Ok(format)
+}
+
+/// The stitching rules: at most 3 ids in each list, none for a model without stitching or with
+/// `enable_logging=false`, and each one known, delivered in full and under two hours old.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) fn check_stitching(
+    state: &Emulator,
+    body: &Value,
+    model: &ModelInfo,
+    enable_logging: bool,
+) -> Result<(), Response> {
+    for field in ["previous_request_ids", "next_request_ids"] {
+        let ids = id_list(body, field);
+        if ids.len() > 3 {
+            return Err(bad(
+                state,
+                "invalid_request_ids",
+                &format!(
+                    "A maximum of 3 request_ids can be sent in {field}; got {}.",
+                    ids.len()
+                ),
+            ));
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        if !model.stitching {
+            return Err(bad(
+                state,
+                "unsupported_model",
+                &format!(
+                    "Request stitching is not available for the {} model.",
+                    model.model_id
+                ),
+            ));
+        }
+        if !enable_logging {
+            return Err(bad(
+                state,
+                "invalid_request_ids",
+                "Request stitching is unavailable with enable_logging=false (zero retention mode).",
+            ));
+        }
+        check_ids(state, field, &ids)?;
+    }
+    Ok(())
+}
+
+/// Each id of `field` is known, complete and fresh.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) fn check_ids(state: &Emulator, field: &str, ids: &[String]) -> Result<(), Response> {
+    let now = state.now();
+    let issued = state.issued.lock().expect("issued lock");
+    for id in ids {
+        let why = match issued.get(id) {
+            None => format!("The request id {id} in {field} is unknown."),
+            Some(i) if !i.complete => format!(
+                "The request id {id} in {field} has not finished generating; read its audio to the end first."
+            ),
+            Some(i) if now - i.issued > 2.0 * 3600.0 => {
+                format!("The request id {id} in {field} is older than two hours.")
+            }
+            Some(_) => continue,
+        };
+        return Err(bad(state, "invalid_request_ids", &why));
+    }
+    Ok(())
+}
+
+/// Charges `cost` credits, or answers 401 `quota_exceeded`.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) fn charge(state: &Emulator, cost: f64) -> Result<(), Response> {
+    let mut used = state.credits_used.lock().expect("credits lock");
+    let limit = state.character_limit() as f64;
+    if *used + cost > limit {
+        return Err(api_error(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "payment_required",
+            "quota_exceeded",
+            &format!(
+                "This request exceeds your quota of {limit}. You have {} credits remaining, while {cost} credits are required for this request.",
+                (limit - *used).max(0.0)
+            ),
+        ));
+    }
+    *used += cost;
+    Ok(())
+}
+
+pub(crate) fn too_many(state: &Emulator, limit: usize) -> Response {
+    api_error(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        "too_many_concurrent_requests",
+        &format!(
+            "Too many concurrent requests. Your current subscription is associated with a maximum of {limit} concurrent requests (running in parallel). This is done such that a single user does not overwhelm our systems and affect other users negatively. Please upgrade your subscription or contact sales if you want to increase this limit."
+        ),
+    )
+}
+
+/// The synthetic audio of a request, encoded, and its length in samples.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) async fn synthesize(
+    state: &Emulator,
+    voice_id: &str,
+    body: &Value,
+    accepted: &Accepted<'_>,
+) -> Result<(Vec<u8>, usize), Response> {
+    let speed = body
+        .get("voice_settings")
+        .and_then(|s| s.get("speed"))
+        .and_then(|s| s.as_f64())
+        .unwrap_or(1.0);
+    let (text, voice, format) = (
+        accepted.text.to_string(),
+        voice_id.to_string(),
+        accepted.format,
+    );
+    tokio::task::spawn_blocking(move || {
+        let samples = synth::speak(&text, &voice, speed, format.sample_rate);
+        synth::encode(&samples, format).map(|bytes| (bytes, samples.len()))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(|e| {
+        api_error(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal_error",
+            &e,
+        )
+    })
+}
+
+pub(crate) async fn tts_response(
+    state: &Arc<Emulator>,
+    voice_id: &str,
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+    raw: &[u8],
+    body: Option<&Value>,
+    variant: Variant,
+) -> Response {
+    let query = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let errors = validate(body, raw, query("output_format"), variant.streams());
+    let Some(body) = body.filter(|_| errors.is_empty()) else {
+        return validation_error(errors);
+    };
+    if let Err(response) = authorize(state, headers) {
+        return *response;
+    }
+    let accepted = match accept(state, voice_id, body, query("output_format")) {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
+    let enable_logging = query("enable_logging").is_none_or(|v| v != "false");
+    if let Err(response) = check_stitching(state, body, accepted.model, enable_logging) {
+        return response;
+    }
+    let mut delivery = if variant.streams() {
+        Delivery::Chunked
+    } else {
+        Delivery::Whole
+    };
+    match inject_fault(state) {
+        Some(Injected::Answer(response)) => return response,
+        Some(Injected::Delivery(fault)) => delivery = Delivery::Fault(fault),
+        None => {}
+    }
+    let cost = (accepted.chars as f64 * accepted.model.credits_per_char).ceil();
+    if let Err(response) = charge(state, cost) {
+        return response;
+    }
+    let limit = state.config.tier.concurrency(accepted.model.fast);
+    let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _slot = InFlight(&state.in_flight);
+    if now_in_flight > limit {
+        *state.credits_used.lock().expect("credits lock") -= cost;
+        return too_many(state, limit);
+    }
+    let started = Instant::now();
+    let delay =
+        state.config.latency_ms as f64 + state.config.latency_per_char_ms * accepted.chars as f64;
+    if delay > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
+    }
+    let (audio, sample_count) = match synthesize(state, voice_id, body, &accepted).await {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
+    let answer = Answer {
+        cost,
+        now_in_flight,
+        limit,
+        started,
+    };
+    respond(
+        state,
+        &accepted,
+        audio,
+        sample_count,
+        variant,
+        delivery,
+        answer,
+    )
+}
+
+/// The figures an answer's headers report.
+pub(crate) struct Answer {
+    cost: f64,
+    now_in_flight: usize,
+    limit: usize,
+    started: Instant,
+}
+
+/// The answer to an accepted request: a new request id, the body (audio, or JSON with
+/// timings) delivered as `delivery` says, and the API's headers.
+pub(crate) fn respond(
+    state: &Arc<Emulator>,
+    accepted: &Accepted<'_>,
+    audio: Vec<u8>,
+    sample_count: usize,
+    variant: Variant,
+    delivery: Delivery,
+    answer: Answer,
+) -> Response {
+    let format = accepted.format;
+    let request_id = state.next_id("request");
+    let history_id = state.next_id("history");
+    state.issued.lock().expect("issued lock").insert(
+        request_id.clone(),
+        IssuedId {
+            issued: state.now(),
+            complete: false,
+        },
+    );
+    let seconds = sample_count as f64 / f64::from(format.sample_rate);
+    // Faults in the body (reset, truncated, slow) hit every variant alike.
+    let body = match variant {
+        Variant::Full | Variant::Stream => audio,
+        Variant::Timestamps | Variant::StreamTimestamps => {
+            with_timestamps(accepted.text, &audio, seconds, variant)
+        }
+    };
+    let mut response = deliver(state, body, &request_id, delivery);
+    if let Delivery::Fault(fault) = delivery {
+        response.extensions_mut().insert(fault);
+    }
+    let h = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    if matches!(variant, Variant::Full | Variant::Stream) {
+        set("content-type", format.mime().to_string());
+    } else {
+        set("content-type", "application/json".to_string());
+    }
+    set("request-id", request_id);
+    set("history-item-id", history_id);
+    set("character-cost", format!("{}", answer.cost));
+    set(
+        "current-concurrent-requests",
+        answer.now_in_flight.to_string(),
+    );
+    set("maximum-concurrent-requests", answer.limit.to_string());
+    set(
+        "tts-latency-ms",
+        answer.started.elapsed().as_millis().to_string(),
+    );
+    set(
+        "access-control-expose-headers",
+        "request-id, history-item-id, character-cost, current-concurrent-requests, maximum-concurrent-requests".into(),
+    );
+    response
+}

@@ -1,0 +1,36 @@
+//! Exit statuses and the usage error: what a failure means to the shell.
+//!
+//! Below everything but the manifest's error type: every module may return a [`UsageError`]
+//! (exit 2, nothing sent) without importing the command line. Not responsible for printing (see `main.rs`).
+
+/// Exit status: every segment rendered and the output written.
+pub const EXIT_OK: u8 = 0;
+
+/// Exit status: at least one segment failed.
+pub const EXIT_FAILED: u8 = 1;
+
+/// Exit status: usage, manifest or configuration error; nothing sent.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A usage or configuration problem: exit status 2, nothing sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A [`UsageError`] as an `anyhow::Error`.
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// The exit status for an error that ended a command.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    if error
+        .downcast_ref::<crate::manifest::ManifestError>()
+        .is_some()
+        || error.downcast_ref::<UsageError>().is_some()
+    {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILED
+    }
+}

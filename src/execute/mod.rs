@@ -1,0 +1,356 @@
+//! Execution: the plan's requests sent through the cache, a shared rate limiter and concurrency
+//! cap, with retries by cause. Chains run concurrently, longest first; within a chain that
+//! stitches, each request waits for its predecessor's body.
+//!
+//! - [`slots`]: the concurrency cap, handing freed slots to the chain with the most work left.
+//! - [`request`]: one request: cache, budget, attempt, and what each failure means.
+//! - [`estimate`]: a request's cache key and cost ([`RequestKey`]), and what a plan would cost.
+//!
+//! Not responsible for splitting (see `plan`) or assembling audio (see `audio`).
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::api::Client;
+use crate::manifest::Job;
+use crate::plan::{self, Context, Done, Plan};
+use crate::state::cache::{Cache, Meta};
+
+pub mod estimate;
+mod request;
+pub mod slots;
+
+pub use estimate::{Estimate, RequestKey, body_for, estimate};
+use request::{Request, remaining_work};
+pub use slots::{Slot, Slots};
+
+/// How many requests may be in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Start at 2, follow `maximum-concurrent-requests`, halve on concurrency 429s.
+    Auto,
+    /// At most this many; still lowered on concurrency 429s.
+    Fixed(usize),
+}
+
+/// Execution settings shared by all manifests of a run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub concurrency: Concurrency,
+    /// Requests per second, every attempt counted; `None` for no limit.
+    pub rate: Option<NonZeroU32>,
+    pub max_retries: u32,
+    /// First backoff step; doubles each retry, with full jitter.
+    pub retry_base: Duration,
+    /// Longest wait between attempts, `Retry-After` included.
+    pub retry_cap: Duration,
+    /// Cache key namespace: `emulator` or the API's base URL.
+    pub source: String,
+    /// Whether the audio is synthetic (rendered by the built-in emulator).
+    pub synthetic: bool,
+    /// Credits this run may spend (`--max-credits`).
+    pub max_credits: Option<f64>,
+    /// Retryable failures in a row, across all requests, after which the run stops.
+    pub breaker_threshold: u32,
+    /// Added to the system clock when judging how old a request id is (a test seam).
+    pub clock_offset: Duration,
+    /// Measure loudness while assembling (`--loudness`).
+    pub loudness: bool,
+    /// Normalize WAV output to this integrated loudness (`--loudness-target`).
+    pub loudness_target: Option<f64>,
+    /// Check the output against audiobook (ACX-style) requirements (`--audiobook`).
+    pub audiobook: bool,
+    /// One output file per chapter (`--split chapters`).
+    pub split_chapters: bool,
+    /// Encode `.mp3` output from the joined samples (`--gapless`).
+    pub gapless: bool,
+    /// Render through `/with-timestamps` and keep the character timings (`--timestamps`).
+    pub timestamps: bool,
+}
+
+/// What one run shares across manifests: client, limiter, cap, and the stop flag.
+pub struct Runner {
+    pub client: Client,
+    pub settings: Settings,
+    pub slots: Slots,
+    limiter: Option<DefaultDirectRateLimiter>,
+    pub progress: crate::progress::Progress,
+    stopped: AtomicBool,
+    stop_reason: Mutex<Option<String>>,
+    interrupted: AtomicBool,
+    /// Set with `interrupted`: assembly in progress stops and leaves the previous output.
+    pub cancel: Arc<AtomicBool>,
+    /// Retryable failures since the last success (the circuit breaker).
+    failures_in_a_row: AtomicU32,
+    budget: Mutex<Budget>,
+}
+
+/// Credits charged and reserved for requests in flight, against `--max-credits`.
+#[derive(Default)]
+pub(crate) struct Budget {
+    spent: f64,
+    reserved: f64,
+}
+
+impl Runner {
+    pub fn new(client: Client, settings: Settings, progress: crate::progress::Progress) -> Self {
+        let limiter = settings
+            .rate
+            .map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Runner {
+            client,
+            slots: Slots::new(settings.concurrency),
+            settings,
+            limiter,
+            progress,
+            stopped: AtomicBool::new(false),
+            stop_reason: Mutex::new(None),
+            interrupted: AtomicBool::new(false),
+            cancel: Arc::new(AtomicBool::new(false)),
+            failures_in_a_row: AtomicU32::new(0),
+            budget: Mutex::new(Budget::default()),
+        }
+    }
+
+    /// The time used for request-id ages and cache records.
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + self.settings.clock_offset
+    }
+
+    /// Stops sending (SIGINT, SIGTERM): requests in flight finish and are cached.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
+        self.stop("interrupted".into());
+    }
+
+    /// Whether the run was interrupted by a signal.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Credits charged so far in this run.
+    pub fn credits_spent(&self) -> f64 {
+        self.budget.lock().expect("budget lock").spent
+    }
+
+    /// Reserves `estimate` credits, or says why the budget does not allow it.
+    fn reserve(&self, estimate: f64) -> Result<(), String> {
+        let mut b = self.budget.lock().expect("budget lock");
+        if let Some(max) = self.settings.max_credits
+            && b.spent + b.reserved + estimate > max
+        {
+            return Err(format!(
+                "not sent: --max-credits {max} would be exceeded ({} spent, {} in flight, {estimate} needed)",
+                b.spent, b.reserved
+            ));
+        }
+        b.reserved += estimate;
+        Ok(())
+    }
+
+    /// Releases a reservation and records what was actually charged.
+    fn settle(&self, estimate: f64, charged: f64) {
+        let mut b = self.budget.lock().expect("budget lock");
+        b.reserved = (b.reserved - estimate).max(0.0);
+        b.spent += charged;
+    }
+
+    /// Why the run was stopped (a 401), if it was.
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason.lock().expect("stop lock").clone()
+    }
+
+    fn stop(&self, reason: String) {
+        let mut r = self.stop_reason.lock().expect("stop lock");
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What happened to one request.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The stored response, when the request succeeded.
+    pub audio: Option<PathBuf>,
+    /// Its stored character timings (with `--timestamps`).
+    pub alignment: Option<PathBuf>,
+    pub meta: Option<Meta>,
+    pub cached: bool,
+    pub attempts: u32,
+    /// The HTTP status of each attempt (0 for no answer).
+    pub statuses: Vec<u16>,
+    /// Time of the successful attempt.
+    pub latency_ms: Option<u64>,
+    pub context: Context,
+    pub error: Option<String>,
+    /// Rendered again although cached (`--only`).
+    pub regenerated: bool,
+    /// Credits charged for attempts whose audio never arrived whole (a 200 whose body was cut,
+    /// too long or undecodable): generated and billed, but unusable.
+    pub charged_undelivered: f64,
+    /// The cache write still in progress, awaited at the end of [`execute`].
+    write: Option<PendingWrite>,
+}
+
+/// A cache write running on the blocking pool.
+#[derive(Clone)]
+pub(crate) struct PendingWrite(
+    Arc<Mutex<Option<tokio::task::JoinHandle<std::io::Result<PathBuf>>>>>,
+);
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingWrite")
+    }
+}
+
+/// When a chain has requests to regenerate, what the cache holds for each of its positions:
+/// the ids a regenerated request may send as `next_request_ids`.
+pub(crate) fn cached_ahead(
+    runner: &Runner,
+    job: &Job,
+    plan: &Plan,
+    cache: &Cache,
+    chain: usize,
+) -> Vec<Option<Done>> {
+    let requests = &plan.chains[chain].requests;
+    if !requests.iter().any(|&r| plan.regenerate[r]) {
+        return Vec::new();
+    }
+    requests
+        .iter()
+        .map(|&r| {
+            let key = RequestKey::of(job, plan, r, &runner.settings.source);
+            cache.get(&key.key).map(|(meta, _)| Done {
+                request_id: meta.request_id.clone(),
+                issued: meta.issued(),
+            })
+        })
+        .collect()
+}
+
+/// Everything a chain's tasks share.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    runner: Arc<Runner>,
+    job: Arc<Job>,
+    plan: Arc<Plan>,
+    cache: Arc<Cache>,
+}
+
+impl Shared {
+    fn request(&self, r: usize) -> Request<'_> {
+        Request {
+            runner: &self.runner,
+            job: &self.job,
+            plan: &self.plan,
+            cache: &self.cache,
+            r,
+        }
+    }
+}
+
+/// Renders every request of `plan`, returning one outcome per request in plan order.
+pub async fn execute(
+    runner: Arc<Runner>,
+    job: Arc<Job>,
+    plan: Arc<Plan>,
+    cache: Arc<Cache>,
+) -> Vec<Outcome> {
+    let shared = Shared {
+        runner,
+        job,
+        plan: plan.clone(),
+        cache,
+    };
+    let work = |c: usize| -> usize {
+        plan.chains[c]
+            .requests
+            .iter()
+            .map(|&r| plan.requests[r].text.len())
+            .sum()
+    };
+    // Longest chain first: it bounds the run's length.
+    let mut order: Vec<usize> = (0..plan.chains.len()).collect();
+    order.sort_by_key(|&c| std::cmp::Reverse(work(c)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in order {
+        if plan.chains[c].sequential(&plan) {
+            tasks.spawn(run_chain(shared.clone(), c));
+        } else {
+            for &r in &plan.chains[c].requests {
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    let context = plan::context_for(&shared.plan, r, &[], &[], shared.runner.now());
+                    vec![(r, request::render(shared.request(r), context, None).await.0)]
+                });
+            }
+        }
+    }
+    let mut outcomes = vec![Outcome::default(); plan.requests.len()];
+    while let Some(result) = tasks.join_next().await {
+        for (r, outcome) in result.expect("render task panicked") {
+            outcomes[r] = outcome;
+        }
+    }
+    await_writes(&mut outcomes).await;
+    outcomes
+}
+
+/// The requests of a chain that stitches, in order: each sends its predecessors' ids.
+pub(crate) async fn run_chain(shared: Shared, c: usize) -> Vec<(usize, Outcome)> {
+    let (runner, plan) = (&shared.runner, &shared.plan);
+    let chain = &plan.chains[c];
+    let ahead = cached_ahead(runner, &shared.job, plan, &shared.cache, c);
+    let mut done: Vec<Option<Done>> = vec![None; chain.requests.len()];
+    let mut out = Vec::new();
+    // The slot of a request that succeeded passes to the chain's next request, so a chain never
+    // queues behind others between its own requests.
+    let mut held: Option<Slot<'_>> = None;
+    for (pos, &r) in chain.requests.iter().enumerate() {
+        let context = plan::context_for(plan, r, &done, &ahead, runner.now());
+        let (outcome, slot) = request::render(shared.request(r), context, held.take()).await;
+        // Keep the slot for the next request unless another chain with more work left is
+        // waiting: longest remaining work first.
+        held = slot.filter(|_| {
+            let next = chain
+                .requests
+                .get(pos + 1)
+                .map_or(0, |&n| remaining_work(plan, n));
+            next > 0 && runner.slots.best_waiting().is_none_or(|best| best <= next)
+        });
+        done[pos] = Some(Done {
+            request_id: outcome.meta.as_ref().and_then(|m| m.request_id.clone()),
+            issued: outcome.meta.as_ref().map_or(runner.now(), Meta::issued),
+        });
+        out.push((r, outcome));
+    }
+    out
+}
+
+/// Waits for every cache write; a response that could not be stored fails its request.
+pub(crate) async fn await_writes(outcomes: &mut [Outcome]) {
+    for outcome in outcomes {
+        let Some(write) = outcome.write.take() else {
+            continue;
+        };
+        let handle = write.0.lock().expect("write lock").take();
+        if let Some(handle) = handle {
+            let stored = handle
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            if let Err(e) = stored {
+                outcome.audio = None;
+                outcome.error = Some(format!("cannot store the response: {e}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! One request through the cache or the API: a slot and the rate limiter, the budget, the
+//! attempt, and what each outcome means (cache it, fall back to text context, retry after a
+//! backoff, give up, or stop the run).
+//!
+//! Not responsible for the order of requests (see `execute`).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::estimate::{RequestKey, body_for};
+use super::slots::Slot;
+use super::{Outcome, PendingWrite, Runner, Settings};
+use crate::api::{
+    ApiError, Disposition, TtsBody, TtsFailure, TtsRequest, TtsResponse, audio_body_limit,
+};
+use crate::codec::{self, AudioError};
+use crate::format::{Codec, OutputFormat};
+use crate::manifest::Job;
+use crate::plan::{self, Context, Plan};
+use crate::state::cache::{Cache, Meta};
+
+/// What a request being rendered needs at hand.
+pub(super) struct Request<'a> {
+    pub runner: &'a Runner,
+    pub job: &'a Job,
+    pub plan: &'a Plan,
+    pub cache: &'a Cache,
+    /// Its index in the plan.
+    pub r: usize,
+}
+
+/// What to do after a failed attempt.
+pub(crate) enum Next {
+    /// Send again (after a backoff, or at once with text context instead of ids).
+    Again,
+    /// The request is over: its outcome carries the error.
+    Done,
+}
+
+/// Renders one request and counts it in the progress bar. `held` is a slot handed over by the
+/// chain's previous request; after a success the slot is handed back for the next one.
+pub(super) async fn render<'a>(
+    req: Request<'a>,
+    context: Context,
+    held: Option<Slot<'a>>,
+) -> (Outcome, Option<Slot<'a>>) {
+    let (outcome, slot) = render_once(&req, context, held).await;
+    let credits = match (&outcome.meta, outcome.cached) {
+        (Some(m), false) => m.credits.unwrap_or(0.0),
+        _ => 0.0,
+    };
+    req.runner
+        .progress
+        .request_done(req.plan.requests[req.r].text.chars().count(), credits);
+    (outcome, slot)
+}
+
+pub(crate) async fn render_once<'a>(
+    req: &Request<'a>,
+    context: Context,
+    mut held: Option<Slot<'a>>,
+) -> (Outcome, Option<Slot<'a>>) {
+    let runner = req.runner;
+    let key = RequestKey::of(req.job, req.plan, req.r, &runner.settings.source);
+    let mut body = body_for(req.job, req.plan, req.r, &context);
+    let mut outcome = Outcome {
+        context,
+        regenerated: req.plan.regenerate[req.r],
+        ..Outcome::default()
+    };
+    if !outcome.regenerated
+        && let Some((meta, path)) = req.cache.get(&key.key)
+    {
+        outcome.audio = Some(path);
+        outcome.alignment = meta.alignment.then(|| req.cache.alignment_path(&key.key));
+        outcome.meta = Some(meta);
+        outcome.cached = true;
+        return (outcome, held);
+    }
+    loop {
+        let slot = match held.take() {
+            Some(slot) => slot,
+            None => runner.slots.acquire(remaining_work(req.plan, req.r)).await,
+        };
+        if let Some(limiter) = &runner.limiter {
+            limiter.until_ready().await;
+        }
+        if let Err(error) = may_send(runner, key.credits) {
+            outcome.error = Some(error);
+            return (outcome, None);
+        }
+        outcome.attempts += 1;
+        let started = Instant::now();
+        match attempt(req, &key, &body, &mut outcome).await {
+            Ok(response) => {
+                outcome.statuses.push(200);
+                outcome.latency_ms =
+                    Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+                runner.failures_in_a_row.store(0, Ordering::SeqCst);
+                runner.slots.on_success(response.max_concurrency);
+                store(req, &key, &body, response, &mut outcome);
+                return (outcome, Some(slot));
+            }
+            Err(error) => {
+                drop(slot);
+                outcome.statuses.push(error.status().unwrap_or(0));
+                match after_failure(req, &error, &mut body, &mut outcome).await {
+                    Next::Again => {}
+                    Next::Done => return (outcome, None),
+                }
+            }
+        }
+    }
+}
+
+/// Whether a request may be sent now: the run is not stopped (a 401 or a signal may have
+/// stopped it while this one waited) and the budget allows `credits` more.
+pub(crate) fn may_send(runner: &Runner, credits: f64) -> Result<(), String> {
+    if runner.stopped.load(Ordering::SeqCst) {
+        return Err(format!(
+            "not sent: the run was stopped ({})",
+            runner.stop_reason().unwrap_or_default()
+        ));
+    }
+    runner.reserve(credits)
+}
+
+/// One attempt: the request sent, the answer read (bounded) and checked. What it cost is
+/// settled against the budget either way, and an answer that was charged but not usable is
+/// counted in the outcome.
+pub(crate) async fn attempt(
+    req: &Request<'_>,
+    key: &RequestKey,
+    body: &TtsBody,
+    outcome: &mut Outcome,
+) -> Result<TtsResponse, ApiError> {
+    let runner = req.runner;
+    let segment = &req.job.segments[req.plan.requests[req.r].segment];
+    let format = req.job.output_format;
+    let format_name = format.to_string();
+    let tts = TtsRequest {
+        voice_id: &segment.voice_id,
+        output_format: &format_name,
+        enable_logging: segment.enable_logging,
+        body,
+        timestamps: runner.settings.timestamps,
+        body_limit: audio_body_limit(
+            key.characters,
+            format.bytes_per_second(),
+            runner.settings.timestamps,
+        ),
+        estimate: key.credits,
+    };
+    let result = runner
+        .client
+        .text_to_speech(tts)
+        .await
+        .and_then(|response| match check_audio(&response.audio, format) {
+            Ok(()) => Ok(response),
+            Err(error) => Err(TtsFailure {
+                error,
+                charged: Some(response.character_cost.unwrap_or(key.credits)),
+            }),
+        });
+    let charged = match &result {
+        Ok(response) => response.character_cost.unwrap_or(key.credits),
+        Err(failure) => failure.charged.unwrap_or(0.0),
+    };
+    runner.settle(key.credits, charged);
+    if let Err(failure) = &result
+        && let Some(c) = failure.charged
+    {
+        outcome.charged_undelivered += c;
+        runner.progress.charged(c);
+    }
+    result.map_err(|failure| failure.error)
+}
+
+/// Records a successful answer and stores it in the cache. Writing and syncing the files
+/// blocks: it runs on the blocking pool while the chain moves on (the next request needs only
+/// this one's id), and is awaited before assembly.
+pub(crate) fn store(
+    req: &Request<'_>,
+    key: &RequestKey,
+    body: &TtsBody,
+    response: TtsResponse,
+    outcome: &mut Outcome,
+) {
+    let runner = req.runner;
+    let meta = Meta {
+        request_id: response.request_id.clone(),
+        issued_unix: runner
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        credits: response.character_cost,
+        characters: key.characters,
+        bytes: response.audio.len() as u64,
+        output_format: req.job.output_format.to_string(),
+        synthetic: runner.settings.synthetic,
+        previous_request_ids: body.previous_request_ids.clone(),
+        next_request_ids: body.next_request_ids.clone(),
+        used_previous_text: body.previous_text.is_some(),
+        used_next_text: body.next_text.is_some(),
+        alignment: response.alignment.is_some(),
+        sha256: None,
+    };
+    let write = {
+        let (cache, key, meta) = (req.cache.clone(), key.key.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || {
+            cache.put(&key, &response.audio, response.alignment.as_ref(), &meta)
+        })
+    };
+    outcome.audio = Some(req.cache.audio_path(&key.key));
+    outcome.alignment = meta.alignment.then(|| req.cache.alignment_path(&key.key));
+    outcome.meta = Some(meta);
+    outcome.write = Some(PendingWrite(Arc::new(Mutex::new(Some(write)))));
+}
+
+/// What a failed attempt means: stop the run (401), send again with text context (ids
+/// refused), give up (other 4xx, retries exhausted, the breaker tripped), or wait and retry.
+pub(crate) async fn after_failure(
+    req: &Request<'_>,
+    error: &ApiError,
+    body: &mut TtsBody,
+    outcome: &mut Outcome,
+) -> Next {
+    let runner = req.runner;
+    let segment = &req.job.segments[req.plan.requests[req.r].segment];
+    let disposition = error.disposition();
+    tracing::debug!(segment = %segment.id, attempt = outcome.attempts, %error, "request failed");
+    match disposition {
+        Disposition::Fatal => {
+            runner.stop(error.to_string());
+            outcome.error = Some(error.to_string());
+            Next::Done
+        }
+        Disposition::Fail
+            if error.status() == Some(400)
+                && (!body.previous_request_ids.is_empty() || !body.next_request_ids.is_empty()) =>
+        {
+            // The API refused the ids (expired, unknown...): the same request with text
+            // context instead.
+            tracing::warn!(segment = %segment.id, %error, "request ids refused; retrying with text context");
+            outcome.context = plan::text_context(req.plan, req.r);
+            *body = body_for(req.job, req.plan, req.r, &outcome.context);
+            Next::Again
+        }
+        Disposition::Fail => {
+            outcome.error = Some(error.to_string());
+            Next::Done
+        }
+        Disposition::Retry | Disposition::RetryLessConcurrency => {
+            if let Some(why) = give_up(runner, error, outcome.attempts) {
+                outcome.error = Some(why);
+                return Next::Done;
+            }
+            if disposition == Disposition::RetryLessConcurrency {
+                runner.slots.on_too_many();
+            }
+            runner.progress.retried();
+            let wait = backoff(&runner.settings, outcome.attempts, error);
+            tracing::info!(segment = %segment.id, attempt = outcome.attempts, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), %error, "retrying");
+            tokio::time::sleep(wait).await;
+            Next::Again
+        }
+    }
+}
+
+/// Why a retryable failure is not retried, if it is not: the circuit breaker trips after too
+/// many failures in a row across the run, the run was stopped, or the retries are spent.
+pub(crate) fn give_up(runner: &Runner, error: &ApiError, attempts: u32) -> Option<String> {
+    let in_a_row = runner.failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+    if in_a_row >= runner.settings.breaker_threshold {
+        runner.stop(format!(
+            "the API failed {in_a_row} attempts in a row, last: {error}; stopping instead of hammering it"
+        ));
+    }
+    if runner.stopped.load(Ordering::SeqCst) {
+        return Some(format!(
+            "{error} (the run was stopped: {})",
+            runner.stop_reason().unwrap_or_default()
+        ));
+    }
+    (attempts > runner.settings.max_retries)
+        .then(|| format!("{error} (gave up after {attempts} attempts)"))
+}
+
+/// Characters left in request `r`'s chain from `r` on: its scheduling priority.
+pub(super) fn remaining_work(plan: &Plan, r: usize) -> u64 {
+    let request = &plan.requests[r];
+    plan.chains[request.chain].requests[request.pos..]
+        .iter()
+        .map(|&q| plan.requests[q].text.len() as u64)
+        .sum()
+}
+
+/// Checks that a response is audio of the expected format; a failure is retried.
+pub(crate) fn check_audio(data: &[u8], format: OutputFormat) -> Result<(), ApiError> {
+    let bad = |e: AudioError| ApiError::BadAudio(e.to_string());
+    match format.codec {
+        Codec::Mp3 { .. } => codec::mp3_frames(data).map(|_| ()).map_err(bad),
+        Codec::Pcm if !data.len().is_multiple_of(2) => {
+            Err(ApiError::BadAudio("odd number of PCM bytes".into()))
+        }
+        Codec::Wav => codec::decode(data, format).map(|_| ()).map_err(bad),
+        _ if data.is_empty() => Err(ApiError::BadAudio("empty body".into())),
+        _ => Ok(()),
+    }
+}
+
+/// The wait before the next attempt: `Retry-After` when given, else full-jitter exponential.
+pub(crate) fn backoff(settings: &Settings, attempt: u32, error: &ApiError) -> Duration {
+    if let Some(wait) = error.requested_wait() {
+        return wait.min(settings.retry_cap);
+    }
+    let exp = settings
+        .retry_base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(settings.retry_cap);
+    exp.mul_f64(jitter())
+}
+
+/// A number in [0, 1) from the clock's low bits and a counter: enough for jitter.
+pub(crate) fn jitter() -> f64 {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let mut x = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ nanos;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

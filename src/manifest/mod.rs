@@ -1,0 +1,253 @@
+//! Reading a manifest (YAML with `segments` or `segments_csv`, or a bare CSV) into a validated
+//! [`Job`]: defaults applied, `text_file`s read, every field checked before anything is sent.
+//!
+//! - [`raw`]: the shapes serde reads; [`yaml`] and [`csv`]: the two syntaxes.
+//! - [`resolve`]: defaults applied and each field validated, one segment at a time.
+//! - [`voices`]: voice names resolved to ids once the account's voices are known.
+//!
+//! Every error names the file, the line and the field. Not responsible for splitting texts into
+//! requests (see `plan`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::format::OutputFormat;
+
+mod csv;
+mod raw;
+mod resolve;
+mod voices;
+mod yaml;
+
+pub use voices::{has_voice_names, resolve_voice_names};
+
+/// A manifest problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// The field at fault, such as `segments[3].voice_settings.stability`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Values from the command line that a manifest may leave out (a bare CSV has no `defaults`).
+#[derive(Clone, Debug, Default)]
+pub struct FlagDefaults {
+    pub voice_id: Option<String>,
+    pub model_id: Option<String>,
+    pub output_format: Option<String>,
+}
+
+/// Voice settings sent with a request; unset fields are omitted from the body.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity_boost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub style: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_speaker_boost: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+}
+
+impl VoiceSettings {
+    /// Fields of `self` override those of `base`.
+    pub(crate) fn over(&self, base: &VoiceSettings) -> VoiceSettings {
+        VoiceSettings {
+            stability: self.stability.or(base.stability),
+            similarity_boost: self.similarity_boost.or(base.similarity_boost),
+            style: self.style.or(base.style),
+            use_speaker_boost: self.use_speaker_boost.or(base.use_speaker_boost),
+            speed: self.speed.or(base.speed),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == VoiceSettings::default()
+    }
+}
+
+/// One pronunciation dictionary applied to a request.
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DictionaryLocator {
+    pub pronunciation_dictionary_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// A validated segment with every default resolved.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub id: String,
+    pub chapter: Option<String>,
+    pub text: String,
+    /// Empty until a `voice` name is resolved (see [`resolve_voice_names`]).
+    pub voice_id: String,
+    /// The `voice` name the manifest gave instead of an id.
+    pub voice_name: Option<String>,
+    pub model_id: String,
+    pub language_code: Option<String>,
+    pub voice_settings: Option<VoiceSettings>,
+    pub pronunciation_dictionary_locators: Vec<DictionaryLocator>,
+    pub seed: Option<u32>,
+    /// `auto`, `on` or `off`; omitted from the body when unset.
+    pub apply_text_normalization: Option<String>,
+    /// `false` is zero-retention mode, which turns request stitching off.
+    pub enable_logging: bool,
+    pub max_request_chars: usize,
+    pub pause_after_ms: u64,
+    pub chapter_pause_ms: u64,
+    /// Where the segment is defined, for messages.
+    pub line: u64,
+}
+
+/// A manifest, parsed and validated.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub manifest: PathBuf,
+    pub title: Option<String>,
+    /// Written to the MP3's ID3 tag (TPE1) and the chapter side files.
+    pub author: Option<String>,
+    /// Written to the MP3's ID3 tag (TALB).
+    pub album: Option<String>,
+    pub output: PathBuf,
+    pub output_format: OutputFormat,
+    pub lead_in_ms: u64,
+    pub tail_ms: u64,
+    /// Trim each response's leading and trailing silence, so pauses are the manifest's.
+    pub trim_silence: bool,
+    pub segments: Vec<Segment>,
+    /// Every file this job was read from (the manifest, its CSV, its `text_file`s): no output
+    /// may be one of them.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// The default of `max_request_chars`.
+pub const DEFAULT_MAX_REQUEST_CHARS: usize = 2_500;
+
+/// The longest pause, lead-in or tail: ten minutes. A larger number is a typo (seconds written
+/// as milliseconds, or worse) and would write silence until the disk is full.
+pub const MAX_PAUSE_MS: u64 = 600_000;
+
+/// Reads a manifest input (the manifest, a CSV, a `text_file`): a regular UTF-8 file of at
+/// most [`crate::files::MAX_INPUT_BYTES`].
+pub(crate) fn read_input(path: &Path) -> Result<String, String> {
+    crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a Path,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn err(
+        &self,
+        line: Option<u64>,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> ManifestError {
+        ManifestError {
+            file: self.file.to_path_buf(),
+            line,
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Removes `.` and `name/..` components without touching the file system, so messages and
+/// reports show `out/demo.mp3` rather than `manifests/../out/demo.mp3`.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Loads and validates a manifest. `output_override` is `-o`, relative to the working directory.
+pub fn load(
+    path: &Path,
+    flags: &FlagDefaults,
+    output_override: Option<&Path>,
+) -> Result<Job, ManifestError> {
+    let ctx = Ctx { file: path };
+    let source = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
+        .map_err(|e| ctx.err(None, None, format!("cannot read manifest: {e}")))?;
+    let mut inputs = vec![path.to_path_buf()];
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let (raw_segments, defaults, header) = if is_csv {
+        let rows = csv::read_csv(&ctx, &source)?;
+        (rows, raw::RawSegment::default(), raw::Header::default())
+    } else {
+        yaml::read_yaml(&ctx, &source, &base, &mut inputs)?
+    };
+    if raw_segments.is_empty() {
+        return Err(ctx.err(
+            None,
+            Some("segments".into()),
+            "the manifest has no segments",
+        ));
+    }
+    let resolver = resolve::Resolver {
+        ctx: &ctx,
+        base: &base,
+        defaults: &defaults,
+        flags,
+    };
+    let (segments, output_format) = resolver.segments(raw_segments, &mut inputs)?;
+    resolve::check_header(&ctx, &header)?;
+    let output = resolve::output(&ctx, path, &base, &header, output_override, output_format)?;
+    Ok(Job {
+        manifest: path.to_path_buf(),
+        title: header.title,
+        author: header.author,
+        album: header.album,
+        output,
+        output_format,
+        lead_in_ms: header.lead_in_ms.unwrap_or(0),
+        tail_ms: header.tail_ms.unwrap_or(0),
+        trim_silence: header.trim_silence.unwrap_or(false),
+        segments,
+        inputs,
+    })
+}

@@ -1,0 +1,148 @@
+//! The audiobook (ACX-style) checks of an output: RMS, peak, noise floor, room tone, format and
+//! length, each pass or fail, per file when split; and their one-line summary.
+//!
+//! Not responsible for measuring (see `audio::loudness`).
+
+use serde::Serialize;
+
+use super::report::Report;
+use crate::manifest::Job;
+
+/// One audiobook requirement and whether the output meets it.
+#[derive(Debug, Serialize)]
+pub struct AudiobookCheck {
+    pub check: &'static str,
+    pub value: serde_json::Value,
+    pub want: &'static str,
+    pub pass: bool,
+}
+
+/// The audiobook checks of an output: pass only if every check passes.
+#[derive(Debug, Serialize)]
+pub struct Audiobook {
+    pub pass: bool,
+    pub checks: Vec<AudiobookCheck>,
+}
+
+/// Checks a rendered output against ACX-style audiobook requirements: RMS -23 to -18 dB, true
+/// peak at most -3 dB, noise floor at most -60 dB, 0.5-1 s of room tone at the head and 1-5 s
+/// at the tail, a 44.1 kHz constant-bitrate MP3 of at least 192 kbps, at most 120 minutes per
+/// file. A split output is checked file by file, each result in `outputs`; the whole passes
+/// when every file does.
+pub fn audiobook(job: &Job, report: &mut Report) {
+    if report.outputs.is_empty() {
+        let Some(loudness) = report.loudness else {
+            return;
+        };
+        report.audiobook = Some(audiobook_checks(
+            job,
+            &loudness,
+            report.totals.audio_seconds,
+        ));
+        return;
+    }
+    let mut pass = true;
+    for output in &mut report.outputs {
+        if let Some(loudness) = output.loudness {
+            let checks = audiobook_checks(job, &loudness, output.audio_seconds);
+            pass &= checks.pass;
+            output.audiobook = Some(checks);
+        }
+    }
+    report.audiobook = Some(Audiobook {
+        pass,
+        checks: Vec::new(),
+    });
+}
+
+/// One line on the audiobook checks: `audiobook: pass`, or which checks failed (and in which
+/// chapter file).
+pub fn audiobook_summary(report: &Report) -> Option<String> {
+    let whole = report.audiobook.as_ref()?;
+    if whole.pass {
+        return Some("audiobook: pass".into());
+    }
+    let failed = |a: &Audiobook| {
+        a.checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{} {} (want {})", c.check, c.value, c.want))
+            .collect::<Vec<_>>()
+    };
+    let mut lines = failed(whole);
+    for o in &report.outputs {
+        if let Some(a) = &o.audiobook {
+            lines.extend(failed(a).into_iter().map(|f| format!("{}: {f}", o.path)));
+        }
+    }
+    Some(format!("audiobook: fail: {}", lines.join("; ")))
+}
+
+pub(crate) fn audiobook_checks(
+    job: &Job,
+    loudness: &crate::audio::Loudness,
+    seconds: f64,
+) -> Audiobook {
+    use serde_json::json;
+    let mp3 = job
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
+    let (rate, kbps) = match job.output_format.codec {
+        crate::format::Codec::Mp3 { kbps } => (job.output_format.sample_rate, kbps),
+        _ => (job.output_format.sample_rate, 0),
+    };
+    let db = |v: f64| json!((v * 10.0).round() / 10.0);
+    let checks = vec![
+        AudiobookCheck {
+            check: "rms",
+            value: db(loudness.rms_db),
+            want: "-23 to -18 dB",
+            pass: (-23.0..=-18.0).contains(&loudness.rms_db),
+        },
+        AudiobookCheck {
+            check: "peak",
+            value: db(loudness.true_peak_dbtp),
+            want: "at most -3 dB",
+            pass: loudness.true_peak_dbtp <= -3.0,
+        },
+        AudiobookCheck {
+            check: "noise_floor",
+            value: db(loudness.noise_floor_db),
+            want: "at most -60 dB",
+            pass: loudness.noise_floor_db <= -60.0,
+        },
+        AudiobookCheck {
+            check: "head_room_tone",
+            value: json!(job.lead_in_ms as f64 / 1000.0),
+            want: "0.5 to 1 s (lead_in_ms)",
+            pass: (500..=1000).contains(&job.lead_in_ms),
+        },
+        AudiobookCheck {
+            check: "tail_room_tone",
+            value: json!(job.tail_ms as f64 / 1000.0),
+            want: "1 to 5 s (tail_ms)",
+            pass: (1000..=5000).contains(&job.tail_ms),
+        },
+        AudiobookCheck {
+            check: "format",
+            value: json!(format!(
+                "{}{}",
+                job.output_format,
+                if mp3 { " as .mp3" } else { " as .wav" }
+            )),
+            want: "constant-bitrate MP3, 44.1 kHz, at least 192 kbps",
+            pass: mp3 && rate == 44_100 && kbps >= 192,
+        },
+        AudiobookCheck {
+            check: "length",
+            value: json!(((seconds / 60.0) * 10.0).round() / 10.0),
+            want: "at most 120 minutes per file",
+            pass: seconds <= 120.0 * 60.0,
+        },
+    ];
+    Audiobook {
+        pass: checks.iter().all(|c| c.pass),
+        checks,
+    }
+}

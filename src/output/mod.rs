@@ -1,0 +1,92 @@
+//! What a render leaves on disk besides the audio: the reports, the audiobook checks and the side
+//! files, and the list of every file a job writes, checked against its inputs before anything
+//! is sent.
+//!
+//! Not responsible for the audio (see `audio`).
+
+use std::path::PathBuf;
+
+use crate::audio::layout::output_files;
+use crate::error::UsageError;
+use crate::files;
+use crate::manifest::Job;
+
+pub mod audiobook;
+pub mod report;
+pub mod sidefiles;
+
+/// Every file a job writes: its audio (one file, or one per chapter), both reports and the side
+/// files beside them.
+pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (path, _, _) in output_files(job, split) {
+        if split {
+            let [_, _, srt, vtt] = sidefiles::paths(&path);
+            out.extend([srt, vtt]);
+        }
+        out.push(path);
+    }
+    let (json, csv) = report::paths(&job.output);
+    out.extend([json, csv]);
+    out.extend(sidefiles::paths(&job.output));
+    out.push(job.output.with_extension("m3u8"));
+    out
+}
+
+/// Refuses, before anything is sent, an output (or a file written beside it) that is one of the
+/// inputs (a manifest, a `text_file`, a CSV, the key file) or another output of this
+/// invocation, and an output that cannot be written (a directory, a read-only place).
+pub(crate) fn check_outputs(
+    jobs: &[Job],
+    split: bool,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    let mut inputs: HashMap<files::Identity, PathBuf> = HashMap::new();
+    for path in jobs
+        .iter()
+        .flat_map(|j| &j.inputs)
+        .map(PathBuf::as_path)
+        .chain(key_file)
+    {
+        inputs
+            .entry(files::identity(path))
+            .or_insert_with(|| path.to_path_buf());
+    }
+    let mut outputs: HashMap<files::Identity, (PathBuf, &std::path::Path)> = HashMap::new();
+    for job in jobs {
+        for path in written_files(job, split) {
+            let id = files::identity(&path);
+            if let Some(input) = inputs.get(&id) {
+                return Err(UsageError(format!(
+                    "{}: the output {} is the input {}; narrate never writes over its inputs (choose another output)",
+                    job.manifest.display(),
+                    path.display(),
+                    input.display()
+                ))
+                .into());
+            }
+            if let Some((other, manifest)) = outputs.get(&id)
+                && *manifest != job.manifest.as_path()
+            {
+                return Err(UsageError(format!(
+                    "{}: the output {} is also written by {} (as {}); give each manifest its own output",
+                    job.manifest.display(),
+                    path.display(),
+                    manifest.display(),
+                    other.display()
+                ))
+                .into());
+            }
+            outputs.insert(id, (path, job.manifest.as_path()));
+        }
+        for (path, _, _) in output_files(job, split) {
+            files::check_writable(&path)
+                .map_err(|why| UsageError(format!("{}: output {why}", job.manifest.display())))?;
+        }
+        let (report, _) = report::paths(&job.output);
+        files::check_writable(&report)
+            .map_err(|why| UsageError(format!("{}: report {why}", job.manifest.display())))?;
+    }
+    Ok(())
+}

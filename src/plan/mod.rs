@@ -1,0 +1,175 @@
+//! Planning: each segment's text split into request-sized pieces ([`split`]), and the pieces
+//! grouped into continuity chains (one per chapter, voice and model, in manifest order).
+//!
+//! The plan is static: which request ids a request sends is only known while executing, so the
+//! plan records each request's place in its chain and its neighbours' texts, and
+//! [`context::context_for`] turns the chain's results so far into the context of the next
+//! request. Not responsible for sending anything (see `execute`).
+
+use crate::manifest::{Job, Segment};
+use crate::models;
+
+pub mod context;
+pub mod split;
+
+pub use context::{Context, Done, STITCH_MAX_AGE, context_for, text_context};
+pub use split::split_text;
+
+/// One text-to-speech request of the plan.
+#[derive(Clone, Debug)]
+pub struct PlannedRequest {
+    /// Index of the segment in the job.
+    pub segment: usize,
+    /// Index of this piece within its segment.
+    pub piece: usize,
+    pub text: String,
+    /// Index of the chain in [`Plan::chains`].
+    pub chain: usize,
+    /// Position within the chain.
+    pub pos: usize,
+    /// Whether request ids may be sent (false for `eleven_v3` and `enable_logging: false`).
+    pub stitchable: bool,
+}
+
+/// The requests of one chapter with one voice and model, in manifest order.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub chapter: Option<String>,
+    pub voice_id: String,
+    pub model_id: String,
+    /// Indices into [`Plan::requests`].
+    pub requests: Vec<usize>,
+}
+
+impl Chain {
+    /// Whether requests must run in order: some request wants its predecessor's id.
+    pub fn sequential(&self, plan: &Plan) -> bool {
+        self.requests.iter().any(|&r| plan.requests[r].stitchable)
+    }
+}
+
+/// The requests of a job, in manifest order, and their chains.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub requests: Vec<PlannedRequest>,
+    pub chains: Vec<Chain>,
+    /// For each segment, the indices of its requests.
+    pub segment_requests: Vec<Vec<usize>>,
+    /// Requests to render again although cached (`--only`).
+    pub regenerate: Vec<bool>,
+}
+
+impl Plan {
+    /// Total characters that would be sent as `text`.
+    pub fn characters(&self) -> usize {
+        self.requests.iter().map(|r| r.text.chars().count()).sum()
+    }
+}
+
+/// Builds the plan of a job.
+pub fn plan(job: &Job) -> Plan {
+    let mut requests = Vec::new();
+    let mut chains: Vec<Chain> = Vec::new();
+    let mut segment_requests = Vec::with_capacity(job.segments.len());
+    for (si, segment) in job.segments.iter().enumerate() {
+        let chain = match chains.iter().position(|c| {
+            c.chapter == segment.chapter
+                && c.voice_id == segment.voice_id
+                && c.model_id == segment.model_id
+        }) {
+            Some(c) => c,
+            None => {
+                chains.push(Chain {
+                    chapter: segment.chapter.clone(),
+                    voice_id: segment.voice_id.clone(),
+                    model_id: segment.model_id.clone(),
+                    requests: Vec::new(),
+                });
+                chains.len() - 1
+            }
+        };
+        let mut mine = Vec::new();
+        for (piece, text) in split_text(&segment.text, request_limit(segment))
+            .into_iter()
+            .enumerate()
+        {
+            let index = requests.len();
+            requests.push(PlannedRequest {
+                segment: si,
+                piece,
+                text,
+                chain,
+                pos: chains[chain].requests.len(),
+                stitchable: stitchable(segment),
+            });
+            chains[chain].requests.push(index);
+            mine.push(index);
+        }
+        segment_requests.push(mine);
+    }
+    let regenerate = vec![false; requests.len()];
+    Plan {
+        requests,
+        chains,
+        segment_requests,
+        regenerate,
+    }
+}
+
+/// Per-request character limits by model id, from `GET /v1/models` when it was reachable;
+/// models missing here use the built-in table.
+pub type Limits = std::collections::HashMap<String, usize>;
+
+/// The smallest and largest per-request limit believed from the API (or a remembered copy):
+/// anything else is a damaged or hostile answer, and the built-in table is used instead.
+pub(crate) const PLAUSIBLE_LIMITS: std::ops::RangeInclusive<u64> = 50..=1_000_000;
+
+/// Keeps the plausible limits of `(model_id, limit)` pairs, warning about the others (`from`
+/// names where they came from).
+pub fn plausible_limits(pairs: impl IntoIterator<Item = (String, u64)>, from: &str) -> Limits {
+    pairs
+        .into_iter()
+        .filter_map(|(id, max)| {
+            if PLAUSIBLE_LIMITS.contains(&max) {
+                usize::try_from(max).ok().map(|m| (id, m))
+            } else {
+                tracing::warn!(
+                    "{from}: model {id:?} has a per-request limit of {max} characters, which cannot be right; using the built-in limit"
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+/// Builds the plan of a job with the API's model limits.
+pub fn plan_with_limits(job: &Job, limits: &Limits) -> Plan {
+    let mut limited = job.clone();
+    for segment in &mut limited.segments {
+        if let Some(&max) = limits.get(&segment.model_id) {
+            segment.max_request_chars = segment.max_request_chars.min(max);
+        }
+    }
+    plan(&limited)
+}
+
+/// Marks the requests of these segments for regeneration (`--only`).
+pub fn mark_regenerate(plan: &mut Plan, job: &Job, ids: &[String]) {
+    for (si, segment) in job.segments.iter().enumerate() {
+        if ids.contains(&segment.id) {
+            for &r in &plan.segment_requests[si] {
+                plan.regenerate[r] = true;
+            }
+        }
+    }
+}
+
+/// The most characters one request of this segment may carry.
+pub fn request_limit(segment: &Segment) -> usize {
+    let model = models::find(&segment.model_id).map_or(usize::MAX, |m| m.max_chars);
+    segment.max_request_chars.min(model)
+}
+
+pub(crate) fn stitchable(segment: &Segment) -> bool {
+    segment.enable_logging && models::find(&segment.model_id).is_some_and(|m| m.stitching)
+}

@@ -1,0 +1,127 @@
+//! The state directory (`.narrate/` beside the manifest, or `--state-dir`): its lock, its
+//! [`cache`] of rendered requests, and the model limits remembered from `GET /v1/models`.
+//!
+//! [`StateDir`] is the one owner of these paths. Not responsible for what is cached (see
+//! `execute`).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::UsageError;
+use crate::files;
+use crate::plan::{Limits, plausible_limits};
+
+pub mod cache;
+
+pub use cache::{Cache, Meta};
+
+/// A state directory, by path; nothing is created until [`StateDir::lock`] or a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateDir(PathBuf);
+
+impl StateDir {
+    /// `--state-dir`, or `.narrate/` beside the manifest.
+    pub fn for_manifest(state_dir: Option<&Path>, manifest: &Path) -> Self {
+        StateDir(match state_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => manifest.parent().unwrap_or(Path::new(".")).join(".narrate"),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Where the rendered requests are kept.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.0.join("cache")
+    }
+
+    fn models_path(&self) -> PathBuf {
+        self.0.join("models.json")
+    }
+
+    /// Takes the lock for this process's lifetime (see [`lock_state_dir`]).
+    pub fn lock(&self) -> Result<std::fs::File, UsageError> {
+        lock_state_dir(&self.0)
+    }
+
+    /// The limits remembered by an earlier run (empty when none; implausible ones dropped).
+    pub fn remembered_limits(&self) -> Limits {
+        let path = self.models_path();
+        let Ok(bytes) = files::read_bytes(&path, files::MAX_STATE_JSON_BYTES) else {
+            return Limits::new();
+        };
+        match serde_json::from_slice::<std::collections::HashMap<String, u64>>(&bytes) {
+            Ok(saved) => plausible_limits(saved, &path.display().to_string()),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: unreadable ({e}); using the built-in limits",
+                    path.display()
+                );
+                Limits::new()
+            }
+        }
+    }
+
+    /// Remembers the API's limits for runs that cannot reach it.
+    pub fn remember_limits(&self, limits: &Limits) {
+        if let Ok(json) = serde_json::to_vec_pretty(limits)
+            && std::fs::create_dir_all(&self.0).is_ok()
+        {
+            let _ = files::write_atomic(&self.models_path(), &json);
+        }
+    }
+}
+
+/// Refuses a state directory, or its `cache/`, that is a symlink leading outside the state
+/// directory's parent: narrate would otherwise write (and trust) files somewhere nobody chose.
+pub fn check_links(dir: &Path) -> Result<(), UsageError> {
+    let parent = crate::files::parent_dir(dir);
+    let Ok(root) = std::fs::canonicalize(parent) else {
+        return Ok(());
+    };
+    for path in [dir.to_path_buf(), dir.join("cache")] {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            continue;
+        }
+        let inside = std::fs::canonicalize(&path).is_ok_and(|target| target.starts_with(&root));
+        if !inside {
+            let target = std::fs::read_link(&path).unwrap_or_default();
+            return Err(UsageError(format!(
+                "the state directory {} is a symlink to {}, outside {}; narrate does not write its cache through links that lead elsewhere (remove the link or pass --state-dir)",
+                path.display(),
+                target.display(),
+                root.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Takes the state directory's lock for this process's lifetime, so two runs never share a
+/// cache at once. The operating system releases it when the process ends, even by `kill -9`.
+pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, UsageError> {
+    let fail = |e: std::io::Error| {
+        UsageError(format!(
+            "cannot use the state directory {}: {e}",
+            dir.display()
+        ))
+    };
+    check_links(dir)?;
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(UsageError(format!(
+            "another narrate run is using the state directory {}; wait for it to finish, or give this run its own --state-dir",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
+}
