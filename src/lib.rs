@@ -13,8 +13,8 @@
 //! cli ─▶ commands ─▶ manifest ─▶ plan ─▶ execute (api, state) ─▶ audio (codec) ─▶ output
 //! ```
 //!
-//! - [`cli`]: flags ([`cli::args`]), resolved into validated configuration ([`cli::config`]).
-//! - [`commands`]: one module per command; [`session`]: the client and optional emulator.
+//! - [`cli`]: flags (`cli::args`), resolved into validated configuration (`cli::config`).
+//! - `commands`: one module per command; `session`: the client and optional emulator.
 //! - [`manifest`]: YAML/CSV parsing and validation into a [`manifest::Job`].
 //! - [`plan`]: text splitting and continuity chains.
 //! - [`api`]: the HTTP client, typed bodies and replies, the API's error shapes.
@@ -24,7 +24,7 @@
 //! - [`output`]: the reports, audiobook checks and side files.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
 //! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
-//! - [`error`], [`signals`], [`progress`]; [`mod@format`], [`models`]: facts about formats and
+//! - [`error`], `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
 //!   models.
 //!
 //! Dependencies point down this list and never back: `codec`, `files`, `error`, `format` and
@@ -33,12 +33,13 @@
 
 // Outside data never meets an unwrap: every failure is an error with a message.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod audio;
 pub mod cli;
 pub mod codec;
-pub mod commands;
+mod commands;
 pub mod emulator;
 pub mod error;
 pub mod execute;
@@ -49,8 +50,8 @@ pub mod models;
 pub mod output;
 pub mod plan;
 pub mod progress;
-pub mod session;
-pub mod signals;
+mod session;
+mod signals;
 pub mod state;
 
 pub use commands::render::{Rendered, render, render_jobs};

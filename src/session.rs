@@ -15,7 +15,7 @@ use crate::cli::config::endpoint;
 use crate::emulator;
 
 /// The client of a command, with the emulator it talks to when there is one.
-pub struct Session {
+pub(crate) struct Session {
     pub client: Client,
     /// Dropping it (with the session) stops the emulator.
     emulator: Option<emulator::Running>,
@@ -26,7 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Session {
     /// A client for `endpoint`, with the in-process emulator started first for `--emulate`.
-    pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(endpoint: &Endpoint, timeout: Duration) -> anyhow::Result<Self> {
         let emulator = if endpoint.emulate {
             Some(
                 emulator::start(emulator::Config::default())
@@ -44,13 +44,16 @@ impl Session {
     }
 
     /// A session for a command that needs a key (`voices`, `models`).
-    pub async fn required(api: &ApiArgs, env_key: Option<String>) -> anyhow::Result<Self> {
+    pub(crate) async fn required(api: &ApiArgs, env_key: Option<String>) -> anyhow::Result<Self> {
         Session::connect(&endpoint(api, env_key, true)?, TIMEOUT).await
     }
 
     /// A session for a command that can do without one (`plan`, `check`): `None` without
     /// `--emulate` or a key.
-    pub async fn optional(api: &ApiArgs, env_key: Option<String>) -> anyhow::Result<Option<Self>> {
+    pub(crate) async fn optional(
+        api: &ApiArgs,
+        env_key: Option<String>,
+    ) -> anyhow::Result<Option<Self>> {
         let endpoint = endpoint(api, env_key, false)?;
         if !endpoint.emulate && endpoint.key.is_none() {
             return Ok(None);
@@ -59,7 +62,7 @@ impl Session {
     }
 
     /// Stops the emulator, if any, and waits for it.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Some(e) = self.emulator {
             e.stop().await;
         }

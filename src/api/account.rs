@@ -72,7 +72,7 @@ impl Client {
 }
 
 /// Voices as `(voice_id, name)` pairs, for resolving names.
-pub fn id_and_name(voices: &[serde_json::Value]) -> Vec<(String, String)> {
+pub(crate) fn id_and_name(voices: &[serde_json::Value]) -> Vec<(String, String)> {
     voices
         .iter()
         .filter_map(|v| serde_json::from_value::<Voice>(v.clone()).ok())

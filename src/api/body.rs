@@ -9,16 +9,16 @@ use std::time::Duration;
 use super::error::{ApiError, transport};
 
 /// The most bytes an error body is read to: enough for any message the API writes.
-pub const MAX_ERROR_BODY: u64 = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// The most bytes a JSON answer (voices, models, subscription) is read to.
-pub const MAX_JSON_BODY: u64 = 32 * 1024 * 1024;
+pub(crate) const MAX_JSON_BODY: u64 = 32 * 1024 * 1024;
 
 /// The most bytes any one audio answer is read to, whatever the request.
 pub const MAX_AUDIO_BODY: u64 = 512 * 1024 * 1024;
 
 /// The longest `Retry-After` honoured as given; longer ones are cut to it.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The largest audio answer a request of `characters` characters can honestly produce in a
 /// format of `bytes_per_second`: speech at its slowest (speed 0.7 of about 15 characters a
@@ -36,7 +36,7 @@ pub fn audio_body_limit(characters: usize, bytes_per_second: u64, timestamps: bo
 }
 
 /// Parses `Retry-After`: seconds (an integer or a decimal), or an HTTP date. Absurd values are
-/// capped at [`MAX_RETRY_AFTER`]; what cannot be read is ignored.
+/// capped at `MAX_RETRY_AFTER`; what cannot be read is ignored.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {

@@ -80,6 +80,7 @@ pub enum Disposition {
 }
 
 impl ApiError {
+    /// What to do after this error: retry, retry with less concurrency, give up, or stop.
     pub fn disposition(&self) -> Disposition {
         match self {
             ApiError::Status { status: 401, .. } => Disposition::Fatal,

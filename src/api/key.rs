@@ -8,6 +8,7 @@ use std::fmt;
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// A key, without the whitespace around it.
     pub fn new(key: impl Into<String>) -> Self {
         ApiKey(key.into().trim().to_string())
     }

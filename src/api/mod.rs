@@ -1,8 +1,8 @@
 //! The ElevenLabs HTTP API client: the text-to-speech call and the JSON endpoints narrate reads.
 //!
-//! - [`key`]: the redacted [`ApiKey`]; [`types`]: bodies and typed replies.
-//! - [`error`]: [`ApiError`] from every body shape, and its [`Disposition`].
-//! - [`body`]: bounded reads and `Retry-After`; [`account`]: voices, models, balance.
+//! - `key`: the redacted [`ApiKey`]; `types`: bodies and typed replies.
+//! - `error`: [`ApiError`] from every body shape, and its [`Disposition`].
+//! - `body`: bounded reads and `Retry-After`; `account`: voices, models, balance.
 //!
 //! The key goes only to the base URL's origin: redirects elsewhere are refused. Not
 //! responsible for retrying or scheduling (see `execute`): one call, one attempt.
@@ -12,11 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 
-pub mod account;
-pub mod body;
-pub mod error;
-pub mod key;
-pub mod types;
+pub(crate) mod account;
+pub(crate) mod body;
+pub(crate) mod error;
+pub(crate) mod key;
+pub(crate) mod types;
 
 pub use body::{MAX_AUDIO_BODY, audio_body_limit, parse_retry_after};
 use body::{MAX_JSON_BODY, error_body, read_bounded};
@@ -78,6 +78,8 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `base_url` sending `key`, each attempt bounded by `timeout`; redirects are
+    /// followed only within the base URL's origin.
     pub fn new(base_url: &str, key: Option<ApiKey>, timeout: Duration) -> anyhow::Result<Self> {
         let origin = reqwest::Url::parse(base_url)
             .map_err(|e| anyhow::anyhow!("bad base URL {base_url:?}: {e}"))?

@@ -88,7 +88,7 @@ pub struct VoiceLabels {
 /// One page of `GET /v2/voices`: the voices as the API wrote them (printed as they are by
 /// `narrate voices --json`) and where the next page starts.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct VoicesPage {
+pub(crate) struct VoicesPage {
     #[serde(default)]
     pub voices: Vec<serde_json::Value>,
     #[serde(default)]

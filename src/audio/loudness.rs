@@ -174,7 +174,7 @@ impl Measure {
 #[derive(Clone, Debug, Default)]
 pub struct Measured {
     pub whole: Loudness,
-    /// By the segment index given in [`Piece::Audio`].
+    /// By the segment index given in `Piece::Audio`.
     pub segments: Vec<(usize, Loudness)>,
     /// The gain applied to reach `--loudness-target` (dB), figures above include it.
     pub gain_db: Option<f64>,
@@ -194,7 +194,7 @@ impl Loudness {
 }
 
 /// The highest true peak a normalized output may reach.
-pub const NORMALIZE_CEILING_DBTP: f64 = -1.0;
+pub(crate) const NORMALIZE_CEILING_DBTP: f64 = -1.0;
 
 /// The gain (dB) towards `target` LUFS that keeps the true peak under the ceiling.
 pub(crate) fn normalizing_gain(target: f64, whole: &Loudness) -> Option<f64> {

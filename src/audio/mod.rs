@@ -2,11 +2,11 @@
 //! in manifest order with the lead-in, pauses and tail, one response in memory at a time, to a
 //! temporary file renamed into place when complete.
 //!
-//! - [`layout`]: which pieces (audio, silence) go into which output file.
-//! - [`pcm`]: joining decoded responses sample by sample, with [`edit`] trimming and fading them.
-//! - [`wav`]: WAV (or RF64) output; [`gapless`]: `.mp3` encoded once; [`mp3copy`]: `.mp3` by
+//! - `layout`: which pieces (audio, silence) go into which output file.
+//! - `pcm`: joining decoded responses sample by sample, with `edit` trimming and fading them.
+//! - `wav`: WAV (or RF64) output; `gapless`: `.mp3` encoded once; `mp3copy`: `.mp3` by
 //!   frame copy.
-//! - [`loudness`]: EBU R128 measurement and normalization; [`tags`]: ID3 with chapters.
+//! - `loudness`: EBU R128 measurement and normalization; `tags`: ID3 with chapters.
 //!
 //! Not responsible for fetching audio (see `execute`) or for codecs (see `codec`).
 
@@ -16,20 +16,21 @@ use std::path::Path;
 pub use crate::codec::AudioError;
 use crate::format::OutputFormat;
 
-pub mod edit;
-pub mod gapless;
-pub mod layout;
-pub mod loudness;
-pub mod mp3copy;
-pub mod pcm;
-pub mod tags;
-pub mod wav;
+pub(crate) mod edit;
+pub(crate) mod gapless;
+pub(crate) mod layout;
+pub(crate) mod loudness;
+pub(crate) mod mp3copy;
+pub(crate) mod pcm;
+pub(crate) mod tags;
+pub(crate) mod wav;
 
 pub use edit::Edit;
 use gapless::write_mp3_encoded;
 pub use loudness::{Loudness, Measured};
 use loudness::{apply_gain, normalizing_gain};
 use mp3copy::write_mp3;
+pub use tags::TagSpec;
 use wav::write_wav;
 
 /// One item of the output, in order.
@@ -105,6 +106,7 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// A sample position in seconds.
     pub fn seconds(&self, sample: u64) -> f64 {
         sample as f64 / f64::from(self.sample_rate)
     }

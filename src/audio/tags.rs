@@ -15,7 +15,7 @@ pub struct TagSpec {
 
 /// A chapter with its times in milliseconds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ChapterTime {
+pub(crate) struct ChapterTime {
     pub title: String,
     pub start_ms: u32,
     pub end_ms: u32,
@@ -48,7 +48,7 @@ pub(crate) fn text_frame(id: &[u8; 4], text: &str) -> Vec<u8> {
 }
 
 /// An ID3v2.4 tag; its length is the same for any chapter times.
-pub fn id3v2(spec: &TagSpec, chapters: &[ChapterTime]) -> Vec<u8> {
+pub(crate) fn id3v2(spec: &TagSpec, chapters: &[ChapterTime]) -> Vec<u8> {
     let mut frames = Vec::new();
     if let Some(t) = &spec.title {
         frames.extend(text_frame(b"TIT2", t));

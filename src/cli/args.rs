@@ -17,6 +17,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.elevenlabs.io";
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
+/// The whole command line: a command, or the flags of `render` (the default command).
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -24,6 +25,7 @@ pub struct Cli {
     pub render: RenderArgs,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render each manifest (the default command)

@@ -38,7 +38,7 @@ impl Endpoint {
 }
 
 /// Resolves the key and base URL. `need_key` is false for commands that can run without one.
-pub fn endpoint(
+pub(crate) fn endpoint(
     api: &ApiArgs,
     env_key: Option<String>,
     need_key: bool,
@@ -105,7 +105,7 @@ fn checked_key(text: &str, origin: &str, what: &str) -> anyhow::Result<ApiKey> {
 
 /// The base URL, parsed: `http` or `https`, a host, no credentials, query or fragment. Returned
 /// without a trailing slash, so endpoints join to it.
-pub fn checked_base_url(raw: &str) -> anyhow::Result<String> {
+pub(crate) fn checked_base_url(raw: &str) -> anyhow::Result<String> {
     let trimmed = raw.trim();
     let bad = |why: &str| usage(format!("--base-url {trimmed:?}: {why}"));
     let url = url::Url::parse(trimmed).map_err(|e| bad(&format!("not a URL ({e})")))?;
@@ -154,6 +154,7 @@ pub struct RenderConfig {
 }
 
 impl RenderConfig {
+    /// Validates `render`'s flags; `env_key` is `ELEVENLABS_API_KEY`.
     pub fn from_args(args: &RenderArgs, env_key: Option<String>) -> anyhow::Result<Self> {
         if args.output.is_some() && args.manifests.len() > 1 {
             return Err(usage(
@@ -224,7 +225,7 @@ impl RenderConfig {
     }
 }
 
-pub fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
+pub(crate) fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
     FlagDefaults {
         voice_id: args.voice_id.clone(),
         model_id: args.model_id.clone(),

@@ -1,7 +1,7 @@
 //! G.711 mu-law and A-law bytes to linear 16-bit samples (ITU-T G.711).
 
 /// G.711 mu-law to 16-bit linear.
-pub fn ulaw_to_linear(byte: u8) -> i16 {
+pub(crate) fn ulaw_to_linear(byte: u8) -> i16 {
     let u = !byte;
     let sign = u & 0x80;
     let exponent = (u >> 4) & 0x07;
@@ -11,7 +11,7 @@ pub fn ulaw_to_linear(byte: u8) -> i16 {
 }
 
 /// G.711 A-law to 16-bit linear.
-pub fn alaw_to_linear(byte: u8) -> i16 {
+pub(crate) fn alaw_to_linear(byte: u8) -> i16 {
     let a = byte ^ 0x55;
     let sign = a & 0x80;
     let exponent = (a >> 4) & 0x07;

@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use mp3lame_encoder::{Bitrate, Builder, Encoder, FlushGap, MonoPcm, Quality};
 
 /// A mono constant-bitrate LAME encoder.
-pub struct Mp3Encoder {
+pub(crate) struct Mp3Encoder {
     encoder: Encoder,
 }
 
@@ -37,7 +37,7 @@ pub(crate) fn bitrate(kbps: u32) -> Result<Bitrate, String> {
 }
 
 impl Mp3Encoder {
-    pub fn new(sample_rate: u32, kbps: u32) -> Result<Self, String> {
+    pub(crate) fn new(sample_rate: u32, kbps: u32) -> Result<Self, String> {
         let mut builder = Builder::new().ok_or("cannot create the MP3 encoder")?;
         builder.set_num_channels(1).map_err(|e| e.to_string())?;
         builder
@@ -61,7 +61,7 @@ impl Mp3Encoder {
     }
 
     /// Encodes `samples`, appending whatever frames are complete to `out`.
-    pub fn encode(&mut self, samples: &[i16], out: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) fn encode(&mut self, samples: &[i16], out: &mut Vec<u8>) -> Result<(), String> {
         // The encoder writes into spare capacity: it must be reserved first.
         out.reserve(mp3lame_encoder::max_required_buffer_size(samples.len()) + 7200);
         self.encoder
@@ -72,7 +72,7 @@ impl Mp3Encoder {
 
     /// Flushes the last frames (every sample, padded to a frame) into `out` and returns the
     /// Info/LAME tag frame that replaces the stream's first frame.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+    pub(crate) fn finish(mut self, out: &mut Vec<u8>) -> Result<Vec<u8>, String> {
         out.reserve(7200);
         self.encoder
             .flush_to_vec::<FlushGap>(out)
@@ -84,7 +84,7 @@ impl Mp3Encoder {
 }
 
 /// A whole MP3 stream of `samples`, with its Info/LAME tag in the first frame.
-pub fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
+pub(crate) fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
     let mut encoder = Mp3Encoder::new(sample_rate, kbps)?;
     let mut out = Vec::new();
     encoder.encode(samples, &mut out)?;

@@ -5,10 +5,10 @@
 //! A leaf: imports nothing of narrate's but [`crate::format`]. Not responsible for joining
 //! audio into an output (see `audio`).
 
-pub mod decode;
-pub mod g711;
-pub mod lame;
-pub mod mp3;
+pub(crate) mod decode;
+pub(crate) mod g711;
+pub(crate) mod lame;
+pub(crate) mod mp3;
 
 pub use decode::decode;
 pub use mp3::{DECODER_DELAY, FrameHeader, frame_header, gapless_info, mp3_frames, silent_frame};

@@ -181,7 +181,7 @@ pub fn gapless_info(before_audio: &[u8]) -> Option<(u64, u64)> {
 /// The `Info` frame (Xing header of a constant-bitrate file): a frame shaped like `silent`
 /// carrying the number of audio frames, the bytes from this frame to the end, and a seek table
 /// when the frame has room for one.
-pub fn info_frame(silent: &[u8], mpeg1: bool, frames: u32, bytes: u32) -> Vec<u8> {
+pub(crate) fn info_frame(silent: &[u8], mpeg1: bool, frames: u32, bytes: u32) -> Vec<u8> {
     let mut f = silent.to_vec();
     let at = 4 + if mpeg1 { 17 } else { 9 }; // header and mono side information
     let with_toc = f.len() >= at + 4 + 4 + 4 + 4 + 100 + 4;

@@ -7,7 +7,7 @@ use crate::error::EXIT_OK;
 use crate::plan;
 use crate::session::Session;
 
-pub async fn run(args: &CheckArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: &CheckArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
     let mut jobs = super::load_jobs(&args.manifests, &defaults, None)?;
     let names_checked = match Session::optional(&args.api, env_key).await? {

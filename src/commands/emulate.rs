@@ -4,7 +4,7 @@ use crate::cli::args::EmulateArgs;
 use crate::emulator;
 use crate::error::{EXIT_OK, UsageError};
 
-pub async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
     let tier = args.tier.parse().map_err(|e: String| UsageError(e))?;
     if !(0.0..=1.0).contains(&args.fault_rate) {
         return Err(UsageError(format!(

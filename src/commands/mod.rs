@@ -10,13 +10,13 @@ use crate::api::Client;
 use crate::error::UsageError;
 use crate::manifest::{self, Job};
 
-pub mod check;
-pub mod emulate;
-pub mod models;
-pub mod plan;
-pub mod render;
-pub mod summary;
-pub mod voices;
+pub(crate) mod check;
+pub(crate) mod emulate;
+pub(crate) mod models;
+pub(crate) mod plan;
+pub(crate) mod render;
+pub(crate) mod summary;
+pub(crate) mod voices;
 
 /// Loads every manifest before anything is sent.
 pub(crate) fn load_jobs(

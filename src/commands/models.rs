@@ -8,7 +8,7 @@ use crate::cli::args::ModelsArgs;
 use crate::error::EXIT_OK;
 use crate::session::Session;
 
-pub async fn run(args: &ModelsArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: &ModelsArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let session = Session::required(&args.api, env_key).await?;
     let models = session.client.get_json("/v1/models", &[]).await;
     session.close().await;

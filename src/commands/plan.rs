@@ -19,21 +19,21 @@ use crate::state::{Cache, StateDir};
 
 /// Every manifest's plan and the account's balance (when a key or the emulator is at hand).
 #[derive(Debug, Serialize)]
-pub struct PlanView {
+pub(crate) struct PlanView {
     pub balance: Option<Balance>,
     pub manifests: Vec<ManifestPlan>,
 }
 
 /// The account's tier and remaining credits.
 #[derive(Debug, Serialize)]
-pub struct Balance {
+pub(crate) struct Balance {
     pub remaining_credits: f64,
     pub tier: Option<String>,
 }
 
 /// One manifest's plan.
 #[derive(Debug, Serialize)]
-pub struct ManifestPlan {
+pub(crate) struct ManifestPlan {
     pub chains: Vec<ChainView>,
     pub manifest: String,
     pub output: String,
@@ -42,7 +42,7 @@ pub struct ManifestPlan {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PlanTotals {
+pub(crate) struct PlanTotals {
     pub cached: usize,
     pub characters: usize,
     pub estimated_credits: f64,
@@ -52,7 +52,7 @@ pub struct PlanTotals {
 
 /// One continuity chain.
 #[derive(Debug, Serialize)]
-pub struct ChainView {
+pub(crate) struct ChainView {
     pub chapter: Option<String>,
     /// Whether its requests stitch by id, one after the other.
     pub in_order: bool,
@@ -63,7 +63,7 @@ pub struct ChainView {
 
 /// One request: its label (`segment#piece`), size, cache state and context.
 #[derive(Debug, Serialize)]
-pub struct RequestView {
+pub(crate) struct RequestView {
     pub cached: bool,
     pub characters: usize,
     pub next: ContextView,
@@ -75,12 +75,12 @@ pub struct RequestView {
 /// What a request sends as context: `ids` of earlier requests, `text` of a neighbour, or
 /// `none`; `of` names the requests by label (or by id, for cached ones outside the chain).
 #[derive(Debug, Serialize)]
-pub struct ContextView {
+pub(crate) struct ContextView {
     pub kind: &'static str,
     pub of: Vec<String>,
 }
 
-pub async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
     let mut jobs = super::load_jobs(&args.manifests, &defaults, None)?;
     let source = endpoint(&args.api, env_key.clone(), false)?.source();

@@ -9,7 +9,7 @@ use crate::output::audiobook::audiobook_summary;
 use crate::output::report::Status;
 
 /// Prints the summary of every rendered manifest; the exit status is 0 only if all succeeded.
-pub fn print(rendered: &[Rendered]) -> u8 {
+pub(crate) fn print(rendered: &[Rendered]) -> u8 {
     let mut status = EXIT_OK;
     for r in rendered {
         if r.report.status == Status::Ok {

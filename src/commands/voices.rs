@@ -6,7 +6,7 @@ use crate::cli::args::VoicesArgs;
 use crate::error::EXIT_OK;
 use crate::session::Session;
 
-pub async fn run(args: &VoicesArgs, env_key: Option<String>) -> anyhow::Result<u8> {
+pub(crate) async fn run(args: &VoicesArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let session = Session::required(&args.api, env_key).await?;
     let voices = session.client.voices(args.search.as_deref()).await;
     session.close().await;

@@ -2,22 +2,22 @@
 //! is strict, with the documented status codes, bodies and headers (see `reference/` notes in
 //! the README). Used by `narrate emulate`, by `--emulate`, and by the tests.
 //!
-//! - [`state`]: issued request ids, credits, the clock and the request log.
-//! - [`auth`]: the key check, error shapes and the log of reads, shared by every endpoint.
-//! - [`tts`]: the four text-to-speech endpoints; [`validate`]: their 422s; [`faults`]: injected
+//! - `state`: issued request ids, credits, the clock and the request log.
+//! - `auth`: the key check, error shapes and the log of reads, shared by every endpoint.
+//! - `tts`: the four text-to-speech endpoints; `validate`: their 422s; `faults`: injected
 //!   faults and body delivery.
-//! - [`account`]: voices, models and subscription; [`data`]: the voice catalogue.
+//! - `account`: voices, models and subscription; [`data`]: the voice catalogue.
 //! - [`synth`]: the synthetic voice.
 //!
 //! The server takes its listener and a shutdown future, so tests bind `127.0.0.1:0`, and runs
 //! hyper's HTTP/1 connections itself (header timeout, connection cap) under axum's router. It
 //! uses narrate's format table and model facts, but not its cache or its client.
 
-pub mod account;
+pub(crate) mod account;
 mod auth;
 pub mod data;
 mod faults;
-pub mod state;
+pub(crate) mod state;
 pub mod synth;
 mod tts;
 mod validate;
@@ -268,6 +268,7 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
+    /// Stops serving and waits for the connections to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

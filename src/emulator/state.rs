@@ -37,6 +37,7 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// The state of an emulator with `config`; opens the request log, if any.
     pub fn new(config: Config) -> std::io::Result<Arc<Self>> {
         let log = match &config.request_log {
             Some(path) => Some(

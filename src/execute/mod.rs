@@ -2,8 +2,8 @@
 //! cap, with retries by cause. Chains run concurrently, longest first; within a chain that
 //! stitches, each request waits for its predecessor's body.
 //!
-//! - [`slots`]: the concurrency cap, handing freed slots to the chain with the most work left.
-//! - [`request`]: one request: cache, budget, attempt, and what each failure means.
+//! - `slots`: the concurrency cap, handing freed slots to the chain with the most work left.
+//! - `request`: one request: cache, budget, attempt, and what each failure means.
 //! - [`estimate`]: a request's cache key and cost ([`RequestKey`]), and what a plan would cost.
 //!
 //! Not responsible for splitting (see `plan`) or assembling audio (see `audio`).
@@ -21,9 +21,9 @@ use crate::manifest::Job;
 use crate::plan::{self, Context, Done, Plan};
 use crate::state::cache::{Cache, Meta};
 
-pub mod estimate;
+pub(crate) mod estimate;
 mod request;
-pub mod slots;
+pub(crate) mod slots;
 
 pub use estimate::{Estimate, RequestKey, body_for, estimate};
 use request::{Request, remaining_work};
@@ -98,6 +98,7 @@ pub(crate) struct Budget {
 }
 
 impl Runner {
+    /// The runner of one run: the client, the rate limiter and the concurrency cap.
     pub fn new(client: Client, settings: Settings, progress: crate::progress::Progress) -> Self {
         let limiter = settings
             .rate

@@ -53,6 +53,7 @@ impl Drop for Slot<'_> {
 }
 
 impl Slots {
+    /// A cap of `concurrency` (auto starts at 2).
     pub fn new(concurrency: Concurrency) -> Self {
         let (limit, ceiling, auto) = match concurrency {
             Concurrency::Auto => (2, 64, true),

@@ -1,9 +1,9 @@
 //! Reading a manifest (YAML with `segments` or `segments_csv`, or a bare CSV) into a validated
 //! [`Job`]: defaults applied, `text_file`s read, every field checked before anything is sent.
 //!
-//! - [`raw`]: the shapes serde reads; [`yaml`] and [`csv`]: the two syntaxes.
-//! - [`resolve`]: defaults applied and each field validated, one segment at a time.
-//! - [`voices`]: voice names resolved to ids once the account's voices are known.
+//! - `raw`: the shapes serde reads; `yaml` and `csv`: the two syntaxes.
+//! - `resolve`: defaults applied and each field validated, one segment at a time.
+//! - `voices`: voice names resolved to ids once the account's voices are known.
 //!
 //! Every error names the file, the line and the field. Not responsible for splitting texts into
 //! requests (see `plan`).

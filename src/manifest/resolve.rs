@@ -60,7 +60,7 @@ pub(crate) fn pause_message(ms: u64) -> String {
 
 impl Resolver<'_> {
     /// Resolves every segment, checking that ids are unique and that all share one format.
-    pub fn segments(
+    pub(super) fn segments(
         &self,
         raw_segments: Vec<(u64, RawSegment)>,
         inputs: &mut Vec<PathBuf>,

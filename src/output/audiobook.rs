@@ -29,7 +29,7 @@ pub struct Audiobook {
 /// at the tail, a 44.1 kHz constant-bitrate MP3 of at least 192 kbps, at most 120 minutes per
 /// file. A split output is checked file by file, each result in `outputs`; the whole passes
 /// when every file does.
-pub fn audiobook(job: &Job, report: &mut Report) {
+pub(crate) fn audiobook(job: &Job, report: &mut Report) {
     if report.outputs.is_empty() {
         let Some(loudness) = report.loudness else {
             return;
@@ -57,7 +57,7 @@ pub fn audiobook(job: &Job, report: &mut Report) {
 
 /// One line on the audiobook checks: `audiobook: pass`, or which checks failed (and in which
 /// chapter file).
-pub fn audiobook_summary(report: &Report) -> Option<String> {
+pub(crate) fn audiobook_summary(report: &Report) -> Option<String> {
     let whole = report.audiobook.as_ref()?;
     if whole.pass {
         return Some("audiobook: pass".into());

@@ -11,9 +11,9 @@ use crate::error::UsageError;
 use crate::files;
 use crate::manifest::Job;
 
-pub mod audiobook;
+pub(crate) mod audiobook;
 pub mod report;
-pub mod sidefiles;
+pub(crate) mod sidefiles;
 
 /// Every file a job writes: its audio (one file, or one per chapter), both reports and the side
 /// files beside them.

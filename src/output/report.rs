@@ -23,6 +23,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// As the reports write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
@@ -31,6 +32,7 @@ impl Status {
     }
 }
 
+/// The report of one manifest (`<stem>.report.json`).
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub status: Status,
@@ -77,6 +79,7 @@ pub struct OutputReport {
     pub audiobook: Option<Audiobook>,
 }
 
+/// The totals of a report.
 #[derive(Debug, Default, Serialize)]
 pub struct Totals {
     pub segments: usize,
@@ -89,6 +92,7 @@ pub struct Totals {
     pub audio_seconds: f64,
 }
 
+/// One segment of a report.
 #[derive(Debug, Serialize)]
 pub struct SegmentReport {
     pub id: String,
@@ -120,6 +124,7 @@ pub struct SegmentReport {
 /// flagged.
 pub const LOUDNESS_JUMP_LU: f64 = 4.0;
 
+/// One request of a segment.
 #[derive(Debug, Serialize)]
 pub struct RequestReport {
     pub request_id: Option<String>,

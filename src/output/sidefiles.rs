@@ -17,7 +17,7 @@ use crate::plan::Plan;
 
 /// A chapter of the output: its title and where it starts and ends, in seconds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Chapter {
+pub(crate) struct Chapter {
     pub title: String,
     pub start: f64,
     pub end: f64,
@@ -25,7 +25,7 @@ pub struct Chapter {
 
 /// The chapters of a rendered report: a chapter starts where its first segment's audio starts
 /// (the first chapter at 0, so the lead-in belongs to it) and ends where the next one starts.
-pub fn chapters(report: &Report) -> Vec<Chapter> {
+pub(crate) fn chapters(report: &Report) -> Vec<Chapter> {
     let mut starts: Vec<(String, f64)> = Vec::new();
     let mut previous: Option<&str> = None;
     for s in &report.segments {
@@ -85,7 +85,7 @@ pub(crate) fn ffmetadata_escape(s: &str) -> String {
 }
 
 /// The side files' paths for an output.
-pub fn paths(output: &Path) -> [PathBuf; 4] {
+pub(crate) fn paths(output: &Path) -> [PathBuf; 4] {
     let stem = output
         .file_stem()
         .unwrap_or_default()
@@ -104,7 +104,7 @@ pub(crate) const CUE_SECONDS: f64 = 6.0;
 /// cues of at most 42 characters and 6 seconds, ending early after a sentence,
 /// or after a clause once half full. Times are the first character's start and the last one's
 /// end, in seconds from the start of the request's audio.
-pub fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
+pub(crate) fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
     let n = alignment
         .characters
         .len()
@@ -166,7 +166,7 @@ pub fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
 /// Writes the side files of a successful render. `alignments[r]` is where request `r`'s
 /// character timings are stored, if it has them. A split output gets captions beside each
 /// chapter file, one CUE sheet over the files and an M3U playlist.
-pub fn write(
+pub(crate) fn write(
     job: &Job,
     plan: &Plan,
     report: &Report,

@@ -1,4 +1,4 @@
-//! Planning: each segment's text split into request-sized pieces ([`split`]), and the pieces
+//! Planning: each segment's text split into request-sized pieces (`split`), and the pieces
 //! grouped into continuity chains (one per chapter, voice and model, in manifest order).
 //!
 //! The plan is static: which request ids a request sends is only known while executing, so the
@@ -9,8 +9,8 @@
 use crate::manifest::{Job, Segment};
 use crate::models;
 
-pub mod context;
-pub mod split;
+pub(crate) mod context;
+pub(crate) mod split;
 
 pub use context::{Context, Done, STITCH_MAX_AGE, context_for, text_context};
 pub use split::split_text;

@@ -48,6 +48,7 @@ pub struct Meta {
 pub(crate) const LATEST_ISSUED_UNIX: f64 = 4_102_444_800.0;
 
 impl Meta {
+    /// When the API issued the response (its request id expires two hours later).
     pub fn issued(&self) -> SystemTime {
         let secs = if self.issued_unix.is_finite() {
             self.issued_unix.clamp(0.0, LATEST_ISSUED_UNIX)
@@ -96,7 +97,7 @@ pub struct Cache {
 }
 
 /// The SHA-256 of `data` in lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -121,7 +122,7 @@ pub(crate) struct KeyFields<'a> {
 }
 
 /// The cache key of a request. `source` (`emulator` or the base URL) keeps synthetic audio apart from the real API's.
-pub fn key(voice_id: &str, output_format: &str, body: &TtsBody, source: &str) -> String {
+pub(crate) fn key(voice_id: &str, output_format: &str, body: &TtsBody, source: &str) -> String {
     let fields = KeyFields {
         v: 1,
         voice_id,
@@ -141,6 +142,7 @@ pub fn key(voice_id: &str, output_format: &str, body: &TtsBody, source: &str) ->
 }
 
 impl Cache {
+    /// The cache in `dir`, created if missing.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(Cache {
@@ -259,11 +261,4 @@ impl Cache {
         }
         Ok(audio_path)
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -1,5 +1,5 @@
 //! The state directory (`.narrate/` beside the manifest, or `--state-dir`): its lock, its
-//! [`cache`] of rendered requests, and the model limits remembered from `GET /v1/models`.
+//! `cache` of rendered requests, and the model limits remembered from `GET /v1/models`.
 //!
 //! [`StateDir`] is the one owner of these paths. Not responsible for what is cached (see
 //! `execute`).
@@ -10,7 +10,7 @@ use crate::error::UsageError;
 use crate::files;
 use crate::plan::{Limits, plausible_limits};
 
-pub mod cache;
+pub(crate) mod cache;
 
 pub use cache::{Cache, Meta};
 
@@ -27,6 +27,7 @@ impl StateDir {
         })
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.0
     }
