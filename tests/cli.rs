@@ -1,7 +1,5 @@
 //! The command line as a user meets it: help, usage errors, plan, voices and models.
 
-use narrate::emulator;
-
 use crate::util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,8 +52,8 @@ async fn help_and_usage_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_sends_nothing_and_counts_cache_hits() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     let long = "Alice was beginning to get very tired. ".repeat(20);
     write(
         dir.path(),
@@ -77,7 +75,7 @@ async fn plan_sends_nothing_and_counts_cache_hits() {
 
     let out = narrate(
         dir.path(),
-        &["m.yaml", "--base-url", &emu.base_url()],
+        &["m.yaml", "--base-url", &fx.emu.base_url()],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -85,7 +83,7 @@ async fn plan_sends_nothing_and_counts_cache_hits() {
     let sent = request_log(dir.path()).len();
     let out = narrate(
         dir.path(),
-        &["plan", "m.yaml", "--base-url", &emu.base_url()],
+        &["plan", "m.yaml", "--base-url", &fx.emu.base_url()],
         &[],
     )
     .await;
@@ -96,7 +94,6 @@ async fn plan_sends_nothing_and_counts_cache_hits() {
     );
     assert!(stdout(&out).contains("about 0 credits"));
     assert_eq!(request_log(dir.path()).len(), sent);
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,8 +304,8 @@ async fn the_manifest_schema_matches_what_the_parser_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_validates_every_example_and_sends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifests: Vec<String> = [
         "demo.yaml",
@@ -319,7 +316,7 @@ async fn check_validates_every_example_and_sends_nothing() {
     .iter()
     .map(|m| root.join("manifests").join(m).display().to_string())
     .collect();
-    let mut args = vec!["check", "--base-url", emu.base_url().leak()];
+    let mut args = vec!["check", "--base-url", fx.emu.base_url().leak()];
     args.extend(manifests.iter().map(String::as_str));
     let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -340,7 +337,7 @@ async fn check_validates_every_example_and_sends_nothing() {
     );
     let out = narrate(
         dir.path(),
-        &["check", "v.yaml", "--base-url", &emu.base_url()],
+        &["check", "v.yaml", "--base-url", &fx.emu.base_url()],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -350,13 +347,12 @@ async fn check_validates_every_example_and_sends_nothing() {
         "{}",
         stderr(&out)
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_json_json_logs_and_the_progress_bar() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     write(
         dir.path(),
         "demo.yaml",
@@ -364,7 +360,13 @@ async fn plan_json_json_logs_and_the_progress_bar() {
     );
     let out = narrate(
         dir.path(),
-        &["plan", "demo.yaml", "--json", "--base-url", &emu.base_url()],
+        &[
+            "plan",
+            "demo.yaml",
+            "--json",
+            "--base-url",
+            &fx.emu.base_url(),
+        ],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -387,7 +389,7 @@ async fn plan_json_json_logs_and_the_progress_bar() {
         &[
             "demo.yaml",
             "--base-url",
-            &emu.base_url(),
+            &fx.emu.base_url(),
             "-v",
             "--log-format",
             "json",
@@ -419,5 +421,4 @@ async fn plan_json_json_logs_and_the_progress_bar() {
         summary.starts_with("ok out/demo.mp3: 7 segments ok, 0 failed, 575 credits"),
         "{summary}"
     );
-    emu.stop().await;
 }

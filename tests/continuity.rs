@@ -10,10 +10,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-const NARRATOR: &str = "JBFqnCBsd6RMkjVDRZzb";
-const ALICE: &str = "Xb7hH8MSUJpSbSDYk0k2";
-const RABBIT: &str = "TX3LPaxmHKxFdv7VOQHJ";
-
 async fn run(dir: &Path, base: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec!["--base-url", base, "--retry-base-ms", "5"];
     all.extend_from_slice(args);
@@ -52,8 +48,8 @@ fn entry<'a>(log: &'a [Value], request_id: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrators_chain_continues_across_an_interleaved_three_voice_dialogue() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     let lines = [
         ("n1", NARRATOR, "Just then a White Rabbit ran close by her."),
         ("r1", RABBIT, "'Oh dear! Oh dear! I shall be late!'"),
@@ -87,7 +83,7 @@ async fn a_narrators_chain_continues_across_an_interleaved_three_voice_dialogue(
             segs.join("\n")
         ),
     );
-    let out = run(dir.path(), &emu.base_url(), &["d.yaml"]).await;
+    let out = fx.run(&["d.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let ids_of = segment_ids(&read_json(&dir.path().join("d.report.json")));
     let log = tts_log(dir.path());
@@ -117,7 +113,6 @@ async fn a_narrators_chain_continues_across_an_interleaved_three_voice_dialogue(
         entry(&log, &id("a2"))["body"].get("next_text").is_none(),
         "Alice's last line has no next"
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,11 +188,11 @@ fn chapter(dir: &Path, name: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_chains_from_fresh_cached_ids_and_falls_back_to_text_when_they_aged() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     // The first three segments are rendered, then the manifest grows.
     chapter(dir.path(), "part.yaml", 3);
-    let out = run(dir.path(), &emu.base_url(), &["part.yaml"]).await;
+    let out = fx.run(&["part.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let cached = segment_ids(&read_json(&dir.path().join("out/part.report.json")));
 
@@ -218,7 +213,7 @@ async fn a_resume_chains_from_fresh_cached_ids_and_falls_back_to_text_when_they_
     );
     chapter(&fresh_dir, "part.yaml", 5);
     let before = tts_log(dir.path()).len();
-    let out = run(&fresh_dir, &emu.base_url(), &["part.yaml"]).await;
+    let out = run(&fresh_dir, &fx.emu.base_url(), &["part.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let log = tts_log(dir.path());
     assert_eq!(
@@ -241,15 +236,12 @@ async fn a_resume_chains_from_fresh_cached_ids_and_falls_back_to_text_when_they_
     );
 
     // Two hours later (both clocks moved): the cached ids have expired; text instead.
-    emu.state.advance_clock(Duration::from_secs(2 * 3600 + 60));
+    fx.emu
+        .state
+        .advance_clock(Duration::from_secs(2 * 3600 + 60));
     chapter(dir.path(), "part.yaml", 5);
     let before = log.len();
-    let out = run(
-        dir.path(),
-        &emu.base_url(),
-        &["part.yaml", "--clock-offset-secs", "7260"],
-    )
-    .await;
+    let out = fx.run(&["part.yaml", "--clock-offset-secs", "7260"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let log = tts_log(dir.path());
     assert_eq!(log.len() - before, 2);
@@ -267,21 +259,20 @@ async fn a_resume_chains_from_fresh_cached_ids_and_falls_back_to_text_when_they_
         ids(&log[before + 1]["body"]["previous_request_ids"]),
         vec![log[before]["request_id"].as_str().unwrap().to_string()]
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_the_api_refuses_are_replaced_by_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     chapter(dir.path(), "c.yaml", 2);
-    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    let out = fx.run(&["c.yaml"]).await;
     assert_eq!(out.status.code(), Some(0));
     // Only the server's clock moves: narrate believes its cached ids are fresh, the API does not.
-    emu.state.advance_clock(Duration::from_secs(3 * 3600));
+    fx.emu.state.advance_clock(Duration::from_secs(3 * 3600));
     chapter(dir.path(), "c.yaml", 3);
     let before = tts_log(dir.path()).len();
-    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    let out = fx.run(&["c.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let log = tts_log(dir.path());
     assert_eq!(log[before]["status"], 400, "the stale ids were refused");
@@ -294,15 +285,14 @@ async fn ids_the_api_refuses_are_replaced_by_text() {
     let last = &report["segments"][2]["requests"][0];
     assert_eq!(last["used_previous_text"], true);
     assert_eq!(last["attempts"], 2);
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_regenerates_one_segment_with_its_cached_neighbours_as_context() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     chapter(dir.path(), "c.yaml", 6);
-    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    let out = fx.run(&["c.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let original = std::fs::read(dir.path().join("out/c.wav")).unwrap();
 
@@ -315,7 +305,7 @@ async fn only_regenerates_one_segment_with_its_cached_neighbours_as_context() {
         let current = segment_ids(&read_json(&dir.path().join("out/c.report.json")));
         let id = |i: usize| current[&format!("s{i}")][0].clone();
         let before = tts_log(dir.path()).len();
-        let out = run(dir.path(), &emu.base_url(), &["c.yaml", "--only", target]).await;
+        let out = fx.run(&["c.yaml", "--only", target]).await;
         assert_eq!(out.status.code(), Some(0), "{target}: {}", stderr(&out));
         let log = tts_log(dir.path());
         assert_eq!(log.len() - before, 1, "{target}: only that segment is sent");
@@ -366,24 +356,23 @@ async fn only_regenerates_one_segment_with_its_cached_neighbours_as_context() {
     }
     // --only with a segment that is not cached, or an unknown id, is refused.
     chapter(dir.path(), "c.yaml", 7);
-    let out = run(dir.path(), &emu.base_url(), &["c.yaml", "--only", "s2"]).await;
+    let out = fx.run(&["c.yaml", "--only", "s2"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("\"s6\" is not in the cache"),
         "{}",
         stderr(&out)
     );
-    let out = run(dir.path(), &emu.base_url(), &["c.yaml", "--only", "nope"]).await;
+    let out = fx.run(&["c.yaml", "--only", "nope"]).await;
     assert_eq!(out.status.code(), Some(2));
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_limits_come_from_the_api_and_are_remembered() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     chapter(dir.path(), "c.yaml", 1);
-    let out = run(dir.path(), &emu.base_url(), &["c.yaml"]).await;
+    let out = fx.run(&["c.yaml"]).await;
     assert_eq!(out.status.code(), Some(0));
     let saved = read_json(&dir.path().join(".narrate/models.json"));
     assert_eq!(saved["eleven_v3"], 5000);
@@ -392,5 +381,4 @@ async fn model_limits_come_from_the_api_and_are_remembered() {
             .iter()
             .any(|e| e["path"] == "/v1/models")
     );
-    emu.stop().await;
 }

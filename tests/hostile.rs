@@ -244,9 +244,9 @@ async fn run_measured(dir: &Path, args: Vec<String>) -> (std::process::Output, f
 
 #[tokio::test]
 async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
-    let base = emu.base_url();
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
+    let base = fx.emu.base_url();
     // The manifest is named like the CUE sheet its own output would write.
     let manifest = "output: book.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: a, chapter: One, text: Hello there.}\n";
     write(dir.path(), "book.cue", manifest);
@@ -323,57 +323,51 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         "sk_key_in_a_file\n"
     );
     assert_nothing_sent(dir.path());
-    emu.stop().await;
 }
 
 #[tokio::test]
 async fn two_manifests_with_one_output_are_refused_and_one_manifest_twice_renders_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     tiny_book(dir.path(), "out/book.mp3");
     let other = std::fs::read_to_string(dir.path().join("book.yaml"))
         .unwrap()
         .replace("Alice", "Bob");
     write(dir.path(), "other.yaml", &other);
-    let out = run_at(dir.path(), &emu.base_url(), &["book.yaml", "other.yaml"]).await;
+    let out = fx.run(&["book.yaml", "other.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("also written by"), "{}", stderr(&out));
     assert_nothing_sent(dir.path());
 
     std::fs::create_dir(dir.path().join("sub")).unwrap();
-    let out = run_at(
-        dir.path(),
-        &emu.base_url(),
-        &["book.yaml", "sub/../book.yaml", "./book.yaml"],
-    )
-    .await;
+    let out = fx
+        .run(&["book.yaml", "sub/../book.yaml", "./book.yaml"])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out).lines().filter(|l| l.starts_with("ok")).count(),
         1
     );
     assert_eq!(tts_log(dir.path()).len(), 2, "each request sent once");
-    emu.stop().await;
 }
 
 #[tokio::test]
 async fn an_output_that_cannot_be_written_is_refused_before_anything_is_paid() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     // A directory where the output should be.
     tiny_book(dir.path(), "out/book.mp3");
     std::fs::create_dir_all(dir.path().join("out/book.mp3")).unwrap();
-    let out = run_at(dir.path(), &emu.base_url(), &["book.yaml"]).await;
+    let out = fx.run(&["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
     // A directory that cannot be made: a file stands in its way.
     write(dir.path(), "blocked", "a file");
     tiny_book(dir.path(), "blocked/book.mp3");
-    let out = run_at(dir.path(), &emu.base_url(), &["book.yaml"]).await;
+    let out = fx.run(&["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("blocked"), "{}", stderr(&out));
     assert_nothing_sent(dir.path());
-    emu.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,12 +433,12 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
 #[tokio::test]
 async fn outputs_take_their_mode_from_the_umask_and_a_shared_key_file_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     tiny_book(dir.path(), "out/book.mp3");
     let key = write(dir.path(), "key.txt", &format!("{SECRET_KEY}\n"));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let base = emu.base_url();
+    let base = fx.emu.base_url();
     let out = tokio::task::spawn_blocking({
         let dir = dir.path().to_path_buf();
         move || {
@@ -478,7 +472,6 @@ async fn outputs_take_their_mode_from_the_umask_and_a_shared_key_file_is_warned_
             & 0o777;
         assert_eq!(mode, 0o640, "{name}");
     }
-    emu.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,10 +686,10 @@ async fn a_redirect_to_another_origin_is_not_followed_and_the_key_stays_home() {
 
 #[tokio::test]
 async fn a_malformed_key_or_base_url_is_refused_before_anything_is_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     tiny_book(dir.path(), "out/book.mp3");
-    let base = emu.base_url();
+    let base = fx.emu.base_url();
     for (content, expected) in [
         ("sk_one\nsk_two\n", "has 2 lines"),
         ("sk_one sk_two", "a space or a control character"),
@@ -740,7 +733,6 @@ async fn a_malformed_key_or_base_url_is_refused_before_anything_is_sent() {
         assert!(started.elapsed() < Duration::from_secs(20));
     }
     assert_nothing_sent(dir.path());
-    emu.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -845,10 +837,10 @@ async fn credits_of_cut_deliveries_are_in_the_report_and_the_budget() {
 
 #[tokio::test]
 async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     tiny_book(dir.path(), "out/book.mp3");
-    let base = emu.base_url();
+    let base = fx.emu.base_url();
     let out = run_at(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let clean = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
@@ -893,7 +885,6 @@ async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("issued_unix"), "{}", stderr(&out));
     assert_eq!(tts_log(dir.path()).len(), 5);
-    emu.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -901,10 +892,10 @@ async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
 
 #[tokio::test]
 async fn usage_errors_send_nothing_and_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     tiny_book(dir.path(), "out/book.mp3");
-    let base = emu.base_url();
+    let base = fx.emu.base_url();
     let models = dir.path().join(".narrate/models.json");
 
     let out = run_at(dir.path(), &base, &["book.yaml", "--only", "nope"]).await;
@@ -936,7 +927,6 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     assert_nothing_sent(dir.path());
     assert!(!models.exists(), "models.json was written");
     assert!(!dir.path().join("out/book.report.json").exists());
-    emu.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 //! Bad manifests: each exits 2, names the file, the line and the field, sends nothing and
 //! leaves an existing output untouched.
 
-use narrate::emulator;
-
 use crate::util::*;
 
 const HEAD: &str = "output: out/book.wav\ndefaults:\n  voice_id: JBFqnCBsd6RMkjVDRZzb\n  output_format: pcm_16000\nsegments:\n";
@@ -154,8 +152,8 @@ fn cases() -> Vec<(&'static str, &'static str, String, Vec<&'static str>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_manifest_exits_2_naming_file_line_and_field_and_sends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     let mut failures = Vec::new();
     for (case, name, text, wants) in cases() {
         let case_dir = dir.path().join(case.replace(' ', "-"));
@@ -164,7 +162,7 @@ async fn every_bad_manifest_exits_2_naming_file_line_and_field_and_sends_nothing
         write(&case_dir, "bad.wav", "keep me");
         let out = narrate(
             &case_dir,
-            &[name, "--base-url", &emu.base_url()],
+            &[name, "--base-url", &fx.emu.base_url()],
             &[("ELEVENLABS_API_KEY", SECRET_KEY)],
         )
         .await;
@@ -199,13 +197,12 @@ async fn every_bad_manifest_exits_2_naming_file_line_and_field_and_sends_nothing
         request_log(dir.path()).is_empty(),
         "nothing is sent for a bad manifest"
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_bad_manifest_among_several_stops_all_before_sending() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     write(
         dir.path(),
         "good.yaml",
@@ -218,12 +215,11 @@ async fn one_bad_manifest_among_several_stops_all_before_sending() {
     );
     let out = narrate(
         dir.path(),
-        &["good.yaml", "bad.yaml", "--base-url", &emu.base_url()],
+        &["good.yaml", "bad.yaml", "--base-url", &fx.emu.base_url()],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad.yaml:6"), "{}", stderr(&out));
     assert!(request_log(dir.path()).is_empty());
-    emu.stop().await;
 }

@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use narrate::emulator;
 use serde_json::Value;
 
 use crate::util::*;
@@ -67,12 +66,12 @@ fn secs(v: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mp3_duration_tags_and_chapters_read_back_with_ffprobe() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book(dir.path(), "mp3_44100_128", "out/book.mp3");
     let out = narrate(
         dir.path(),
-        &["book.yaml", "--base-url", &emu.base_url()],
+        &["book.yaml", "--base-url", &fx.emu.base_url()],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -148,7 +147,6 @@ async fn mp3_duration_tags_and_chapters_read_back_with_ffprobe() {
     let probe = ffprobe(&m4b);
     assert_eq!(probe["chapters"].as_array().unwrap().len(), 2);
     assert_eq!(probe["format"]["tags"]["title"], "Alice's Adventures");
-    emu.stop().await;
 }
 
 /// Runs ffmpeg's `ebur128` filter (with true peak) on a file and returns a reader of its
@@ -197,12 +195,12 @@ fn clock(s: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book(dir.path(), "pcm_24000", "out/book.wav");
     let out = narrate(
         dir.path(),
-        &["book.yaml", "--base-url", &emu.base_url(), "--loudness"],
+        &["book.yaml", "--base-url", &fx.emu.base_url(), "--loudness"],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -265,18 +263,17 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
         (our_peak - peak).abs() <= 0.5,
         "narrate {our_peak} dBTP, ffmpeg {peak} dBFS"
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book(dir.path(), "pcm_44100", "out/book.wav");
     let args = [
         "book.yaml",
         "--base-url",
-        &emu.base_url(),
+        &fx.emu.base_url(),
         "--loudness-target",
         "-16",
         "--audiobook",
@@ -335,7 +332,7 @@ async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number(
     // The same book as a 192 kbps MP3 passes the format check.
     let out = narrate(
         dir.path(),
-        &["book.yaml", "--base-url", &emu.base_url(), "--audiobook"],
+        &["book.yaml", "--base-url", &fx.emu.base_url(), "--audiobook"],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -349,18 +346,17 @@ async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number(
         .unwrap()
         .clone();
     assert_eq!(format["pass"], true, "{format}");
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_chapters_writes_one_file_per_chapter() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book(dir.path(), "pcm_16000", "out/book.wav");
     let args = [
         "book.yaml",
         "--base-url",
-        &emu.base_url(),
+        &fx.emu.base_url(),
         "--split",
         "chapters",
         "--audiobook",
@@ -462,7 +458,6 @@ async fn split_chapters_writes_one_file_per_chapter() {
         "{m3u}"
     );
     assert!(!dir.path().join("out/book.chapters.txt").exists());
-    emu.stop().await;
 }
 
 /// A book whose responses start and end in silence: the synthetic voice is silent for quotes
@@ -488,12 +483,12 @@ fn rms_db(samples: &[i16]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trim_silence_makes_pauses_what_the_manifest_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     quiet_edges(dir.path(), "pcm_24000", "out/edges.wav", true);
     let out = narrate(
         dir.path(),
-        &["edges.yaml", "--base-url", &emu.base_url()],
+        &["edges.yaml", "--base-url", &fx.emu.base_url()],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -508,8 +503,11 @@ async fn trim_silence_makes_pauses_what_the_manifest_says() {
     for seg in report["segments"].as_array().unwrap() {
         let requests = seg["requests"].as_array().unwrap();
         for (k, req) in requests.iter().enumerate() {
-            let served =
-                refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
+            let served = refetch(
+                &fx.emu.base_url(),
+                &log[req["request_id"].as_str().unwrap()].1,
+            )
+            .await;
             let pcm = pcm_samples(&served);
             let (start, end) = (at(&req["start_seconds"]), at(&req["end_seconds"]));
             let trimmed = req["trimmed_ms"].as_array().unwrap();
@@ -548,16 +546,15 @@ async fn trim_silence_makes_pauses_what_the_manifest_says() {
         assert!(samples[w[0].2..w[1].1].iter().all(|&s| s == 0));
     }
     assert_eq!(samples.len() - spans.last().unwrap().2, 1000 * 24);
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gapless_mp3_is_encoded_once_and_decodes_to_the_reported_timeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     for (trim, args) in [(false, vec!["--gapless"]), (true, vec![])] {
         quiet_edges(dir.path(), "mp3_44100_128", "out/edges.mp3", trim);
-        let base = emu.base_url();
+        let base = fx.emu.base_url();
         let mut all = vec!["edges.yaml", "--base-url", &base];
         all.extend(args);
         let out = narrate(dir.path(), &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
@@ -620,7 +617,6 @@ async fn gapless_mp3_is_encoded_once_and_decodes_to_the_reported_timeline() {
             assert_eq!(theirs.len(), pcm.len(), "ffmpeg's sample count");
         }
     }
-    emu.stop().await;
 }
 
 /// The cues of a WebVTT file: (id, start, end, text).
@@ -644,9 +640,9 @@ fn vtt_cues(path: &Path) -> Vec<(String, f64, f64, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_give_word_captions_at_the_apis_timings() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
-    let base = emu.base_url();
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
+    let base = fx.emu.base_url();
     let key = [("ELEVENLABS_API_KEY", SECRET_KEY)];
     let vtt = dir.path().join("out/edges.vtt");
     quiet_edges(dir.path(), "pcm_24000", "out/edges.wav", true);
@@ -758,7 +754,6 @@ async fn timestamps_give_word_captions_at_the_apis_timings() {
         check(&read_json(&dir.path().join("out/edges.report.json"))),
         checked
     );
-    emu.stop().await;
 }
 
 #[test]

@@ -9,9 +9,6 @@ use narrate::format::OutputFormat;
 
 use crate::util::*;
 
-const NARRATOR: &str = "JBFqnCBsd6RMkjVDRZzb";
-const ALICE: &str = "Xb7hH8MSUJpSbSDYk0k2";
-
 fn alice(chars: usize) -> String {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/alice/ch01.txt"),
@@ -85,10 +82,10 @@ fn silence(ms: u64, rate: u64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcm_book_equals_served_audio_plus_silences_and_offsets_are_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book_manifest(dir.path(), "pcm_24000", "out/book.wav");
-    let out = render(dir.path(), &emu.base_url(), &["--concurrency", "3"]).await;
+    let out = render(dir.path(), &fx.emu.base_url(), &["--concurrency", "3"]).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
 
     let report = read_json(&dir.path().join("out/book.report.json"));
@@ -106,7 +103,7 @@ async fn pcm_book_equals_served_audio_plus_silences_and_offsets_are_exact() {
         for req in seg["requests"].as_array().unwrap() {
             let (_, entry) = &log[req["request_id"].as_str().unwrap()];
             let start = expected.len();
-            let audio = refetch(&emu.base_url(), entry).await;
+            let audio = refetch(&fx.emu.base_url(), entry).await;
             expected.extend(pcm_samples(&audio));
             // The report places the request exactly where its samples are.
             let s = req["start_seconds"].as_f64().unwrap() * 24_000.0;
@@ -138,15 +135,14 @@ async fn pcm_book_equals_served_audio_plus_silences_and_offsets_are_exact() {
         "the long segment is split: {} requests",
         log.len()
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_log_shows_every_chain_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book_manifest(dir.path(), "pcm_16000", "out/book.wav");
-    let out = render(dir.path(), &emu.base_url(), &[]).await;
+    let out = render(dir.path(), &fx.emu.base_url(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     let log = by_request_id(&tts_log(dir.path()));
@@ -226,15 +222,14 @@ async fn request_log_shows_every_chain_rule() {
         v3.1.len() >= 2,
         "the v3 segment is split, so its text fallback is exercised"
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mp3_output_copies_served_frames_where_the_report_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book_manifest(dir.path(), "mp3_44100_128", "out/book.mp3");
-    let out = render(dir.path(), &emu.base_url(), &[]).await;
+    let out = render(dir.path(), &fx.emu.base_url(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     let log = by_request_id(&tts_log(dir.path()));
@@ -247,7 +242,7 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     for seg in report["segments"].as_array().unwrap() {
         for req in seg["requests"].as_array().unwrap() {
             let entry = &log[req["request_id"].as_str().unwrap()].1;
-            let served = refetch(&emu.base_url(), entry).await;
+            let served = refetch(&fx.emu.base_url(), entry).await;
             let (served_frames, _) = narrate::codec::mp3_frames(&served).unwrap();
             // Gapless decoding: with LAME's tag the encoder delay and padding are trimmed, and
             // the response decodes to exactly its speech, 15 characters a second.
@@ -329,15 +324,14 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
         decoded.len() + narrate::codec::DECODER_DELAY,
         frames.len() * 1152
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     book_manifest(dir.path(), "mp3_22050_32", "out/book.wav");
-    let out = render(dir.path(), &emu.base_url(), &[]).await;
+    let out = render(dir.path(), &fx.emu.base_url(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     let log = by_request_id(&tts_log(dir.path()));
@@ -346,8 +340,11 @@ async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
     let format: OutputFormat = "mp3_22050_32".parse().unwrap();
     for seg in report["segments"].as_array().unwrap() {
         for req in seg["requests"].as_array().unwrap() {
-            let served =
-                refetch(&emu.base_url(), &log[req["request_id"].as_str().unwrap()].1).await;
+            let served = refetch(
+                &fx.emu.base_url(),
+                &log[req["request_id"].as_str().unwrap()].1,
+            )
+            .await;
             let pcm = narrate::codec::decode(&served, format).unwrap();
             // At 32 kbps a frame is too small for LAME's tag: without its delay and padding only
             // the decoder's own delay is trimmed.
@@ -367,13 +364,12 @@ async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
             );
         }
     }
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_segment_fails_the_run_but_not_the_others_and_keeps_the_old_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     write(
         dir.path(),
         "book.yaml",
@@ -382,7 +378,7 @@ async fn a_failed_segment_fails_the_run_but_not_the_others_and_keeps_the_old_out
         ),
     );
     write(dir.path(), "out/book.wav", "previous output");
-    let out = render(dir.path(), &emu.base_url(), &[]).await;
+    let out = render(dir.path(), &fx.emu.base_url(), &[]).await;
     assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out/book.wav")).unwrap(),
@@ -406,7 +402,6 @@ async fn a_failed_segment_fails_the_run_but_not_the_others_and_keeps_the_old_out
         csv.lines().any(|l| l.starts_with("ghost,,failed,")),
         "{csv}"
     );
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -539,8 +534,8 @@ async fn the_key_never_leaks_and_a_wrong_key_stops_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_manifests_take_defaults_from_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     write(
         dir.path(),
         "nightly.csv",
@@ -552,7 +547,7 @@ async fn csv_manifests_take_defaults_from_flags() {
             "render",
             "nightly.csv",
             "--base-url",
-            &emu.base_url(),
+            &fx.emu.base_url(),
             "--voice-id",
             NARRATOR,
             "--output-format",
@@ -584,7 +579,7 @@ async fn csv_manifests_take_defaults_from_flags() {
     );
     let out = narrate(
         dir.path(),
-        &["wrap.yaml", "--base-url", &emu.base_url()],
+        &["wrap.yaml", "--base-url", &fx.emu.base_url()],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
     .await;
@@ -592,7 +587,6 @@ async fn csv_manifests_take_defaults_from_flags() {
     let (spec, samples) = read_wav(&dir.path().join("wrapped.wav"));
     assert_eq!(spec.sample_rate, 8_000);
     assert!(samples.iter().any(|&s| s != 0));
-    emu.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

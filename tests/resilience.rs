@@ -44,12 +44,11 @@ async fn run(dir: &Path, base: &str, extra: &[&str]) -> std::process::Output {
 
 /// The output of a clean run, for comparison.
 async fn clean_output() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     small_book(dir.path(), "out/book.mp3");
-    let out = run(dir.path(), &emu.base_url(), &[]).await;
+    let out = fx.run(&["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    emu.stop().await;
     std::fs::read(dir.path().join("out/book.mp3")).unwrap()
 }
 
@@ -460,8 +459,8 @@ async fn budgets_balance_and_the_state_lock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_credits_stops_sending_when_actual_costs_pass_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = emulator_in(dir.path(), emulator::Config::default()).await;
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
     // Flash is charged half a credit a character, rounded up per request: odd lengths cost a
     // little more than the estimate, so a budget of exactly the estimate runs out.
     let texts: Vec<String> = (0..6)
@@ -476,19 +475,21 @@ async fn max_credits_stops_sending_when_actual_costs_pass_it() {
         ),
     );
     let estimate = 6.0 * 15.0 * 0.5;
-    let out = run(
-        dir.path(),
-        &emu.base_url(),
-        &["--max-credits", &estimate.to_string(), "--concurrency", "1"],
-    )
-    .await;
+    let out = fx
+        .run(&[
+            "book.yaml",
+            "--max-credits",
+            &estimate.to_string(),
+            "--concurrency",
+            "1",
+        ])
+        .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     let spent = report["totals"]["credits"].as_f64().unwrap();
     assert!(spent <= estimate, "spent {spent} of a budget of {estimate}");
     assert!(stderr(&out).contains("--max-credits"), "{}", stderr(&out));
-    assert_eq!(emu.state.credits_used(), spent);
-    emu.stop().await;
+    assert_eq!(fx.emu.state.credits_used(), spent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,78 @@ use serde_json::Value;
 /// The key tests use; it must never show up in any output.
 pub const SECRET_KEY: &str = "sk_test_9f8e7d6c5b4a_DO_NOT_LEAK";
 
+/// Voices of the emulator's catalogue (premade voices of the real API), in one place.
+pub const NARRATOR: &str = "JBFqnCBsd6RMkjVDRZzb";
+pub const ALICE: &str = "Xb7hH8MSUJpSbSDYk0k2";
+pub const RABBIT: &str = "TX3LPaxmHKxFdv7VOQHJ";
+
+/// A test's world: a temporary directory and an emulator on `127.0.0.1:0` that logs its
+/// requests there. Both go away when it is dropped (the emulator stops with its handle).
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub emu: emulator::Running,
+}
+
+impl Fixture {
+    pub async fn new(config: emulator::Config) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let emu = emulator_in(dir.path(), config).await;
+        Fixture { dir, emu }
+    }
+
+    /// With the emulator's defaults.
+    pub async fn default() -> Self {
+        Fixture::new(emulator::Config::default()).await
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn base(&self) -> String {
+        self.emu.base_url()
+    }
+
+    /// Writes a file under the directory (creating its parents).
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        write(self.path(), name, text)
+    }
+
+    /// Runs narrate in the directory against the emulator, with the test key and a short
+    /// retry base.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let base = self.base();
+        let mut all = vec!["--base-url", base.as_str(), "--retry-base-ms", "5"];
+        all.extend_from_slice(args);
+        narrate(self.path(), &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
+    }
+
+    /// A file under the directory, parsed as JSON (a report).
+    pub fn json(&self, name: &str) -> Value {
+        read_json(&self.path().join(name))
+    }
+
+    /// A file under the directory, as bytes.
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// The emulator's request log.
+    pub fn log(&self) -> Vec<Value> {
+        request_log(self.path())
+    }
+
+    /// The emulator's text-to-speech requests.
+    pub fn tts_log(&self) -> Vec<Value> {
+        tts_log(self.path())
+    }
+
+    /// Stops the emulator and waits for it (dropping the fixture stops it too).
+    pub async fn stop(self) {
+        self.emu.stop().await;
+    }
+}
+
 /// An emulator on `127.0.0.1:0` that logs requests to `dir/requests.jsonl`.
 pub async fn emulator_in(dir: &Path, mut config: emulator::Config) -> emulator::Running {
     config.request_log = Some(dir.join("requests.jsonl"));
