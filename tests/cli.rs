@@ -422,3 +422,35 @@ async fn plan_json_json_logs_and_the_progress_bar() {
         "{summary}"
     );
 }
+
+#[tokio::test]
+async fn verbose_logs_are_narrates_own_and_rust_log_overrides_them() {
+    let fx = Fixture::default().await;
+    fx.write(
+        "b.yaml",
+        &format!(
+            "output: out/b.wav\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n  - {{id: a, text: \"Hello there, how are you today?\"}}\n"
+        ),
+    );
+    // MP3 responses decoded into a WAV: symphonia logs at info level while decoding.
+    let out = fx.run(&["b.yaml", "-v"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("planned").count(), 1, "{err}");
+    assert!(err.contains("assembling"), "{err}");
+    assert!(!err.contains("estimating duration"), "{err}");
+    let base = fx.base();
+    let out = narrate(
+        fx.path(),
+        &["b.yaml", "--base-url", &base],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY), ("RUST_LOG", "info")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("estimating duration"),
+        "RUST_LOG=info shows every crate: {err}"
+    );
+    assert!(err.contains("planned"), "{err}");
+}

@@ -132,7 +132,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         .zip(&caches.caches)
         .filter(|(j, _)| !manifest::has_voice_names(j))
         .collect();
-    estimate_all(config, &offline, &saved_limits, &source)?;
+    estimate_all(config, &offline, &saved_limits, &source, false)?;
 
     let session = Session::connect(&config.endpoint, config.request_timeout).await?;
     let fetched = session.client.limits().await;
@@ -140,7 +140,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     let mut jobs = jobs;
     super::resolve_voices(&session.client, &mut jobs).await?;
     let pairs: Vec<(&Job, &Cache)> = jobs.iter().zip(&caches.caches).collect();
-    let (plans, total) = estimate_all(config, &pairs, &limits, &source)?;
+    let (plans, total) = estimate_all(config, &pairs, &limits, &source, true)?;
     if total.requests > 0 {
         check_balance(&session.client, &total).await?;
     }
@@ -191,12 +191,14 @@ pub(crate) fn settings(config: &RenderConfig, source: String) -> Settings {
 }
 
 /// Plans every job with `limits` and estimates what is left to render, refusing (exit 2) an
-/// `--only` whose other segments are not cached and a total above `--max-credits`.
+/// `--only` whose other segments are not cached and a total above `--max-credits`; `log` says
+/// each plan in the log (the final pass, not the offline one).
 pub(crate) fn estimate_all(
     config: &RenderConfig,
     jobs: &[(&Job, &Cache)],
     limits: &Limits,
     source: &str,
+    log: bool,
 ) -> anyhow::Result<(Vec<Plan>, Estimate)> {
     let mut plans = Vec::with_capacity(jobs.len());
     let mut total = Estimate::default();
@@ -214,14 +216,16 @@ pub(crate) fn estimate_all(
             ))
             .into());
         }
-        tracing::info!(
-            manifest = %job.manifest.display(),
-            requests = plan.requests.len(),
-            chains = plan.chains.len(),
-            cached = e.cached,
-            credits = e.credits,
-            "planned"
-        );
+        if log {
+            tracing::info!(
+                manifest = %job.manifest.display(),
+                requests = plan.requests.len(),
+                chains = plan.chains.len(),
+                cached = e.cached,
+                credits = e.credits,
+                "planned"
+            );
+        }
         total.add(&e);
         plans.push(plan);
     }
