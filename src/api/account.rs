@@ -5,7 +5,7 @@
 
 use anyhow::Context as _;
 
-use super::types::{Model, Subscription, Voice, VoicesPage};
+use super::types::{HistoryPage, Model, Subscription, Voice, VoicesPage};
 use super::{ApiError, Client};
 use crate::plan::{Limits, plausible_limits};
 
@@ -62,6 +62,27 @@ impl Client {
                 None
             }
         }
+    }
+
+    /// One page of the speech history (`GET /v1/history`) with `query`'s filters.
+    pub async fn history(&self, query: &[(&str, String)]) -> Result<HistoryPage, ApiError> {
+        let page = self.get_json("/v1/history", query).await?;
+        serde_json::from_value(page).map_err(|e| ApiError::Status {
+            status: 200,
+            code: None,
+            message: format!("unreadable history page: {e}"),
+            retry_after: None,
+        })
+    }
+
+    /// The audio of a history item and its content type, read to at most `limit` bytes.
+    pub async fn history_audio(
+        &self,
+        history_item_id: &str,
+        limit: u64,
+    ) -> Result<(Vec<u8>, String), ApiError> {
+        self.get_bytes(&format!("/v1/history/{history_item_id}/audio"), limit)
+            .await
     }
 
     /// `GET /v1/user/subscription`, typed.

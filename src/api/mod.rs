@@ -24,7 +24,9 @@ pub use error::{ApiError, Disposition, TtsFailure, parse_error_body};
 use error::{redirect_error, transport};
 pub use key::ApiKey;
 use types::Timed;
-pub use types::{Alignment, Model, Subscription, TtsBody, TtsResponse, Voice};
+pub use types::{
+    Alignment, HistoryItem, HistoryPage, Model, Subscription, TtsBody, TtsResponse, Voice,
+};
 
 /// One text-to-speech call: where, what, and how much of an answer to accept.
 #[derive(Clone, Copy, Debug)]
@@ -167,6 +169,31 @@ impl Client {
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .filter(|n| (1..=10_000).contains(n)),
         })
+    }
+
+    /// A GET of a binary answer (audio), read to at most `limit` bytes, with its content type.
+    pub async fn get_bytes(&self, path: &str, limit: u64) -> Result<(Vec<u8>, String), ApiError> {
+        let url = self.url(path, &[])?;
+        let response = self
+            .with_key(self.http.get(url))
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status().as_u16() != 200 {
+            return Err(failure(response, false).await);
+        }
+        let content_type = header(response.headers(), "content-type").unwrap_or_default();
+        let expected = response.content_length();
+        let bytes = read_bounded(response, limit).await?;
+        if let Some(expected) = expected
+            && bytes.len() as u64 != expected
+        {
+            return Err(ApiError::Truncated {
+                expected,
+                got: bytes.len() as u64,
+            });
+        }
+        Ok((bytes, content_type))
     }
 
     /// A GET of a JSON endpoint, such as `/v1/models`.

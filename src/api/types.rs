@@ -115,6 +115,45 @@ pub struct ModelRates {
     pub character_cost_multiplier: Option<f64>,
 }
 
+/// One item of the speech history (`GET /v1/history`), as far as narrate reads it.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct HistoryItem {
+    pub history_item_id: String,
+    pub request_id: Option<String>,
+    pub voice_id: Option<String>,
+    pub model_id: Option<String>,
+    pub text: Option<String>,
+    #[serde(default)]
+    pub date_unix: i64,
+    #[serde(default)]
+    pub character_count_change_from: i64,
+    #[serde(default)]
+    pub character_count_change_to: i64,
+    #[serde(default)]
+    pub content_type: String,
+    #[serde(default)]
+    pub state: String,
+    pub output_format: Option<String>,
+    /// The character timings of its audio.
+    pub alignments: Option<HistoryAlignments>,
+}
+
+/// The character timings kept with a history item.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct HistoryAlignments {
+    pub alignment: Option<Alignment>,
+}
+
+/// One page of `GET /v1/history`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct HistoryPage {
+    #[serde(default)]
+    pub history: Vec<HistoryItem>,
+    pub last_history_item_id: Option<String>,
+    #[serde(default)]
+    pub has_more: bool,
+}
+
 /// `GET /v1/user/subscription`, as far as narrate reads it.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Subscription {

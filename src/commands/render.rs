@@ -164,6 +164,9 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     runner.progress.finish();
     signals.abort();
     session.close().await;
+    for cache in &caches.caches {
+        cache.compact_journal();
+    }
     drop(caches);
     results.into_iter().collect()
 }

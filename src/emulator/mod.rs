@@ -14,6 +14,7 @@
 //! uses narrate's format table and model facts, but not its cache or its client.
 
 pub(crate) mod account;
+pub(crate) mod history;
 mod auth;
 pub mod data;
 mod faults;
@@ -192,6 +193,12 @@ pub fn router(state: Arc<Emulator>) -> Router {
             post(tts::tts_stream_timestamps),
         )
         .route("/v2/voices", get(account::voices))
+        .route("/v1/history", get(history::list))
+        .route(
+            "/v1/history/{history_item_id}",
+            get(history::item).delete(history::delete),
+        )
+        .route("/v1/history/{history_item_id}/audio", get(history::audio))
         .route("/v1/voices/{voice_id}", get(account::voice))
         .route("/v1/models", get(account::list_models))
         .route("/v1/user/subscription", get(account::subscription))

@@ -34,6 +34,8 @@ pub struct Emulator {
     pub(crate) clock_offset: AtomicU64,
     pub(crate) log: Mutex<Option<std::fs::File>>,
     pub(crate) started: Instant,
+    /// Every generation, oldest first (see `history`).
+    pub(crate) history: Mutex<Vec<super::history::Item>>,
 }
 
 impl Emulator {
@@ -65,6 +67,7 @@ impl Emulator {
             clock_offset: AtomicU64::new(0),
             log: Mutex::new(log),
             started: Instant::now(),
+            history: Mutex::new(Vec::new()),
         }))
     }
 

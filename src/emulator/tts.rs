@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::auth::{api_error, authorize, query_pairs, validation_error};
 use super::faults::{Delivery, Injected, deliver, inject_fault};
+use super::history::Item;
 use super::state::IssuedId;
 use super::validate::validate;
 use super::{Emulator, Fault, Tier, data, synth};
@@ -115,6 +116,7 @@ pub(crate) async fn tts(
         "status": response.status().as_u16(),
         "fault": response.extensions().get::<Fault>().map(|f| format!("{f:?}").to_lowercase()),
         "request_id": header("request-id"),
+        "history_item_id": header("history-item-id"),
         "character_cost": header("character-cost"),
         "concurrent": header("current-concurrent-requests").and_then(|v| v.parse::<u64>().ok()),
     }));
@@ -376,9 +378,9 @@ pub(crate) fn check_ids(state: &Emulator, field: &str, ids: &[String]) -> Result
     Ok(())
 }
 
-/// Charges `cost` credits, or answers 401 `quota_exceeded`.
+/// Charges `cost` credits, or answers 401 `quota_exceeded`; returns the credits used before.
 #[allow(clippy::result_large_err)] // the error is the answer itself
-pub(crate) fn charge(state: &Emulator, cost: f64) -> Result<(), Response> {
+pub(crate) fn charge(state: &Emulator, cost: f64) -> Result<f64, Response> {
     let mut used = state.credits_used.lock().expect("credits lock");
     let limit = state.character_limit() as f64;
     if *used + cost > limit {
@@ -393,8 +395,9 @@ pub(crate) fn charge(state: &Emulator, cost: f64) -> Result<(), Response> {
             ),
         ));
     }
+    let before = *used;
     *used += cost;
-    Ok(())
+    Ok(before)
 }
 
 pub(crate) fn too_many(state: &Emulator, limit: usize) -> Response {
@@ -486,9 +489,10 @@ pub(crate) async fn tts_response(
         None => {}
     }
     let cost = (accepted.chars as f64 * accepted.model.credits_per_char).ceil();
-    if let Err(response) = charge(state, cost) {
-        return response;
-    }
+    let used_before = match charge(state, cost) {
+        Ok(before) => before,
+        Err(response) => return response,
+    };
     let limit = state.config.tier.concurrency(accepted.model.fast);
     let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let _slot = InFlight(&state.in_flight);
@@ -506,11 +510,26 @@ pub(crate) async fn tts_response(
         Ok(a) => a,
         Err(response) => return response,
     };
+    // Recorded when generated, whatever becomes of the delivery (zero retention excepted).
+    let history = enable_logging.then(|| Item {
+        id: String::new(),
+        request_id: String::new(),
+        date_unix: state.now().floor() as i64,
+        credits_from: used_before as u64,
+        credits_to: (used_before + cost) as u64,
+        voice_id: voice_id.to_string(),
+        model_id: accepted.model.model_id.to_string(),
+        text: accepted.text.to_string(),
+        settings: body.get("voice_settings").cloned().unwrap_or(Value::Null),
+        format: accepted.format,
+        seconds: 0.0,
+    });
     let answer = Answer {
         cost,
         now_in_flight,
         limit,
         started,
+        history,
     };
     respond(
         state,
@@ -529,6 +548,8 @@ pub(crate) struct Answer {
     now_in_flight: usize,
     limit: usize,
     started: Instant,
+    /// The history item to record, unless zero retention.
+    history: Option<Item>,
 }
 
 /// The answer to an accepted request: a new request id, the body (audio, or JSON with
@@ -545,6 +566,13 @@ pub(crate) fn respond(
     let format = accepted.format;
     let request_id = state.next_id("request");
     let history_id = state.next_id("history");
+    let seconds = sample_count as f64 / f64::from(format.sample_rate);
+    if let Some(mut item) = answer.history {
+        item.id = history_id.clone();
+        item.request_id = request_id.clone();
+        item.seconds = seconds;
+        state.history.lock().expect("history lock").push(item);
+    }
     state.issued.lock().expect("issued lock").insert(
         request_id.clone(),
         IssuedId {
@@ -552,7 +580,6 @@ pub(crate) fn respond(
             complete: false,
         },
     );
-    let seconds = sample_count as f64 / f64::from(format.sample_rate);
     // Faults in the body (reset, truncated, slow) hit every variant alike.
     let body = match variant {
         Variant::Full | Variant::Stream => audio,

@@ -22,6 +22,7 @@ use crate::plan::{self, Context, Done, Plan};
 use crate::state::cache::{Cache, Meta};
 
 pub(crate) mod estimate;
+mod recover;
 mod request;
 pub(crate) mod slots;
 
@@ -88,6 +89,10 @@ pub struct Runner {
     /// Retryable failures since the last success (the circuit breaker).
     failures_in_a_row: AtomicU32,
     budget: Mutex<Budget>,
+    /// The history cannot be read with this key (403/404): recovery is off for the run.
+    history_unavailable: AtomicBool,
+    /// History items taken by requests of this run, so no two take the same.
+    used_history: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Credits charged and reserved for requests in flight, against `--max-credits`.
@@ -115,6 +120,8 @@ impl Runner {
             cancel: Arc::new(AtomicBool::new(false)),
             failures_in_a_row: AtomicU32::new(0),
             budget: Mutex::new(Budget::default()),
+            history_unavailable: AtomicBool::new(false),
+            used_history: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -194,6 +201,10 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Rendered again although cached (`--only`).
     pub regenerated: bool,
+    /// The speech-history item its audio was recovered from, instead of paying again.
+    pub recovered_from: Option<String>,
+    /// Why a request that was sent without an answer could not be recovered, when it could not.
+    pub recovery: Option<String>,
     /// Credits charged for attempts whose audio never arrived whole (a 200 whose body was cut,
     /// too long or undecodable): generated and billed, but unusable.
     pub charged_undelivered: f64,
@@ -354,4 +365,11 @@ pub(crate) async fn await_writes(outcomes: &mut [Outcome]) {
             }
         }
     }
+}
+
+/// Seconds since the Unix epoch, by this machine's clock (the journal's and the history's time).
+pub(crate) fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

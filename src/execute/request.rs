@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::estimate::{RequestKey, body_for};
+use super::recover;
+use crate::state::journal::Entry;
 use super::slots::Slot;
 use super::{Outcome, PendingWrite, Runner, Settings};
 use crate::api::{
@@ -78,6 +80,13 @@ pub(crate) async fn render_once<'a>(
         outcome.cached = true;
         return (outcome, held);
     }
+    // Sent by an earlier run that never got the answer: it was paid for; look for it first.
+    if let Some(sent) = req.cache.journal().first_sent(&key.key)
+        && recovered(req, &key, &body, sent, &mut outcome).await
+    {
+        return (outcome, held);
+    }
+    let mut first_sent: Option<f64> = None;
     loop {
         let slot = match held.take() {
             Some(slot) => slot,
@@ -91,6 +100,8 @@ pub(crate) async fn render_once<'a>(
             return (outcome, None);
         }
         outcome.attempts += 1;
+        let sent = journal_send(req, &key, &body);
+        first_sent.get_or_insert(sent);
         let started = Instant::now();
         match attempt(req, &key, &body, &mut outcome).await {
             Ok(response) => {
@@ -99,17 +110,93 @@ pub(crate) async fn render_once<'a>(
                     Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 runner.failures_in_a_row.store(0, Ordering::SeqCst);
                 runner.slots.on_success(response.max_concurrency);
-                store(req, &key, &body, response, &mut outcome);
+                store(req, &key, &body, response, &mut outcome, None);
                 return (outcome, Some(slot));
             }
             Err(error) => {
                 drop(slot);
                 outcome.statuses.push(error.status().unwrap_or(0));
+                // The request went out and may have been generated (and charged) although its
+                // answer was lost: look for it before sending it again.
+                if may_be_generated(&error)
+                    && let Some(sent) = first_sent
+                    && recovered(req, &key, &body, sent, &mut outcome).await
+                {
+                    return (outcome, None);
+                }
                 match after_failure(req, &error, &mut body, &mut outcome).await {
                     Next::Again => {}
                     Next::Done => return (outcome, None),
                 }
             }
+        }
+    }
+}
+
+/// Whether a failed attempt may have been generated: the request went out (or may have) and
+/// the answer was lost, cut, too long or spoiled.
+fn may_be_generated(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Transport(_)
+            | ApiError::Truncated { .. }
+            | ApiError::TooLarge { .. }
+            | ApiError::BadAudio(_)
+    )
+}
+
+/// Appends the attempt about to be sent to the journal (synced); returns when it was sent.
+fn journal_send(req: &Request<'_>, key: &RequestKey, body: &TtsBody) -> f64 {
+    let segment = &req.job.segments[req.plan.requests[req.r].segment];
+    let sent_unix = super::unix_now();
+    let entry = Entry::Sent {
+        key: key.key.clone(),
+        voice_id: segment.voice_id.clone(),
+        model_id: segment.model_id.clone(),
+        output_format: req.job.output_format.to_string(),
+        text_sha256: crate::state::cache::sha256_hex(body.text.as_bytes()),
+        sent_unix,
+    };
+    if let Err(e) = req.cache.journal().append(entry) {
+        tracing::warn!("cannot write the send journal: {e}");
+    }
+    sent_unix
+}
+
+/// Looks for the request in the speech history; when found, its audio is the answer (stored
+/// in the cache with the item's request id, so the chain continues from it). Otherwise the
+/// outcome says why, and the request is sent again.
+async fn recovered(
+    req: &Request<'_>,
+    key: &RequestKey,
+    body: &TtsBody,
+    sent_unix: f64,
+    outcome: &mut Outcome,
+) -> bool {
+    match recover::from_history(req, key, sent_unix).await {
+        recover::Found::Audio { audio, item } => {
+            tracing::info!(
+                segment = %req.job.segments[req.plan.requests[req.r].segment].id,
+                history_item_id = %item.history_item_id,
+                "recovered from the speech history instead of paying again"
+            );
+            let response = TtsResponse {
+                audio: audio.into(),
+                request_id: item.request_id.clone(),
+                // Paid for by the attempt that was lost, and counted there.
+                character_cost: Some(0.0),
+                max_concurrency: None,
+                alignment: item.alignments.as_ref().and_then(|a| a.alignment.clone()),
+            };
+            store(req, key, body, response, outcome, Some(&item));
+            outcome.recovered_from = Some(item.history_item_id);
+            outcome.recovery = None;
+            outcome.error = None;
+            true
+        }
+        recover::Found::Missing(why) => {
+            outcome.recovery = Some(why);
+            false
         }
     }
 }
@@ -177,23 +264,26 @@ pub(crate) async fn attempt(
     result.map_err(|failure| failure.error)
 }
 
-/// Records a successful answer and stores it in the cache. Writing and syncing the files
-/// blocks: it runs on the blocking pool while the chain moves on (the next request needs only
-/// this one's id), and is awaited before assembly.
+/// Records a successful answer (or one recovered from the history `item`) and stores it in
+/// the cache. Writing and syncing the files blocks: it runs on the blocking pool while the
+/// chain moves on (the next request needs only this one's id), and is awaited before assembly.
 pub(crate) fn store(
     req: &Request<'_>,
     key: &RequestKey,
     body: &TtsBody,
     response: TtsResponse,
     outcome: &mut Outcome,
+    item: Option<&crate::api::HistoryItem>,
 ) {
     let runner = req.runner;
+    let now = runner
+        .now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let meta = Meta {
         request_id: response.request_id.clone(),
-        issued_unix: runner
-            .now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
+        // A recovered id ages from when the API generated it.
+        issued_unix: item.map_or(now, |i| i.date_unix as f64),
         credits: response.character_cost,
         characters: key.characters,
         bytes: response.audio.len() as u64,
@@ -205,6 +295,7 @@ pub(crate) fn store(
         used_next_text: body.next_text.is_some(),
         alignment: response.alignment.is_some(),
         sha256: None,
+        recovered_from: item.map(|i| i.history_item_id.clone()),
     };
     let write = {
         let (cache, key, meta) = (req.cache.clone(), key.key.clone(), meta.clone());

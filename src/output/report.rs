@@ -87,6 +87,8 @@ pub struct Totals {
     pub attempts: u32,
     pub retries: u32,
     pub cache_hits: usize,
+    /// Requests whose audio was recovered from the speech history.
+    pub recovered: usize,
     pub characters: usize,
     pub credits: f64,
     pub audio_seconds: f64,
@@ -144,6 +146,15 @@ pub struct RequestReport {
     /// Whether the API's character timings are stored for it (`--timestamps`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub timestamps: bool,
+    /// Its audio came from the speech history: generated and paid for by an attempt whose
+    /// answer was lost, not paid again.
+    pub recovered: bool,
+    /// The history item it was recovered from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_item_id: Option<String>,
+    /// Why it could not be recovered (and was paid for again), when that was tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<String>,
     /// Silence `trim_silence` cut from the start and the end of its audio, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trimmed_ms: Option<[f64; 2]>,
@@ -224,6 +235,9 @@ pub(crate) fn request_report(
         start_seconds: span.map(|s| round(s.0)),
         end_seconds: span.map(|s| round(s.1)),
         timestamps: o.alignment.is_some(),
+        recovered: o.recovered_from.is_some(),
+        history_item_id: o.recovered_from.clone(),
+        recovery: o.recovery.clone(),
         trimmed_ms: timeline
             .filter(|_| job.trim_silence)
             .map(|t| t.trimmed_ms(r)),
@@ -316,6 +330,7 @@ pub fn build(
             totals.attempts += o.attempts;
             totals.retries += o.attempts.saturating_sub(1);
             totals.cache_hits += usize::from(o.cached);
+            totals.recovered += usize::from(o.recovered_from.is_some());
             totals.characters += report.characters;
             totals.credits += report.credits;
             if error.is_none() {

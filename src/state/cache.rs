@@ -38,6 +38,10 @@ pub struct Meta {
     /// Whether the character timings of `/with-timestamps` are stored beside the audio.
     #[serde(default)]
     pub alignment: bool,
+    /// The speech-history item this audio was recovered from (it was generated and paid for by
+    /// an attempt whose answer never arrived whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_from: Option<String>,
     /// SHA-256 of the audio file, checked on every read: a damaged entry is a miss. Entries
     /// written before narrate stored it have none and are used unchecked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +98,8 @@ pub struct Cache {
     /// Entries already judged in this run (by key): whether each was sound. Hashing is done
     /// once per entry and a damaged one is reported once.
     judged: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
+    /// What was sent without an answer (see [`super::Journal`]).
+    journal: std::sync::Arc<super::Journal>,
 }
 
 /// The SHA-256 of `data` in lowercase hex.
@@ -148,7 +154,26 @@ impl Cache {
         Ok(Cache {
             dir: dir.to_path_buf(),
             judged: Default::default(),
+            journal: std::sync::Arc::new(super::Journal::open(&dir.join("journal.jsonl"))),
         })
+    }
+
+    /// The send journal of this cache.
+    pub fn journal(&self) -> &super::Journal {
+        &self.journal
+    }
+
+    /// Whether `key` has a stored answer (without checking it).
+    pub fn has(&self, key: &str) -> bool {
+        self.paths(key).1.exists()
+    }
+
+    /// Compacts the journal: sends whose answer is cached are dropped.
+    pub fn compact_journal(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.journal.compact(|key| self.has(key), now);
     }
 
     fn paths(&self, key: &str) -> (PathBuf, PathBuf) {

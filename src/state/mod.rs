@@ -11,8 +11,10 @@ use crate::files;
 use crate::plan::{Limits, plausible_limits};
 
 pub(crate) mod cache;
+pub mod journal;
 
 pub use cache::{Cache, Meta};
+pub use journal::Journal;
 
 /// A state directory, by path; nothing is created until [`StateDir::lock`] or a write.
 #[derive(Clone, Debug, PartialEq, Eq)]

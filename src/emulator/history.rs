@@ -1,0 +1,296 @@
+//! The speech history: every generation recorded when it is generated (before its delivery, so
+//! cut deliveries and vanished clients are in it too), except with `enable_logging=false`.
+//! `GET /v1/history` (filters, both sort directions, paging), `GET /v1/history/{id}`,
+//! `GET /v1/history/{id}/audio` and `DELETE /v1/history/{id}`, as the API documents them.
+//!
+//! The emulator keeps what it needs to regenerate an item's audio (text, voice, speed, format),
+//! not the audio: the audio is deterministic, so it is synthesized again on request, in the
+//! format it was generated in. Not responsible for generating (see `tts`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+use super::{Emulator, data, synth};
+use crate::format::OutputFormat;
+
+/// One generation, as the history lists it.
+#[derive(Clone, Debug)]
+pub(crate) struct Item {
+    pub(crate) id: String,
+    pub(crate) request_id: String,
+    pub(crate) date_unix: i64,
+    pub(crate) credits_from: u64,
+    pub(crate) credits_to: u64,
+    pub(crate) voice_id: String,
+    pub(crate) model_id: String,
+    pub(crate) text: String,
+    /// The request's `voice_settings`, as sent.
+    pub(crate) settings: Value,
+    pub(crate) format: OutputFormat,
+    /// How long its audio is: the character timings are spread over it, as `/with-timestamps`
+    /// does.
+    pub(crate) seconds: f64,
+}
+
+impl Item {
+    fn json(&self) -> Value {
+        let voice = data::VOICES.iter().position(|v| v.0 == self.voice_id);
+        let chars: Vec<char> = self.text.chars().collect();
+        let timings = super::tts::alignment(&chars, 0, self.seconds / chars.len().max(1) as f64);
+        json!({
+            "history_item_id": self.id,
+            "request_id": self.request_id,
+            "voice_id": self.voice_id,
+            "model_id": self.model_id,
+            "voice_name": voice.map(|i| data::VOICES[i].1),
+            "voice_category": "premade",
+            "text": self.text,
+            "date_unix": self.date_unix,
+            "character_count_change_from": self.credits_from,
+            "character_count_change_to": self.credits_to,
+            "content_type": self.format.mime(),
+            "state": "created",
+            "settings": if self.settings.is_object() { self.settings.clone() } else { json!({}) },
+            "source": "TTS",
+            "output_format": self.format.to_string(),
+            "alignments": {"alignment": timings, "normalized_alignment": timings},
+        })
+    }
+}
+
+/// A 422 for a query parameter, in FastAPI's shape.
+fn bad_query(name: &str, message: &str, input: &str) -> Response {
+    validation_error(vec![json!({
+        "type": "value_error",
+        "loc": ["query", name],
+        "msg": message,
+        "input": input,
+    })])
+}
+
+/// The filters of a history listing.
+struct Filter {
+    voice_id: Option<String>,
+    model_id: Option<String>,
+    before: Option<i64>,
+    after: Option<i64>,
+    search: Option<String>,
+    source_tts: bool,
+}
+
+impl Filter {
+    fn keeps(&self, item: &Item) -> bool {
+        self.voice_id.as_ref().is_none_or(|v| *v == item.voice_id)
+            && self.model_id.as_ref().is_none_or(|m| *m == item.model_id)
+            && self.before.is_none_or(|b| item.date_unix < b)
+            && self.after.is_none_or(|a| item.date_unix >= a)
+            && self
+                .search
+                .as_ref()
+                .is_none_or(|s| item.text.to_lowercase().contains(&s.to_lowercase()))
+            && self.source_tts
+    }
+}
+
+/// `GET /v1/history`.
+pub(crate) async fn list(
+    State(state): State<Arc<Emulator>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = list_response(&state, &query_pairs(&query), &headers);
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let int = |k: &str| -> Result<Option<i64>, Response> {
+        match get(k) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                bad_query(
+                    k,
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    &v,
+                )
+            }),
+        }
+    };
+    let (page_size, before, after) = match (int("page_size"), int("date_before_unix"), int("date_after_unix")) {
+        (Ok(p), Ok(b), Ok(a)) => (p.unwrap_or(100), b, a),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    };
+    if !(1..=1000).contains(&page_size) {
+        return bad_query("page_size", "Can not exceed 1000, and must be at least 1", &page_size.to_string());
+    }
+    let descending = match get("sort_direction").as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => return bad_query("sort_direction", "Input should be 'asc' or 'desc'", other),
+    };
+    let source_tts = match get("source").as_deref() {
+        None | Some("TTS") => true,
+        Some("STS" | "Flows") => false,
+        Some(other) => return bad_query("source", "Input should be 'TTS', 'STS' or 'Flows'", other),
+    };
+    if let Err(r) = authorize(state, headers) {
+        return *r;
+    }
+    let filter = Filter {
+        voice_id: get("voice_id"),
+        model_id: get("model_id"),
+        before,
+        after,
+        search: get("search"),
+        source_tts,
+    };
+    let history = state.history.lock().expect("history lock");
+    let mut items: Vec<&Item> = history.iter().filter(|i| filter.keeps(i)).collect();
+    // Newest first (the order items were recorded in, for equal times); `asc` the other way.
+    items.reverse();
+    if !descending {
+        items.reverse();
+    }
+    if let Some(start) = get("start_after_history_item_id") {
+        match items.iter().position(|i| i.id == start) {
+            Some(at) => items.drain(..=at).count(),
+            None => items.len(),
+        };
+    }
+    let size = usize::try_from(page_size).unwrap_or(100);
+    let has_more = items.len() > size;
+    items.truncate(size);
+    let page: Vec<Value> = items.iter().map(|i| i.json()).collect();
+    axum::Json(json!({
+        "history": page,
+        "last_history_item_id": items.last().map(|i| i.id.clone()),
+        "has_more": has_more,
+        "scanned_until": items.last().map(|i| i.date_unix),
+    }))
+    .into_response()
+}
+
+fn not_found(state: &Emulator, id: &str) -> Response {
+    api_error(
+        state,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "history_item_not_found",
+        &format!("A history item with the id {id} was not found."),
+    )
+}
+
+/// The item with `id`, or the answer when there is none or the key is refused.
+fn find(state: &Emulator, id: &str, headers: &HeaderMap) -> Result<Item, Response> {
+    authorize(state, headers).map_err(|r| *r)?;
+    let history = state.history.lock().expect("history lock");
+    history
+        .iter()
+        .find(|i| i.id == id)
+        .cloned()
+        .ok_or_else(|| not_found(state, id))
+}
+
+/// `GET /v1/history/{id}`.
+pub(crate) async fn item(
+    State(state): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match find(&state, &id, &headers) {
+        Ok(item) => axum::Json(item.json()).into_response(),
+        Err(r) => r,
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+/// `GET /v1/history/{id}/audio`: the item's audio, synthesized again (it is deterministic).
+pub(crate) async fn audio(
+    State(state): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match find(&state, &id, &headers) {
+        Ok(item) => {
+            let request_id = item.request_id.clone();
+            let speed = item
+                .settings
+                .get("speed")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0);
+            let format = item.format;
+            let rendered = tokio::task::spawn_blocking(move || {
+                let samples = synth::speak(&item.text, &item.voice_id, speed, format.sample_rate);
+                synth::encode(&samples, format)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            match rendered {
+                Ok(bytes) => {
+                    // Its audio has now been delivered in full: its request id may be sent as
+                    // context (the emulator's rule; see the README).
+                    if let Some(issued) = state.issued.lock().expect("issued lock").get_mut(&request_id) {
+                        issued.complete = true;
+                    }
+                    let mut response = bytes.into_response();
+                    if let Ok(v) = HeaderValue::from_str(format.mime()) {
+                        response.headers_mut().insert("content-type", v);
+                    }
+                    response
+                }
+                Err(e) => api_error(
+                    &state,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal_error",
+                    &e,
+                ),
+            }
+        }
+        Err(r) => r,
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
+
+/// `DELETE /v1/history/{id}`.
+pub(crate) async fn delete(
+    State(state): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match find(&state, &id, &headers) {
+        Ok(_) => {
+            state
+                .history
+                .lock()
+                .expect("history lock")
+                .retain(|i| i.id != id);
+            axum::Json(json!({"status": "ok"})).into_response()
+        }
+        Err(r) => r,
+    };
+    log_get(&state, &method, &uri, &headers, &response);
+    response
+}
