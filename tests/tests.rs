@@ -10,5 +10,6 @@ mod hostile;
 mod manifest_errors;
 mod properties;
 mod publish;
+mod recovery;
 mod render;
 mod resilience;

@@ -252,6 +252,12 @@ pub struct EmulateArgs {
     /// Seconds a connection may take to send a request's headers (idle keep-alive included)
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub header_timeout: f64,
+    /// Serve no speech history (every /v1/history path answers 404)
+    #[arg(long)]
+    pub no_history: bool,
+    /// Serve the history's audio in this output format, whatever each request's was
+    #[arg(long, value_name = "FORMAT")]
+    pub history_format: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -53,6 +53,14 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         },
         max_connections: args.max_connections,
         header_timeout,
+        history: match (&args.history_format, args.no_history) {
+            (_, true) => emulator::HistoryMode::Absent,
+            (Some(f), false) => emulator::HistoryMode::Format(
+                f.parse()
+                    .map_err(|e| UsageError(format!("--history-format: {e}")))?,
+            ),
+            (None, false) => emulator::HistoryMode::Kept,
+        },
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

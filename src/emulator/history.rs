@@ -7,6 +7,9 @@
 //! not the audio: the audio is deterministic, so it is synthesized again on request, in the
 //! format it was generated in. Not responsible for generating (see `tts`).
 
+// Errors here are the answers themselves, built once per refused request.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -110,7 +113,29 @@ pub(crate) async fn list(
     response
 }
 
+/// The 404 of a history that is not there (see [`super::HistoryMode::Absent`]).
+fn absent(state: &Emulator) -> Option<Response> {
+    (state.config.history == super::HistoryMode::Absent).then(|| {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"detail": "Not Found"})),
+        )
+            .into_response()
+    })
+}
+
+/// The format an item's audio is served in.
+fn served_format(state: &Emulator, item: &Item) -> OutputFormat {
+    match &state.config.history {
+        super::HistoryMode::Format(f) => *f,
+        _ => item.format,
+    }
+}
+
 fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
+    if let Some(r) = absent(state) {
+        return r;
+    }
     let get = |k: &str| {
         pairs
             .iter()
@@ -129,22 +154,34 @@ fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderM
             }),
         }
     };
-    let (page_size, before, after) = match (int("page_size"), int("date_before_unix"), int("date_after_unix")) {
+    let (page_size, before, after) = match (
+        int("page_size"),
+        int("date_before_unix"),
+        int("date_after_unix"),
+    ) {
         (Ok(p), Ok(b), Ok(a)) => (p.unwrap_or(100), b, a),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     if !(1..=1000).contains(&page_size) {
-        return bad_query("page_size", "Can not exceed 1000, and must be at least 1", &page_size.to_string());
+        return bad_query(
+            "page_size",
+            "Can not exceed 1000, and must be at least 1",
+            &page_size.to_string(),
+        );
     }
     let descending = match get("sort_direction").as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
-        Some(other) => return bad_query("sort_direction", "Input should be 'asc' or 'desc'", other),
+        Some(other) => {
+            return bad_query("sort_direction", "Input should be 'asc' or 'desc'", other);
+        }
     };
     let source_tts = match get("source").as_deref() {
         None | Some("TTS") => true,
         Some("STS" | "Flows") => false,
-        Some(other) => return bad_query("source", "Input should be 'TTS', 'STS' or 'Flows'", other),
+        Some(other) => {
+            return bad_query("source", "Input should be 'TTS', 'STS' or 'Flows'", other);
+        }
     };
     if let Err(r) = authorize(state, headers) {
         return *r;
@@ -158,7 +195,14 @@ fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderM
         source_tts,
     };
     let history = state.history.lock().expect("history lock");
-    let mut items: Vec<&Item> = history.iter().filter(|i| filter.keeps(i)).collect();
+    let mut items: Vec<Item> = history
+        .iter()
+        .filter(|i| filter.keeps(i))
+        .map(|i| Item {
+            format: served_format(state, i),
+            ..i.clone()
+        })
+        .collect();
     // Newest first (the order items were recorded in, for equal times); `asc` the other way.
     items.reverse();
     if !descending {
@@ -195,13 +239,18 @@ fn not_found(state: &Emulator, id: &str) -> Response {
 
 /// The item with `id`, or the answer when there is none or the key is refused.
 fn find(state: &Emulator, id: &str, headers: &HeaderMap) -> Result<Item, Response> {
+    if let Some(r) = absent(state) {
+        return Err(r);
+    }
     authorize(state, headers).map_err(|r| *r)?;
     let history = state.history.lock().expect("history lock");
-    history
+    let mut item = history
         .iter()
         .find(|i| i.id == id)
         .cloned()
-        .ok_or_else(|| not_found(state, id))
+        .ok_or_else(|| not_found(state, id))?;
+    item.format = served_format(state, &item);
+    Ok(item)
 }
 
 /// `GET /v1/history/{id}`.
@@ -248,7 +297,12 @@ pub(crate) async fn audio(
                 Ok(bytes) => {
                     // Its audio has now been delivered in full: its request id may be sent as
                     // context (the emulator's rule; see the README).
-                    if let Some(issued) = state.issued.lock().expect("issued lock").get_mut(&request_id) {
+                    if let Some(issued) = state
+                        .issued
+                        .lock()
+                        .expect("issued lock")
+                        .get_mut(&request_id)
+                    {
                         issued.complete = true;
                     }
                     let mut response = bytes.into_response();

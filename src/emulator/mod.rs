@@ -14,10 +14,10 @@
 //! uses narrate's format table and model facts, but not its cache or its client.
 
 pub(crate) mod account;
-pub(crate) mod history;
 mod auth;
 pub mod data;
 mod faults;
+pub(crate) mod history;
 pub(crate) mod state;
 pub mod synth;
 mod tts;
@@ -29,6 +29,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::format::OutputFormat;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -158,6 +160,21 @@ pub struct Config {
     /// How long a connection may take to send a request's headers, counted from when the
     /// server starts waiting for them: a slow client, or an idle keep-alive one, is closed.
     pub header_timeout: Duration,
+    /// What the speech history does (a test seam for recovery's failure paths).
+    pub history: HistoryMode,
+}
+
+/// How the emulator's speech history behaves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// Kept and served as the API documents it.
+    #[default]
+    Kept,
+    /// Not there: every history path answers 404, as for a key without history access.
+    Absent,
+    /// Kept, but its audio is served in this format whatever the request's was (as the real
+    /// history may keep MP3 for a PCM request).
+    Format(OutputFormat),
 }
 
 impl Default for Config {
@@ -172,6 +189,7 @@ impl Default for Config {
             faults: Faults::default(),
             max_connections: 512,
             header_timeout: Duration::from_secs(30),
+            history: HistoryMode::default(),
         }
     }
 }

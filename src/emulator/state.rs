@@ -71,6 +71,11 @@ impl Emulator {
         }))
     }
 
+    /// Text-to-speech requests being handled right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Moves the emulator's clock forward (request ids age with it).
     pub fn advance_clock(&self, by: Duration) {
         self.clock_offset.fetch_add(by.as_secs(), Ordering::SeqCst);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{api_error, authorize, query_pairs, validation_error};
@@ -77,7 +77,28 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A text-to-speech request, handled on a task of its own: like the real service, a generation
+/// that has started runs to the end (charged, recorded in the history, logged) even when the
+/// client goes away.
 pub(crate) async fn tts(
+    state: Arc<Emulator>,
+    voice_id: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    raw_body: Bytes,
+    variant: Variant,
+) -> Response {
+    let task = tokio::spawn(handle(state, voice_id, query, headers, raw_body, variant));
+    task.await.unwrap_or_else(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's task failed: {e}"),
+        )
+            .into_response()
+    })
+}
+
+async fn handle(
     state: Arc<Emulator>,
     voice_id: String,
     query: Option<String>,

@@ -26,7 +26,10 @@ const MAX_PAGES: usize = 20;
 /// What the history gave for a request.
 pub(super) enum Found {
     /// Its audio, checked, and the item it came from.
-    Audio { audio: Vec<u8>, item: HistoryItem },
+    Audio {
+        audio: Vec<u8>,
+        item: Box<HistoryItem>,
+    },
     /// Why it could not be recovered (and is paid for again).
     Missing(String),
 }
@@ -140,7 +143,7 @@ async fn download(req: &Request<'_>, key: &RequestKey, item: &HistoryItem) -> Fo
     match check_recovered(&audio, &content_type, item, format) {
         Ok(()) => Found::Audio {
             audio,
-            item: item.clone(),
+            item: Box::new(item.clone()),
         },
         Err(why) => Found::Missing(format!(
             "history item {} {why}; narrate does not re-encode, so the request was rendered again",

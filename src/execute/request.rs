@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::estimate::{RequestKey, body_for};
 use super::recover;
-use crate::state::journal::Entry;
 use super::slots::Slot;
 use super::{Outcome, PendingWrite, Runner, Settings};
 use crate::api::{
@@ -21,6 +20,7 @@ use crate::format::{Codec, OutputFormat};
 use crate::manifest::Job;
 use crate::plan::{self, Context, Plan};
 use crate::state::cache::{Cache, Meta};
+use crate::state::journal::Entry;
 
 /// What a request being rendered needs at hand.
 pub(super) struct Request<'a> {
@@ -82,7 +82,7 @@ pub(crate) async fn render_once<'a>(
     }
     // Sent by an earlier run that never got the answer: it was paid for; look for it first.
     if let Some(sent) = req.cache.journal().first_sent(&key.key)
-        && recovered(req, &key, &body, sent, &mut outcome).await
+        && recovered(req, &key, &body, sent, &mut outcome, false).await
     {
         return (outcome, held);
     }
@@ -103,6 +103,7 @@ pub(crate) async fn render_once<'a>(
         let sent = journal_send(req, &key, &body);
         first_sent.get_or_insert(sent);
         let started = Instant::now();
+        let counted_before = outcome.charged_undelivered;
         match attempt(req, &key, &body, &mut outcome).await {
             Ok(response) => {
                 outcome.statuses.push(200);
@@ -118,9 +119,10 @@ pub(crate) async fn render_once<'a>(
                 outcome.statuses.push(error.status().unwrap_or(0));
                 // The request went out and may have been generated (and charged) although its
                 // answer was lost: look for it before sending it again.
+                let counted = outcome.charged_undelivered > counted_before;
                 if may_be_generated(&error)
                     && let Some(sent) = first_sent
-                    && recovered(req, &key, &body, sent, &mut outcome).await
+                    && recovered(req, &key, &body, sent, &mut outcome, counted).await
                 {
                     return (outcome, None);
                 }
@@ -165,13 +167,16 @@ fn journal_send(req: &Request<'_>, key: &RequestKey, body: &TtsBody) -> f64 {
 
 /// Looks for the request in the speech history; when found, its audio is the answer (stored
 /// in the cache with the item's request id, so the chain continues from it). Otherwise the
-/// outcome says why, and the request is sent again.
+/// outcome says why, and the request is sent again. `counted` says whether the lost attempt's
+/// charge is already counted (its headers arrived); if not, the item's charge is counted now,
+/// so every credit the API charged is in the report once.
 async fn recovered(
     req: &Request<'_>,
     key: &RequestKey,
     body: &TtsBody,
     sent_unix: f64,
     outcome: &mut Outcome,
+    counted: bool,
 ) -> bool {
     match recover::from_history(req, key, sent_unix).await {
         recover::Found::Audio { audio, item } => {
@@ -189,6 +194,13 @@ async fn recovered(
                 alignment: item.alignments.as_ref().and_then(|a| a.alignment.clone()),
             };
             store(req, key, body, response, outcome, Some(&item));
+            if !counted {
+                let charge = (item.character_count_change_to - item.character_count_change_from)
+                    .max(0) as f64;
+                outcome.charged_undelivered += charge;
+                req.runner.settle(0.0, charge);
+                req.runner.progress.charged(charge);
+            }
             outcome.recovered_from = Some(item.history_item_id);
             outcome.recovery = None;
             outcome.error = None;

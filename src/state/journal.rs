@@ -92,7 +92,10 @@ impl Journal {
         let mut line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
         line.push('\n');
         {
-            let mut file = self.file.lock().map_err(|_| std::io::Error::other("journal lock"))?;
+            let mut file = self
+                .file
+                .lock()
+                .map_err(|_| std::io::Error::other("journal lock"))?;
             if file.is_none() {
                 if let Some(dir) = self.path.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -136,9 +139,7 @@ impl Journal {
 
     /// Whether a history item was already taken by a request of this state directory.
     pub fn is_used(&self, history_item_id: &str) -> bool {
-        self.used
-            .lock()
-            .is_ok_and(|u| u.contains(history_item_id))
+        self.used.lock().is_ok_and(|u| u.contains(history_item_id))
     }
 
     /// Rewrites the journal without the sends whose answer is now cached (`answered`) and
@@ -202,8 +203,12 @@ mod tests {
             })
             .unwrap();
         // A crash while appending leaves half a line.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"kind\":\"sent\",\"key\":\"c\",\"vo").unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"kind\":\"sent\",\"key\":\"c\",\"vo")
+            .unwrap();
         let again = Journal::open(&path);
         assert_eq!(again.first_sent("a"), Some(100.0));
         assert_eq!(again.first_sent("b"), Some(130.0));

@@ -87,6 +87,28 @@ chunks = list(client.text_to_speech.stream_with_timestamps(voice_id=VOICE, text=
 check(len(chunks) >= 3, f"{len(chunks)} streamed chunks with timestamps")
 check(sum(len(c.alignment.characters) for c in chunks) == 150, "streamed alignment covers the text")
 
+# The speech history: every generation above is in it, newest first; page through it, read one
+# item and its audio, delete one.
+items, start = [], None
+while True:
+    page = client.history.list(page_size=3, start_after_history_item_id=start, voice_id=VOICE)
+    items += page.history
+    if not page.has_more:
+        break
+    start = page.last_history_item_id
+texts = [i.text for i in items]
+check("Hello from the SDK." in texts and "Streaming works too." in texts, f"history texts {texts}")
+check(len(items) == len({i.history_item_id for i in items}), "no history item twice")
+check(all(a.date_unix >= b.date_unix for a, b in zip(items, items[1:])), "newest first")
+first = next(i for i in items if i.text == "Hello from the SDK.")
+check(client.history.get(first.history_item_id).request_id == first.request_id, "history.get")
+audio = b"".join(client.history.get_audio(first.history_item_id))
+check(audio == mp3, "the history's audio is the audio that was served")
+validate(httpx.get(f"{BASE}/v1/history", headers={"xi-api-key": KEY}, params={"page_size": 2}).json(), "GetSpeechHistoryResponseModel")
+client.history.delete(first.history_item_id)
+e = api_error(lambda: client.history.get(first.history_item_id))
+check(e.status_code == 404, f"a deleted item is gone: {e.status_code}")
+
 # Errors, with the documented status and body.
 e = api_error(lambda: b"".join(ElevenLabs(api_key="wrong", base_url=BASE).text_to_speech.convert(voice_id=VOICE, text="x")))
 check(e.status_code == 401 and e.body["detail"]["status"] == "invalid_api_key", f"wrong key: {e.status_code} {e.body}")
