@@ -164,6 +164,7 @@ impl Client {
             alignment,
             audio,
             request_id: header(&headers, "request-id"),
+            history_item_id: header(&headers, "history-item-id"),
             character_cost,
             max_concurrency: header(&headers, "maximum-concurrent-requests")
                 .and_then(|v| v.trim().parse::<usize>().ok())

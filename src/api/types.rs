@@ -43,6 +43,8 @@ pub struct TtsResponse {
     pub character_cost: Option<f64>,
     /// The `maximum-concurrent-requests` header.
     pub max_concurrency: Option<usize>,
+    /// The `history-item-id` header: where the API keeps this generation.
+    pub history_item_id: Option<String>,
     /// Character timings, from `/with-timestamps`.
     pub alignment: Option<Alignment>,
 }

@@ -111,6 +111,12 @@ pub(crate) async fn render_once<'a>(
                     Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 runner.failures_in_a_row.store(0, Ordering::SeqCst);
                 runner.slots.on_success(response.max_concurrency);
+                // Its history item is this request's: no other may recover it.
+                if let Some(id) = &response.history_item_id
+                    && let Ok(mut used) = runner.used_history.lock()
+                {
+                    used.insert(id.clone());
+                }
                 store(req, &key, &body, response, &mut outcome, None);
                 return (outcome, Some(slot));
             }
@@ -191,6 +197,7 @@ async fn recovered(
                 // Paid for by the attempt that was lost, and counted there.
                 character_cost: Some(0.0),
                 max_concurrency: None,
+                history_item_id: Some(item.history_item_id.clone()),
                 alignment: item.alignments.as_ref().and_then(|a| a.alignment.clone()),
             };
             store(req, key, body, response, outcome, Some(&item));

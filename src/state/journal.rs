@@ -48,8 +48,10 @@ pub struct Journal {
     file: Mutex<Option<std::fs::File>>,
     /// Entries read and written, for compaction.
     entries: Mutex<Vec<Entry>>,
-    /// For each key: when it was first sent.
-    sent: Mutex<HashMap<String, f64>>,
+    /// For each key sent by an earlier run: when it was first sent. Sends of this run are
+    /// not added: a request of this run knows its own, and another request with the same key
+    /// must not take it for a lost send.
+    sent: HashMap<String, f64>,
     used: Mutex<HashSet<String>>,
 }
 
@@ -82,7 +84,7 @@ impl Journal {
             path: path.to_path_buf(),
             file: Mutex::new(None),
             entries: Mutex::new(entries),
-            sent: Mutex::new(sent),
+            sent,
             used: Mutex::new(used),
         }
     }
@@ -112,19 +114,12 @@ impl Journal {
                 f.sync_data()?;
             }
         }
-        match &entry {
-            Entry::Sent { key, sent_unix, .. } => {
-                if let Ok(mut sent) = self.sent.lock() {
-                    sent.entry(key.clone()).or_insert(*sent_unix);
-                }
-            }
-            Entry::Used {
-                history_item_id, ..
-            } => {
-                if let Ok(mut used) = self.used.lock() {
-                    used.insert(history_item_id.clone());
-                }
-            }
+        if let Entry::Used {
+            history_item_id, ..
+        } = &entry
+            && let Ok(mut used) = self.used.lock()
+        {
+            used.insert(history_item_id.clone());
         }
         if let Ok(mut entries) = self.entries.lock() {
             entries.push(entry);
@@ -132,9 +127,9 @@ impl Journal {
         Ok(())
     }
 
-    /// When `key` was first sent, if the journal has it.
+    /// When an earlier run first sent `key`, if it did.
     pub fn first_sent(&self, key: &str) -> Option<f64> {
-        self.sent.lock().ok()?.get(key).copied()
+        self.sent.get(key).copied()
     }
 
     /// Whether a history item was already taken by a request of this state directory.
@@ -214,6 +209,9 @@ mod tests {
         assert_eq!(again.first_sent("b"), Some(130.0));
         assert_eq!(again.first_sent("c"), None);
         assert!(again.is_used("H1"));
+        // This run's own sends are not taken for an earlier run's.
+        again.append(sent("d", 145.0)).unwrap();
+        assert_eq!(again.first_sent("d"), None);
         again.compact(|k| k == "a", 150.0);
         let compacted = Journal::open(&path);
         assert_eq!(compacted.first_sent("a"), None);
