@@ -69,5 +69,10 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
         Some(Command::Voices(args)) => commands::voices::run(&args, env_key).await,
         Some(Command::Models(args)) => commands::models::run(&args, env_key).await,
         Some(Command::Emulate(args)) => commands::emulate::run(&args).await,
+        Some(Command::Review(args)) => {
+            let page = output::review::rewrite(&args.report).map_err(error::UsageError)?;
+            println!("review page {}", page.display());
+            Ok(EXIT_OK)
+        }
     }
 }

@@ -141,6 +141,7 @@ async fn help_tables_and_plan_snapshots() {
           voices   List the account's voices (GET /v2/voices, every page)
           models   List the models and their per-request character limits (GET /v1/models)
           emulate  Run the built-in ElevenLabs-compatible API server
+          review   Write the review page of a render again (<stem>.review.html beside the report)
           help     Print this message or the help of the given subcommand(s)
 
         Arguments:
@@ -155,6 +156,7 @@ async fn help_tables_and_plan_snapshots() {
               --state-dir <DIR>          Cache and run state (default: .narrate/ beside each manifest)
               --no-cache                 Neither read nor write the cache
               --only <ID>...             Render these segments again (all others must be cached), with the cached neighbours as context
+              --only-file <FILE>         Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
               --max-credits <N>          Refuse to start above this many estimated credits, and stop sending before spending more
               --loudness                 Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
               --loudness-target <LUFS>   Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)

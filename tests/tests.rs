@@ -13,3 +13,4 @@ mod publish;
 mod recovery;
 mod render;
 mod resilience;
+mod review;

@@ -103,6 +103,24 @@ pub struct Placement {
     pub total_samples: u64,
     /// Loudness, when it was measured.
     pub loudness: Option<Measured>,
+    /// For each piece, its waveform: the peak of every [`PEAKS_PER_SECOND`]th of a second,
+    /// 0–255 (empty for silences), for the review page.
+    pub peaks: Vec<Vec<u8>>,
+}
+
+/// How many peaks a second of audio gets in [`Placement::peaks`].
+pub const PEAKS_PER_SECOND: u32 = 20;
+
+/// The waveform of `samples`: the loudest sample of each 1/[`PEAKS_PER_SECOND`] s, 0–255.
+pub(crate) fn peaks(samples: &[i16], rate: u32) -> Vec<u8> {
+    let bucket = usize::try_from((rate / PEAKS_PER_SECOND).max(1)).unwrap_or(1);
+    samples
+        .chunks(bucket)
+        .map(|c| {
+            let peak = c.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+            u8::try_from(u32::from(peak) * 255 / 32_768).unwrap_or(u8::MAX)
+        })
+        .collect()
 }
 
 impl Placement {

@@ -181,6 +181,7 @@ impl<'a> Copier<'a> {
             m.silence(frames * spf);
         }
         self.placement.spans.push(self.at..self.at + frames * spf);
+        self.placement.peaks.push(Vec::new());
         self.frames_written += frames;
         self.bytes_written += frames * self.silent.len() as u64;
         self.at += frames * spf;
@@ -232,8 +233,13 @@ impl<'a> Copier<'a> {
 
     /// A response's frames as they are; its span is where its audio is heard.
     fn audio(&mut self, response: &Frames, segment: usize) -> Result<(), AudioError> {
+        // Decoded for its waveform (and its loudness, when measured); the frames are copied.
+        let samples = decode(&response.data, self.format)?;
+        self.placement
+            .peaks
+            .push(super::peaks(&samples, self.format.sample_rate));
         if let Some(m) = &mut self.meter {
-            m.audio(segment, &decode(&response.data, self.format)?);
+            m.audio(segment, &samples);
         }
         for range in &response.frames {
             if let Err(e) = self.out.write_all(&response.data[range.clone()]) {

@@ -49,6 +49,7 @@ pub(crate) fn join_pcm(
             }
             write_silence(sink, n)?;
             placement.spans.push(at..at + n);
+            placement.peaks.push(Vec::new());
             placement.edits.push(Edit::default());
             at += n;
             index += 1;
@@ -71,6 +72,9 @@ pub(crate) fn join_pcm(
                 m.audio(segment, &samples);
             }
             sink.samples(&samples)?;
+            placement
+                .peaks
+                .push(super::peaks(&samples, format.sample_rate));
             placement.spans.push(at..end);
             placement.edits.push(done);
             at = end;

@@ -40,6 +40,8 @@ pub enum Command {
     Models(ModelsArgs),
     /// Run the built-in ElevenLabs-compatible API server
     Emulate(EmulateArgs),
+    /// Write the review page of a render again (<stem>.review.html beside the report)
+    Review(ReviewArgs),
 }
 
 /// Where the API is and how to authenticate.
@@ -131,6 +133,9 @@ pub struct RenderArgs {
     /// Render these segments again (all others must be cached), with the cached neighbours as context
     #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
+    #[arg(long, value_name = "FILE")]
+    pub only_file: Option<PathBuf>,
     /// Seconds added to the clock when judging request-id ages (for tests)
     #[arg(long, default_value_t = 0, value_name = "SECS", hide = true)]
     pub clock_offset_secs: u64,
@@ -212,6 +217,15 @@ pub struct VoicesArgs {
     pub json: bool,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReviewArgs {
+    /// The report of a render (<stem>.report.json)
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -126,6 +126,38 @@ pub(crate) fn checked_base_url(raw: &str) -> anyhow::Result<String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+/// The segment ids of an `--only-file`: one a line; `#` starts a comment, blank lines are
+/// skipped. An id that cannot be one is refused with its line.
+fn only_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
+        .map_err(|e| usage(format!("--only-file {}: {e}", path.display())))?;
+    let mut ids = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let id = line.split('#').next().unwrap_or("").trim();
+        if id.is_empty() {
+            continue;
+        }
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(usage(format!(
+                "--only-file {}:{}: {id:?} is not a segment id",
+                path.display(),
+                n + 1
+            )));
+        }
+        ids.push(id.to_string());
+    }
+    if ids.is_empty() {
+        return Err(usage(format!(
+            "--only-file {}: no segment ids in it",
+            path.display()
+        )));
+    }
+    Ok(ids)
+}
+
 /// A validated `render`.
 #[derive(Clone, Debug)]
 pub struct RenderConfig {
@@ -172,7 +204,11 @@ impl RenderConfig {
                 }
             },
         };
-        if !args.only.is_empty() && args.no_cache {
+        let mut only = args.only.clone();
+        if let Some(file) = &args.only_file {
+            only.extend(only_file(file)?);
+        }
+        if !only.is_empty() && args.no_cache {
             return Err(usage(
                 "--only re-renders some segments and takes the rest from the cache; it cannot be used with --no-cache",
             ));
@@ -205,7 +241,7 @@ impl RenderConfig {
             state_dir: args.state_dir.clone(),
             no_cache: args.no_cache,
             max_credits: args.max_credits,
-            only: args.only.clone(),
+            only,
             clock_offset: Duration::from_secs(args.clock_offset_secs),
             progress: args.progress,
             loudness: args.loudness,

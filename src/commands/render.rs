@@ -291,10 +291,10 @@ pub(crate) async fn render_job(
     } else {
         None
     };
-    let (files, request_spans, assembly_error) = match assembled {
-        Some(Ok((files, spans))) => (files, spans, None),
-        Some(Err(e)) => (Vec::new(), Vec::new(), Some(e)),
-        None => (Vec::new(), Vec::new(), None),
+    let (files, request_spans, peaks, assembly_error) = match assembled {
+        Some(Ok((files, spans, peaks))) => (files, spans, peaks, None),
+        Some(Err(e)) => (Vec::new(), Vec::new(), Vec::new(), Some(e)),
+        None => (Vec::new(), Vec::new(), Vec::new(), None),
     };
     let split = runner.settings.split_chapters;
     let assembled_all = all_ok && assembly_error.is_none() && !runner.was_interrupted();
@@ -332,6 +332,9 @@ pub(crate) async fn render_job(
     }
     let report_paths = report::write(&rep, &job.output)?;
     write_side_files(&runner, &job, &plan, &outcomes, &rep)?;
+    if rep.status == Status::Ok {
+        write_review(&job, &plan, &rep, &report_paths.0, &peaks)?;
+    }
     let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
     Ok(Rendered {
         job,
@@ -343,16 +346,56 @@ pub(crate) async fn render_job(
 /// Where each request landed: the file it is in, its sample span there, and what was trimmed.
 pub(crate) type Spans = Vec<(usize, std::ops::Range<u64>, audio::Edit)>;
 
+/// What assembling a job gives: its files with their placements, where each request landed,
+/// and each request's waveform.
+pub(crate) type Assembled = (Vec<(PathBuf, audio::Placement)>, Spans, Vec<Vec<u8>>);
+
+/// The review page of a successful render, with each segment's text and waveform beside it.
+fn write_review(
+    job: &Job,
+    plan: &Plan,
+    rep: &Report,
+    report_path: &std::path::Path,
+    peaks: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    use crate::output::review;
+    let segments = job
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let all: Vec<u8> = plan.segment_requests[si]
+                .iter()
+                .flat_map(|&r| peaks.get(r).cloned().unwrap_or_default())
+                .collect();
+            review::SegmentData {
+                id: s.id.clone(),
+                text: s.text.clone(),
+                peaks: review::downsample(&all),
+            }
+        })
+        .collect();
+    let data = review::ReviewData {
+        title: job.title.clone(),
+        segments,
+    };
+    let value = serde_json::to_value(rep)?;
+    review::write(&value, report_path, &data)
+        .with_context(|| format!("writing the review page of {}", job.output.display()))?;
+    Ok(())
+}
+
 /// Assembles every output file of a job (one, or one per chapter) from its rendered requests.
 pub(crate) fn assemble(
     runner: &Runner,
     job: &Job,
     plan: &Plan,
     outcomes: &[Outcome],
-) -> Result<(Vec<(PathBuf, audio::Placement)>, Spans), audio::AudioError> {
+) -> Result<Assembled, audio::AudioError> {
     let split = runner.settings.split_chapters;
     let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
     let mut request_spans = vec![(0, 0..0, audio::Edit::default()); plan.requests.len()];
+    let mut request_peaks = vec![Vec::new(); plan.requests.len()];
     for (path, range, chapter) in output_files(job, split) {
         let (pieces, index, chapters) = pieces(job, plan, outcomes, range);
         let options = audio::Options {
@@ -381,10 +424,11 @@ pub(crate) fn assemble(
         let p = audio::assemble(&pieces, job.output_format, &path, &options)?;
         for (r, i) in index {
             request_spans[r] = (assembled.len(), p.spans[i].clone(), p.edits[i]);
+            request_peaks[r] = p.peaks.get(i).cloned().unwrap_or_default();
         }
         assembled.push((path, p));
     }
-    Ok((assembled, request_spans))
+    Ok((assembled, request_spans, request_peaks))
 }
 
 /// The side files of a successful render (chapters, CUE, captions, playlist), with a warning

@@ -13,6 +13,7 @@ use crate::manifest::Job;
 
 pub(crate) mod audiobook;
 pub mod report;
+pub mod review;
 pub(crate) mod sidefiles;
 
 /// Every file a job writes: its audio (one file, or one per chapter), both reports and the side
@@ -27,6 +28,7 @@ pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
         out.push(path);
     }
     let (json, csv) = report::paths(&job.output);
+    out.extend([review::page_path(&json), review::data_path(&json)]);
     out.extend([json, csv]);
     out.extend(sidefiles::paths(&job.output));
     out.push(job.output.with_extension("m3u8"));

@@ -1,0 +1,248 @@
+//! The review page: `<stem>.review.html` beside the report, one self-contained file (inline CSS
+//! and JavaScript, no network) to listen to a render, see each segment's text, facts and
+//! waveform, and mark segments for another take (it shows the `--only` command and saves a file
+//! for `--only-file`). The audio is referenced by relative path, so the folder can be zipped
+//! and sent.
+//!
+//! The page is made from the report and `<stem>.review.json` (each segment's text and
+//! waveform), so `narrate review REPORT.json` can make it again. Everything from the manifest
+//! is data, embedded as JSON that cannot close its script element, and shown with `textContent`:
+//! nothing in a text runs. Not responsible for the audio (see `audio`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::files;
+
+/// The page, with `__DATA__` where the review data goes.
+const PAGE: &str = include_str!("page.html");
+
+/// The most waveform points a segment gets on the page.
+const MAX_PEAKS: usize = 240;
+
+/// What the review page needs beyond the report: each segment's text and waveform.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReviewData {
+    pub title: Option<String>,
+    pub segments: Vec<SegmentData>,
+}
+
+/// One segment's text and waveform (peaks 0–255, at most a few hundred).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SegmentData {
+    pub id: String,
+    pub text: String,
+    pub peaks: Vec<u8>,
+}
+
+/// The stem of a report path: `out/book.report.json` gives `out/book`.
+fn stem(report: &Path) -> PathBuf {
+    let name = report
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".report.json")
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(&name)
+        .to_string();
+    files::parent_dir(report).join(stem)
+}
+
+/// `<stem>.review.json` beside a report.
+pub fn data_path(report: &Path) -> PathBuf {
+    let s = stem(report);
+    s.with_file_name(format!(
+        "{}.review.json",
+        s.file_name().unwrap_or_default().to_string_lossy()
+    ))
+}
+
+/// `<stem>.review.html` beside a report.
+pub fn page_path(report: &Path) -> PathBuf {
+    let s = stem(report);
+    s.with_file_name(format!(
+        "{}.review.html",
+        s.file_name().unwrap_or_default().to_string_lossy()
+    ))
+}
+
+/// Shrinks a waveform to at most [`MAX_PEAKS`] points, keeping each stretch's peak.
+pub fn downsample(peaks: &[u8]) -> Vec<u8> {
+    if peaks.len() <= MAX_PEAKS {
+        return peaks.to_vec();
+    }
+    let chunk = peaks.len().div_ceil(MAX_PEAKS);
+    peaks
+        .chunks(chunk)
+        .map(|c| c.iter().copied().max().unwrap_or(0))
+        .collect()
+}
+
+/// The file name an audio file is referenced by from the page (the page sits beside it).
+fn name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The page's data: the report's facts per segment, with texts and waveforms.
+fn page_data(report: &Value, data: &ReviewData) -> Value {
+    let split = report["outputs"].as_array().is_some_and(|o| !o.is_empty());
+    let output = name(report["output"].as_str().unwrap_or(""));
+    let files: Vec<String> = if split {
+        report["outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| name(o["path"].as_str().unwrap_or("")))
+            .collect()
+    } else {
+        vec![output.clone()]
+    };
+    let extra: std::collections::HashMap<&str, &SegmentData> =
+        data.segments.iter().map(|s| (s.id.as_str(), s)).collect();
+    let segments: Vec<Value> = report["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let id = s["id"].as_str().unwrap_or("");
+            let requests = s["requests"].as_array().cloned().unwrap_or_default();
+            let retries: u64 = requests
+                .iter()
+                .map(|r| r["attempts"].as_u64().unwrap_or(0).saturating_sub(1))
+                .sum();
+            let any = |field: &str| requests.iter().any(|r| r[field] == true);
+            json!({
+                "id": id,
+                "chapter": s["chapter"],
+                "text": extra.get(id).map_or("", |e| e.text.as_str()),
+                "peaks": extra.get(id).map(|e| e.peaks.clone()).unwrap_or_default(),
+                "start": s["start_seconds"],
+                "end": s["end_seconds"],
+                "status": s["status"],
+                "attempts": s["attempts"],
+                "retries": retries,
+                "cached": s["cached"],
+                "regenerated": s["regenerated"],
+                "recovered": any("recovered"),
+                "fallback": any("used_previous_text"),
+                "loudness_jump": s["loudness_jump"],
+                "lufs": s["loudness"]["integrated_lufs"],
+                "error": s["error"],
+                "file": if split { name(s["file"].as_str().unwrap_or("")) } else { output.clone() },
+            })
+        })
+        .collect();
+    json!({
+        "title": data.title,
+        "manifest": report["manifest"],
+        "output": report["output"],
+        "status": report["status"],
+        "synthetic": report["synthetic"],
+        "audiobook": report["audiobook"],
+        "outputs": report["outputs"],
+        "files": files,
+        "segments": segments,
+    })
+}
+
+/// JSON that can sit inside a `<script>` element: nothing in it can end the element or start
+/// markup.
+fn script_safe(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// The page for `report` (as written) and its review data.
+pub fn render(report: &Value, data: &ReviewData) -> String {
+    let json = serde_json::to_string(&page_data(report, data)).unwrap_or_else(|_| "{}".into());
+    PAGE.replace("__DATA__", &script_safe(&json))
+}
+
+/// Writes the review data and the page of a report at `report_path`.
+pub fn write(report: &Value, report_path: &Path, data: &ReviewData) -> std::io::Result<PathBuf> {
+    let json = serde_json::to_vec(data).map_err(std::io::Error::other)?;
+    files::write_atomic(&data_path(report_path), &json)?;
+    let page = page_path(report_path);
+    files::write_atomic(&page, render(report, data).as_bytes())?;
+    Ok(page)
+}
+
+/// Makes the page of a report again from the report and its review data (`narrate review`).
+pub fn rewrite(report_path: &Path) -> Result<PathBuf, String> {
+    let read = |path: &Path| {
+        files::read_text(path, files::MAX_INPUT_BYTES)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let report: Value = serde_json::from_str(&read(report_path)?)
+        .map_err(|e| format!("{}: not a narrate report ({e})", report_path.display()))?;
+    if !report["segments"].is_array() {
+        return Err(format!(
+            "{}: not a narrate report (no segments)",
+            report_path.display()
+        ));
+    }
+    let data_file = data_path(report_path);
+    let data: ReviewData = serde_json::from_str(&read(&data_file)?).map_err(|e| {
+        format!(
+            "{}: unreadable review data ({e}); render the manifest again to make it",
+            data_file.display()
+        )
+    })?;
+    let page = page_path(report_path);
+    files::write_atomic(&page, render(&report, &data).as_bytes())
+        .map_err(|e| format!("{}: {e}", page.display()))?;
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_text_cannot_end_the_script_element() {
+        let report = json!({"output": "out/a.mp3", "manifest": "a.yaml", "segments": [
+            {"id": "a", "chapter": "\"quoted\" </script><b>", "requests": []}
+        ]});
+        let data = ReviewData {
+            title: Some("</script><script>alert(1)</script>".into()),
+            segments: vec![SegmentData {
+                id: "a".into(),
+                text: "<script>alert(1)</script> & \u{2028}".into(),
+                peaks: vec![1, 2],
+            }],
+        };
+        let page = render(&report, &data);
+        let start = page.find("<script id=\"review-data\"").unwrap();
+        let end = start + page[start..].find("</script>").unwrap();
+        let embedded = &page[start..end];
+        assert!(!embedded[1..].contains('<'), "{embedded}");
+        assert!(embedded.contains("\\u003cscript\\u003ealert(1)"));
+        // The data still parses back to the same text.
+        let json = &embedded[embedded.find('>').unwrap() + 1..];
+        let value: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            value["segments"][0]["text"],
+            "<script>alert(1)</script> & \u{2028}"
+        );
+    }
+
+    #[test]
+    fn paths_sit_beside_the_report_and_waveforms_are_small() {
+        let r = Path::new("out/book.report.json");
+        assert_eq!(page_path(r), Path::new("out/book.review.html"));
+        assert_eq!(data_path(r), Path::new("out/book.review.json"));
+        let long: Vec<u8> = (0..1000).map(|i| (i % 256) as u8).collect();
+        let small = downsample(&long);
+        assert!(small.len() <= MAX_PEAKS);
+        assert_eq!(small.iter().max(), long.iter().max());
+    }
+}
