@@ -31,11 +31,10 @@ fn four_chapters(fx: &Fixture, logging: bool) {
     fx.write("book.yaml", &yaml);
 }
 
-/// How many times each text was generated, from the emulator's speech history (read through
-/// its API, every page).
-async fn generations(fx: &Fixture) -> HashMap<String, usize> {
+/// Every item of the emulator's speech history, read through its API, every page.
+async fn history(fx: &Fixture) -> Vec<Value> {
     let client = reqwest::Client::new();
-    let mut counts = HashMap::new();
+    let mut items = Vec::new();
     let mut start: Option<String> = None;
     loop {
         let mut url = reqwest::Url::parse(&format!("{}/v1/history", fx.base())).unwrap();
@@ -53,32 +52,29 @@ async fn generations(fx: &Fixture) -> HashMap<String, usize> {
             .json()
             .await
             .unwrap();
-        for item in page["history"].as_array().unwrap() {
-            *counts
-                .entry(item["text"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
+        items.extend(page["history"].as_array().unwrap().iter().cloned());
         if page["has_more"] != true {
-            return counts;
+            return items;
         }
         start = page["last_history_item_id"].as_str().map(str::to_string);
     }
 }
 
+/// How many times each text was generated.
+async fn generations(fx: &Fixture) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for item in history(fx).await {
+        *counts
+            .entry(item["text"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    counts
+}
+
 /// The charge of each history item, by id.
 async fn generations_by_id(fx: &Fixture) -> HashMap<String, f64> {
-    let page: Value = reqwest::Client::new()
-        .get(format!("{}/v1/history?page_size=1000", fx.base()))
-        .header("xi-api-key", "test")
-        .send()
+    history(fx)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["history"]
-        .as_array()
-        .unwrap()
         .iter()
         .map(|i| {
             let charge = i["character_count_change_to"].as_f64().unwrap()

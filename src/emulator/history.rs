@@ -253,98 +253,104 @@ fn find(state: &Emulator, id: &str, headers: &HeaderMap) -> Result<Item, Respons
     Ok(item)
 }
 
-/// `GET /v1/history/{id}`.
-pub(crate) async fn item(
-    State(state): State<Arc<Emulator>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Response {
-    let response = match find(&state, &id, &headers) {
-        Ok(item) => axum::Json(item.json()).into_response(),
-        Err(r) => r,
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+/// What an item endpoint does with the item it names.
+#[derive(Clone, Copy)]
+enum Action {
+    Show,
+    Audio,
+    Delete,
 }
 
-/// `GET /v1/history/{id}/audio`: the item's audio, synthesized again (it is deterministic).
-pub(crate) async fn audio(
-    State(state): State<Arc<Emulator>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Response {
-    let response = match find(&state, &id, &headers) {
-        Ok(item) => {
-            let request_id = item.request_id.clone();
-            let speed = item
-                .settings
-                .get("speed")
-                .and_then(Value::as_f64)
-                .unwrap_or(1.0);
-            let format = item.format;
-            let rendered = tokio::task::spawn_blocking(move || {
-                let samples = synth::speak(&item.text, &item.voice_id, speed, format.sample_rate);
-                synth::encode(&samples, format)
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-            match rendered {
-                Ok(bytes) => {
-                    // Its audio has now been delivered in full: its request id may be sent as
-                    // context (the emulator's rule; see the README).
-                    if let Some(issued) = state
-                        .issued
-                        .lock()
-                        .expect("issued lock")
-                        .get_mut(&request_id)
-                    {
-                        issued.complete = true;
-                    }
-                    let mut response = bytes.into_response();
-                    if let Ok(v) = HeaderValue::from_str(format.mime()) {
-                        response.headers_mut().insert("content-type", v);
-                    }
-                    response
-                }
-                Err(e) => api_error(
-                    &state,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "internal_error",
-                    &e,
-                ),
-            }
+macro_rules! item_handler {
+    ($(#[$doc:meta])* $name:ident, $action:expr) => {
+        $(#[$doc])*
+        pub(crate) async fn $name(
+            State(state): State<Arc<Emulator>>,
+            Path(id): Path<String>,
+            headers: HeaderMap,
+            method: Method,
+            uri: Uri,
+        ) -> Response {
+            let response = match find(&state, &id, &headers) {
+                Ok(item) => on_item(&state, item, $action).await,
+                Err(r) => r,
+            };
+            log_get(&state, &method, &uri, &headers, &response);
+            response
         }
-        Err(r) => r,
     };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
 }
 
-/// `DELETE /v1/history/{id}`.
-pub(crate) async fn delete(
-    State(state): State<Arc<Emulator>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> Response {
-    let response = match find(&state, &id, &headers) {
-        Ok(_) => {
+item_handler!(
+    /// `GET /v1/history/{id}`.
+    item,
+    Action::Show
+);
+item_handler!(
+    /// `GET /v1/history/{id}/audio`: the item's audio, synthesized again (it is deterministic).
+    audio,
+    Action::Audio
+);
+item_handler!(
+    /// `DELETE /v1/history/{id}`.
+    delete,
+    Action::Delete
+);
+
+async fn on_item(state: &Emulator, item: Item, action: Action) -> Response {
+    match action {
+        Action::Show => axum::Json(item.json()).into_response(),
+        Action::Delete => {
             state
                 .history
                 .lock()
                 .expect("history lock")
-                .retain(|i| i.id != id);
+                .retain(|i| i.id != item.id);
             axum::Json(json!({"status": "ok"})).into_response()
         }
-        Err(r) => r,
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+        Action::Audio => audio_of(state, item).await,
+    }
+}
+
+/// An item's audio. Once read in full, its request id may be sent as context (the emulator's
+/// rule; see the README).
+async fn audio_of(state: &Emulator, item: Item) -> Response {
+    let request_id = item.request_id.clone();
+    let speed = item
+        .settings
+        .get("speed")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0);
+    let format = item.format;
+    let rendered = tokio::task::spawn_blocking(move || {
+        let samples = synth::speak(&item.text, &item.voice_id, speed, format.sample_rate);
+        synth::encode(&samples, format)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match rendered {
+        Ok(bytes) => {
+            if let Some(issued) = state
+                .issued
+                .lock()
+                .expect("issued lock")
+                .get_mut(&request_id)
+            {
+                issued.complete = true;
+            }
+            let mut response = bytes.into_response();
+            if let Ok(v) = HeaderValue::from_str(format.mime()) {
+                response.headers_mut().insert("content-type", v);
+            }
+            response
+        }
+        Err(e) => api_error(
+            state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal_error",
+            &e,
+        ),
+    }
 }

@@ -88,7 +88,13 @@ pub(crate) async fn tts(
     raw_body: Bytes,
     variant: Variant,
 ) -> Response {
-    let task = tokio::spawn(handle(state, voice_id, query, headers, raw_body, variant));
+    let task = tokio::spawn(async move {
+        let response = answer(&state, &voice_id, &query, &headers, &raw_body, variant).await;
+        log_tts(
+            &state, &voice_id, &query, &headers, &raw_body, variant, &response,
+        );
+        response
+    });
     task.await.unwrap_or_else(|e| {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,27 +104,40 @@ pub(crate) async fn tts(
     })
 }
 
-async fn handle(
-    state: Arc<Emulator>,
-    voice_id: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    raw_body: Bytes,
+async fn answer(
+    state: &Arc<Emulator>,
+    voice_id: &str,
+    query: &Option<String>,
+    headers: &HeaderMap,
+    raw_body: &Bytes,
     variant: Variant,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(&raw_body).ok();
-    let pairs = query_pairs(&query);
-    let response = tts_response(
-        &state,
-        &voice_id,
-        &pairs,
-        &headers,
-        &raw_body,
+    let parsed: Option<Value> = serde_json::from_slice(raw_body).ok();
+    tts_response(
+        state,
+        voice_id,
+        &query_pairs(query),
+        headers,
+        raw_body,
         parsed.as_ref(),
         variant,
     )
-    .await;
-    let path = variant.path(&voice_id);
+    .await
+}
+
+/// One request-log line for a text-to-speech request.
+fn log_tts(
+    state: &Emulator,
+    voice_id: &str,
+    query: &Option<String>,
+    headers: &HeaderMap,
+    raw_body: &Bytes,
+    variant: Variant,
+    response: &Response,
+) {
+    let pairs = query_pairs(query);
+    let parsed: Option<Value> = serde_json::from_slice(raw_body).ok();
+    let path = variant.path(voice_id);
     let header = |name: &str| {
         response
             .headers()
@@ -141,7 +160,6 @@ async fn handle(
         "character_cost": header("character-cost"),
         "concurrent": header("current-concurrent-requests").and_then(|v| v.parse::<u64>().ok()),
     }));
-    response
 }
 
 /// Character timings of `text` spoken over `seconds`: each character gets an equal share, as
