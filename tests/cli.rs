@@ -141,7 +141,7 @@ async fn help_tables_and_plan_snapshots() {
           voices   List the account's voices (GET /v2/voices, every page)
           models   List the models and their per-request character limits (GET /v1/models)
           emulate  Run the built-in ElevenLabs-compatible API server
-          review   Write the review page of a render again (<stem>.review.html beside the report)
+          review   Write the review page of a render again, beside its report
           help     Print this message or the help of the given subcommand(s)
 
         Arguments:

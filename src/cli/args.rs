@@ -40,7 +40,7 @@ pub enum Command {
     Models(ModelsArgs),
     /// Run the built-in ElevenLabs-compatible API server
     Emulate(EmulateArgs),
-    /// Write the review page of a render again (<stem>.review.html beside the report)
+    /// Write the review page of a render again, beside its report
     Review(ReviewArgs),
 }
 
@@ -221,7 +221,7 @@ pub struct VoicesArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReviewArgs {
-    /// The report of a render (<stem>.report.json)
+    /// The report of a render, such as out/book.report.json
     #[arg(value_name = "REPORT")]
     pub report: PathBuf,
     #[command(flatten)]

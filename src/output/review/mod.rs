@@ -69,7 +69,7 @@ pub fn page_path(report: &Path) -> PathBuf {
     ))
 }
 
-/// Shrinks a waveform to at most [`MAX_PEAKS`] points, keeping each stretch's peak.
+/// Shrinks a waveform to at most `MAX_PEAKS` points, keeping each stretch's peak.
 pub fn downsample(peaks: &[u8]) -> Vec<u8> {
     if peaks.len() <= MAX_PEAKS {
         return peaks.to_vec();
