@@ -33,6 +33,20 @@ pub(crate) fn api_error(
     response
 }
 
+/// Every error answer carries an `x-trace-id`, as the API's do: the 422s, the 404 of an unknown
+/// path and the 405 of a wrong method included.
+pub(crate) async fn trace_errors(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<Emulator>>,
+    mut response: Response,
+) -> Response {
+    if response.status().as_u16() >= 400 && !response.headers().contains_key("x-trace-id") {
+        if let Ok(v) = HeaderValue::from_str(&state.trace_id()) {
+            response.headers_mut().insert("x-trace-id", v);
+        }
+    }
+    response
+}
+
 /// A 422 in FastAPI's list shape.
 pub(crate) fn validation_error(items: Vec<Value>) -> Response {
     (

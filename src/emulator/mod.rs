@@ -221,6 +221,10 @@ pub fn router(state: Arc<Emulator>) -> Router {
         .route("/v1/models", get(account::list_models))
         .route("/v1/user/subscription", get(account::subscription))
         .fallback(auth::not_found)
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            auth::trace_errors,
+        ))
         .with_state(state)
 }
 
