@@ -134,7 +134,10 @@ async fn errors_have_the_documented_statuses_and_shapes() {
         .send()
         .await
         .unwrap();
-    assert!(r.headers().contains_key("x-trace-id"), "a route 404 is traced");
+    assert!(
+        r.headers().contains_key("x-trace-id"),
+        "a route 404 is traced"
+    );
     let (s, body) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
     assert_eq!((s, body), (404, json!({"detail": "Not Found"})));
     // A wrong method: 405, traced too.

@@ -8,6 +8,7 @@ mod continuity;
 mod emulator;
 mod hostile;
 mod manifest_errors;
+mod oracles;
 mod properties;
 mod publish;
 mod recovery;

@@ -53,6 +53,8 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         },
         max_connections: args.max_connections,
         header_timeout,
+        model_limits: Vec::new(),
+        models_down: false,
         history: match (&args.history_format, args.no_history) {
             (_, true) => emulator::HistoryMode::Absent,
             (Some(f), false) => emulator::HistoryMode::Format(

@@ -128,7 +128,12 @@ pub(crate) async fn list_models(
 ) -> Response {
     let response = match authorize(&state, &headers) {
         Err(r) => *r,
-        Ok(()) => axum::Json(data::models_json()).into_response(),
+        Ok(()) if state.config.models_down => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"detail": {"status": "service_unavailable", "message": "The models list is unavailable."}})),
+        )
+            .into_response(),
+        Ok(()) => axum::Json(data::models_json(&state.config.model_limits)).into_response(),
     };
     log_get(&state, &method, &uri, &headers, &response);
     response

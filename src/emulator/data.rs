@@ -4,7 +4,93 @@
 
 use serde_json::{Value, json};
 
-use crate::models::{MODELS, ModelInfo};
+/// A model as the emulator serves it. The emulator keeps its own table, written from the API's
+/// documentation, so that narrate's table (`crate::models`) is checked against it rather than
+/// copied into it: a test compares the two.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Model {
+    pub model_id: &'static str,
+    pub name: &'static str,
+    /// `maximum_text_length_per_request`: the fact sheet's table of character limits.
+    pub max_chars: usize,
+    /// "The Flash and Turbo models cost 1 credit per 2 characters, and all other models cost 1
+    /// credit per character" (help centre, in the fact sheet).
+    pub credits_per_char: f64,
+    /// Whether `previous_request_ids` / `next_request_ids` are accepted (not for v3).
+    pub stitching: bool,
+    /// Flash and Turbo: twice the concurrency of the tier.
+    pub fast: bool,
+    pub english_only: bool,
+}
+
+const fn model(
+    model_id: &'static str,
+    name: &'static str,
+    max_chars: usize,
+    fast: bool,
+    english_only: bool,
+) -> Model {
+    Model {
+        model_id,
+        name,
+        max_chars,
+        credits_per_char: if fast { 0.5 } else { 1.0 },
+        stitching: !matches!(model_id.as_bytes(), b"eleven_v3"),
+        fast,
+        english_only,
+    }
+}
+
+/// The models the emulator serves (the fact sheet's table of limits: v3 5,000; Multilingual v2
+/// and v1 and English v1 10,000; Flash and Turbo v2 30,000; v2.5 40,000).
+pub const MODELS: &[Model] = &[
+    model(
+        "eleven_multilingual_v2",
+        "Eleven Multilingual v2",
+        10_000,
+        false,
+        false,
+    ),
+    model("eleven_v3", "Eleven v3", 5_000, false, false),
+    model(
+        "eleven_flash_v2_5",
+        "Eleven Flash v2.5",
+        40_000,
+        true,
+        false,
+    ),
+    model(
+        "eleven_turbo_v2_5",
+        "Eleven Turbo v2.5",
+        40_000,
+        true,
+        false,
+    ),
+    model("eleven_flash_v2", "Eleven Flash v2", 30_000, true, true),
+    model("eleven_turbo_v2", "Eleven Turbo v2", 30_000, true, true),
+    model(
+        "eleven_multilingual_v1",
+        "Eleven Multilingual v1",
+        10_000,
+        false,
+        false,
+    ),
+    model(
+        "eleven_monolingual_v1",
+        "Eleven English v1",
+        10_000,
+        false,
+        true,
+    ),
+];
+
+/// The API's default model.
+pub const DEFAULT_MODEL: &str = "eleven_multilingual_v2";
+
+/// A served model by id.
+pub fn find_model(model_id: &str) -> Option<&'static Model> {
+    MODELS.iter().find(|m| m.model_id == model_id)
+}
 
 /// `(voice_id, name, gender, accent, description)` of the premade voices the emulator knows.
 pub const VOICES: &[(&str, &str, &str, &str, &str)] = &[
@@ -192,7 +278,7 @@ const LANGUAGES: &[(&str, &str)] = &[
 ];
 
 /// A `ModelResponseModel`.
-pub fn model_json(m: &ModelInfo) -> Value {
+pub fn model_json(m: &Model) -> Value {
     let languages: Vec<Value> = LANGUAGES
         .iter()
         .take(if m.english_only { 1 } else { LANGUAGES.len() })
@@ -219,7 +305,18 @@ pub fn model_json(m: &ModelInfo) -> Value {
     })
 }
 
-/// The `/v1/models` array.
-pub fn models_json() -> Value {
-    Value::Array(MODELS.iter().map(model_json).collect())
+/// The `/v1/models` array, with `limits` overriding the documented character limits.
+pub fn models_json(limits: &[(String, usize)]) -> Value {
+    Value::Array(
+        MODELS
+            .iter()
+            .map(|m| {
+                let mut m = *m;
+                if let Some((_, max)) = limits.iter().find(|(id, _)| id == m.model_id) {
+                    m.max_chars = *max;
+                }
+                model_json(&m)
+            })
+            .collect(),
+    )
 }

@@ -162,6 +162,11 @@ pub struct Config {
     pub header_timeout: Duration,
     /// What the speech history does (a test seam for recovery's failure paths).
     pub history: HistoryMode,
+    /// Character limits that differ from the documented ones, `(model_id, limit)`: served by
+    /// `GET /v1/models` and enforced, as if the API had changed them.
+    pub model_limits: Vec<(String, usize)>,
+    /// `GET /v1/models` answers 503.
+    pub models_down: bool,
 }
 
 /// How the emulator's speech history behaves.
@@ -190,6 +195,8 @@ impl Default for Config {
             max_connections: 512,
             header_timeout: Duration::from_secs(30),
             history: HistoryMode::default(),
+            model_limits: Vec::new(),
+            models_down: false,
         }
     }
 }

@@ -16,13 +16,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{api_error, authorize, query_pairs, validation_error};
+use super::data::Model;
 use super::faults::{Delivery, Injected, deliver, inject_fault};
 use super::history::Item;
 use super::state::IssuedId;
 use super::validate::validate;
 use super::{Emulator, Fault, Tier, data, synth};
 use crate::format::{Codec, OutputFormat};
-use crate::models::{self, ModelInfo};
 
 /// The four text-to-speech endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +228,7 @@ pub(crate) fn id_list(body: &Value, field: &str) -> Vec<String> {
 pub(crate) struct Accepted<'a> {
     text: &'a str,
     chars: usize,
-    model: &'static ModelInfo,
+    model: &'static Model,
     format: OutputFormat,
 }
 
@@ -265,8 +265,8 @@ pub(crate) fn accept<'a>(
     let model_id = body
         .get("model_id")
         .and_then(|v| v.as_str())
-        .unwrap_or(models::DEFAULT_MODEL);
-    let Some(model) = models::find(model_id) else {
+        .unwrap_or(data::DEFAULT_MODEL);
+    let Some(model) = data::find_model(model_id) else {
         return Err(bad(
             state,
             "model_not_found",
@@ -285,13 +285,18 @@ pub(crate) fn accept<'a>(
             "The text is empty. Please provide some text to convert to speech.",
         ));
     }
-    if chars > model.max_chars {
+    let max_chars = state
+        .config
+        .model_limits
+        .iter()
+        .find(|(id, _)| id == model_id)
+        .map_or(model.max_chars, |(_, max)| *max);
+    if chars > max_chars {
         return Err(bad(
             state,
             "max_character_limit_exceeded",
             &format!(
-                "This request's text has {chars} characters and exceeds the character limit of {} characters for {model_id}.",
-                model.max_chars
+                "This request's text has {chars} characters and exceeds the character limit of {max_chars} characters for {model_id}."
             ),
         ));
     }
@@ -356,7 +361,7 @@ pub(crate) fn producible(
 pub(crate) fn check_stitching(
     state: &Emulator,
     body: &Value,
-    model: &ModelInfo,
+    model: &Model,
     enable_logging: bool,
 ) -> Result<(), Response> {
     for field in ["previous_request_ids", "next_request_ids"] {
