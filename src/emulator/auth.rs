@@ -39,10 +39,11 @@ pub(crate) async fn trace_errors(
     axum::extract::State(state): axum::extract::State<std::sync::Arc<Emulator>>,
     mut response: Response,
 ) -> Response {
-    if response.status().as_u16() >= 400 && !response.headers().contains_key("x-trace-id") {
-        if let Ok(v) = HeaderValue::from_str(&state.trace_id()) {
-            response.headers_mut().insert("x-trace-id", v);
-        }
+    if response.status().as_u16() >= 400
+        && !response.headers().contains_key("x-trace-id")
+        && let Ok(v) = HeaderValue::from_str(&state.trace_id())
+    {
+        response.headers_mut().insert("x-trace-id", v);
     }
     response
 }
