@@ -3,10 +3,6 @@
 use narrate::plan::split_text;
 use proptest::prelude::*;
 
-fn squash(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn word() -> impl Strategy<Value = String> {
     prop_oneof![
         20 => "[a-zA-Z]{1,12}",
