@@ -395,8 +395,6 @@ async fn plan_json_json_logs_and_the_progress_bar() {
             "-v",
             "--log-format",
             "json",
-            "--progress",
-            "always",
         ],
         &[("ELEVENLABS_API_KEY", SECRET_KEY)],
     )
@@ -414,8 +412,8 @@ async fn plan_json_json_logs_and_the_progress_bar() {
         "{err}"
     );
     assert!(
-        err.contains("requests"),
-        "the progress bar is drawn on stderr: {err}"
+        !err.contains("ETA"),
+        "off a terminal, auto draws no bar (only the logs): {err}"
     );
     assert!(!err.contains(SECRET_KEY) && !stdout(&out).contains(SECRET_KEY));
     let summary = stdout(&out);
@@ -455,4 +453,48 @@ async fn verbose_logs_are_narrates_own_and_rust_log_overrides_them() {
         "RUST_LOG=info shows every crate: {err}"
     );
     assert!(err.contains("planned"), "{err}");
+}
+
+/// Runs narrate under a pseudo-terminal (`script`), as a person at a terminal would; returns
+/// what the terminal showed.
+fn on_a_terminal(dir: &std::path::Path, args: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("narrate").display().to_string();
+    let out = std::process::Command::new("script")
+        .current_dir(dir)
+        .env_clear()
+        .env("ELEVENLABS_API_KEY", SECRET_KEY)
+        .env("TERM", "xterm")
+        .args(["-qfec", &format!("{bin} {args}"), "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_bar_is_drawn_on_a_terminal_and_only_there() {
+    let fx = Fixture::new(narrate::emulator::Config {
+        latency_ms: 150,
+        ..Default::default()
+    })
+    .await;
+    fx.write("demo.yaml", &DEMO.replace("../out/demo.mp3", "out/demo.mp3"));
+    let base = fx.base();
+    let dir = fx.path().to_path_buf();
+    let shown = tokio::task::spawn_blocking(move || {
+        let auto = on_a_terminal(&dir, &format!("demo.yaml --base-url {base} --no-cache --concurrency 1"));
+        let never = on_a_terminal(
+            &dir,
+            &format!("demo.yaml --base-url {base} --no-cache --concurrency 1 --progress never"),
+        );
+        (auto, never)
+    })
+    .await
+    .unwrap();
+    let (auto, never) = shown;
+    // What only the bar prints: the count over the total, and the ETA.
+    assert!(auto.contains("/7 requests") && auto.contains("ETA"), "{auto}");
+    assert!(auto.contains("ok out/demo.mp3"), "{auto}");
+    assert!(!never.contains("/7 requests") && !never.contains("ETA"), "{never}");
+    assert!(!auto.contains(SECRET_KEY));
 }
