@@ -458,7 +458,9 @@ async fn verbose_logs_are_narrates_own_and_rust_log_overrides_them() {
 /// Runs narrate under a pseudo-terminal (`script`), as a person at a terminal would; returns
 /// what the terminal showed.
 fn on_a_terminal(dir: &std::path::Path, args: &str) -> String {
-    let bin = assert_cmd::cargo::cargo_bin!("narrate").display().to_string();
+    let bin = assert_cmd::cargo::cargo_bin!("narrate")
+        .display()
+        .to_string();
     let out = std::process::Command::new("script")
         .current_dir(dir)
         .env_clear()
@@ -467,7 +469,11 @@ fn on_a_terminal(dir: &std::path::Path, args: &str) -> String {
         .args(["-qfec", &format!("{bin} {args}"), "/dev/null"])
         .output()
         .expect("script (util-linux) runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -478,11 +484,17 @@ async fn the_progress_bar_is_drawn_on_a_terminal_and_only_there() {
         ..Default::default()
     })
     .await;
-    fx.write("demo.yaml", &DEMO.replace("../out/demo.mp3", "out/demo.mp3"));
+    fx.write(
+        "demo.yaml",
+        &DEMO.replace("../out/demo.mp3", "out/demo.mp3"),
+    );
     let base = fx.base();
     let dir = fx.path().to_path_buf();
     let shown = tokio::task::spawn_blocking(move || {
-        let auto = on_a_terminal(&dir, &format!("demo.yaml --base-url {base} --no-cache --concurrency 1"));
+        let auto = on_a_terminal(
+            &dir,
+            &format!("demo.yaml --base-url {base} --no-cache --concurrency 1"),
+        );
         let never = on_a_terminal(
             &dir,
             &format!("demo.yaml --base-url {base} --no-cache --concurrency 1 --progress never"),
@@ -493,8 +505,14 @@ async fn the_progress_bar_is_drawn_on_a_terminal_and_only_there() {
     .unwrap();
     let (auto, never) = shown;
     // What only the bar prints: the count over the total, and the ETA.
-    assert!(auto.contains("/7 requests") && auto.contains("ETA"), "{auto}");
+    assert!(
+        auto.contains("/7 requests") && auto.contains("ETA"),
+        "{auto}"
+    );
     assert!(auto.contains("ok out/demo.mp3"), "{auto}");
-    assert!(!never.contains("/7 requests") && !never.contains("ETA"), "{never}");
+    assert!(
+        !never.contains("/7 requests") && !never.contains("ETA"),
+        "{never}"
+    );
     assert!(!auto.contains(SECRET_KEY));
 }

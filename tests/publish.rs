@@ -20,7 +20,10 @@ fn have_ffmpeg() -> bool {
             .arg("-version")
             .output()
             .is_ok_and(|o| o.status.success());
-        assert!(found, "{tool} is required by the tests: apt-get install ffmpeg");
+        assert!(
+            found,
+            "{tool} is required by the tests: apt-get install ffmpeg"
+        );
     }
     true
 }
@@ -323,12 +326,21 @@ async fn loudness_target_normalizes_and_the_audiobook_check_reports_each_number(
         let measure = ffmpeg_ebur128(&dir.path().join("out/book.wav"));
         let (lufs, true_peak) = (measure("I:"), measure("Peak:"));
         let target: f64 = target.parse().unwrap();
-        assert!(true_peak <= -1.0 + 0.1, "{target}: true peak {true_peak} dBFS");
+        assert!(
+            true_peak <= -1.0 + 0.1,
+            "{target}: true peak {true_peak} dBFS"
+        );
         if ceiling_binds {
-            assert!((true_peak + 1.0).abs() <= 0.5, "{target}: stopped at {true_peak} dBFS");
+            assert!(
+                (true_peak + 1.0).abs() <= 0.5,
+                "{target}: stopped at {true_peak} dBFS"
+            );
             assert!(lufs < target, "{target}: {lufs} LUFS");
         } else {
-            assert!((lufs - target).abs() <= 0.5, "{target}: ffmpeg reads {lufs} LUFS");
+            assert!(
+                (lufs - target).abs() <= 0.5,
+                "{target}: ffmpeg reads {lufs} LUFS"
+            );
         }
     }
     // An MP3 output is decoded, scaled and encoded once: normalized as well.
@@ -854,7 +866,11 @@ fn ffmpeg_decode(bytes: &[u8], input: &[&str]) -> Vec<i16> {
         .args(["-f", "s16le", "-ac", "1", "-"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     pcm_samples(&out.stdout)
 }
 
@@ -887,6 +903,9 @@ async fn g711_and_wav_responses_are_joined_sample_for_sample() {
         let (spec, samples) = read_wav(&fx.path().join("out/book.wav"));
         assert_eq!(spec.sample_rate as usize, rate, "{format}");
         assert_eq!(samples.len(), expected.len(), "{format}");
-        assert!(samples == expected, "{format}: the output is not the served audio");
+        assert!(
+            samples == expected,
+            "{format}: the output is not the served audio"
+        );
     }
 }

@@ -373,6 +373,24 @@ async fn an_account_concurrency_below_the_flag_lowers_the_cap() {
         rejected < 12,
         "the cap came down instead of hammering: {rejected} rejections"
     );
+    // After the first 429 the cap is halved (8 -> at most 4, then the 2 in flight): requests
+    // answered well after it (so sent after it) found at most 4 in flight, and the last ones 2.
+    let first_429 = log
+        .iter()
+        .filter(|e| e["status"] == 429)
+        .map(|e| e["time"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let later: Vec<u64> = log
+        .iter()
+        .filter(|e| e["status"] == 200 && e["time"].as_f64().unwrap() > first_429 + 0.2)
+        .map(|e| e["concurrent"].as_u64().unwrap())
+        .collect();
+    assert!(!later.is_empty());
+    assert!(
+        later.iter().all(|&n| n <= 4),
+        "in flight after the 429: {later:?}"
+    );
+    assert!(later.iter().rev().take(3).all(|&n| n <= 2), "{later:?}");
     emu.stop().await;
 }
 
@@ -584,4 +602,41 @@ async fn timestamps_survive_faults_in_the_body() {
         "word-timed cues: {}",
         results[0].1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_concurrency_follows_the_accounts_maximum() {
+    // A Scale account allows 15 at once: auto starts at 2 and grows towards it.
+    let fx = Fixture::new(emulator::Config {
+        tier: Tier::Scale,
+        latency_ms: 120,
+        ..Default::default()
+    })
+    .await;
+    let texts: Vec<String> = (0..40)
+        .map(|i| format!("  - {{id: s{i}, text: \"Sentence number {i} of the test.\"}}"))
+        .collect();
+    fx.write(
+        "book.yaml",
+        &format!(
+            "output: out/book.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, model_id: eleven_v3, output_format: pcm_16000}}\nsegments:\n{}\n",
+            texts.join("\n")
+        ),
+    );
+    let out = fx.run(&["book.yaml", "--rate", "1000"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = fx.tts_log();
+    assert!(
+        log.iter().all(|e| e["status"] == 200),
+        "no 429 on the way up"
+    );
+    let peak = log
+        .iter()
+        .map(|e| e["concurrent"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(peak > 2, "auto grew past its start: {peak} at once");
+    assert!(peak <= 15, "never past the account's maximum: {peak}");
+    let first = log[0]["concurrent"].as_u64().unwrap();
+    assert!(first <= 2, "it starts low: {first}");
 }
