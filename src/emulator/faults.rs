@@ -30,13 +30,24 @@ pub(crate) enum Injected {
 }
 
 /// Draws this request's fault, if any.
-pub(crate) fn inject_fault(state: &Emulator) -> Option<Injected> {
+pub(crate) fn inject_fault(state: &Emulator, content: &str) -> Option<Injected> {
     let faults = &state.config.faults;
-    let n = state.tts_count.fetch_add(1, Ordering::SeqCst);
+    state.tts_count.fetch_add(1, Ordering::SeqCst);
     if faults.kinds.is_empty() || faults.rate <= 0.0 {
         return None;
     }
-    let h = splitmix64(faults.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Drawn from what is asked and how often it was asked before, not from the order requests
+    // arrive in: a seed gives the same faults however parallel chains interleave.
+    let content_hash = super::synth::fnv(content.as_bytes());
+    let attempt = {
+        let mut seen = state.attempts_seen.lock().expect("attempts lock");
+        let n = seen.entry(content_hash).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let h = splitmix64(
+        faults.seed ^ content_hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(attempt),
+    );
     let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
     if draw >= faults.rate {
         return None;

@@ -132,7 +132,8 @@ impl FromStr for Fault {
 }
 
 /// Seeded fault injection: each TTS request fails with probability `rate`, with a kind drawn
-/// from `kinds`; the same seed and request order give the same faults.
+/// from `kinds`, drawn from each request's content and how often it was asked for: the same seed gives
+/// the same faults, however requests interleave.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     pub rate: f64,

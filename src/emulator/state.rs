@@ -36,6 +36,8 @@ pub struct Emulator {
     pub(crate) started: Instant,
     /// Every generation, oldest first (see `history`).
     pub(crate) history: Mutex<Vec<super::history::Item>>,
+    /// How many times each request content was asked for, for fault draws.
+    pub(crate) attempts_seen: Mutex<HashMap<u64, u32>>,
 }
 
 impl Emulator {
@@ -68,6 +70,7 @@ impl Emulator {
             log: Mutex::new(log),
             started: Instant::now(),
             history: Mutex::new(Vec::new()),
+            attempts_seen: Mutex::new(HashMap::new()),
         }))
     }
 

@@ -527,7 +527,14 @@ pub(crate) async fn tts_response(
     } else {
         Delivery::Whole
     };
-    match inject_fault(state) {
+    let content = format!(
+        "{voice_id}|{}|{}|{}|{}",
+        accepted.model.model_id,
+        accepted.format,
+        variant.path(""),
+        accepted.text
+    );
+    match inject_fault(state, &content) {
         Some(Injected::Answer(response)) => return response,
         Some(Injected::Delivery(fault)) => delivery = Delivery::Fault(fault),
         None => {}
