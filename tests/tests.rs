@@ -9,6 +9,7 @@ mod emulator;
 mod hostile;
 mod manifest_errors;
 mod oracles;
+mod promises;
 mod properties;
 mod publish;
 mod recovery;

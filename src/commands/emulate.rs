@@ -55,6 +55,7 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         header_timeout,
         model_limits: Vec::new(),
         models_down: false,
+        subscription_down: false,
         history: match (&args.history_format, args.no_history) {
             (_, true) => emulator::HistoryMode::Absent,
             (Some(f), false) => emulator::HistoryMode::Format(

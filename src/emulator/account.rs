@@ -147,6 +147,11 @@ pub(crate) async fn subscription(
 ) -> Response {
     let response = match authorize(&state, &headers) {
         Err(r) => *r,
+        Ok(()) if state.config.subscription_down => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"detail": {"status": "service_unavailable", "message": "The subscription is unavailable."}})),
+        )
+            .into_response(),
         Ok(()) => {
             let used = state.credits_used().ceil() as u64;
             let tier = state.config.tier;

@@ -102,33 +102,40 @@ pub(crate) enum Delivery {
     Fault(Fault),
 }
 
+/// Marks a request id complete when dropped after its body's last chunk was taken: the body
+/// is dropped once the server has written it, so an id is never usable as context before its
+/// audio went out whole.
+struct Completion {
+    state: Arc<Emulator>,
+    request_id: String,
+    all_taken: bool,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if self.all_taken
+            && let Ok(mut issued) = self.state.issued.lock()
+            && let Some(entry) = issued.get_mut(&self.request_id)
+        {
+            entry.complete = true;
+        }
+    }
+}
+
 /// The response body for `audio` (or a `/with-timestamps` answer). The request id counts as
-/// complete once its last byte is handed to the connection; cut deliveries never complete it.
+/// complete once its last byte has gone to the connection; cut deliveries never complete it.
 pub(crate) fn deliver(
     state: &Arc<Emulator>,
     audio: Vec<u8>,
     request_id: &str,
     delivery: Delivery,
 ) -> Response {
-    let complete = {
-        let state = state.clone();
-        let id = request_id.to_string();
-        move || {
-            if let Some(entry) = state.issued.lock().expect("issued lock").get_mut(&id) {
-                entry.complete = true;
-            }
-        }
-    };
     let total_len = audio.len();
     let chunk_size = match delivery {
         Delivery::Fault(Fault::Slow) => total_len.div_ceil(20).max(1),
-        _ => 4096,
+        _ => 64 * 1024,
     };
     let chunks: Vec<Bytes> = match delivery {
-        Delivery::Whole => {
-            complete();
-            return Response::new(Body::from(audio));
-        }
         Delivery::Fault(Fault::Reset) => Vec::new(),
         Delivery::Fault(Fault::Truncated) => audio[..total_len / 2]
             .chunks(4096)
@@ -142,21 +149,23 @@ pub(crate) fn deliver(
     let cut = matches!(delivery, Delivery::Fault(Fault::Reset | Fault::Truncated));
     let slow = delivery == Delivery::Fault(Fault::Slow);
     let count = chunks.len();
+    let completion = Completion {
+        state: state.clone(),
+        request_id: request_id.to_string(),
+        all_taken: count == 0 && !cut,
+    };
     let stream = futures::stream::unfold(
-        (chunks.into_iter().enumerate(), Some(complete)),
-        move |(mut iter, mut complete)| async move {
+        (chunks.into_iter().enumerate(), completion),
+        move |(mut iter, mut completion)| async move {
             match iter.next() {
                 Some((i, chunk)) => {
                     if slow {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    if i + 1 == count
-                        && !cut
-                        && let Some(done) = complete.take()
-                    {
-                        done();
+                    if i + 1 == count && !cut {
+                        completion.all_taken = true;
                     }
-                    Some((Ok(chunk), (iter, complete)))
+                    Some((Ok(chunk), (iter, completion)))
                 }
                 None if cut => {
                     // Let the headers and the first half reach the client before the drop; a
@@ -166,7 +175,7 @@ pub(crate) fn deliver(
                     }
                     let error =
                         std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected fault");
-                    Some((Err(error), (iter, None)))
+                    Some((Err(error), (iter, completion)))
                 }
                 None => None,
             }

@@ -168,6 +168,8 @@ pub struct Config {
     pub model_limits: Vec<(String, usize)>,
     /// `GET /v1/models` answers 503.
     pub models_down: bool,
+    /// `GET /v1/user/subscription` answers 503 (a balance that cannot be read).
+    pub subscription_down: bool,
 }
 
 /// How the emulator's speech history behaves.
@@ -198,6 +200,7 @@ impl Default for Config {
             history: HistoryMode::default(),
             model_limits: Vec::new(),
             models_down: false,
+            subscription_down: false,
         }
     }
 }
