@@ -909,3 +909,46 @@ async fn g711_and_wav_responses_are_joined_sample_for_sample() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_copied_mp3_places_each_response_where_the_report_says_by_ffmpeg() {
+    assert!(have_ffmpeg());
+    let fx = Fixture::default().await;
+    book(fx.path(), "mp3_44100_128", "out/book.mp3");
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = fx.json("out/book.report.json");
+    assert_eq!(report["assembly"], "copy");
+    // ffmpeg decodes the output and each served response on its own (trimming LAME's delay and
+    // padding as the Info tags say): no code of narrate's judges the placement.
+    let output = ffmpeg_pcm(&fx.path().join("out/book.mp3"));
+    let log = by_request_id(&fx.tts_log());
+    let rate = 44_100.0;
+    let mut checked = 0;
+    for segment in report["segments"].as_array().unwrap() {
+        for request in segment["requests"].as_array().unwrap() {
+            let (_, entry) = &log[request["request_id"].as_str().unwrap()];
+            let served = refetch(&fx.base(), entry).await;
+            let response = ffmpeg_decode(&served, &[]);
+            let start = (request["start_seconds"].as_f64().unwrap() * rate).round() as usize;
+            let end = (request["end_seconds"].as_f64().unwrap() * rate).round() as usize;
+            assert!(
+                (end - start).abs_diff(response.len()) <= 1,
+                "{}: the span is the response's length",
+                segment["id"]
+            );
+            // The middle of each response (away from the frames that overlap its neighbours)
+            // stands in the output sample for sample at the offset the report gives.
+            let skip = 2 * 1152;
+            assert!(response.len() > 3 * skip, "long enough to compare");
+            let middle = &response[skip..response.len() - skip];
+            assert!(
+                output[start + skip..start + skip + middle.len()] == *middle,
+                "{}: not at {start} in the output",
+                segment["id"]
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4);
+}
