@@ -173,62 +173,74 @@ async fn a_request_timeout_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_at_any_moment_then_a_rerun_completes_identically() {
+async fn kill_9_at_controlled_points_then_a_rerun_completes_identically() {
     let clean = clean_output().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = emulator::Config {
+    let fx = Fixture::new(emulator::Config {
         latency_ms: 25,
         ..Default::default()
-    };
-    let emu = emulator_in(dir.path(), config).await;
-    small_book(dir.path(), "out/book.mp3");
-    let mut kills = 0;
-    for delay_ms in [40u64, 120, 90, 200] {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"));
-        cmd.current_dir(dir.path())
+    })
+    .await;
+    small_book(fx.path(), "out/book.mp3");
+    let base = fx.base();
+    // Killed after 2, then after 6 complete deliveries (counted in the emulator's log, not
+    // guessed from the clock).
+    for deliveries in [2usize, 6] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
+            .current_dir(fx.path())
             .env_clear()
             .env("ELEVENLABS_API_KEY", SECRET_KEY)
-            .args([
-                "book.yaml",
-                "--base-url",
-                &emu.base_url(),
-                "--concurrency",
-                "2",
-            ])
+            .args(["book.yaml", "--base-url", &base, "--concurrency", "2"])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..2000 {
+            if fx.tts_log().iter().filter(|e| delivered(e)).count() >= deliveries {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    assert!(kills > 0, "at least one run was killed mid-way");
-    let before = tts_log(dir.path()).len();
-    let out = run(dir.path(), &emu.base_url(), &["--concurrency", "2"]).await;
+    let out = fx.run(&["book.yaml", "--concurrency", "2"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let resumed = tts_log(dir.path()).len() - before;
-    let report = read_json(&dir.path().join("out/book.report.json"));
+    let report = fx.json("out/book.report.json");
     let requests = report["totals"]["requests"].as_u64().unwrap() as usize;
+    let cached = report["totals"]["cache_hits"].as_u64().unwrap() as usize;
+    let recovered = report["totals"]["recovered"].as_u64().unwrap() as usize;
+    let sent: usize = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["requests"].as_array().unwrap().clone())
+        .filter(|r| r["cached"] == false && r["recovered"] == false)
+        .count();
+    assert_eq!(cached + recovered + sent, requests);
+    let parts: Vec<_> = files_under(fx.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect();
     assert!(
-        resumed < requests,
-        "the rerun rendered only what was missing ({resumed} of {requests})"
+        parts.is_empty(),
+        "the killed runs' temporary files are gone: {parts:?}"
     );
-    assert!(std::fs::read(dir.path().join("out/book.mp3")).unwrap() == clean);
-    // Only requests in flight at a kill (at most 2 each time) can have been paid twice.
-    let log = tts_log(dir.path());
-    let delivered_total = log.iter().filter(|e| delivered(e)).count();
     assert!(
-        delivered_total <= requests + 2 * kills,
-        "{delivered_total} deliveries for {requests} requests and {kills} kills"
+        cached >= 4,
+        "what was delivered and stored before the kills is reused: {cached}"
+    );
+    assert!(fx.read("out/book.mp3") == clean);
+    // Nothing was generated twice: every delivered or cut generation is one request's.
+    let log = fx.tts_log();
+    let generated = log.iter().filter(|e| e["status"] == 200).count();
+    assert_eq!(
+        generated, requests,
+        "each request generated once across the kills"
     );
     // And a final rerun sends nothing.
-    let out = run(dir.path(), &emu.base_url(), &[]).await;
+    let out = fx.run(&["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(tts_log(dir.path()).len(), log.len());
-    emu.stop().await;
+    assert_eq!(fx.tts_log().len(), log.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,10 @@ impl Caches {
             };
             let cache = Cache::open(&dir)
                 .with_context(|| format!("opening the cache in {}", dir.display()))?;
+            let removed = cache.remove_leftovers();
+            if removed > 0 {
+                tracing::info!(cache = %dir.display(), removed, "removed the temporary files of cache writes a killed run left");
+            }
             caches.push(cache);
         }
         Ok(Caches {

@@ -38,6 +38,8 @@ pub(crate) struct Item {
     /// How long its audio is: the character timings are spread over it, as `/with-timestamps`
     /// does.
     pub(crate) seconds: f64,
+    /// Generated to the end (`state: created`), or still `processing`.
+    pub(crate) created: bool,
 }
 
 impl Item {
@@ -57,7 +59,7 @@ impl Item {
             "character_count_change_from": self.credits_from,
             "character_count_change_to": self.credits_to,
             "content_type": self.format.mime(),
-            "state": "created",
+            "state": if self.created { "created" } else { "processing" },
             "settings": if self.settings.is_object() { self.settings.clone() } else { json!({}) },
             "source": "TTS",
             "output_format": self.format.to_string(),

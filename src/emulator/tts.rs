@@ -551,6 +551,26 @@ pub(crate) async fn tts_response(
         *state.credits_used.lock().expect("credits lock") -= cost;
         return too_many(state, limit);
     }
+    // The generation starts: in the history at once (as `processing`), whatever becomes of the
+    // delivery or the client (zero retention excepted).
+    let request_id = state.next_id("request");
+    let history_id = state.next_id("history");
+    if enable_logging {
+        state.history.lock().expect("history lock").push(Item {
+            id: history_id.clone(),
+            request_id: request_id.clone(),
+            date_unix: state.now().floor() as i64,
+            credits_from: used_before as u64,
+            credits_to: (used_before + cost) as u64,
+            voice_id: voice_id.to_string(),
+            model_id: accepted.model.model_id.to_string(),
+            text: accepted.text.to_string(),
+            settings: body.get("voice_settings").cloned().unwrap_or(Value::Null),
+            format: accepted.format,
+            seconds: 0.0,
+            created: false,
+        });
+    }
     let started = Instant::now();
     let delay =
         state.config.latency_ms as f64 + state.config.latency_per_char_ms * accepted.chars as f64;
@@ -561,26 +581,13 @@ pub(crate) async fn tts_response(
         Ok(a) => a,
         Err(response) => return response,
     };
-    // Recorded when generated, whatever becomes of the delivery (zero retention excepted).
-    let history = enable_logging.then(|| Item {
-        id: String::new(),
-        request_id: String::new(),
-        date_unix: state.now().floor() as i64,
-        credits_from: used_before as u64,
-        credits_to: (used_before + cost) as u64,
-        voice_id: voice_id.to_string(),
-        model_id: accepted.model.model_id.to_string(),
-        text: accepted.text.to_string(),
-        settings: body.get("voice_settings").cloned().unwrap_or(Value::Null),
-        format: accepted.format,
-        seconds: 0.0,
-    });
     let answer = Answer {
         cost,
         now_in_flight,
         limit,
         started,
-        history,
+        request_id,
+        history_id,
     };
     respond(
         state,
@@ -599,8 +606,9 @@ pub(crate) struct Answer {
     now_in_flight: usize,
     limit: usize,
     started: Instant,
-    /// The history item to record, unless zero retention.
-    history: Option<Item>,
+    /// The ids of this generation (its history item is there unless zero retention).
+    request_id: String,
+    history_id: String,
 }
 
 /// The answer to an accepted request: a new request id, the body (audio, or JSON with
@@ -615,14 +623,17 @@ pub(crate) fn respond(
     answer: Answer,
 ) -> Response {
     let format = accepted.format;
-    let request_id = state.next_id("request");
-    let history_id = state.next_id("history");
+    let (request_id, history_id) = (answer.request_id.clone(), answer.history_id.clone());
     let seconds = sample_count as f64 / f64::from(format.sample_rate);
-    if let Some(mut item) = answer.history {
-        item.id = history_id.clone();
-        item.request_id = request_id.clone();
+    if let Some(item) = state
+        .history
+        .lock()
+        .expect("history lock")
+        .iter_mut()
+        .find(|i| i.id == history_id)
+    {
         item.seconds = seconds;
-        state.history.lock().expect("history lock").push(item);
+        item.created = true;
     }
     state.issued.lock().expect("issued lock").insert(
         request_id.clone(),

@@ -48,8 +48,33 @@ pub(super) async fn from_history(req: &Request<'_>, key: &RequestKey, sent_unix:
         return Found::Missing("the speech history is not available to this key".into());
     }
     let after = (sent_unix - MARGIN_SECS).floor();
+    // A generation still `processing` (its request lost while the API went on) is waited for.
+    for _ in 0..MAX_WAITS {
+        match look(req, key, after).await {
+            Look::Found(found) => return found,
+            Look::Processing => tokio::time::sleep(WAIT).await,
+        }
+    }
+    Found::Missing("still processing in the speech history; rendered again".into())
+}
+
+/// How long to wait between looks at a generation that is still processing, and how often.
+const WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_WAITS: usize = 240;
+
+/// What one look through the history gave.
+enum Look {
+    Found(Found),
+    /// Only a matching item still `processing`: look again.
+    Processing,
+}
+
+async fn look(req: &Request<'_>, key: &RequestKey, after: f64) -> Look {
+    let request = &req.plan.requests[req.r];
+    let segment = &req.job.segments[request.segment];
+    let mut processing = false;
     let mut start: Option<String> = None;
-    for _ in 0..MAX_PAGES {
+    'pages: for _ in 0..MAX_PAGES {
         let mut query = vec![
             ("voice_id", segment.voice_id.clone()),
             ("model_id", segment.model_id.clone()),
@@ -60,21 +85,25 @@ pub(super) async fn from_history(req: &Request<'_>, key: &RequestKey, sent_unix:
         if let Some(s) = &start {
             query.push(("start_after_history_item_id", s.clone()));
         }
-        let page = match runner.client.history(&query).await {
+        let page = match req.runner.client.history(&query).await {
             Ok(page) => page,
-            Err(e) => return unavailable(req, &e),
+            Err(e) => return Look::Found(unavailable(req, &e)),
         };
         for item in &page.history {
             if (item.date_unix as f64) < after {
                 // Newest first: everything further is older than the send.
-                return Found::Missing("not in the speech history".into());
+                break 'pages;
             }
-            let same = item.state == "created"
-                && item.text.as_deref() == Some(request.text.as_str())
+            let same = item.text.as_deref() == Some(request.text.as_str())
                 && item.voice_id.as_deref() == Some(segment.voice_id.as_str())
                 && item.model_id.as_deref() == Some(segment.model_id.as_str());
-            if same && claim(req, key, &item.history_item_id) {
-                return download(req, key, item).await;
+            if !same {
+                continue;
+            }
+            if item.state == "processing" {
+                processing = true;
+            } else if item.state == "created" && claim(req, key, &item.history_item_id) {
+                return Look::Found(download(req, key, item).await);
             }
         }
         match (&page.last_history_item_id, page.has_more) {
@@ -82,7 +111,11 @@ pub(super) async fn from_history(req: &Request<'_>, key: &RequestKey, sent_unix:
             _ => break,
         }
     }
-    Found::Missing("not in the speech history".into())
+    if processing {
+        Look::Processing
+    } else {
+        Look::Found(Found::Missing("not in the speech history".into()))
+    }
 }
 
 /// A history that cannot be read: 403/404 (no permission, no such endpoint) turn recovery off
@@ -102,7 +135,12 @@ fn unavailable(req: &Request<'_>, e: &ApiError) -> Found {
 /// Takes a history item for request `key` unless another request already did (this run, or
 /// an earlier run on the same state directory).
 fn claim(req: &Request<'_>, key: &RequestKey, history_item_id: &str) -> bool {
-    if req.cache.journal().is_used(history_item_id) {
+    if req
+        .cache
+        .journal()
+        .used_by(history_item_id)
+        .is_some_and(|k| k != key.key)
+    {
         return false;
     }
     let Ok(mut used) = req.runner.used_history.lock() else {

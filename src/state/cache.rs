@@ -158,6 +158,35 @@ impl Cache {
         })
     }
 
+    /// Removes the temporary files of writes a killed run left unfinished (the state lock is
+    /// held, so no other run is writing). Returns how many.
+    pub fn remove_leftovers(&self) -> usize {
+        let mut removed = 0;
+        let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        for sub in subdirs.flatten() {
+            if !sub.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            for entry in std::fs::read_dir(sub.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.')
+                    && name.contains(".narrate-")
+                    && name.ends_with(".part")
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// The send journal of this cache.
     pub fn journal(&self) -> &super::Journal {
         &self.journal

@@ -7,7 +7,7 @@
 //! skipped. Compacted when a run ends: entries whose answer is cached are dropped. Not
 //! responsible for the recovery itself (see `execute`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -52,7 +52,8 @@ pub struct Journal {
     /// not added: a request of this run knows its own, and another request with the same key
     /// must not take it for a lost send.
     sent: HashMap<String, f64>,
-    used: Mutex<HashSet<String>>,
+    /// History items taken, with the key of the request that took each.
+    used: Mutex<HashMap<String, String>>,
 }
 
 impl Journal {
@@ -66,7 +67,7 @@ impl Journal {
             })
             .unwrap_or_default();
         let mut sent = HashMap::new();
-        let mut used = HashSet::new();
+        let mut used = HashMap::new();
         for e in &entries {
             match e {
                 Entry::Sent { key, sent_unix, .. } => {
@@ -74,9 +75,11 @@ impl Journal {
                     *first = f64::min(*first, *sent_unix);
                 }
                 Entry::Used {
-                    history_item_id, ..
+                    key,
+                    history_item_id,
+                    ..
                 } => {
-                    used.insert(history_item_id.clone());
+                    used.insert(history_item_id.clone(), key.clone());
                 }
             }
         }
@@ -115,11 +118,13 @@ impl Journal {
             }
         }
         if let Entry::Used {
-            history_item_id, ..
+            key,
+            history_item_id,
+            ..
         } = &entry
             && let Ok(mut used) = self.used.lock()
         {
-            used.insert(history_item_id.clone());
+            used.insert(history_item_id.clone(), key.clone());
         }
         if let Ok(mut entries) = self.entries.lock() {
             entries.push(entry);
@@ -132,9 +137,10 @@ impl Journal {
         self.sent.get(key).copied()
     }
 
-    /// Whether a history item was already taken by a request of this state directory.
-    pub fn is_used(&self, history_item_id: &str) -> bool {
-        self.used.lock().is_ok_and(|u| u.contains(history_item_id))
+    /// The request (by key) that already took a history item, if one of this state directory
+    /// did. A run killed before storing what it recovered takes it again for the same request.
+    pub fn used_by(&self, history_item_id: &str) -> Option<String> {
+        self.used.lock().ok()?.get(history_item_id).cloned()
     }
 
     /// Rewrites the journal without the sends whose answer is now cached (`answered`) and
@@ -208,7 +214,7 @@ mod tests {
         assert_eq!(again.first_sent("a"), Some(100.0));
         assert_eq!(again.first_sent("b"), Some(130.0));
         assert_eq!(again.first_sent("c"), None);
-        assert!(again.is_used("H1"));
+        assert_eq!(again.used_by("H1").as_deref(), Some("a"));
         // This run's own sends are not taken for an earlier run's.
         again.append(sent("d", 145.0)).unwrap();
         assert_eq!(again.first_sent("d"), None);
@@ -216,7 +222,7 @@ mod tests {
         let compacted = Journal::open(&path);
         assert_eq!(compacted.first_sent("a"), None);
         assert_eq!(compacted.first_sent("b"), Some(130.0));
-        assert!(compacted.is_used("H1"));
+        assert_eq!(compacted.used_by("H1").as_deref(), Some("a"));
         compacted.compact(|_| true, 150.0 + USED_KEPT_SECS);
         assert!(!path.exists(), "an empty journal is removed");
     }
