@@ -64,6 +64,9 @@ pub struct Options {
     pub rf64_above_bytes: Option<u64>,
     /// Set by a signal: assembly stops at the next response and the output is left as it was.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Compute each piece's waveform ([`Placement::peaks`]) even where that costs a decode
+    /// (MP3 frame copy); where the samples are at hand it is always computed.
+    pub waveform: bool,
 }
 
 pub(crate) fn cancelled(cancel: Option<&std::sync::atomic::AtomicBool>) -> Result<(), AudioError> {
@@ -152,15 +155,7 @@ pub fn assemble(
     let mut placement = if mp3_out && encode {
         write_mp3_encoded(pieces, format, temp.as_file(), output, options, measure)?
     } else if mp3_out {
-        write_mp3(
-            pieces,
-            format,
-            temp.as_file(),
-            output,
-            &options.tags,
-            measure,
-            options.cancel.as_deref(),
-        )?
+        write_mp3(pieces, format, temp.as_file(), output, options, measure)?
     } else {
         write_wav(pieces, format, temp.as_file(), output, options)?
     };

@@ -62,10 +62,10 @@ pub(crate) fn write_mp3(
     format: OutputFormat,
     file: &File,
     output: &Path,
-    spec: &crate::audio::tags::TagSpec,
+    options: &super::Options,
     measure: bool,
-    cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<Placement, AudioError> {
+    let (spec, cancel) = (&options.tags, options.cancel.as_deref());
     let kbps = mp3_kbps(format)?;
     let io = |source: std::io::Error| AudioError::Io {
         path: output.to_path_buf(),
@@ -81,6 +81,7 @@ pub(crate) fn write_mp3(
     out.write_all(&crate::codec::mp3::info_frame(&silent, mpeg1, 0, 0))
         .map_err(io)?;
     let mut copier = Copier::new(out, output, format, silent, measure);
+    copier.waveform = options.waveform;
     let mut ahead: Option<Frames> = None;
     for (i, piece) in pieces.iter().enumerate() {
         cancelled(cancel)?;
@@ -130,6 +131,8 @@ struct Copier<'a> {
     overhang: i64,
     frames_written: u64,
     bytes_written: u64,
+    /// Decode each response for its waveform too (otherwise only to measure it).
+    waveform: bool,
 }
 
 impl<'a> Copier<'a> {
@@ -156,6 +159,7 @@ impl<'a> Copier<'a> {
             at: 0,
             overhang: 0,
             frames_written: 0,
+            waveform: false,
         }
     }
 
@@ -233,13 +237,20 @@ impl<'a> Copier<'a> {
 
     /// A response's frames as they are; its span is where its audio is heard.
     fn audio(&mut self, response: &Frames, segment: usize) -> Result<(), AudioError> {
-        // Decoded for its waveform (and its loudness, when measured); the frames are copied.
-        let samples = decode(&response.data, self.format)?;
-        self.placement
-            .peaks
-            .push(super::peaks(&samples, self.format.sample_rate));
-        if let Some(m) = &mut self.meter {
-            m.audio(segment, &samples);
+        // Decoded only for its waveform or its loudness: the frames themselves are copied.
+        if self.waveform || self.meter.is_some() {
+            let samples = decode(&response.data, self.format)?;
+            let peaks = if self.waveform {
+                super::peaks(&samples, self.format.sample_rate)
+            } else {
+                Vec::new()
+            };
+            self.placement.peaks.push(peaks);
+            if let Some(m) = &mut self.meter {
+                m.audio(segment, &samples);
+            }
+        } else {
+            self.placement.peaks.push(Vec::new());
         }
         for range in &response.frames {
             if let Err(e) = self.out.write_all(&response.data[range.clone()]) {

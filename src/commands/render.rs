@@ -423,6 +423,8 @@ pub(crate) fn assemble(
             encode_mp3: runner.settings.gapless,
             rf64_above_bytes: None,
             cancel: Some(runner.cancel.clone()),
+            // For the review page.
+            waveform: true,
         };
         tracing::info!(output = %path.display(), "assembling");
         let p = audio::assemble(&pieces, job.output_format, &path, &options)?;
