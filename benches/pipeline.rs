@@ -127,37 +127,36 @@ impl Drop for Emulator {
     }
 }
 
+/// Starts `narrate emulate` on a port of its own choosing and reads the address it prints:
+/// no port is bound, released and handed over (another process could take it meanwhile), and
+/// an emulator that never listens fails the bench instead of leaving it to time out.
 fn start_emulator(latency_ms: u64) -> Emulator {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_narrate"))
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_narrate"))
         .args([
             "emulate",
             "--listen",
-            &addr,
+            "127.0.0.1:0",
             "--tier",
             "scale",
             "--latency-ms",
             &latency_ms.to_string(),
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("the narrate binary runs");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Emulator {
-        child,
-        base: format!("http://{addr}"),
-    }
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the emulator says where it listens");
+    let base = line
+        .trim()
+        .strip_prefix("narrate emulator listening on ")
+        .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"))
+        .to_string();
+    Emulator { child, base }
 }
 
 /// A manifest of chains: `(chapter, voice, requests)` in listed order, each request one segment.
