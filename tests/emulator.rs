@@ -264,34 +264,45 @@ async fn stitching_ids_are_checked() {
     emu.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_above_the_tier_gets_429() {
     let emu = emulator::start(emulator::Config {
         tier: Tier::Free,
-        latency_ms: 300,
+        latency_ms: 1500,
         ..Default::default()
     })
     .await
     .unwrap();
     let base = emu.base_url();
     let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
-    let calls = (0..4).map(|_| post(&base, &tts, Some("k"), json!({"text": "Hello."})));
-    let statuses: Vec<u16> = futures::future::join_all(calls)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
+    // Two requests take the Free tier's two slots (waited for, not timed)...
+    let first: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(post_owned(base.clone(), tts.clone())))
         .collect();
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        2,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 429).count(),
-        2,
-        "{statuses:?}"
-    );
+    for _ in 0..1000 {
+        if emu.state.in_flight() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(emu.state.in_flight(), 2);
+    // ...so two more, while they run, are refused.
+    for _ in 0..2 {
+        let r = post(&base, &tts, Some("k"), json!({"text": "Hello."})).await;
+        let (s, d) = detail(r).await;
+        assert_eq!((s, d["status"].as_str()), (429, Some("too_many_concurrent_requests")));
+    }
+    for f in first {
+        assert_eq!(f.await.unwrap(), 200);
+    }
     emu.stop().await;
+}
+
+async fn post_owned(base: String, path: String) -> u16 {
+    post(&base, &path, Some("k"), json!({"text": "Hello."}))
+        .await
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
