@@ -290,7 +290,10 @@ async fn concurrency_above_the_tier_gets_429() {
     for _ in 0..2 {
         let r = post(&base, &tts, Some("k"), json!({"text": "Hello."})).await;
         let (s, d) = detail(r).await;
-        assert_eq!((s, d["status"].as_str()), (429, Some("too_many_concurrent_requests")));
+        assert_eq!(
+            (s, d["status"].as_str()),
+            (429, Some("too_many_concurrent_requests"))
+        );
     }
     for f in first {
         assert_eq!(f.await.unwrap(), 200);
