@@ -201,44 +201,6 @@ async fn answer(
     let _ = stream.shutdown().await;
 }
 
-/// Runs narrate as a child and returns its output with its peak resident memory in MB,
-/// sampled from /proc while it runs.
-async fn run_measured(dir: &Path, args: Vec<String>) -> (std::process::Output, f64) {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-            .current_dir(&dir)
-            .env_clear()
-            .env("ELEVENLABS_API_KEY", SECRET_KEY)
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status_path = format!("/proc/{}/status", child.id());
-        let mut peak_kb = 0f64;
-        for _ in 0..3000 {
-            if let Ok(status) = std::fs::read_to_string(&status_path)
-                && let Some(kb) = status
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<f64>().ok())
-            {
-                peak_kb = peak_kb.max(kb);
-            }
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        (child.wait_with_output().unwrap(), peak_kb / 1024.0)
-    })
-    .await
-    .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Inputs are never destroyed.
 
@@ -405,10 +367,7 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
         !leftover.exists(),
         "the killed run's temporary file is gone"
     );
-    let parts: Vec<_> = files_under(dir.path())
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".part"))
-        .collect();
+    let parts = part_files(dir.path());
     assert!(parts.is_empty(), "{parts:?}");
 
     // A state directory that is a link to somewhere outside its parent.
@@ -1129,10 +1088,7 @@ async fn sighup_stops_like_sigterm_and_sigint_during_assembly_leaves_the_output(
         std::fs::read_to_string(dir.path().join("out/book.wav")).unwrap(),
         "previous output"
     );
-    let parts: Vec<_> = files_under(dir.path())
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".part"))
-        .collect();
+    let parts = part_files(dir.path());
     assert!(parts.is_empty(), "{parts:?}");
     emu.stop().await;
 }

@@ -326,50 +326,18 @@ async fn a_kill_during_assembly_leaves_the_old_output_and_nothing_half_written()
         "every request resumed from the cache"
     );
     assert!(fx.read("out/book.wav") == clean);
-    let parts: Vec<_> = files_under(fx.path())
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".part"))
-        .collect();
+    let parts = part_files(fx.path());
     assert!(
         parts.is_empty(),
         "the killed run's temporary file is gone: {parts:?}"
     );
 }
 
-/// Peak resident memory (MB) of a narrate run, sampled from /proc while it runs.
+/// Peak resident memory (MB) of a narrate run that must succeed.
 async fn peak_rss(fx: &Fixture, args: Vec<String>) -> f64 {
-    let dir = fx.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-            .current_dir(&dir)
-            .env_clear()
-            .env("ELEVENLABS_API_KEY", SECRET_KEY)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let status = format!("/proc/{}/status", child.id());
-        let mut peak = 0f64;
-        loop {
-            if let Ok(s) = std::fs::read_to_string(&status)
-                && let Some(kb) = s
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<f64>().ok())
-            {
-                peak = peak.max(kb / 1024.0);
-            }
-            if let Some(st) = child.try_wait().unwrap() {
-                assert!(st.success());
-                return peak;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    })
-    .await
-    .unwrap()
+    let (out, peak) = run_measured(fx.path(), args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    peak
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,8 +173,16 @@ fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
 /// `HH:MM:SS,mmm` or `HH:MM:SS.mmm` in seconds.
 /// A file decoded by ffmpeg to mono 16-bit samples at its own rate.
 fn ffmpeg_pcm(path: &Path) -> Vec<i16> {
+    ffmpeg_decode_file(path, &[])
+}
+
+/// A file decoded by ffmpeg to mono 16-bit samples; `input` says what it is when the file does
+/// not (raw G.711).
+fn ffmpeg_decode_file(path: &Path, input: &[&str]) -> Vec<i16> {
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
+        .args(["-v", "error"])
+        .args(input)
+        .arg("-i")
         .arg(path)
         .args(["-f", "s16le", "-ac", "1", "-"])
         .output()
@@ -858,20 +866,7 @@ fn ffmpeg_decode(bytes: &[u8], input: &[&str]) -> Vec<i16> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("response");
     std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error"])
-        .args(input)
-        .arg("-i")
-        .arg(&path)
-        .args(["-f", "s16le", "-ac", "1", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pcm_samples(&out.stdout)
+    ffmpeg_decode_file(&path, input)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,10 +217,7 @@ async fn kill_9_at_controlled_points_then_a_rerun_completes_identically() {
         .filter(|r| r["cached"] == false && r["recovered"] == false)
         .count();
     assert_eq!(cached + recovered + sent, requests);
-    let parts: Vec<_> = files_under(fx.path())
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".part"))
-        .collect();
+    let parts = part_files(fx.path());
     assert!(
         parts.is_empty(),
         "the killed runs' temporary files are gone: {parts:?}"

@@ -232,3 +232,49 @@ pub fn pcm_samples(bytes: &[u8]) -> Vec<i16> {
         .map(|c| i16::from_le_bytes([c[0], c[1]]))
         .collect()
 }
+
+/// Runs narrate as a child and returns its output with its peak resident memory in MB,
+/// sampled from /proc while it runs.
+pub async fn run_measured(dir: &Path, args: Vec<String>) -> (Output, f64) {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
+            .current_dir(&dir)
+            .env_clear()
+            .env("ELEVENLABS_API_KEY", SECRET_KEY)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status_path = format!("/proc/{}/status", child.id());
+        let mut peak_kb = 0f64;
+        for _ in 0..3000 {
+            if let Ok(status) = std::fs::read_to_string(&status_path)
+                && let Some(kb) = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        (child.wait_with_output().unwrap(), peak_kb / 1024.0)
+    })
+    .await
+    .unwrap()
+}
+
+/// The temporary files (`.part`) anywhere under `dir`.
+pub fn part_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".part"))
+        .collect()
+}
