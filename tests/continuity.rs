@@ -10,12 +10,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-async fn run(dir: &Path, base: &str, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--base-url", base, "--retry-base-ms", "5"];
-    all.extend_from_slice(args);
-    narrate(dir, &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
-}
-
 fn ids(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
@@ -137,7 +131,7 @@ async fn eleven_v3_sends_text_context_and_runs_in_parallel() {
             segs.join("\n")
         ),
     );
-    let out = run(
+    let out = run_against(
         dir.path(),
         &emu.base_url(),
         &["v3.yaml", "--concurrency", "6"],
@@ -213,7 +207,7 @@ async fn a_resume_chains_from_fresh_cached_ids_and_falls_back_to_text_when_they_
     );
     chapter(&fresh_dir, "part.yaml", 5);
     let before = tts_log(dir.path()).len();
-    let out = run(&fresh_dir, &fx.emu.base_url(), &["part.yaml"]).await;
+    let out = run_against(&fresh_dir, &fx.emu.base_url(), &["part.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let log = tts_log(dir.path());
     assert_eq!(

@@ -33,13 +33,6 @@ fn key_env() -> [(&'static str, &'static str); 1] {
     [("ELEVENLABS_API_KEY", SECRET_KEY)]
 }
 
-/// Runs narrate against `base` with the test key.
-async fn run_at(dir: &Path, base: &str, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--base-url", base, "--retry-base-ms", "5"];
-    all.extend_from_slice(args);
-    narrate(dir, &all, &key_env()).await
-}
-
 fn assert_nothing_sent(dir: &Path) {
     let log = request_log(dir);
     assert!(log.is_empty(), "requests were sent: {log:?}");
@@ -212,7 +205,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
     // The manifest is named like the CUE sheet its own output would write.
     let manifest = "output: book.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: a, chapter: One, text: Hello there.}\n";
     write(dir.path(), "book.cue", manifest);
-    let out = run_at(dir.path(), &base, &["book.cue"]).await;
+    let out = run_against(dir.path(), &base, &["book.cue"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -235,7 +228,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         "chapter.yaml",
         "output: chapter.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: a, text_file: chapter.srt}\n",
     );
-    let out = run_at(dir.path(), &base, &["chapter.yaml"]).await;
+    let out = run_against(dir.path(), &base, &["chapter.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("chapter.srt"), "{}", stderr(&out));
 
@@ -249,7 +242,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         )
         .unwrap();
         let before = std::fs::read(dir.path().join("chapter.yaml")).unwrap();
-        let out = run_at(
+        let out = run_against(
             dir.path(),
             &base,
             &["chapter.yaml", "-o", "out/sub/../x.wav"],
@@ -352,7 +345,7 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
     }
     // Leftovers of a killed run beside the output are removed.
     let leftover = write(dir.path(), "out/.book.mp3.narrate-Ab12Cd.part", "half");
-    let out = run_at(dir.path(), &emu.base_url(), &["book.yaml"]).await;
+    let out = run_against(dir.path(), &emu.base_url(), &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     for name in [
@@ -376,7 +369,7 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
     std::fs::create_dir_all(&project).unwrap();
     tiny_book(&project, "out/book.mp3");
     std::os::unix::fs::symlink(elsewhere.path(), project.join(".narrate")).unwrap();
-    let out = run_at(&project, &emu.base_url(), &["book.yaml"]).await;
+    let out = run_against(&project, &emu.base_url(), &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
     assert!(
@@ -577,7 +570,7 @@ async fn a_huge_retry_after_and_absurd_model_limits_do_not_crash_a_run() {
     let dir = tempfile::tempdir().unwrap();
     tiny_book(dir.path(), "out/book.mp3");
     let server = hostile(Behaviour::RetryAfter("1e20")).await;
-    let out = run_at(
+    let out = run_against(
         dir.path(),
         &server.base,
         &["book.yaml", "--max-retries", "0"],
@@ -589,7 +582,7 @@ async fn a_huge_retry_after_and_absurd_model_limits_do_not_crash_a_run() {
 
     let models = r#"[{"model_id":"eleven_multilingual_v2","maximum_text_length_per_request":0},{"model_id":"eleven_v3","maximum_text_length_per_request":18446744073709551615}]"#;
     let server = hostile(Behaviour::Models(models.to_string())).await;
-    let out = run_at(
+    let out = run_against(
         dir.path(),
         &server.base,
         &["book.yaml", "--max-retries", "0"],
@@ -622,7 +615,7 @@ async fn a_redirect_to_another_origin_is_not_followed_and_the_key_stays_home() {
     tiny_book(dir.path(), "out/book.mp3");
     let thief = hostile(Behaviour::EndlessError).await;
     let server = hostile(Behaviour::RedirectTo(thief.base.clone())).await;
-    let out = run_at(dir.path(), &server.base, &["book.yaml"]).await;
+    let out = run_against(dir.path(), &server.base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         thief.seen().is_empty(),
@@ -686,7 +679,7 @@ async fn a_malformed_key_or_base_url_is_refused_before_anything_is_sent() {
         "http://user:pw@host",
     ] {
         let started = std::time::Instant::now();
-        let out = run_at(dir.path(), url, &["book.yaml"]).await;
+        let out = run_against(dir.path(), url, &["book.yaml"]).await;
         assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
         assert!(stderr(&out).contains("--base-url"), "{}", stderr(&out));
         assert!(started.elapsed() < Duration::from_secs(20));
@@ -724,7 +717,7 @@ async fn credits_of_cut_deliveries_are_in_the_report_and_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let emu = emulator_in(dir.path(), faulty()).await;
     book(dir.path(), true);
-    let out = run_at(
+    let out = run_against(
         dir.path(),
         &emu.base_url(),
         &["book.yaml", "--max-retries", "8"],
@@ -768,7 +761,7 @@ async fn credits_of_cut_deliveries_are_in_the_report_and_the_budget() {
     let emu = emulator_in(dir.path(), faulty()).await;
     book(dir.path(), false);
     let max = (clean * 1.05).round();
-    let out = run_at(
+    let out = run_against(
         dir.path(),
         &emu.base_url(),
         &[
@@ -802,7 +795,7 @@ async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
     let dir = &fx.dir;
     tiny_book(dir.path(), "out/book.mp3");
     let base = fx.emu.base_url();
-    let out = run_at(dir.path(), &base, &["book.yaml"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let clean = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
     let entries: Vec<_> = files_under(&dir.path().join(".narrate/cache"))
@@ -820,7 +813,7 @@ async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
     std::fs::write(&entries[0], &bytes).unwrap();
     let len = std::fs::metadata(&entries[1]).unwrap().len();
     std::fs::write(&entries[1], vec![0u8; usize::try_from(len).unwrap()]).unwrap();
-    let out = run_at(dir.path(), &base, &["book.yaml"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     for entry in &entries {
@@ -842,7 +835,7 @@ async fn a_damaged_cache_entry_is_rendered_again_with_a_warning_naming_it() {
     let mut meta: Value = read_json(&meta_path);
     meta["issued_unix"] = serde_json::json!(1e300);
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
-    let out = run_at(dir.path(), &base, &["book.yaml"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("issued_unix"), "{}", stderr(&out));
     assert_eq!(tts_log(dir.path()).len(), 5);
@@ -859,12 +852,12 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     let base = fx.emu.base_url();
     let models = dir.path().join(".narrate/models.json");
 
-    let out = run_at(dir.path(), &base, &["book.yaml", "--only", "nope"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml", "--only", "nope"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = run_at(dir.path(), &base, &["book.yaml", "--max-credits", "10"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml", "--max-credits", "10"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--max-credits"), "{}", stderr(&out));
-    let out = run_at(dir.path(), &base, &["book.yaml", "--only", "a"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml", "--only", "a"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("not in the cache"),
@@ -876,7 +869,7 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     std::fs::create_dir_all(dir.path().join(".narrate")).unwrap();
     let lock = std::fs::File::create(dir.path().join(".narrate/lock")).unwrap();
     lock.try_lock().unwrap();
-    let out = run_at(dir.path(), &base, &["book.yaml"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("another narrate run"),
@@ -1062,7 +1055,7 @@ async fn sighup_stops_like_sigterm_and_sigint_during_assembly_leaves_the_output(
     assert!(!dir.path().join("out/book.wav").exists());
 
     // Everything cached; a previous output in place. SIGINT while assembling leaves it.
-    let out = run_at(dir.path(), &base, &["book.yaml"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::write(dir.path().join("out/book.wav"), "previous output").unwrap();
     let (child, rest) = tokio::task::spawn_blocking({

@@ -36,12 +36,6 @@ fn faulty(rate: f64, seed: u64, kinds: Vec<Fault>) -> emulator::Config {
     }
 }
 
-async fn run(dir: &Path, base: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["book.yaml", "--base-url", base, "--retry-base-ms", "5"];
-    args.extend_from_slice(extra);
-    narrate(dir, &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
-}
-
 /// The output of a clean run, for comparison.
 async fn clean_output() -> Vec<u8> {
     let fx = Fixture::default().await;
@@ -129,7 +123,12 @@ async fn every_fault_kind_alone_and_all_mixed_give_the_clean_output() {
         let config = faulty(rate, 11, faults);
         let emu = emulator_in(dir.path(), config).await;
         small_book(dir.path(), "out/book.mp3");
-        let out = run(dir.path(), &emu.base_url(), &["--max-retries", "20"]).await;
+        let out = run_against(
+            dir.path(),
+            &emu.base_url(),
+            &["book.yaml", "--max-retries", "20"],
+        )
+        .await;
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
         let output = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
         assert!(output == clean, "{name}: output differs from a clean run");
@@ -156,10 +155,16 @@ async fn a_request_timeout_is_retried() {
     let config = faulty(0.3, 3, vec![Fault::Slow]);
     let emu = emulator_in(dir.path(), config).await;
     small_book(dir.path(), "out/book.mp3");
-    let out = run(
+    let out = run_against(
         dir.path(),
         &emu.base_url(),
-        &["--request-timeout", "0.4", "--max-retries", "20"],
+        &[
+            "book.yaml",
+            "--request-timeout",
+            "0.4",
+            "--max-retries",
+            "20",
+        ],
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -286,7 +291,7 @@ async fn sigint_stops_cleanly_and_the_report_says_interrupted() {
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["status"], "failed");
     assert!(!dir.path().join("out/book.mp3").exists());
-    let out = run(dir.path(), &emu.base_url(), &[]).await;
+    let out = run_against(dir.path(), &emu.base_url(), &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(std::fs::read(dir.path().join("out/book.mp3")).unwrap() == clean);
     assert_paid_once(&request_log(dir.path()), 1);
@@ -316,7 +321,7 @@ async fn quota_running_out_mid_run_stops_it_and_a_rerun_finishes() {
             state.set_character_limit(0);
         }
     });
-    let out = run(dir.path(), &base, &["--concurrency", "1"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml", "--concurrency", "1"]).await;
     drain.await.unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("quota_exceeded"), "{}", stderr(&out));
@@ -341,7 +346,7 @@ async fn quota_running_out_mid_run_stops_it_and_a_rerun_finishes() {
     );
 
     emu.state.set_character_limit(10_000_000);
-    let out = run(dir.path(), &base, &[]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_paid_once(&request_log(dir.path()), 1);
     emu.stop().await;
@@ -368,10 +373,10 @@ async fn an_account_concurrency_below_the_flag_lowers_the_cap() {
             texts.join("\n")
         ),
     );
-    let out = run(
+    let out = run_against(
         dir.path(),
         &emu.base_url(),
-        &["--concurrency", "8", "--max-retries", "30"],
+        &["book.yaml", "--concurrency", "8", "--max-retries", "30"],
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -464,7 +469,7 @@ async fn budgets_balance_and_the_state_lock() {
     let base = emu.base_url();
 
     // Larger than the account's balance: refused before sending, naming both numbers.
-    let out = run(dir.path(), &base, &[]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
@@ -473,7 +478,7 @@ async fn budgets_balance_and_the_state_lock() {
     );
     // Above --max-credits: refused too.
     emu.state.set_character_limit(1_000_000);
-    let out = run(dir.path(), &base, &["--max-credits", "100"]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml", "--max-credits", "100"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--max-credits 100"),
@@ -484,7 +489,7 @@ async fn budgets_balance_and_the_state_lock() {
 
     // Another run holds the state directory: refused with a clear message.
     let lock = narrate::state::lock_state_dir(&dir.path().join(".narrate")).unwrap();
-    let out = run(dir.path(), &base, &[]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("another narrate run"),
@@ -492,7 +497,7 @@ async fn budgets_balance_and_the_state_lock() {
         stderr(&out)
     );
     drop(lock);
-    let out = run(dir.path(), &base, &[]).await;
+    let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     emu.stop().await;
 }
@@ -538,10 +543,10 @@ async fn a_failing_api_trips_the_circuit_breaker() {
     let config = faulty(1.0, 5, vec![Fault::Internal]);
     let emu = emulator_in(dir.path(), config).await;
     small_book(dir.path(), "out/book.mp3");
-    let out = run(
+    let out = run_against(
         dir.path(),
         &emu.base_url(),
-        &["--max-retries", "100", "--concurrency", "2"],
+        &["book.yaml", "--max-retries", "100", "--concurrency", "2"],
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -578,10 +583,10 @@ async fn timestamps_survive_faults_in_the_body() {
         );
         let emu = emulator_in(dir.path(), config).await;
         small_book(dir.path(), "out/book.mp3");
-        let out = run(
+        let out = run_against(
             dir.path(),
             &emu.base_url(),
-            &["--max-retries", "20", "--timestamps"],
+            &["book.yaml", "--max-retries", "20", "--timestamps"],
         )
         .await;
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -52,10 +52,7 @@ impl Fixture {
     /// Runs narrate in the directory against the emulator, with the test key and a short
     /// retry base.
     pub async fn run(&self, args: &[&str]) -> Output {
-        let base = self.base();
-        let mut all = vec!["--base-url", base.as_str(), "--retry-base-ms", "5"];
-        all.extend_from_slice(args);
-        narrate(self.path(), &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
+        run_against(self.path(), &self.base(), args).await
     }
 
     /// A file under the directory, parsed as JSON (a report).
@@ -105,6 +102,14 @@ pub fn tts_log(dir: &Path) -> Vec<Value> {
         .into_iter()
         .filter(|e| e["method"] == "POST")
         .collect()
+}
+
+/// Runs narrate in `dir` against the API at `base`, with the test key and a short retry base:
+/// the one run helper (a [`Fixture`] runs against its own emulator).
+pub async fn run_against(dir: &Path, base: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--base-url", base, "--retry-base-ms", "5"];
+    all.extend_from_slice(args);
+    narrate(dir, &all, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await
 }
 
 /// Runs the binary in `dir` with a cleared environment plus `env`, off the async runtime.

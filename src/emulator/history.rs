@@ -134,10 +134,16 @@ fn served_format(state: &Emulator, item: &Item) -> OutputFormat {
     }
 }
 
-fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
-    if let Some(r) = absent(state) {
-        return r;
-    }
+/// A listing's parameters, as FastAPI would read them.
+struct Listing {
+    filter: Filter,
+    page_size: usize,
+    descending: bool,
+    start_after: Option<String>,
+}
+
+/// Reads a listing's query parameters, or answers their 422.
+fn listing(pairs: &[(String, String)]) -> Result<Listing, Response> {
     let get = |k: &str| {
         pairs
             .iter()
@@ -156,69 +162,83 @@ fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderM
             }),
         }
     };
-    let (page_size, before, after) = match (
-        int("page_size"),
-        int("date_before_unix"),
-        int("date_after_unix"),
-    ) {
-        (Ok(p), Ok(b), Ok(a)) => (p.unwrap_or(100), b, a),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
-    };
+    let page_size = int("page_size")?.unwrap_or(100);
     if !(1..=1000).contains(&page_size) {
-        return bad_query(
+        return Err(bad_query(
             "page_size",
             "Can not exceed 1000, and must be at least 1",
             &page_size.to_string(),
-        );
+        ));
     }
     let descending = match get("sort_direction").as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
         Some(other) => {
-            return bad_query("sort_direction", "Input should be 'asc' or 'desc'", other);
+            return Err(bad_query(
+                "sort_direction",
+                "Input should be 'asc' or 'desc'",
+                other,
+            ));
         }
     };
     let source_tts = match get("source").as_deref() {
         None | Some("TTS") => true,
         Some("STS" | "Flows") => false,
         Some(other) => {
-            return bad_query("source", "Input should be 'TTS', 'STS' or 'Flows'", other);
+            return Err(bad_query(
+                "source",
+                "Input should be 'TTS', 'STS' or 'Flows'",
+                other,
+            ));
         }
+    };
+    Ok(Listing {
+        filter: Filter {
+            voice_id: get("voice_id"),
+            model_id: get("model_id"),
+            before: int("date_before_unix")?,
+            after: int("date_after_unix")?,
+            search: get("search"),
+            source_tts,
+        },
+        page_size: usize::try_from(page_size).unwrap_or(100),
+        descending,
+        start_after: get("start_after_history_item_id"),
+    })
+}
+
+fn list_response(state: &Emulator, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
+    if let Some(r) = absent(state) {
+        return r;
+    }
+    let listing = match listing(pairs) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
     if let Err(r) = authorize(state, headers) {
         return *r;
     }
-    let filter = Filter {
-        voice_id: get("voice_id"),
-        model_id: get("model_id"),
-        before,
-        after,
-        search: get("search"),
-        source_tts,
-    };
     let history = state.history.lock().expect("history lock");
     let mut items: Vec<Item> = history
         .iter()
-        .filter(|i| filter.keeps(i))
+        .filter(|i| listing.filter.keeps(i))
         .map(|i| Item {
             format: served_format(state, i),
             ..i.clone()
         })
         .collect();
-    // Newest first (the order items were recorded in, for equal times); `asc` the other way.
-    items.reverse();
-    if !descending {
+    // Kept oldest first: newest first unless `asc`.
+    if listing.descending {
         items.reverse();
     }
-    if let Some(start) = get("start_after_history_item_id") {
-        match items.iter().position(|i| i.id == start) {
+    if let Some(start) = &listing.start_after {
+        match items.iter().position(|i| i.id == *start) {
             Some(at) => items.drain(..=at).count(),
             None => items.len(),
         };
     }
-    let size = usize::try_from(page_size).unwrap_or(100);
-    let has_more = items.len() > size;
-    items.truncate(size);
+    let has_more = items.len() > listing.page_size;
+    items.truncate(listing.page_size);
     let page: Vec<Value> = items.iter().map(|i| i.json()).collect();
     axum::Json(json!({
         "history": page,

@@ -18,6 +18,7 @@ mod auth;
 pub mod data;
 mod faults;
 pub(crate) mod history;
+mod rules;
 pub(crate) mod state;
 pub mod synth;
 mod tts;

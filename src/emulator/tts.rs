@@ -3,7 +3,8 @@
 //! model, text, format, tier gates, stitching ids), quota and concurrency, then the synthetic
 //! audio delivered with the API's headers, and one request-log line per request.
 //!
-//! Not responsible for the 422 shapes (see `validate`) or faults (see `faults`).
+//! Not responsible for the 422 shapes (see `validate`), the API's refusals (see `rules`) or
+//! faults (see `faults`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,13 +17,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{api_error, authorize, query_pairs, validation_error};
-use super::data::Model;
 use super::faults::{Delivery, Injected, deliver, inject_fault};
 use super::history::Item;
+use super::rules::{Accepted, accept, charge, check_stitching, too_many};
 use super::state::IssuedId;
 use super::validate::validate;
-use super::{Emulator, Fault, Tier, data, synth};
-use crate::format::{Codec, OutputFormat};
+use super::{Emulator, Fault, synth};
 
 /// The four text-to-speech endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,250 +213,8 @@ pub(crate) fn with_timestamps(text: &str, audio: &[u8], seconds: f64, variant: V
     lines.into_bytes()
 }
 
-pub(crate) fn id_list(body: &Value, field: &str) -> Vec<String> {
-    body.get(field)
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A request that passed the API's checks: what to synthesize.
-pub(crate) struct Accepted<'a> {
-    text: &'a str,
-    chars: usize,
-    model: &'static Model,
-    format: OutputFormat,
-}
-
-/// A 400 in the API's shape.
-pub(crate) fn bad(state: &Emulator, code: &str, message: &str) -> Response {
-    api_error(
-        state,
-        StatusCode::BAD_REQUEST,
-        "validation_error",
-        code,
-        message,
-    )
-}
-
-/// The API's checks of a well-formed request, in its order: the voice exists, the model is
-/// known, the text is not empty and within the model's limit, the format can be produced and
-/// the tier may use it.
-#[allow(clippy::result_large_err)] // the error is the answer itself
-pub(crate) fn accept<'a>(
-    state: &Emulator,
-    voice_id: &str,
-    body: &'a Value,
-    output_format: Option<&str>,
-) -> Result<Accepted<'a>, Response> {
-    if !data::voice_exists(voice_id) {
-        return Err(api_error(
-            state,
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "voice_not_found",
-            &format!("A voice with the voice_id {voice_id} was not found."),
-        ));
-    }
-    let model_id = body
-        .get("model_id")
-        .and_then(|v| v.as_str())
-        .unwrap_or(data::DEFAULT_MODEL);
-    let Some(model) = data::find_model(model_id) else {
-        return Err(bad(
-            state,
-            "model_not_found",
-            &format!("A model with model ID {model_id} does not exist."),
-        ));
-    };
-    let text = body
-        .get("text")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
-    let chars = text.chars().count();
-    if text.trim().is_empty() {
-        return Err(bad(
-            state,
-            "empty_text",
-            "The text is empty. Please provide some text to convert to speech.",
-        ));
-    }
-    let max_chars = state
-        .config
-        .model_limits
-        .iter()
-        .find(|(id, _)| id == model_id)
-        .map_or(model.max_chars, |(_, max)| *max);
-    if chars > max_chars {
-        return Err(bad(
-            state,
-            "max_character_limit_exceeded",
-            &format!(
-                "This request's text has {chars} characters and exceeds the character limit of {max_chars} characters for {model_id}."
-            ),
-        ));
-    }
-    let format = producible(state, output_format)?;
-    Ok(Accepted {
-        text,
-        chars,
-        model,
-        format,
-    })
-}
-
-/// The output format, if the emulator can produce it and the tier may use it (validation has
-/// already checked that it is one of the API's).
-#[allow(clippy::result_large_err)] // the error is the answer itself
-pub(crate) fn producible(
-    state: &Emulator,
-    output_format: Option<&str>,
-) -> Result<OutputFormat, Response> {
-    let name = output_format.unwrap_or(crate::format::DEFAULT_FORMAT);
-    let Ok(format) = name.parse::<OutputFormat>() else {
-        return Err(bad(
-            state,
-            "invalid_output_format",
-            &format!("Unknown output format {name}."),
-        ));
-    };
-    if let Codec::Opus { .. } = format.codec {
-        return Err(bad(
-            state,
-            "invalid_output_format",
-            &format!(
-                "The emulator cannot produce {format}: Opus encoding is not supported. Use an mp3, pcm, wav, ulaw or alaw format."
-            ),
-        ));
-    }
-    let tier = state.config.tier;
-    let gated = match format.codec {
-        Codec::Mp3 { kbps: 192 } => (tier < Tier::Creator).then_some("Creator"),
-        Codec::Pcm | Codec::Wav if format.sample_rate == 44_100 => {
-            (tier < Tier::Pro).then_some("Pro")
-        }
-        _ => None,
-    };
-    if let Some(needed) = gated {
-        return Err(api_error(
-            state,
-            StatusCode::FORBIDDEN,
-            "authorization_error",
-            "output_format_not_allowed",
-            &format!(
-                "Requested output format {format} is only allowed for {needed} tier and above."
-            ),
-        ));
-    }
-    Ok(format)
-}
-
-/// The stitching rules: at most 3 ids in each list, none for a model without stitching or with
-/// `enable_logging=false`, and each one known, delivered in full and under two hours old.
-#[allow(clippy::result_large_err)] // the error is the answer itself
-pub(crate) fn check_stitching(
-    state: &Emulator,
-    body: &Value,
-    model: &Model,
-    enable_logging: bool,
-) -> Result<(), Response> {
-    for field in ["previous_request_ids", "next_request_ids"] {
-        let ids = id_list(body, field);
-        if ids.len() > 3 {
-            return Err(bad(
-                state,
-                "invalid_request_ids",
-                &format!(
-                    "A maximum of 3 request_ids can be sent in {field}; got {}.",
-                    ids.len()
-                ),
-            ));
-        }
-        if ids.is_empty() {
-            continue;
-        }
-        if !model.stitching {
-            return Err(bad(
-                state,
-                "unsupported_model",
-                &format!(
-                    "Request stitching is not available for the {} model.",
-                    model.model_id
-                ),
-            ));
-        }
-        if !enable_logging {
-            return Err(bad(
-                state,
-                "invalid_request_ids",
-                "Request stitching is unavailable with enable_logging=false (zero retention mode).",
-            ));
-        }
-        check_ids(state, field, &ids)?;
-    }
-    Ok(())
-}
-
-/// Each id of `field` is known, complete and fresh.
-#[allow(clippy::result_large_err)] // the error is the answer itself
-pub(crate) fn check_ids(state: &Emulator, field: &str, ids: &[String]) -> Result<(), Response> {
-    let now = state.now();
-    let issued = state.issued.lock().expect("issued lock");
-    for id in ids {
-        let why = match issued.get(id) {
-            None => format!("The request id {id} in {field} is unknown."),
-            Some(i) if !i.complete => format!(
-                "The request id {id} in {field} has not finished generating; read its audio to the end first."
-            ),
-            Some(i) if now - i.issued > 2.0 * 3600.0 => {
-                format!("The request id {id} in {field} is older than two hours.")
-            }
-            Some(_) => continue,
-        };
-        return Err(bad(state, "invalid_request_ids", &why));
-    }
-    Ok(())
-}
-
-/// Charges `cost` credits, or answers 401 `quota_exceeded`; returns the credits used before.
-#[allow(clippy::result_large_err)] // the error is the answer itself
-pub(crate) fn charge(state: &Emulator, cost: f64) -> Result<f64, Response> {
-    let mut used = state.credits_used.lock().expect("credits lock");
-    let limit = state.character_limit() as f64;
-    if *used + cost > limit {
-        return Err(api_error(
-            state,
-            StatusCode::UNAUTHORIZED,
-            "payment_required",
-            "quota_exceeded",
-            &format!(
-                "This request exceeds your quota of {limit}. You have {} credits remaining, while {cost} credits are required for this request.",
-                (limit - *used).max(0.0)
-            ),
-        ));
-    }
-    let before = *used;
-    *used += cost;
-    Ok(before)
-}
-
-pub(crate) fn too_many(state: &Emulator, limit: usize) -> Response {
-    api_error(
-        state,
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limit_error",
-        "too_many_concurrent_requests",
-        &format!(
-            "Too many concurrent requests. Your current subscription is associated with a maximum of {limit} concurrent requests (running in parallel). This is done such that a single user does not overwhelm our systems and affect other users negatively. Please upgrade your subscription or contact sales if you want to increase this limit."
-        ),
-    )
-}
-
-/// The synthetic audio of a request, encoded, and its length in samples.
+/// The synthetic audio of a request after the configured latency, encoded, and its length in
+/// samples.
 #[allow(clippy::result_large_err)] // the error is the answer itself
 pub(crate) async fn synthesize(
     state: &Emulator,
@@ -464,6 +222,11 @@ pub(crate) async fn synthesize(
     body: &Value,
     accepted: &Accepted<'_>,
 ) -> Result<(Vec<u8>, usize), Response> {
+    let delay =
+        state.config.latency_ms as f64 + state.config.latency_per_char_ms * accepted.chars as f64;
+    if delay > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
+    }
     let speed = body
         .get("voice_settings")
         .and_then(|s| s.get("speed"))
@@ -522,23 +285,10 @@ pub(crate) async fn tts_response(
     if let Err(response) = check_stitching(state, body, accepted.model, enable_logging) {
         return response;
     }
-    let mut delivery = if variant.streams() {
-        Delivery::Chunked
-    } else {
-        Delivery::Whole
+    let delivery = match delivery_of(state, voice_id, &accepted, variant) {
+        Ok(d) => d,
+        Err(response) => return response,
     };
-    let content = format!(
-        "{voice_id}|{}|{}|{}|{}",
-        accepted.model.model_id,
-        accepted.format,
-        variant.path(""),
-        accepted.text
-    );
-    match inject_fault(state, &content) {
-        Some(Injected::Answer(response)) => return response,
-        Some(Injected::Delivery(fault)) => delivery = Delivery::Fault(fault),
-        None => {}
-    }
     let cost = (accepted.chars as f64 * accepted.model.credits_per_char).ceil();
     let used_before = match charge(state, cost) {
         Ok(before) => before,
@@ -551,32 +301,14 @@ pub(crate) async fn tts_response(
         *state.credits_used.lock().expect("credits lock") -= cost;
         return too_many(state, limit);
     }
-    // The generation starts: in the history at once (as `processing`), whatever becomes of the
-    // delivery or the client (zero retention excepted).
-    let request_id = state.next_id("request");
-    let history_id = state.next_id("history");
-    if enable_logging {
-        state.history.lock().expect("history lock").push(Item {
-            id: history_id.clone(),
-            request_id: request_id.clone(),
-            date_unix: state.now().floor() as i64,
-            credits_from: used_before as u64,
-            credits_to: (used_before + cost) as u64,
-            voice_id: voice_id.to_string(),
-            model_id: accepted.model.model_id.to_string(),
-            text: accepted.text.to_string(),
-            settings: body.get("voice_settings").cloned().unwrap_or(Value::Null),
-            format: accepted.format,
-            seconds: 0.0,
-            created: false,
-        });
-    }
+    let (request_id, history_id) = start_generation(
+        state,
+        voice_id,
+        body,
+        &accepted,
+        enable_logging.then_some((used_before, cost)),
+    );
     let started = Instant::now();
-    let delay =
-        state.config.latency_ms as f64 + state.config.latency_per_char_ms * accepted.chars as f64;
-    if delay > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
-    }
     let (audio, sample_count) = match synthesize(state, voice_id, body, &accepted).await {
         Ok(a) => a,
         Err(response) => return response,
@@ -598,6 +330,61 @@ pub(crate) async fn tts_response(
         delivery,
         answer,
     )
+}
+
+/// How the answer is delivered: whole, chunked, or spoiled by an injected fault (`Err` is a
+/// fault that answers at once).
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn delivery_of(
+    state: &Emulator,
+    voice_id: &str,
+    accepted: &Accepted<'_>,
+    variant: Variant,
+) -> Result<Delivery, Response> {
+    let content = format!(
+        "{voice_id}|{}|{}|{}|{}",
+        accepted.model.model_id,
+        accepted.format,
+        variant.path(""),
+        accepted.text
+    );
+    match inject_fault(state, &content) {
+        Some(Injected::Answer(response)) => Err(response),
+        Some(Injected::Delivery(fault)) => Ok(Delivery::Fault(fault)),
+        None if variant.streams() => Ok(Delivery::Chunked),
+        None => Ok(Delivery::Whole),
+    }
+}
+
+/// A generation starts: its ids, and its item in the history at once (as `processing`),
+/// whatever becomes of the delivery or the client. `charged` is the credits used before it and
+/// its cost, `None` with zero retention (nothing kept).
+fn start_generation(
+    state: &Emulator,
+    voice_id: &str,
+    body: &Value,
+    accepted: &Accepted<'_>,
+    charged: Option<(f64, f64)>,
+) -> (String, String) {
+    let request_id = state.next_id("request");
+    let history_id = state.next_id("history");
+    if let Some((used_before, cost)) = charged {
+        state.history.lock().expect("history lock").push(Item {
+            id: history_id.clone(),
+            request_id: request_id.clone(),
+            date_unix: state.now().floor() as i64,
+            credits_from: used_before as u64,
+            credits_to: (used_before + cost) as u64,
+            voice_id: voice_id.to_string(),
+            model_id: accepted.model.model_id.to_string(),
+            text: accepted.text.to_string(),
+            settings: body.get("voice_settings").cloned().unwrap_or(Value::Null),
+            format: accepted.format,
+            seconds: 0.0,
+            created: false,
+        });
+    }
+    (request_id, history_id)
 }
 
 /// The figures an answer's headers report.

@@ -71,13 +71,7 @@ pub(crate) async fn render_once<'a>(
         regenerated: req.plan.regenerate[req.r],
         ..Outcome::default()
     };
-    if !outcome.regenerated
-        && let Some((meta, path)) = req.cache.get(&key.key)
-    {
-        outcome.audio = Some(path);
-        outcome.alignment = meta.alignment.then(|| req.cache.alignment_path(&key.key));
-        outcome.meta = Some(meta);
-        outcome.cached = true;
+    if !outcome.regenerated && from_cache(req, &key, &mut outcome) {
         return (outcome, held);
     }
     // Sent by an earlier run that never got the answer: it was paid for; look for it first.
@@ -139,6 +133,18 @@ pub(crate) async fn render_once<'a>(
             }
         }
     }
+}
+
+/// Takes the request's answer from the cache, if it is there (and sound).
+fn from_cache(req: &Request<'_>, key: &RequestKey, outcome: &mut Outcome) -> bool {
+    let Some((meta, path)) = req.cache.get(&key.key) else {
+        return false;
+    };
+    outcome.audio = Some(path);
+    outcome.alignment = meta.alignment.then(|| req.cache.alignment_path(&key.key));
+    outcome.meta = Some(meta);
+    outcome.cached = true;
+    true
 }
 
 /// Whether a failed attempt may have been generated: the request went out (or may have) and
