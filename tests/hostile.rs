@@ -962,15 +962,7 @@ fn spawn_until(
     args: &[&str],
     line: &str,
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-        .current_dir(dir)
-        .env_clear()
-        .env("ELEVENLABS_API_KEY", SECRET_KEY)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_narrate(dir, args, Stdio::piped(), Stdio::piped());
     let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     loop {

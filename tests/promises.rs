@@ -130,15 +130,7 @@ async fn the_budget_holds_with_several_requests_in_flight() {
 /// Spawns narrate, waits until it has sent its first request (the emulator's log says so), and
 /// returns the child.
 async fn started(fx: &Fixture, args: &[&str]) -> std::process::Child {
-    let child = Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-        .current_dir(fx.path())
-        .env_clear()
-        .env("ELEVENLABS_API_KEY", SECRET_KEY)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_narrate(fx.path(), args, Stdio::piped(), Stdio::piped());
     for _ in 0..2000 {
         if fx.emu.state.in_flight() > 0 || !fx.tts_log().is_empty() {
             break;
@@ -297,15 +289,12 @@ async fn a_kill_during_assembly_leaves_the_old_output_and_nothing_half_written()
     let clean = fx.read("out/book.wav");
     std::fs::write(fx.path().join("out/book.wav"), "the previous output").unwrap();
     let base = fx.base();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-        .current_dir(fx.path())
-        .env_clear()
-        .env("ELEVENLABS_API_KEY", SECRET_KEY)
-        .args(["book.yaml", "--base-url", &base, "-v"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_narrate(
+        fx.path(),
+        &["book.yaml", "--base-url", &base, "-v"],
+        Stdio::null(),
+        Stdio::piped(),
+    );
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let assembling = lines
         .by_ref()

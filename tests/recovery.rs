@@ -3,7 +3,7 @@
 //! emulator's own history and request log: every text generated once.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use narrate::emulator::{self, Fault, Faults, HistoryMode};
@@ -113,15 +113,12 @@ async fn kill_9_with_requests_in_flight_then_a_resume_generates_each_text_once()
     .await;
     four_chapters(&fx, true);
     let base = fx.base();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-        .current_dir(fx.path())
-        .env_clear()
-        .env("ELEVENLABS_API_KEY", SECRET_KEY)
-        .args(["book.yaml", "--base-url", &base, "--concurrency", "4"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_narrate(
+        fx.path(),
+        &["book.yaml", "--base-url", &base, "--concurrency", "4"],
+        Stdio::null(),
+        Stdio::null(),
+    );
     // Kill at a controlled point: once at least three requests are being generated.
     let mut in_flight = 0;
     for _ in 0..1000 {

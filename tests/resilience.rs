@@ -190,15 +190,12 @@ async fn kill_9_at_controlled_points_then_a_rerun_completes_identically() {
     // Killed after 2, then after 6 complete deliveries (counted in the emulator's log, not
     // guessed from the clock).
     for deliveries in [2usize, 6] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-            .current_dir(fx.path())
-            .env_clear()
-            .env("ELEVENLABS_API_KEY", SECRET_KEY)
-            .args(["book.yaml", "--base-url", &base, "--concurrency", "2"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_narrate(
+            fx.path(),
+            &["book.yaml", "--base-url", &base, "--concurrency", "2"],
+            std::process::Stdio::null(),
+            std::process::Stdio::null(),
+        );
         for _ in 0..2000 {
             if fx.tts_log().iter().filter(|e| delivered(e)).count() >= deliveries {
                 break;
@@ -255,21 +252,18 @@ async fn sigint_stops_cleanly_and_the_report_says_interrupted() {
     };
     let emu = emulator_in(dir.path(), config).await;
     small_book(dir.path(), "out/book.mp3");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("ELEVENLABS_API_KEY", SECRET_KEY)
-        .args([
+    let child = spawn_narrate(
+        dir.path(),
+        &[
             "book.yaml",
             "--base-url",
             &emu.base_url(),
             "--concurrency",
             "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        std::process::Stdio::piped(),
+        std::process::Stdio::piped(),
+    );
     // Wait for the first responses, then interrupt.
     for _ in 0..200 {
         if tts_log(dir.path()).len() >= 2 {

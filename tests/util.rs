@@ -124,6 +124,25 @@ pub async fn narrate(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
         .expect("join")
 }
 
+/// Starts the binary in `dir` with a cleared environment and the test key, for tests that
+/// watch or stop it while it runs (the others use [`narrate`]).
+pub fn spawn_narrate(
+    dir: &Path,
+    args: &[&str],
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin!("narrate"))
+        .current_dir(dir)
+        .env_clear()
+        .env("ELEVENLABS_API_KEY", SECRET_KEY)
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("narrate starts")
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

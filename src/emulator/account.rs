@@ -120,6 +120,15 @@ pub(crate) async fn voice(
     response
 }
 
+/// The 503 of an account endpoint the configuration took down.
+fn unavailable(message: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({"detail": {"status": "service_unavailable", "message": message}})),
+    )
+        .into_response()
+}
+
 pub(crate) async fn list_models(
     State(state): State<Arc<Emulator>>,
     headers: HeaderMap,
@@ -128,11 +137,7 @@ pub(crate) async fn list_models(
 ) -> Response {
     let response = match authorize(&state, &headers) {
         Err(r) => *r,
-        Ok(()) if state.config.models_down => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"detail": {"status": "service_unavailable", "message": "The models list is unavailable."}})),
-        )
-            .into_response(),
+        Ok(()) if state.config.models_down => unavailable("The models list is unavailable."),
         Ok(()) => axum::Json(data::models_json(&state.config.model_limits)).into_response(),
     };
     log_get(&state, &method, &uri, &headers, &response);
@@ -147,11 +152,7 @@ pub(crate) async fn subscription(
 ) -> Response {
     let response = match authorize(&state, &headers) {
         Err(r) => *r,
-        Ok(()) if state.config.subscription_down => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"detail": {"status": "service_unavailable", "message": "The subscription is unavailable."}})),
-        )
-            .into_response(),
+        Ok(()) if state.config.subscription_down => unavailable("The subscription is unavailable."),
         Ok(()) => {
             let used = state.credits_used().ceil() as u64;
             let tier = state.config.tier;
