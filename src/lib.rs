@@ -15,6 +15,7 @@
 //!
 //! - [`cli`]: flags (`cli::args`), resolved into validated configuration (`cli::config`).
 //! - `commands`: one module per command; `session`: the client and optional emulator.
+//! - [`import`]: a book (EPUB, Markdown, text, HTML) into a manifest and chapter texts.
 //! - [`manifest`]: YAML/CSV parsing and validation into a [`manifest::Job`].
 //! - [`plan`]: text splitting and continuity chains.
 //! - [`api`]: the HTTP client, typed bodies and replies, the API's error shapes.
@@ -45,6 +46,7 @@ pub mod error;
 pub mod execute;
 pub mod files;
 pub mod format;
+pub mod import;
 pub mod manifest;
 pub mod models;
 pub mod output;
@@ -74,5 +76,6 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
             println!("review page {}", page.display());
             Ok(EXIT_OK)
         }
+        Some(Command::Import(args)) => commands::import::run(&args),
     }
 }

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Some(Command::Models(a)) => &a.api.log,
         Some(Command::Emulate(a)) => &a.log,
         Some(Command::Review(a)) => &a.log,
+        Some(Command::Import(a)) => &a.log,
         None => &cli.render.api.log,
     };
     init_logging(log);

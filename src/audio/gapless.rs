@@ -58,7 +58,7 @@ pub(crate) fn mp3_kbps(format: OutputFormat) -> Result<u32, AudioError> {
 
 /// The gain that brings the output to `--loudness-target`: normalizing needs the loudness
 /// first, so a measuring pass runs before the encoding pass applies the gain to every sample.
-fn target_gain(
+pub(crate) fn target_gain(
     pieces: &[Piece<'_>],
     format: OutputFormat,
     options: &Options,

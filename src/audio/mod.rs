@@ -5,7 +5,7 @@
 //! - `layout`: which pieces (audio, silence) go into which output file.
 //! - `pcm`: joining decoded responses sample by sample, with `edit` trimming and fading them.
 //! - `wav`: WAV (or RF64) output; `gapless`: `.mp3` encoded once; `mp3copy`: `.mp3` by
-//!   frame copy.
+//!   frame copy; `m4b`: AAC with chapters, tags and cover, through ffmpeg.
 //! - `loudness`: EBU R128 measurement and normalization; `tags`: ID3 with chapters.
 //!
 //! Not responsible for fetching audio (see `execute`) or for codecs (see `codec`).
@@ -20,6 +20,7 @@ pub(crate) mod edit;
 pub(crate) mod gapless;
 pub(crate) mod layout;
 pub(crate) mod loudness;
+pub(crate) mod m4b;
 pub(crate) mod mp3copy;
 pub(crate) mod pcm;
 pub(crate) mod tags;
@@ -133,7 +134,7 @@ impl Placement {
     }
 }
 
-/// Writes `pieces` to `output` (`.wav` or `.mp3`): via a temporary file in the same directory,
+/// Writes `pieces` to `output` (`.wav`, `.mp3` or `.m4b`): via a temporary file in the same directory,
 /// renamed into place only when complete.
 pub fn assemble(
     pieces: &[Piece<'_>],
@@ -147,12 +148,16 @@ pub fn assemble(
     };
     std::fs::create_dir_all(crate::files::parent_dir(output)).map_err(io)?;
     let temp = crate::files::temp_beside(output).map_err(io)?;
-    let mp3_out = output
+    let ext = output
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let mp3_out = ext.as_deref() == Some("mp3");
+    let m4b_out = ext.as_deref() == Some("m4b");
     let measure = options.measure || options.loudness_target.is_some();
     let encode = options.encode_mp3 || options.trim_silence || options.loudness_target.is_some();
-    let mut placement = if mp3_out && encode {
+    let mut placement = if m4b_out {
+        m4b::write_m4b(pieces, format, temp.path(), output, options, measure)?
+    } else if mp3_out && encode {
         write_mp3_encoded(pieces, format, temp.as_file(), output, options, measure)?
     } else if mp3_out {
         write_mp3(pieces, format, temp.as_file(), output, options, measure)?
@@ -161,7 +166,7 @@ pub fn assemble(
     };
     if let (Some(target), false, Some(m)) = (
         options.loudness_target,
-        mp3_out,
+        mp3_out || m4b_out,
         placement.loudness.as_mut(),
     ) && let Some(gain) = normalizing_gain(target, &m.whole)
     {

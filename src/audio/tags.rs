@@ -9,6 +9,14 @@ pub struct TagSpec {
     pub title: Option<String>,
     pub author: Option<String>,
     pub album: Option<String>,
+    /// The reader: ID3 TCOM, MP4 composer.
+    pub narrator: Option<String>,
+    /// Four digits: ID3 TDRC, MP4 date.
+    pub year: Option<String>,
+    /// MP4 description (ID3 leaves it out).
+    pub description: Option<String>,
+    /// A JPEG or PNG: ID3 APIC (front cover), MP4 artwork.
+    pub cover: Option<std::path::PathBuf>,
     /// Chapters in order: title, and the index of the output piece where its audio starts.
     pub chapters: Vec<(String, usize)>,
 }
@@ -59,6 +67,28 @@ pub(crate) fn id3v2(spec: &TagSpec, chapters: &[ChapterTime]) -> Vec<u8> {
     if let Some(a) = &spec.album {
         frames.extend(text_frame(b"TALB", a));
     }
+    if let Some(n) = &spec.narrator {
+        frames.extend(text_frame(b"TCOM", n));
+    }
+    if let Some(y) = &spec.year {
+        frames.extend(text_frame(b"TDRC", y));
+    }
+    if let Some(image) = spec
+        .cover
+        .as_deref()
+        .and_then(|p| crate::files::read_bytes(p, 16 * 1024 * 1024).ok())
+    {
+        let mime: &[u8] = if image.starts_with(b"\x89PNG") {
+            b"image/png"
+        } else {
+            b"image/jpeg"
+        };
+        let mut body = vec![0u8]; // Latin-1 description (empty)
+        body.extend_from_slice(mime);
+        body.extend_from_slice(&[0, 0x03, 0]); // front cover, no description
+        body.extend_from_slice(&image);
+        frames.extend(frame(b"APIC", &body));
+    }
     frames.extend(text_frame(
         b"TSSE",
         concat!("narrate ", env!("CARGO_PKG_VERSION")),
@@ -97,6 +127,11 @@ pub(crate) fn id3_tag(
     rate: u32,
     placement: &Placement,
 ) -> Vec<u8> {
+    crate::audio::tags::id3v2(spec, &chapter_times(spec, rate, placement))
+}
+
+/// The chapters of `spec` placed by `placement`, in milliseconds.
+pub(crate) fn chapter_times(spec: &TagSpec, rate: u32, placement: &Placement) -> Vec<ChapterTime> {
     let ms = |samples: u64| (samples * 1000 / u64::from(rate)).min(u64::from(u32::MAX)) as u32;
     let start = |i: usize| match i {
         0 => 0,
@@ -110,17 +145,15 @@ pub(crate) fn id3_tag(
                     .map_or(placement.total_samples, |s| s.start)
             }),
     };
-    let times: Vec<crate::audio::tags::ChapterTime> = spec
-        .chapters
+    spec.chapters
         .iter()
         .enumerate()
-        .map(|(i, (title, _))| crate::audio::tags::ChapterTime {
+        .map(|(i, (title, _))| ChapterTime {
             title: title.clone(),
             start_ms: ms(start(i)),
             end_ms: ms(start(i + 1)),
         })
-        .collect();
-    crate::audio::tags::id3v2(spec, &times)
+        .collect()
 }
 
 #[cfg(test)]
@@ -132,8 +165,8 @@ mod tests {
         let spec = TagSpec {
             title: Some("Book".into()),
             author: Some("Lewis Carroll".into()),
-            album: None,
             chapters: vec![("One".into(), 0), ("Two".into(), 3)],
+            ..TagSpec::default()
         };
         let zero = vec![
             ChapterTime {

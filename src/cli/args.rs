@@ -42,6 +42,8 @@ pub enum Command {
     Emulate(EmulateArgs),
     /// Write the review page of a render again, beside its report
     Review(ReviewArgs),
+    /// Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
+    Import(ImportArgs),
 }
 
 /// Where the API is and how to authenticate.
@@ -224,6 +226,46 @@ pub struct ReviewArgs {
     /// The report of a render, such as out/book.report.json
     #[arg(value_name = "REPORT")]
     pub report: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// The book: .epub (EPUB 2 or 3), .md, .txt or .html
+    #[arg(value_name = "BOOK")]
+    pub book: PathBuf,
+    /// The manifest to write (default: <book>.yaml beside the book); its chapter texts go in a
+    /// directory named after it
+    #[arg(short, long, value_name = "MANIFEST")]
+    pub output: Option<PathBuf>,
+    /// Voice for every segment: an id, or a name resolved when rendering
+    #[arg(long, value_name = "NAME|ID")]
+    pub voice: Option<String>,
+    /// Model for every segment
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// output_format of the responses
+    #[arg(long, value_name = "FORMAT")]
+    pub output_format: Option<String>,
+    /// The audio file the manifest renders to (.mp3, .wav or .m4b)
+    #[arg(long, value_name = "PATH")]
+    pub audio_output: Option<PathBuf>,
+    /// Plain text: a line matching this regular expression starts a chapter
+    #[arg(long, value_name = "REGEX")]
+    pub chapter_pattern: Option<String>,
+    /// Keep front and back matter (cover, contents, copyright, licence, index)
+    #[arg(long)]
+    pub keep_all: bool,
+    /// Read images' alt text aloud
+    #[arg(long)]
+    pub alt_text: bool,
+    /// Pause after each chapter title
+    #[arg(long, default_value_t = 1500, value_name = "MS")]
+    pub title_pause_ms: u64,
+    /// Replace an existing manifest and its chapter files
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub log: LogArgs,
 }

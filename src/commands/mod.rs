@@ -12,6 +12,7 @@ use crate::manifest::{self, Job};
 
 pub(crate) mod check;
 pub(crate) mod emulate;
+pub(crate) mod import;
 pub(crate) mod models;
 pub(crate) mod plan;
 pub(crate) mod render;

@@ -96,7 +96,8 @@ impl Caches {
     }
 }
 
-/// The checks that need nothing but the disk: `--only` ids, outputs, locks, leftovers.
+/// The checks that need nothing but the disk: `--only` ids, outputs (and ffmpeg for `.m4b`),
+/// locks, leftovers.
 pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Result<Caches> {
     for id in &config.only {
         if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
@@ -105,6 +106,14 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
     }
     let split = config.split == Split::Chapters;
     output::check_outputs(jobs, split, config.endpoint.key_file.as_deref())?;
+    if let Some(job) = jobs.iter().find(|j| {
+        j.output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("m4b"))
+    }) {
+        crate::audio::m4b::check_ffmpeg()
+            .map_err(|why| UsageError(format!("{}: {why}", job.manifest.display())))?;
+    }
     let caches = Caches::open(config, jobs)?;
     for job in jobs {
         for (path, _, _) in output_files(job, split) {
@@ -415,6 +424,10 @@ pub(crate) fn assemble(
                     .album
                     .clone()
                     .or_else(|| split.then(|| job.title.clone()).flatten()),
+                narrator: job.narrator.clone(),
+                year: job.year.clone(),
+                description: job.description.clone(),
+                cover: job.cover.clone(),
                 chapters: if split { Vec::new() } else { chapters },
             },
             measure: runner.settings.loudness,

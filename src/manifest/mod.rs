@@ -133,6 +133,14 @@ pub struct Job {
     pub author: Option<String>,
     /// Written to the MP3's ID3 tag (TALB).
     pub album: Option<String>,
+    /// Written as the composer (ID3 TCOM, MP4 ©wrt), where audiobook players show the reader.
+    pub narrator: Option<String>,
+    /// Written to an M4B's description.
+    pub description: Option<String>,
+    /// Four digits: ID3 TDRC, MP4 date.
+    pub year: Option<String>,
+    /// A JPEG or PNG (checked when loading), embedded as the artwork of MP3 and M4B outputs.
+    pub cover: Option<PathBuf>,
     pub output: PathBuf,
     pub output_format: OutputFormat,
     pub lead_in_ms: u64,
@@ -236,12 +244,17 @@ pub fn load(
     };
     let (segments, output_format) = resolver.segments(raw_segments, &mut inputs)?;
     resolve::check_header(&ctx, &header)?;
+    let (year, cover) = resolve::book_fields(&ctx, &base, &header, &mut inputs)?;
     let output = resolve::output(&ctx, path, &base, &header, output_override, output_format)?;
     Ok(Job {
         manifest: path.to_path_buf(),
         title: header.title,
         author: header.author,
         album: header.album,
+        narrator: header.narrator,
+        description: header.description,
+        year,
+        cover,
         output,
         output_format,
         lead_in_ms: header.lead_in_ms.unwrap_or(0),

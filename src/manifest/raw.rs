@@ -38,6 +38,10 @@ pub(crate) struct RawManifest {
     pub(crate) title: Option<String>,
     pub(crate) author: Option<String>,
     pub(crate) album: Option<String>,
+    pub(crate) narrator: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) year: Option<Year>,
+    pub(crate) cover: Option<String>,
     pub(crate) output: Option<String>,
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,
@@ -47,11 +51,23 @@ pub(crate) struct RawManifest {
     pub(crate) segments_csv: Option<String>,
 }
 
+/// `year: 1865` or `year: "1865"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Year {
+    Number(u64),
+    Text(String),
+}
+
 #[derive(Default)]
 pub(crate) struct Header {
     pub(crate) title: Option<String>,
     pub(crate) author: Option<String>,
     pub(crate) album: Option<String>,
+    pub(crate) narrator: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) year: Option<Year>,
+    pub(crate) cover: Option<String>,
     pub(crate) output: Option<String>,
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,

@@ -433,6 +433,53 @@ pub(super) fn check_header(ctx: &Ctx<'_>, header: &Header) -> Result<(), Manifes
     Ok(())
 }
 
+/// The largest cover image.
+pub(super) const MAX_COVER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `year` (four digits) and `cover` (a JPEG or PNG of at most [`MAX_COVER_BYTES`], relative to
+/// the manifest, an input like a `text_file`).
+pub(super) fn book_fields(
+    ctx: &Ctx<'_>,
+    base: &Path,
+    header: &Header,
+    inputs: &mut Vec<PathBuf>,
+) -> Result<(Option<String>, Option<PathBuf>), ManifestError> {
+    let year = match &header.year {
+        None => None,
+        Some(super::raw::Year::Number(n)) => Some(n.to_string()),
+        Some(super::raw::Year::Text(t)) => Some(t.trim().to_string()),
+    };
+    if let Some(y) = &year
+        && !(y.len() == 4 && y.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(ctx.err(
+            None,
+            Some("year".into()),
+            format!("{y:?} is not a year (four digits, such as 1865)"),
+        ));
+    }
+    let Some(cover) = &header.cover else {
+        return Ok((year, None));
+    };
+    let path = normalize(&base.join(cover));
+    let bytes = crate::files::read_bytes(&path, MAX_COVER_BYTES).map_err(|e| {
+        ctx.err(
+            None,
+            Some("cover".into()),
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    if !(bytes.starts_with(&[0xFF, 0xD8, 0xFF]) || bytes.starts_with(b"\x89PNG\r\n\x1a\n")) {
+        return Err(ctx.err(
+            None,
+            Some("cover".into()),
+            format!("{} is not a JPEG or PNG image", path.display()),
+        ));
+    }
+    inputs.push(path.clone());
+    Ok((year, Some(path)))
+}
+
 /// The output path: `-o`, the manifest's `output` (relative to it), or `<stem>.wav` beside it;
 /// `.wav`, or `.mp3` for an mp3 format; never Opus, which narrate cannot decode.
 pub(super) fn output(
@@ -455,13 +502,16 @@ pub(super) fn output(
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     let wrong = match ext.as_deref() {
-        Some("wav") => None,
+        Some("wav" | "m4b") => None,
         Some("mp3") if format.is_mp3() => None,
         Some("mp3") => Some(format!(
             "{} is an .mp3 output but the output_format is {format}; use an mp3_* format or a .wav output",
             output.display()
         )),
-        _ => Some(format!("{} must end in .wav or .mp3", output.display())),
+        _ => Some(format!(
+            "{} must end in .wav, .mp3 or .m4b",
+            output.display()
+        )),
     };
     if let Some(message) = wrong {
         return Err(ctx.err(None, Some("output".into()), message));

@@ -109,6 +109,10 @@ pub(super) fn read_yaml(
     let header = Header {
         author: raw.author,
         album: raw.album,
+        narrator: raw.narrator,
+        description: raw.description,
+        year: raw.year,
+        cover: raw.cover,
         title: raw.title,
         output: raw.output,
         lead_in_ms: raw.lead_in_ms,

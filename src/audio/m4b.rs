@@ -1,0 +1,237 @@
+//! `.m4b` output: the joined samples streamed to ffmpeg's AAC encoder (memory stays flat), then
+//! the chapters, tags and cover put around that audio by a second ffmpeg pass that copies it.
+//!
+//! ffmpeg is required for this output only; [`check_ffmpeg`] tells the user before anything is
+//! sent. Not responsible for the join (see `pcm`).
+
+use std::ffi::OsString;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use super::gapless::target_gain;
+use super::pcm::{Sink, join_pcm};
+use super::tags::chapter_times;
+use super::{AudioError, Options, Piece, Placement};
+use crate::format::{Codec, OutputFormat};
+
+/// The ffmpeg narrate runs: `NARRATE_FFMPEG`, or `ffmpeg` on the PATH.
+fn ffmpeg() -> OsString {
+    std::env::var_os("NARRATE_FFMPEG").unwrap_or_else(|| "ffmpeg".into())
+}
+
+/// Whether ffmpeg runs, with the message to show when it does not.
+pub(crate) fn check_ffmpeg() -> Result<(), String> {
+    let ok = Command::new(ffmpeg())
+        .arg("-version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err("an .m4b output needs ffmpeg (its AAC encoder and MP4 muxer), which is not on the PATH; install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or choose an .mp3 or .wav output".into())
+    }
+}
+
+/// The AAC bitrate: the responses' MP3 bitrate (64 to 192 kbps), else 128 kbps.
+fn aac_kbps(format: OutputFormat) -> u32 {
+    match format.codec {
+        Codec::Mp3 { kbps } => kbps.clamp(64, 192),
+        _ => 128,
+    }
+}
+
+struct FfmpegSink {
+    stdin: BufWriter<ChildStdin>,
+    bytes: Vec<u8>,
+}
+
+impl Sink for FfmpegSink {
+    fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        self.bytes.clear();
+        for s in samples {
+            self.bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        self.stdin
+            .write_all(&self.bytes)
+            .map_err(|e| AudioError::Encode(format!("ffmpeg stopped reading: {e}")))
+    }
+}
+
+fn words(list: &[&str]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
+}
+
+/// Runs ffmpeg with `args`, its stderr kept (bounded) for the error message.
+fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), AudioError> {
+    let log = tempfile::tempfile().map_err(|e| AudioError::Encode(format!("ffmpeg: {e}")))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| AudioError::Encode(format!("ffmpeg: {e}")))?;
+    let child = Command::new(ffmpeg())
+        .args(["-hide_banner", "-nostats", "-loglevel", "error", "-y"])
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .map_err(|e| AudioError::Encode(format!("cannot run ffmpeg: {e}")))?;
+    Ok((child, log))
+}
+
+/// Waits for ffmpeg; a failure carries the first 4 KB of what it said.
+fn finish(mut child: Child, mut log: std::fs::File, what: &str) -> Result<(), AudioError> {
+    let status = child
+        .wait()
+        .map_err(|e| AudioError::Encode(format!("ffmpeg ({what}): {e}")))?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut said = String::new();
+    let _ = log.rewind();
+    let _ = log.take(4096).read_to_string(&mut said);
+    Err(AudioError::Encode(format!(
+        "ffmpeg ({what}) failed with {status}: {}",
+        said.trim()
+    )))
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '=' | ';' | '#' | '\\' | '\n') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The FFMETADATA of the output: tags and chapters.
+fn metadata(options: &Options, rate: u32, placement: &Placement) -> String {
+    use std::fmt::Write as _;
+    let spec = &options.tags;
+    let mut meta = String::from(";FFMETADATA1\n");
+    for (key, value) in [
+        ("title", &spec.title),
+        ("artist", &spec.author),
+        ("album_artist", &spec.author),
+        ("album", &spec.album),
+        ("composer", &spec.narrator),
+        ("date", &spec.year),
+        ("description", &spec.description),
+        ("comment", &spec.description),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(meta, "{key}={}", escape(v));
+        }
+    }
+    let _ = writeln!(meta, "genre=Audiobook");
+    let _ = writeln!(meta, "encoder=narrate {}", env!("CARGO_PKG_VERSION"));
+    for c in chapter_times(spec, rate, placement) {
+        let _ = write!(
+            meta,
+            "\n[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle={}\n",
+            c.start_ms,
+            c.end_ms,
+            escape(&c.title)
+        );
+    }
+    meta
+}
+
+/// `.m4b` output into `temp` (a file beside `output`).
+pub(crate) fn write_m4b(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    temp: &Path,
+    output: &Path,
+    options: &Options,
+    measure: bool,
+) -> Result<Placement, AudioError> {
+    let io = |source: std::io::Error| AudioError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let rate = format.sample_rate;
+    let aac = crate::files::temp_beside(output).map_err(io)?;
+    let rate_arg = rate.to_string();
+    let kbps = format!("{}k", aac_kbps(format));
+    let mut args = words(&["-f", "s16le", "-ar", &rate_arg, "-ac", "1", "-i", "pipe:0"]);
+    args.extend(words(&["-c:a", "aac", "-b:a", &kbps, "-f", "mp4"]));
+    args.push(aac.path().into());
+    let (mut child, log) = spawn(&args, Stdio::piped())?;
+    let Some(stdin) = child.stdin.take() else {
+        let _ = child.kill();
+        return Err(AudioError::Encode("ffmpeg: no standard input".into()));
+    };
+    let mut sink = FfmpegSink {
+        stdin: BufWriter::with_capacity(1 << 20, stdin),
+        bytes: Vec::new(),
+    };
+    let joined = target_gain(pieces, format, options).and_then(|gain| {
+        let mut p = join_pcm(
+            pieces,
+            format,
+            &mut sink,
+            measure,
+            options.trim_silence,
+            gain.unwrap_or(0.0),
+            options.cancel.as_deref(),
+        )?;
+        if let Some(m) = &mut p.loudness {
+            m.gain_db = gain;
+        }
+        Ok(p)
+    });
+    let flushed = sink.stdin.flush();
+    drop(sink);
+    let mut placement = match joined {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    finish(child, log, "AAC encoding")?;
+    flushed.map_err(|e| AudioError::Encode(format!("ffmpeg stopped reading: {e}")))?;
+    placement.method = super::Assembly::Encode;
+
+    let meta = crate::files::temp_beside(output).map_err(io)?;
+    std::fs::write(meta.path(), metadata(options, rate, &placement)).map_err(io)?;
+    let mut args = words(&["-i"]);
+    args.push(aac.path().into());
+    args.extend(words(&["-f", "ffmetadata", "-i"]));
+    args.push(meta.path().into());
+    if let Some(cover) = &options.tags.cover {
+        args.extend(words(&["-i"]));
+        args.push(cover.into());
+    }
+    args.extend(words(&[
+        "-map",
+        "0:a",
+        "-map_metadata",
+        "1",
+        "-map_chapters",
+        "1",
+    ]));
+    if options.tags.cover.is_some() {
+        args.extend(words(&["-map", "2:v", "-disposition:v:0", "attached_pic"]));
+    }
+    args.extend(words(&[
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "ipod",
+    ]));
+    args.push(temp.into());
+    let (child, log) = spawn(&args, Stdio::null())?;
+    finish(child, log, "chapters and tags")?;
+    Ok(placement)
+}

@@ -1,0 +1,573 @@
+//! An (X)HTML page read into blocks of text to be narrated: headings and paragraphs, with the
+//! element ids found in each (where a table of contents may point), what the page says it is
+//! (`epub:type`, `role`) and what was left out (tables, images, footnotes, page numbers).
+//!
+//! EPUB content is XHTML; a lone `.html` file is read leniently (end tags may be missing or
+//! misnested, void elements need no `/`). Not responsible for chapters (see `epub`, `mod`).
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::clean;
+
+/// A block of text, in reading order.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Block {
+    /// `Some(level)` for `h1`..`h6`.
+    pub(crate) heading: Option<u8>,
+    pub(crate) text: String,
+    /// Element ids that start at or inside this block (or in the empty run before it).
+    pub(crate) anchors: Vec<String>,
+}
+
+/// A page's blocks and what the page says about itself.
+#[derive(Debug, Default)]
+pub(crate) struct Page {
+    pub(crate) blocks: Vec<Block>,
+    /// `<title>`.
+    pub(crate) title: Option<String>,
+    /// The structural kinds the page declares on `body` or its top sections (`epub:type`,
+    /// `role="doc-…"`), such as `cover`, `toc`, `copyright-page`, `index`.
+    pub(crate) kinds: Vec<String>,
+    /// Ids that come after the last block.
+    pub(crate) trailing_anchors: Vec<String>,
+    /// What was left out, counted by kind: `("table", 2)`.
+    pub(crate) left_out: Vec<(&'static str, usize)>,
+    /// The `href`s of links in a `nav` of this kind, when asked for (EPUB 3 navigation).
+    pub(crate) nav: Vec<NavLink>,
+}
+
+/// One link of an EPUB 3 navigation document, with its nesting depth (1 = top level).
+#[derive(Clone, Debug)]
+pub(crate) struct NavLink {
+    /// `toc` or `landmarks` (the `epub:type` of its `nav`).
+    pub(crate) nav: String,
+    pub(crate) depth: usize,
+    pub(crate) href: String,
+    pub(crate) label: String,
+    /// The link's own `epub:type` (landmarks: `cover`, `toc`, `bodymatter`...).
+    pub(crate) kind: Option<String>,
+}
+
+/// Options of the reading.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HtmlOptions {
+    /// Read images' `alt` text as a paragraph.
+    pub(crate) alt_text: bool,
+}
+
+const BLOCKS: &[&str] = &[
+    "p",
+    "div",
+    "li",
+    "blockquote",
+    "pre",
+    "dt",
+    "dd",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "body",
+    "figcaption",
+    "ul",
+    "ol",
+    "dl",
+    "address",
+    "center",
+    "main",
+    "hgroup",
+    "figure",
+    "nav",
+];
+const VOID: &[&str] = &[
+    "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed",
+    "param", "track",
+];
+/// Elements whose content is never narrated, and the name of what is left out.
+const SKIPPED: &[(&str, &str)] = &[
+    ("head", ""),
+    ("script", ""),
+    ("style", ""),
+    ("table", "table"),
+    ("svg", "image"),
+    ("math", "formula"),
+    ("object", "image"),
+    ("video", "video"),
+    ("audio", "audio"),
+    ("iframe", ""),
+    ("noscript", ""),
+    ("rt", ""),
+    ("rp", ""),
+];
+/// `epub:type` / `role` values whose content is not read.
+const SKIPPED_KINDS: &[(&str, &str)] = &[
+    ("noteref", "footnote marker"),
+    ("doc-noteref", "footnote marker"),
+    ("pagebreak", "page number"),
+    ("doc-pagebreak", "page number"),
+    ("footnote", "footnote"),
+    ("footnotes", "footnote"),
+    ("endnote", "footnote"),
+    ("endnotes", "footnote"),
+    ("rearnote", "footnote"),
+    ("rearnotes", "footnote"),
+    ("doc-footnote", "footnote"),
+    ("doc-endnote", "footnote"),
+    ("doc-endnotes", "footnote"),
+];
+/// Classes whose content is not read (pandoc's and common converters' footnotes).
+const SKIPPED_CLASSES: &[(&str, &str)] = &[
+    ("footnote-ref", "footnote marker"),
+    ("footnotes", "footnote"),
+    ("footnote", "footnote"),
+    ("pagenum", "page number"),
+    ("page-number", "page number"),
+];
+
+struct Attrs {
+    id: Option<String>,
+    kinds: Vec<String>,
+    classes: Vec<String>,
+    href: Option<String>,
+    alt: Option<String>,
+}
+
+fn attrs(e: &BytesStart<'_>) -> Attrs {
+    let mut out = Attrs {
+        id: None,
+        kinds: Vec::new(),
+        classes: Vec::new(),
+        href: None,
+        alt: None,
+    };
+    for a in e.attributes().with_checks(false).flatten() {
+        let key = a.key.as_ref().to_ascii_lowercase();
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map(|v| v.into_owned())
+            .unwrap_or_else(|_| a.value.to_string());
+        match key.as_str() {
+            "id" | "xml:id" => out.id = Some(value),
+            "epub:type" | "role" => out
+                .kinds
+                .extend(value.split_whitespace().map(str::to_ascii_lowercase)),
+            "class" => out
+                .classes
+                .extend(value.split_whitespace().map(str::to_ascii_lowercase)),
+            "href" => out.href = Some(value),
+            "alt" => out.alt = Some(value),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn local(e: &BytesStart<'_>) -> String {
+    e.local_name().as_ref().to_ascii_lowercase()
+}
+
+/// Why an element's content is not read, if it is not.
+fn skip_reason(name: &str, a: &Attrs) -> Option<&'static str> {
+    if let Some((_, why)) = SKIPPED.iter().find(|(n, _)| *n == name) {
+        return Some(why);
+    }
+    for k in &a.kinds {
+        if let Some((_, why)) = SKIPPED_KINDS.iter().find(|(n, _)| n == k) {
+            return Some(why);
+        }
+    }
+    for c in &a.classes {
+        if let Some((_, why)) = SKIPPED_CLASSES.iter().find(|(n, _)| n == c) {
+            return Some(why);
+        }
+    }
+    None
+}
+
+/// A named or numeric character reference.
+pub(crate) fn entity(name: &str) -> Option<char> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        return char::from_u32(code).filter(|c| *c != '\0');
+    }
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        "shy" => '\u{ad}',
+        "mdash" => '\u{2014}',
+        "ndash" => '\u{2013}',
+        "hellip" => '\u{2026}',
+        "lsquo" => '\u{2018}',
+        "rsquo" => '\u{2019}',
+        "ldquo" => '\u{201c}',
+        "rdquo" => '\u{201d}',
+        "laquo" => '\u{ab}',
+        "raquo" => '\u{bb}',
+        "copy" => '\u{a9}',
+        "eacute" => '\u{e9}',
+        "egrave" => '\u{e8}',
+        "aelig" => '\u{e6}',
+        "oelig" => '\u{153}',
+        "thinsp" => '\u{2009}',
+        "ensp" => '\u{2002}',
+        "emsp" => '\u{2003}',
+        "zwnj" => '\u{200c}',
+        "zwj" => '\u{200d}',
+        _ => return None,
+    })
+}
+
+struct Open {
+    name: String,
+    /// Content of this element is not read (it or an ancestor is skipped).
+    skipping: bool,
+    /// A `nav` element's `epub:type`.
+    nav: Option<String>,
+}
+
+/// The state of one page's reading.
+struct Builder {
+    page: Page,
+    text: String,
+    anchors: Vec<String>,
+    /// Inside `<sup>`: its text waits until its end, to drop a footnote number.
+    sup: Option<String>,
+    in_title: Option<String>,
+    left_out: Vec<(&'static str, usize)>,
+    /// Inside a navigation link: (nav kind, depth, href, label, link kind).
+    link: Option<(String, usize, String, String, Option<String>)>,
+}
+
+impl Builder {
+    fn push_text(&mut self, s: &str) {
+        if let Some(t) = &mut self.in_title {
+            t.push_str(s);
+        } else if let Some((_, _, _, label, _)) = &mut self.link {
+            label.push_str(s);
+            self.text.push_str(s);
+        } else if let Some(sup) = &mut self.sup {
+            sup.push_str(s);
+        } else {
+            self.text.push_str(s);
+        }
+    }
+
+    fn flush(&mut self, heading: Option<u8>) {
+        let text = clean(&self.text);
+        self.text.clear();
+        if text.is_empty() {
+            return;
+        }
+        self.page.blocks.push(Block {
+            heading,
+            text,
+            anchors: std::mem::take(&mut self.anchors),
+        });
+    }
+
+    fn leave_out(&mut self, what: &'static str) {
+        if what.is_empty() {
+            return;
+        }
+        match self.left_out.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => self.left_out.push((what, 1)),
+        }
+    }
+}
+
+fn heading_level(name: &str) -> Option<u8> {
+    match name.as_bytes() {
+        [b'h', d @ b'1'..=b'6'] => Some(d - b'0'),
+        _ => None,
+    }
+}
+
+/// Reads a page. `Err` carries the parser's message and the byte offset where it stopped.
+pub(crate) fn read_page(source: &str, options: HtmlOptions) -> Result<Page, String> {
+    let mut reader = Reader::from_str(source);
+    let config = reader.config_mut();
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
+    config.allow_dangling_amp = true;
+    let mut b = Builder {
+        page: Page::default(),
+        text: String::new(),
+        anchors: Vec::new(),
+        sup: None,
+        in_title: None,
+        left_out: Vec::new(),
+        link: None,
+    };
+    let mut stack: Vec<Open> = Vec::new();
+    let mut depth_of_lists = 0usize;
+    let mut nav_kind: Option<String> = None;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("{e} (at byte {})", reader.error_position()))?;
+        let skipping = stack.last().is_some_and(|o| o.skipping);
+        match event {
+            Event::Start(e) | Event::Empty(e) if VOID.contains(&local(&e).as_str()) => {
+                let name = local(&e);
+                let a = attrs(&e);
+                if skipping {
+                    continue;
+                }
+                if let Some(id) = a.id {
+                    b.anchors.push(id);
+                }
+                match name.as_str() {
+                    "br" => b.push_text(" "),
+                    "hr" => b.flush(None),
+                    "img" => {
+                        match a
+                            .alt
+                            .filter(|alt| options.alt_text && !clean(alt).is_empty())
+                        {
+                            Some(alt) => {
+                                b.flush(None);
+                                b.text.push_str(&alt);
+                                b.flush(None);
+                            }
+                            None => b.leave_out("image"),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Empty(e) => {
+                if !skipping && let Some(id) = attrs(&e).id {
+                    b.anchors.push(id);
+                }
+            }
+            Event::Start(e) => {
+                let name = local(&e);
+                let a = attrs(&e);
+                let heading = heading_level(&name);
+                if !skipping && (BLOCKS.contains(&name.as_str()) || heading.is_some()) {
+                    b.flush(None);
+                }
+                if matches!(name.as_str(), "body" | "section" | "article")
+                    && stack.iter().filter(|o| o.name != "html").count() <= 2
+                {
+                    b.page.kinds.extend(a.kinds.iter().cloned());
+                }
+                let mut reason = if skipping {
+                    None
+                } else {
+                    skip_reason(&name, &a)
+                };
+                if name == "title" && stack.iter().any(|o| o.name == "head") {
+                    b.in_title = Some(String::new());
+                }
+                if name == "nav" {
+                    nav_kind = Some(a.kinds.first().cloned().unwrap_or_else(|| "toc".into()));
+                    depth_of_lists = 0;
+                }
+                if nav_kind.is_some() && name == "ol" {
+                    depth_of_lists += 1;
+                }
+                if let (Some(kind), "a", Some(href)) = (&nav_kind, name.as_str(), &a.href) {
+                    b.link = Some((
+                        kind.clone(),
+                        depth_of_lists.max(1),
+                        href.clone(),
+                        String::new(),
+                        a.kinds.first().cloned(),
+                    ));
+                }
+                if name == "sup" && !skipping {
+                    b.sup = Some(String::new());
+                }
+                if let Some(why) = reason.take() {
+                    b.leave_out(why);
+                    stack.push(Open {
+                        name,
+                        skipping: true,
+                        nav: None,
+                    });
+                    continue;
+                }
+                if !skipping && let Some(id) = a.id {
+                    b.anchors.push(id);
+                }
+                let nav = (name == "nav").then(|| nav_kind.clone()).flatten();
+                stack.push(Open {
+                    name,
+                    skipping,
+                    nav,
+                });
+            }
+            Event::End(e) => {
+                let name = e.local_name().as_ref().to_ascii_lowercase();
+                let Some(at) = stack.iter().rposition(|o| o.name == name) else {
+                    continue;
+                };
+                let closed = stack.split_off(at);
+                let was_skipping = closed[0].skipping;
+                if name == "title" {
+                    if let Some(t) = b.in_title.take() {
+                        b.page.title = Some(clean(&t)).filter(|t| !t.is_empty());
+                    }
+                    continue;
+                }
+                if closed.iter().any(|o| o.nav.is_some()) {
+                    nav_kind = None;
+                }
+                if nav_kind.is_some() && name == "ol" {
+                    depth_of_lists = depth_of_lists.saturating_sub(1);
+                }
+                if name == "a"
+                    && let Some((nav, depth, href, label, kind)) = b.link.take()
+                {
+                    b.page.nav.push(NavLink {
+                        nav,
+                        depth,
+                        href,
+                        label: clean(&label),
+                        kind,
+                    });
+                }
+                if name == "sup"
+                    && let Some(sup) = b.sup.take()
+                {
+                    let t = sup.trim();
+                    let marker = t.chars().count() <= 4
+                        && t.chars()
+                            .all(|c| c.is_ascii_digit() || "*\u{2020}\u{2021}§[]()".contains(c));
+                    if marker && !t.is_empty() {
+                        b.leave_out("footnote marker");
+                    } else {
+                        b.text.push_str(&sup);
+                    }
+                }
+                if was_skipping && !stack.last().is_some_and(|o| o.skipping) {
+                    continue;
+                }
+                if let Some(level) = heading_level(&name) {
+                    b.flush(Some(level));
+                } else if BLOCKS.contains(&name.as_str()) {
+                    b.flush(None);
+                }
+            }
+            Event::Text(t) if !skipping || b.in_title.is_some() => {
+                b.push_text(&t.xml10_content());
+            }
+            Event::CData(t) if !skipping => {
+                b.push_text(&t.into_inner());
+            }
+            Event::GeneralRef(r) if !skipping || b.in_title.is_some() => {
+                let name = r.xml10_content();
+                match entity(&name) {
+                    Some(c) => b.push_text(c.encode_utf8(&mut [0u8; 4])),
+                    None => b.push_text(&format!("&{name};")),
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    b.flush(None);
+    b.page.trailing_anchors = std::mem::take(&mut b.anchors);
+    b.page.left_out = std::mem::take(&mut b.left_out);
+    Ok(b.page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(page: &Page) -> Vec<(Option<u8>, &str)> {
+        page.blocks
+            .iter()
+            .map(|b| (b.heading, b.text.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn blocks_headings_and_what_is_left_out() {
+        let page = read_page(
+            r##"<?xml version="1.0"?><html xmlns:epub="http://www.idpf.org/2007/ops"><head><title>One &amp; Two</title></head>
+            <body epub:type="bodymatter"><h1 id="c1">Chapter&#160;One</h1>
+            <p>It was a <em>dark</em> night<a href="#n1" epub:type="noteref">1</a>, co&shy;ld.</p>
+            <span epub:type="pagebreak" title="12">12</span>
+            <p id="p2">Next<sup>2</sup> line<br/>and more.</p>
+            <table><tr><td>x</td></tr></table><img src="a.png" alt="A map"/>
+            <aside epub:type="footnote" id="n1"><p>The note.</p></aside></body></html>"##,
+            HtmlOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            texts(&page),
+            vec![
+                (Some(1), "Chapter One"),
+                (None, "It was a dark night, cold."),
+                (None, "Next line and more."),
+            ]
+        );
+        assert_eq!(page.title.as_deref(), Some("One & Two"));
+        assert_eq!(page.kinds, vec!["bodymatter"]);
+        assert_eq!(page.blocks[0].anchors, vec!["c1"]);
+        assert_eq!(page.blocks[2].anchors, vec!["p2"]);
+        let left: std::collections::HashMap<_, _> = page.left_out.iter().cloned().collect();
+        assert_eq!(left["footnote marker"], 2);
+        assert_eq!(left["page number"], 1);
+        assert_eq!(left["table"], 1);
+        assert_eq!(left["image"], 1);
+        assert_eq!(left["footnote"], 1);
+    }
+
+    #[test]
+    fn lenient_html_and_alt_text() {
+        let page = read_page(
+            "<html><body><p>One<br>two<p>Three <img src=x alt='A fox'> four</body>",
+            HtmlOptions { alt_text: true },
+        )
+        .unwrap();
+        assert_eq!(
+            texts(&page),
+            vec![
+                (None, "One two"),
+                (None, "Three"),
+                (None, "A fox"),
+                (None, "four")
+            ]
+        );
+    }
+
+    #[test]
+    fn navigation_links_with_depth() {
+        let page = read_page(
+            r#"<html xmlns:epub="http://www.idpf.org/2007/ops"><body>
+            <nav epub:type="toc"><ol><li><a href="a.xhtml">Part</a><ol>
+            <li><a href="a.xhtml#c1">One</a></li></ol></li></ol></nav>
+            <nav epub:type="landmarks"><ol><li><a epub:type="cover" href="cover.xhtml">Cover</a></li></ol></nav>
+            </body></html>"#,
+            HtmlOptions::default(),
+        )
+        .unwrap();
+        let links: Vec<_> = page
+            .nav
+            .iter()
+            .map(|l| (l.nav.as_str(), l.depth, l.href.as_str(), l.label.as_str()))
+            .collect();
+        assert_eq!(
+            links,
+            vec![
+                ("toc", 1, "a.xhtml", "Part"),
+                ("toc", 2, "a.xhtml#c1", "One"),
+                ("landmarks", 1, "cover.xhtml", "Cover"),
+            ]
+        );
+        assert_eq!(page.nav[2].kind.as_deref(), Some("cover"));
+    }
+}

@@ -1,0 +1,472 @@
+//! Books without a container: plain text (Project Gutenberg style chapter headings, or a
+//! pattern), Markdown (`#`/`##` headings, read with pulldown-cmark) and a lone HTML page
+//! (its headings).
+//!
+//! Not responsible for EPUB (see `epub`).
+
+use pulldown_cmark::{Event, HeadingLevel, MetadataBlockKind, Options, Parser, Tag, TagEnd};
+
+use super::html::{HtmlOptions, read_page};
+use super::{Book, ImportOptions, Part, chapters, clean};
+
+/// The Gutenberg header's fields before `*** START OF`.
+fn gutenberg_field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// Lines of one paragraph joined: a word hyphenated across a line end is joined when the next
+/// line goes on in lowercase; `_emphasis_` markers are removed.
+fn join_lines(lines: &[&str]) -> String {
+    let mut out = String::new();
+    for line in lines {
+        let line = line.trim();
+        if out.ends_with('-')
+            && out[..out.len() - 1]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphabetic)
+            && line.chars().next().is_some_and(char::is_lowercase)
+        {
+            out.pop();
+        } else if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    let out = out.replace("_", "");
+    clean(&out)
+}
+
+const NUMBER_WORDS: &[&str] = &[
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "last",
+];
+
+/// A Gutenberg-style chapter heading: `CHAPTER I.`, `Chapter 1`, `Chapter One: A Title`,
+/// `PART II`, `BOOK 3.`, or a lone roman numeral `IV.`.
+fn is_heading(line: &str) -> bool {
+    let line = line.trim();
+    if line.is_empty() || line.chars().count() > 80 {
+        return false;
+    }
+    let mut words = line.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let numeral = |w: &str| {
+        let w = w.trim_end_matches(['.', ':', ',']);
+        !w.is_empty()
+            && (w.chars().all(|c| c.is_ascii_digit())
+                || w.chars().all(|c| "IVXLCDM".contains(c))
+                || NUMBER_WORDS.contains(&w.to_lowercase().as_str()))
+    };
+    if ["chapter", "part", "book"].contains(&first.to_lowercase().as_str()) {
+        let upper_or_title = first.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+        return upper_or_title && words.next().is_some_and(numeral);
+    }
+    let w = first.trim_end_matches('.');
+    words.next().is_none()
+        && first.ends_with('.')
+        && !w.is_empty()
+        && w.chars().all(|c| "IVXLCDM".contains(c))
+}
+
+/// Plain text: paragraphs at blank lines; a paragraph whose first line is a heading starts a
+/// chapter (with the rest of that paragraph, or a short next paragraph, as its title).
+pub(crate) fn read_plain(
+    source: &str,
+    pattern: Option<&str>,
+    options: &ImportOptions,
+) -> Result<Book, String> {
+    let pattern = pattern
+        .map(|p| regex_lite::Regex::new(p).map_err(|e| format!("--chapter-pattern: {e}")))
+        .transpose()?;
+    let mut book = Book {
+        format: "text",
+        ..Book::default()
+    };
+    let source = source.trim_start_matches('\u{feff}').replace("\r\n", "\n");
+    let mut body = source.as_str();
+    if let Some(start) = body.find("*** START OF") {
+        let header = &body[..start];
+        book.title = gutenberg_field(header, "Title").map(str::to_string);
+        book.author = gutenberg_field(header, "Author").map(str::to_string);
+        book.language = gutenberg_field(header, "Language").and_then(language_code);
+        body = body[start..].split_once('\n').map_or("", |(_, rest)| rest);
+    }
+    if let Some(end) = body.find("*** END OF") {
+        body = &body[..end];
+    }
+    let paragraphs: Vec<Vec<&str>> = body
+        .split("\n\n")
+        .map(|p| p.lines().filter(|l| !l.trim().is_empty()).collect())
+        .filter(|p: &Vec<&str>| !p.is_empty())
+        .collect();
+    let heading = |line: &str| match &pattern {
+        Some(re) => re.is_match(line.trim()),
+        None => is_heading(line),
+    };
+    let mut parts: Vec<Part> = Vec::new();
+    let mut front = Part {
+        title: "Front matter".into(),
+        ..Part::default()
+    };
+    let mut i = 0;
+    while i < paragraphs.len() {
+        let p = &paragraphs[i];
+        i += 1;
+        if p.len() <= 2 && heading(p[0]) {
+            let mut title = join_lines(p);
+            // `CHAPTER I.` alone, its title in the next short paragraph.
+            if p.len() == 1
+                && let Some(next) = paragraphs.get(i)
+                && next.len() == 1
+                && next[0].trim().chars().count() <= 60
+                && !next[0]
+                    .trim_end()
+                    .ends_with(['.', '!', '?', '"', '\'', ','])
+                && !heading(next[0])
+            {
+                title = format!("{title} {}", join_lines(next));
+                i += 1;
+            }
+            parts.push(Part {
+                title: title.clone(),
+                heading: Some(title),
+                ..Part::default()
+            });
+            continue;
+        }
+        let text = join_lines(p);
+        if text.chars().all(|c| "*-=_~#. ".contains(c)) {
+            continue; // a scene divider
+        }
+        match parts.last_mut() {
+            Some(part) => part.paragraphs.push(text),
+            None => front.paragraphs.push(text),
+        }
+    }
+    if parts.is_empty() {
+        front.title = book.title.clone().unwrap_or_else(|| "Text".into());
+        parts.push(front);
+    } else if !front.paragraphs.is_empty() {
+        if options.keep_all {
+            parts.insert(0, front);
+        } else {
+            book.skipped.push(super::Skipped {
+                title: "Front matter".into(),
+                reason: "before the first chapter heading".into(),
+            });
+        }
+    }
+    chapters(parts, options.keep_all, &mut book);
+    Ok(book)
+}
+
+/// A language name or tag as a BCP 47 tag (the Gutenberg header says `English`).
+fn language_code(name: &str) -> Option<String> {
+    let known = [
+        ("english", "en"),
+        ("french", "fr"),
+        ("german", "de"),
+        ("spanish", "es"),
+        ("italian", "it"),
+        ("portuguese", "pt"),
+        ("dutch", "nl"),
+    ];
+    let lower = name.trim().to_lowercase();
+    known
+        .iter()
+        .find(|(n, _)| *n == lower)
+        .map(|(_, c)| c.to_string())
+        .or_else(|| (lower.len() == 2).then_some(lower))
+}
+
+fn level(l: HeadingLevel) -> u8 {
+    match l {
+        HeadingLevel::H1 => 1,
+        HeadingLevel::H2 => 2,
+        HeadingLevel::H3 => 3,
+        HeadingLevel::H4 => 4,
+        HeadingLevel::H5 => 5,
+        HeadingLevel::H6 => 6,
+    }
+}
+
+/// A block of a Markdown or HTML book: a heading (level) or a paragraph.
+type Blocks = Vec<(Option<u8>, String)>;
+
+/// Blocks into chapters at the chapter level: the only `#` is the book's title when `##`
+/// headings follow it, so `##` are the chapters; otherwise the top level used is.
+fn split_at_headings(blocks: Blocks, book: &mut Book, keep_all: bool) {
+    let count = |l: u8| blocks.iter().filter(|(h, _)| *h == Some(l)).count();
+    let top = (1..=6).find(|l| count(*l) > 0);
+    let mut chapter_level = top;
+    let mut title_block = None;
+    if let Some(t) = top
+        && count(t) == 1
+        && count(t + 1) > 0
+    {
+        chapter_level = Some(t + 1);
+        title_block = blocks.iter().position(|(h, _)| *h == Some(t));
+    }
+    if let Some(i) = title_block
+        && book.title.is_none()
+    {
+        book.title = Some(blocks[i].1.clone());
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    let mut front = Part {
+        title: "Front matter".into(),
+        ..Part::default()
+    };
+    for (i, (h, text)) in blocks.into_iter().enumerate() {
+        if Some(i) == title_block {
+            continue;
+        }
+        if h.is_some() && h == chapter_level {
+            parts.push(Part {
+                title: text.clone(),
+                heading: Some(text),
+                ..Part::default()
+            });
+            continue;
+        }
+        match parts.last_mut() {
+            Some(p) => p.paragraphs.push(text),
+            None => front.paragraphs.push(text),
+        }
+    }
+    if parts.is_empty() {
+        front.title = book.title.clone().unwrap_or_else(|| "Text".into());
+        parts.push(front);
+    } else if !front.paragraphs.is_empty() {
+        if keep_all {
+            parts.insert(0, front);
+        } else {
+            book.skipped.push(super::Skipped {
+                title: "Front matter".into(),
+                reason: "before the first chapter heading".into(),
+            });
+        }
+    }
+    chapters(parts, keep_all, book);
+}
+
+/// Markdown: YAML front matter (`title`, `author`, `lang`, `description`, `date`) or a pandoc
+/// `%` title block; headings, paragraphs, list items and quotes as blocks; images, tables,
+/// code and footnotes left out.
+pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
+    let mut book = Book {
+        format: "Markdown",
+        ..Book::default()
+    };
+    let mut source = source.trim_start_matches('\u{feff}').to_string();
+    if source.starts_with('%') {
+        let mut lines = source.lines();
+        book.title = lines
+            .next()
+            .map(|l| l.trim_start_matches('%').trim().to_string());
+        book.author = lines
+            .next()
+            .filter(|l| l.starts_with('%'))
+            .map(|l| l.trim_start_matches('%').trim().to_string())
+            .filter(|a| !a.is_empty());
+        let skip = 1 + usize::from(book.author.is_some());
+        source = source.lines().skip(skip).collect::<Vec<_>>().join("\n");
+    }
+    let options = Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH;
+    let mut blocks: Blocks = Vec::new();
+    let mut text = String::new();
+    let mut skip = 0usize;
+    let mut metadata = false;
+    let mut left: Vec<(&'static str, usize)> = Vec::new();
+    let mut count = |what: &'static str| match left.iter_mut().find(|(w, _)| *w == what) {
+        Some((_, n)) => *n += 1,
+        None => left.push((what, 1)),
+    };
+    let flush = |text: &mut String, blocks: &mut Blocks, h: Option<u8>| {
+        let t = clean(text);
+        text.clear();
+        if !t.is_empty() {
+            blocks.push((h, t));
+        }
+    };
+    for event in Parser::new_ext(&source, options) {
+        match event {
+            Event::Start(Tag::MetadataBlock(MetadataBlockKind::YamlStyle)) => metadata = true,
+            Event::End(TagEnd::MetadataBlock(_)) => metadata = false,
+            Event::Text(t) if metadata => {
+                for line in t.lines() {
+                    if let Some((k, v)) = line.split_once(':') {
+                        let v = v.trim().trim_matches(['"', '\'']).to_string();
+                        match k.trim() {
+                            "title" => book.title = Some(v),
+                            "author" | "creator" => book.author = Some(v),
+                            "lang" | "language" => book.language = Some(v),
+                            "description" => book.description = Some(v),
+                            "date" | "year" => book.year = Some(v.chars().take(4).collect()),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Event::Start(Tag::Image { .. }) => {
+                count("image");
+                skip += 1;
+            }
+            Event::Start(Tag::Table(_)) => {
+                count("table");
+                skip += 1;
+            }
+            Event::Start(Tag::FootnoteDefinition(_)) => {
+                count("footnote");
+                skip += 1;
+            }
+            Event::End(TagEnd::Image | TagEnd::Table | TagEnd::FootnoteDefinition) => {
+                skip = skip.saturating_sub(1);
+            }
+            Event::FootnoteReference(_) => count("footnote marker"),
+            _ if skip > 0 => {}
+            Event::Start(Tag::Heading { .. } | Tag::Paragraph | Tag::Item | Tag::CodeBlock(_)) => {
+                flush(&mut text, &mut blocks, None);
+            }
+            Event::End(TagEnd::Heading(l)) => flush(&mut text, &mut blocks, Some(level(l))),
+            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock) => {
+                flush(&mut text, &mut blocks, None);
+            }
+            Event::Text(t) | Event::Code(t) => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => text.push(' '),
+            Event::Html(_) | Event::InlineHtml(_) => {}
+            _ => {}
+        }
+    }
+    flush(&mut text, &mut blocks, None);
+    book.left_out = left;
+    split_at_headings(blocks, &mut book, keep_all);
+    book
+}
+
+/// A lone HTML page: its `<title>` and its headings, as Markdown's.
+pub(crate) fn read_html(
+    source: &str,
+    keep_all: bool,
+    options: HtmlOptions,
+) -> Result<Book, String> {
+    let page = read_page(source, options).map_err(|e| format!("the HTML does not parse: {e}"))?;
+    let mut book = Book {
+        format: "HTML",
+        title: page.title.clone(),
+        left_out: page.left_out.clone(),
+        ..Book::default()
+    };
+    let blocks = page
+        .blocks
+        .into_iter()
+        .map(|b| (b.heading, b.text))
+        .collect();
+    split_at_headings(blocks, &mut book, keep_all);
+    Ok(book)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gutenberg_headings() {
+        for yes in [
+            "CHAPTER I.",
+            "Chapter 1",
+            "CHAPTER XII. Alice's Evidence",
+            "Chapter One: The Beginning",
+            "PART II",
+            "IV.",
+        ] {
+            assert!(is_heading(yes), "{yes}");
+        }
+        for no in [
+            "chapter one was dull",
+            "I.e. not this",
+            "Chapter and verse were quoted",
+            "The End.",
+            "I",
+        ] {
+            assert!(!is_heading(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn plain_text_chapters_hyphens_and_front_matter() {
+        let source = "Title: A Book\nAuthor: Someone\nLanguage: English\n\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\nContents\n\nCHAPTER I.\n\nThe Start\n\nIt was a won-\nderful day,\nand _very_ warm.\n\n* * *\n\nMore.\n\nCHAPTER II. The End\n\nDone\u{a0}now.\n\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\nLicence text.";
+        let book = read_plain(source, None, &ImportOptions::default()).unwrap();
+        assert_eq!(book.title.as_deref(), Some("A Book"));
+        assert_eq!(book.author.as_deref(), Some("Someone"));
+        assert_eq!(book.language.as_deref(), Some("en"));
+        let titles: Vec<_> = book.chapters.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(titles, ["CHAPTER I. The Start", "CHAPTER II. The End"]);
+        assert_eq!(
+            book.chapters[0].paragraphs,
+            ["It was a wonderful day, and very warm.", "More."]
+        );
+        assert_eq!(book.chapters[1].paragraphs, ["Done now."]);
+        assert_eq!(book.skipped.len(), 1);
+    }
+
+    #[test]
+    fn markdown_title_chapters_and_left_out() {
+        let md = "---\ntitle: T\nauthor: A\n---\n\n# T\n\nA foreword.\n\n## One\n\nFirst *para*[^1].\n\n![map](m.png)\n\n| a |\n|---|\n| b |\n\n## Two\n\n- item\n\n[^1]: A note.\n";
+        let book = read_markdown(md, false);
+        assert_eq!(book.title.as_deref(), Some("T"));
+        let got: Vec<_> = book
+            .chapters
+            .iter()
+            .map(|c| (c.title.as_str(), c.paragraphs.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("One", vec!["First para.".to_string()]),
+                ("Two", vec!["item".to_string()])
+            ]
+        );
+        let left: std::collections::HashMap<_, _> = book.left_out.iter().cloned().collect();
+        assert_eq!((left["image"], left["table"], left["footnote"]), (1, 1, 1));
+        assert_eq!(book.skipped[0].reason, "before the first chapter heading");
+    }
+}
