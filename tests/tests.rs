@@ -7,6 +7,7 @@ mod cli;
 mod continuity;
 mod emulator;
 mod hostile;
+mod import;
 mod manifest_errors;
 mod oracles;
 mod promises;

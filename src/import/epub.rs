@@ -430,15 +430,14 @@ pub(crate) fn read(bytes: &[u8], keep_all: bool, options: HtmlOptions) -> Result
         kinds
     };
     let parts = if entries.is_empty() {
-        spine
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, linear))| *linear)
-            .map(|(k, (path, _))| {
+        let mut parts: Vec<Part> = Vec::new();
+        for (k, (path, linear)) in spine.iter().enumerate() {
+            if *linear {
                 let kinds = kinds_of(k, path);
-                whole_page(&pages[k], kinds, k)
-            })
-            .collect()
+                page_parts(&pages[k], kinds, k, &mut parts);
+            }
+        }
+        parts
     } else {
         parts_from_toc(&entries, &spine, &pages, &mut kinds_of, &mut book)
     };
@@ -446,22 +445,43 @@ pub(crate) fn read(bytes: &[u8], keep_all: bool, options: HtmlOptions) -> Result
     Ok(book)
 }
 
-/// A whole page as a part: titled by its first heading, its `<title>`, or its number.
-fn whole_page(page: &Page, kinds: Vec<String>, k: usize) -> Part {
-    let mut blocks = page.blocks.iter().peekable();
-    let heading = blocks
-        .next_if(|b| b.heading.is_some())
-        .map(|b| b.text.clone());
-    let title = heading
-        .clone()
-        .or_else(|| page.title.clone())
-        .unwrap_or_else(|| format!("Part {}", k + 1));
-    Part {
-        title,
-        heading,
-        paragraphs: blocks.map(|b| b.text.clone()).collect(),
-        kinds,
+/// A page's parts when the book has no table of contents: a part at each heading of the
+/// page's first heading level, titled by it (or by the page's `<title>`); a page without
+/// headings goes on with the part before it.
+fn page_parts(page: &Page, kinds: Vec<String>, k: usize, parts: &mut Vec<Part>) {
+    let level = page.blocks.iter().find_map(|b| b.heading);
+    if level.is_none()
+        && let Some(last) = parts.last_mut()
+    {
+        last.paragraphs
+            .extend(page.blocks.iter().map(|b| b.text.clone()));
+        return;
     }
+    let mut current: Option<Part> = None;
+    for b in &page.blocks {
+        if b.heading.is_some() && b.heading == level {
+            parts.extend(current.take());
+            current = Some(Part {
+                title: b.text.clone(),
+                heading: Some(b.text.clone()),
+                paragraphs: Vec::new(),
+                kinds: kinds.clone(),
+            });
+            continue;
+        }
+        current
+            .get_or_insert_with(|| Part {
+                title: page
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| format!("Part {}", k + 1)),
+                kinds: kinds.clone(),
+                ..Part::default()
+            })
+            .paragraphs
+            .push(b.text.clone());
+    }
+    parts.extend(current);
 }
 
 /// The parts the TOC's entries mark out on the spine.
@@ -514,8 +534,8 @@ fn parts_from_toc(
                 ..Part::default()
             };
             front.kinds.push("frontmatter-before-toc".into());
-            for k in 0..k0 {
-                front.kinds.extend(kinds_of(k, &spine[k].0));
+            for (k, (path, _)) in spine.iter().enumerate().take(k0) {
+                front.kinds.extend(kinds_of(k, path));
             }
             parts.push(front);
         }

@@ -169,6 +169,9 @@ pub(crate) fn matter(title: &str, kinds: &[String]) -> Option<&'static str> {
     None
 }
 
+/// Why a part without paragraphs is skipped.
+const NO_TEXT: &str = "no text besides its title";
+
 /// Parts into chapters: front and back matter and parts without text are skipped (each with
 /// its reason) unless `keep_all` keeps the matter.
 pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
@@ -181,7 +184,7 @@ pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
             };
             book.skipped.push(Skipped {
                 title,
-                reason: "no text besides its title".into(),
+                reason: NO_TEXT.into(),
             });
             continue;
         }
@@ -273,6 +276,10 @@ pub fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<Book> {
             .file_stem()
             .map(|s| s.to_string_lossy().replace(['_', '-'], " "));
     }
+    let no_text = book.skipped.iter().all(|s| s.reason == NO_TEXT);
+    if book.chapters.is_empty() && no_text {
+        return Err(bad(path, "the book has no text to narrate"));
+    }
     if book.chapters.is_empty() {
         let skipped = book
             .skipped
@@ -282,13 +289,9 @@ pub fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<Book> {
             .join(", ");
         return Err(bad(
             path,
-            if skipped.is_empty() {
-                "the book has no text to narrate".to_string()
-            } else {
-                format!(
-                    "the book has no chapter to narrate (skipped: {skipped}); --keep-all keeps front and back matter"
-                )
-            },
+            format!(
+                "the book has no chapter to narrate (skipped: {skipped}); --keep-all keeps front and back matter"
+            ),
         ));
     }
     Ok(book)
@@ -385,6 +388,15 @@ pub fn write(
                 ),
             ));
         }
+    }
+    if std::fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(bad(
+            manifest,
+            format!(
+                "the chapter texts go in {}, which exists and is not a directory; give another -o",
+                dir.display()
+            ),
+        ));
     }
     if !options.force && std::fs::symlink_metadata(manifest).is_ok() {
         return Err(bad(
