@@ -142,6 +142,7 @@ async fn help_tables_and_plan_snapshots() {
           models   List the models and their per-request character limits (GET /v1/models)
           emulate  Run the built-in ElevenLabs-compatible API server
           review   Write the review page of a render again, beside its report
+          import   Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
           help     Print this message or the help of the given subcommand(s)
 
         Arguments:
