@@ -751,3 +751,143 @@ async fn mp3_output_carries_the_cover_and_m4b_without_ffmpeg_is_refused_before_s
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("year: "), "{}", stderr(&out));
 }
+
+fn sha(path: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_book_renders_directly_and_chapters_render_alone_or_again() {
+    let fx = Fixture::default().await;
+    let d = fx.path();
+    let mut md = String::from("% Four Parts\n% A. Writer\n\n");
+    for (title, text) in [
+        ("One", "The first part begins. It has two sentences."),
+        (
+            "Two",
+            "The second part is here, a little longer than the first one.",
+        ),
+        ("Three", "The third part says something else entirely."),
+        ("Four", "And the fourth part closes the book."),
+    ] {
+        md.push_str(&format!("# {title}\n\n{text}\n\n"));
+    }
+    write(d, "book.md", &md);
+
+    // The book itself, imported in memory: its output and state directory beside it.
+    let out = fx.run(&["book.md", "--voice-id", ALICE]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(d.join(".narrate").is_dir());
+    let sent = fx.tts_log();
+    assert_eq!(
+        sent.len(),
+        8,
+        "a title and a body for each of four chapters"
+    );
+    assert!(
+        sent.iter()
+            .all(|e| e["path"].as_str().unwrap().contains(ALICE)),
+        "--voice-id is the default voice"
+    );
+    let whole = d.join("book.mp3");
+    let before = sha(&whole);
+    let probe = ffprobe_json(&whole, &["-show_chapters"]);
+    assert_eq!(probe["chapters"].as_array().unwrap().len(), 4);
+
+    // Chapters 2 and 4 alone: from the cache, into their own file; the book is left as it was.
+    let out = fx
+        .run(&["book.md", "--voice-id", ALICE, "--chapters", "2, four"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fx.tts_log().len(),
+        8,
+        "nothing sent: both chapters are cached"
+    );
+    let part = d.join("book.chapters-2-4.mp3");
+    let probe = ffprobe_json(&part, &["-show_chapters"]);
+    let titles: Vec<&str> = probe["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tags"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Two", "Four"]);
+    assert_eq!(sha(&whole), before);
+    let report = read_json(&d.join("book.chapters-2-4.report.json"));
+    let ids: Vec<&str> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ch02-title", "ch02-body", "ch04-title", "ch04-body"]);
+
+    // Chapter 3 again, the others from the cache, into the whole book.
+    let out = fx
+        .run(&[
+            "book.md",
+            "--voice-id",
+            ALICE,
+            "--chapters",
+            "3",
+            "--other-chapters",
+            "cached",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again: Vec<String> = fx.tts_log()[8..]
+        .iter()
+        .map(|e| e["body"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        again,
+        ["Three", "The third part says something else entirely."]
+    );
+    assert_eq!(
+        ffprobe_json(&whole, &["-show_chapters"])["chapters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // With --split chapters, only the chosen chapter's file, under its own number.
+    let out = fx
+        .run(&[
+            "book.md",
+            "--voice-id",
+            ALICE,
+            "--chapters",
+            "2",
+            "--split",
+            "chapters",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let files: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("book-"))
+        .collect();
+    assert_eq!(
+        files
+            .iter()
+            .filter(|n| n.ends_with(".mp3"))
+            .collect::<Vec<_>>(),
+        ["book-02-two.mp3"]
+    );
+
+    // Chapters that do not exist are refused, listing the ones that do.
+    for list in ["9", "Five", "3-1"] {
+        let out = fx.run(&["book.md", "--chapters", list]).await;
+        assert_eq!(out.status.code(), Some(2), "{list}");
+        assert!(
+            stderr(&out).contains("has 4 chapters: 1 One; 2 Two; 3 Three; 4 Four"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(fx.tts_log().len(), 10);
+}

@@ -63,37 +63,34 @@ pub(crate) fn output_files(
     if !split {
         return vec![(job.output.clone(), 0..job.segments.len(), None)];
     }
-    let mut runs: Vec<(std::ops::Range<usize>, Option<String>)> = Vec::new();
-    for (si, segment) in job.segments.iter().enumerate() {
-        match runs.last_mut() {
-            Some((range, chapter)) if *chapter == segment.chapter => range.end = si + 1,
-            _ => runs.push((si..si + 1, segment.chapter.clone())),
-        }
-    }
-    let stem = job
-        .output
+    let runs = crate::manifest::chapters::runs(job);
+    // A subset of the chapters keeps the whole job's file names and numbers.
+    let (whole, numbers, total) = match &job.subset {
+        Some(sub) => (&sub.whole_output, Some(&sub.numbers), sub.total),
+        None => (&job.output, None, runs.len()),
+    };
+    let stem = whole
         .file_stem()
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let ext = job
-        .output
+    let ext = whole
         .extension()
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let dir = job
-        .output
+    let dir = whole
         .parent()
         .unwrap_or(std::path::Path::new(""))
         .to_path_buf();
-    let width = runs.len().to_string().len().max(2);
+    let width = total.to_string().len().max(2);
     runs.into_iter()
         .enumerate()
-        .map(|(k, (range, chapter))| {
+        .map(|(k, (chapter, range))| {
+            let number = numbers.and_then(|n| n.get(k)).copied().unwrap_or(k + 1);
             let name = format!(
                 "{stem}-{:0width$}-{}.{ext}",
-                k + 1,
+                number,
                 slug(chapter.as_deref().unwrap_or("part"))
             );
             (dir.join(name), range, chapter)

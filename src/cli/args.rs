@@ -85,6 +85,15 @@ pub enum Split {
     Chapters,
 }
 
+/// `--other-chapters`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtherChapters {
+    /// Left out of the output.
+    Omit,
+    /// Taken from the cache into the whole output; the listed chapters are rendered again.
+    Cached,
+}
+
 /// `--log-format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -108,7 +117,7 @@ pub struct DefaultArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct RenderArgs {
-    /// Manifests to render (.yaml, .yml or .csv)
+    /// Manifests to render (.yaml, .yml or .csv), or books (.epub, .md, .txt, .html) imported in memory
     #[arg(required = true, value_name = "MANIFEST")]
     pub manifests: Vec<PathBuf>,
     /// Output file (.wav or .mp3); one manifest only
@@ -138,6 +147,12 @@ pub struct RenderArgs {
     /// Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
     #[arg(long, value_name = "FILE")]
     pub only_file: Option<PathBuf>,
+    /// Only these chapters, by number (as --split chapters numbers them) or title: 2,5-7,"Pig and Pepper"
+    #[arg(long, value_name = "LIST")]
+    pub chapters: Option<String>,
+    /// With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached)
+    #[arg(long, value_enum, default_value = "omit", value_name = "omit|cached")]
+    pub other_chapters: OtherChapters,
     /// Seconds added to the clock when judging request-id ages (for tests)
     #[arg(long, default_value_t = 0, value_name = "SECS", hide = true)]
     pub clock_offset_secs: u64,
@@ -261,7 +276,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub alt_text: bool,
     /// Pause after each chapter title
-    #[arg(long, default_value_t = 1500, value_name = "MS")]
+    #[arg(long, default_value_t = crate::import::DEFAULT_TITLE_PAUSE_MS, value_name = "MS")]
     pub title_pause_ms: u64,
     /// Replace an existing manifest and its chapter files
     #[arg(long)]

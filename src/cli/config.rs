@@ -173,6 +173,8 @@ pub struct RenderConfig {
     pub max_credits: Option<f64>,
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
+    /// `--chapters` and what becomes of the others.
+    pub chapters: Option<(String, crate::cli::args::OtherChapters)>,
     pub clock_offset: Duration,
     pub progress: crate::progress::ProgressMode,
     pub loudness: bool,
@@ -204,6 +206,18 @@ impl RenderConfig {
                 }
             },
         };
+        if args.chapters.is_some() && args.manifests.len() > 1 {
+            return Err(usage(
+                "--chapters takes one manifest: chapter numbers and titles belong to one book",
+            ));
+        }
+        let cached_chapters = args.chapters.is_some()
+            && args.other_chapters == crate::cli::args::OtherChapters::Cached;
+        if cached_chapters && args.no_cache {
+            return Err(usage(
+                "--other-chapters cached takes the other chapters from the cache; it cannot be used with --no-cache",
+            ));
+        }
         let mut only = args.only.clone();
         if let Some(file) = &args.only_file {
             only.extend(only_file(file)?);
@@ -248,6 +262,10 @@ impl RenderConfig {
             loudness_target: args.loudness_target,
             audiobook: args.audiobook,
             split: args.split,
+            chapters: args
+                .chapters
+                .clone()
+                .map(|list| (list, args.other_chapters)),
             gapless: args.gapless,
             timestamps: args.timestamps,
             defaults: flag_defaults(&args.defaults),

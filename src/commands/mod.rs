@@ -19,7 +19,7 @@ pub(crate) mod render;
 pub(crate) mod summary;
 pub(crate) mod voices;
 
-/// Loads every manifest before anything is sent.
+/// Loads every manifest (or book, imported in memory) before anything is sent.
 pub(crate) fn load_jobs(
     manifests: &[PathBuf],
     defaults: &manifest::FlagDefaults,
@@ -27,7 +27,21 @@ pub(crate) fn load_jobs(
 ) -> anyhow::Result<Vec<Job>> {
     manifests
         .iter()
-        .map(|m| manifest::load(m, defaults, output).map_err(anyhow::Error::from))
+        .map(|m| {
+            if !crate::import::is_book(m) {
+                return manifest::load(m, defaults, output).map_err(anyhow::Error::from);
+            }
+            // A book: imported in memory, with the flags as the manifest's defaults.
+            let options = crate::import::ImportOptions {
+                voice: defaults.voice_id.clone(),
+                model: defaults.model_id.clone(),
+                output_format: defaults.output_format.clone(),
+                title_pause_ms: crate::import::DEFAULT_TITLE_PAUSE_MS,
+                ..Default::default()
+            };
+            let source = crate::import::manifest_in_memory(m, &options)?;
+            manifest::load_source(m, &source, defaults, output).map_err(anyhow::Error::from)
+        })
         .collect()
 }
 

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 
 use crate::api::Client;
 use crate::audio::layout::{output_files, pieces};
+use crate::cli::args::OtherChapters;
 use crate::cli::{RenderConfig, Split};
 use crate::error::UsageError;
 use crate::execute::{Estimate, Outcome, Runner, Settings};
@@ -45,7 +46,16 @@ pub(crate) fn distinct_manifests(manifests: &[PathBuf]) -> Vec<PathBuf> {
 /// Renders every manifest of `config`; the exit status is 0 only if all of them succeeded.
 pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
     let manifests = distinct_manifests(&config.manifests);
-    let jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref())?;
+    let mut jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref())?;
+    let mut config = config;
+    if let (Some((list, other)), [job]) = (config.chapters.clone(), jobs.as_mut_slice()) {
+        use crate::manifest::chapters;
+        let numbers = chapters::select(job, &list)?;
+        match other {
+            OtherChapters::Omit => chapters::restrict(job, &numbers, config.output.is_some()),
+            OtherChapters::Cached => config.only.extend(chapters::segment_ids(job, &numbers)),
+        }
+    }
     let rendered = render_jobs(&config, jobs).await?;
     Ok(super::summary::print(&rendered))
 }

@@ -41,6 +41,9 @@ pub struct ImportOptions {
     pub force: bool,
 }
 
+/// The default pause after a chapter title, in milliseconds.
+pub const DEFAULT_TITLE_PAUSE_MS: u64 = 1500;
+
 /// The default voice of an imported manifest (George, a premade voice).
 pub const DEFAULT_VOICE_ID: &str = "JBFqnCBsd6RMkjVDRZzb";
 /// The default model of an imported manifest.
@@ -404,7 +407,14 @@ pub fn write(
             "already exists; give another -o, or --force to replace it and its chapter files",
         ));
     }
-    let yaml = manifest_yaml(book, book_path, manifest, &files, cover.as_deref(), options)?;
+    let yaml = manifest_yaml(
+        book,
+        book_path,
+        manifest,
+        Some(&files),
+        cover.as_deref(),
+        options,
+    )?;
     let io = |path: &Path, e: std::io::Error| bad(path, format!("cannot write: {e}"));
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     for (chapter, path) in book.chapters.iter().zip(&files) {
@@ -428,11 +438,13 @@ fn is_voice_id(voice: &str) -> bool {
     voice.len() == 20 && voice.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// The manifest of a book: each chapter's body from its file in `files`, or (without files)
+/// written inline.
 fn manifest_yaml(
     book: &Book,
     book_path: &Path,
     manifest: &Path,
-    files: &[PathBuf],
+    files: Option<&[PathBuf]>,
     cover: Option<&Path>,
     options: &ImportOptions,
 ) -> anyhow::Result<String> {
@@ -512,7 +524,7 @@ fn manifest_yaml(
     }
     writeln!(y, "segments:")?;
     let width = book.chapters.len().to_string().len().max(2);
-    for (k, (chapter, file)) in book.chapters.iter().zip(files).enumerate() {
+    for (k, chapter) in book.chapters.iter().enumerate() {
         let id = format!("ch{:0width$}", k + 1);
         let title = quoted(&chapter.title);
         let heading = chapter.heading.as_deref().unwrap_or(&chapter.title);
@@ -522,9 +534,60 @@ fn manifest_yaml(
         writeln!(y, "    pause_after_ms: {}", options.title_pause_ms)?;
         writeln!(y, "  - id: {id}-body")?;
         writeln!(y, "    chapter: {title}")?;
-        writeln!(y, "    text_file: {}", quoted(&rel(file)))?;
+        match files.and_then(|f| f.get(k)) {
+            Some(file) => writeln!(y, "    text_file: {}", quoted(&rel(file)))?,
+            None => writeln!(y, "    text: {}", quoted(&chapter.paragraphs.join("\n\n")))?,
+        }
     }
     Ok(y)
+}
+
+/// Whether `path` is a book `import` reads (by its extension), rather than a manifest.
+pub fn is_book(path: &Path) -> bool {
+    path.extension().is_some_and(|e| {
+        let e = e.to_string_lossy().to_ascii_lowercase();
+        [
+            "epub", "md", "markdown", "txt", "text", "html", "htm", "xhtml",
+        ]
+        .contains(&e.as_str())
+    })
+}
+
+/// A book imported in memory, for `narrate render book.epub`: the manifest's text (chapter
+/// texts inline), as if it were written beside the book. Only the cover is written, into the
+/// state directory beside the book (`.narrate/cover-<stem>.jpg`), for the output's artwork.
+pub fn manifest_in_memory(path: &Path, options: &ImportOptions) -> anyhow::Result<String> {
+    let book = read_book(path, options)?;
+    let base = crate::files::parent_dir(path).to_path_buf();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "book".into());
+    let cover = match &book.cover {
+        Some(c) => {
+            let file = base.join(".narrate").join(format!(
+                "cover-{}.{}",
+                crate::audio::layout::slug(&stem),
+                c.extension
+            ));
+            std::fs::create_dir_all(crate::files::parent_dir(&file))
+                .and_then(|()| crate::files::write_atomic(&file, &c.bytes))
+                .map_err(|e| bad(&file, format!("cannot write the cover: {e}")))?;
+            Some(file)
+        }
+        None => None,
+    };
+    let mut options = options.clone();
+    if options.audio_output.is_none() {
+        let format = options.output_format.as_deref().unwrap_or(DEFAULT_FORMAT);
+        let ext = if format.starts_with("mp3") {
+            "mp3"
+        } else {
+            "wav"
+        };
+        options.audio_output = Some(base.join(format!("{stem}.{ext}")));
+    }
+    manifest_yaml(&book, path, path, None, cover.as_deref(), &options)
 }
 
 /// One line per chapter and per skipped part, for the terminal.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::format::OutputFormat;
 
+pub mod chapters;
 mod csv;
 mod raw;
 mod resolve;
@@ -151,6 +152,8 @@ pub struct Job {
     /// Every file this job was read from (the manifest, its CSV, its `text_file`s): no output
     /// may be one of them.
     pub inputs: Vec<PathBuf>,
+    /// Set when `--chapters` restricts the job to some of its chapters.
+    pub subset: Option<chapters::Subset>,
 }
 
 /// The default of `max_request_chars`.
@@ -218,16 +221,29 @@ pub fn load(
     let ctx = Ctx { file: path };
     let source = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
         .map_err(|e| ctx.err(None, None, format!("cannot read manifest: {e}")))?;
+    load_source(path, &source, flags, output_override)
+}
+
+/// Validates a manifest given as text, as if read from `path` (which names it in messages, is
+/// its base for relative paths and its state directory, and is an input no output may be):
+/// a book imported in memory.
+pub fn load_source(
+    path: &Path,
+    source: &str,
+    flags: &FlagDefaults,
+    output_override: Option<&Path>,
+) -> Result<Job, ManifestError> {
+    let ctx = Ctx { file: path };
     let mut inputs = vec![path.to_path_buf()];
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let (raw_segments, defaults, header) = if is_csv {
-        let rows = csv::read_csv(&ctx, &source)?;
+        let rows = csv::read_csv(&ctx, source)?;
         (rows, raw::RawSegment::default(), raw::Header::default())
     } else {
-        yaml::read_yaml(&ctx, &source, &base, &mut inputs)?
+        yaml::read_yaml(&ctx, source, &base, &mut inputs)?
     };
     if raw_segments.is_empty() {
         return Err(ctx.err(
@@ -262,5 +278,6 @@ pub fn load(
         trim_silence: header.trim_silence.unwrap_or(false),
         segments,
         inputs,
+        subset: None,
     })
 }
