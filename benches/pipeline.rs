@@ -244,6 +244,8 @@ fn scheduling(quick: bool) {
             loudness_target: None,
             audiobook: false,
             split: narrate::cli::Split::None,
+            chapters: None,
+            library: None,
             gapless: false,
             timestamps: false,
             defaults: Default::default(),

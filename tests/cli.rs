@@ -146,37 +146,40 @@ async fn help_tables_and_plan_snapshots() {
           help     Print this message or the help of the given subcommand(s)
 
         Arguments:
-          <MANIFEST>...  Manifests to render (.yaml, .yml or .csv)
+          <MANIFEST>...  Manifests to render (.yaml, .yml or .csv), or books (.epub, .md, .txt, .html) imported in memory
 
         Options:
-          -o, --output <PATH>            Output file (.wav or .mp3); one manifest only
-              --concurrency <N|auto>     Requests in flight at once: a number, or auto (follow the account's limit) [default: auto]
-              --rate <N>                 Requests per second, every attempt counted [default: 10]
-              --max-retries <N>          Retries of one request after a retryable error [default: 4]
-              --request-timeout <SECS>   Seconds before one attempt times out [default: 240]
-              --state-dir <DIR>          Cache and run state (default: .narrate/ beside each manifest)
-              --no-cache                 Neither read nor write the cache
-              --only <ID>...             Render these segments again (all others must be cached), with the cached neighbours as context
-              --only-file <FILE>         Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
-              --max-credits <N>          Refuse to start above this many estimated credits, and stop sending before spending more
-              --loudness                 Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
-              --loudness-target <LUFS>   Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
-              --audiobook                Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
-              --split <SPLIT>            One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT [default: none] [possible values: none, chapters]
-              --gapless                  Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
-              --timestamps               Render through /with-timestamps and write word-timed captions (.srt, .vtt)
-              --progress <PROGRESS>      Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
-              --voice-id <ID>            Voice for segments that name none
-              --model-id <ID>            Model for segments that name none
-              --output-format <FORMAT>   output_format for manifests that name none
-              --api-key-file <PATH>      Read the API key from this file (otherwise ELEVENLABS_API_KEY)
-              --base-url <URL>           The API's base URL [env: ELEVENLABS_BASE_URL=] [default: https://api.elevenlabs.io]
-              --emulate                  Use the built-in emulator on a loopback port: no key, no network, synthetic audio
-          -v, --verbose...               More logging on stderr (-v info, -vv debug)
-          -q, --quiet                    Only errors on stderr
-              --log-format <LOG_FORMAT>  Log lines as text or as JSON objects (for nightly jobs) [default: text] [possible values: text, json]
-          -h, --help                     Print help (see more with '--help')
-          -V, --version                  Print version
+          -o, --output <PATH>                 Output file (.wav, .mp3 or .m4b); one manifest only
+              --concurrency <N|auto>          Requests in flight at once: a number, or auto (follow the account's limit) [default: auto]
+              --rate <N>                      Requests per second, every attempt counted [default: 10]
+              --max-retries <N>               Retries of one request after a retryable error [default: 4]
+              --request-timeout <SECS>        Seconds before one attempt times out [default: 240]
+              --state-dir <DIR>               Cache and run state (default: .narrate/ beside each manifest)
+              --no-cache                      Neither read nor write the cache
+              --only <ID>...                  Render these segments again (all others must be cached), with the cached neighbours as context
+              --only-file <FILE>              Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
+              --chapters <LIST>               Only these chapters, by number (as --split chapters numbers them) or title: 2,5-7,"Pig and Pepper"
+              --other-chapters <omit|cached>  With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached) [default: omit] [possible values: omit, cached]
+              --library <DIR>                 Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
+              --max-credits <N>               Refuse to start above this many estimated credits, and stop sending before spending more
+              --loudness                      Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
+              --loudness-target <LUFS>        Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
+              --audiobook                     Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
+              --split <SPLIT>                 One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT [default: none] [possible values: none, chapters]
+              --gapless                       Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
+              --timestamps                    Render through /with-timestamps and write word-timed captions (.srt, .vtt)
+              --progress <PROGRESS>           Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
+              --voice-id <ID>                 Voice for segments that name none
+              --model-id <ID>                 Model for segments that name none
+              --output-format <FORMAT>        output_format for manifests that name none
+              --api-key-file <PATH>           Read the API key from this file (otherwise ELEVENLABS_API_KEY)
+              --base-url <URL>                The API's base URL [env: ELEVENLABS_BASE_URL=] [default: https://api.elevenlabs.io]
+              --emulate                       Use the built-in emulator on a loopback port: no key, no network, synthetic audio
+          -v, --verbose...                    More logging on stderr (-v info, -vv debug)
+          -q, --quiet                         Only errors on stderr
+              --log-format <LOG_FORMAT>       Log lines as text or as JSON objects (for nightly jobs) [default: text] [possible values: text, json]
+          -h, --help                          Print help (see more with '--help')
+          -V, --version                       Print version
     "#);
     let out = narrate(dir.path(), &["models", "--emulate"], &[]).await;
     insta::assert_snapshot!(stdout(&out), @r#"

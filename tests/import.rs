@@ -711,6 +711,37 @@ async fn mp3_output_carries_the_cover_and_m4b_without_ffmpeg_is_refused_before_s
     );
     assert_eq!(probe["format"]["tags"]["composer"], "A. Reader");
 
+    // --library: where Audiobookshelf looks, with the files its scanner reads.
+    write(
+        d,
+        "lib.yaml",
+        &manifest("out/small.mp3").replace(
+            "title: Small",
+            "title: \"Small: a Test/Book\"\ndescription: A short book.",
+        ),
+    );
+    let out = fx.run(&["lib.yaml", "--library", "library"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = d.join("library/A. Writer/Small a Test Book");
+    assert!(
+        folder.join("Small a Test Book.mp3").is_file(),
+        "{:?}",
+        files_under(&d.join("library"))
+    );
+    assert_eq!(
+        std::fs::read(folder.join("cover.jpg")).unwrap(),
+        std::fs::read(d.join("cover.jpg")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("desc.txt")).unwrap(),
+        "A short book.\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("reader.txt")).unwrap(),
+        "A. Reader\n"
+    );
+    assert!(folder.join("Small a Test Book.report.json").is_file());
+
     write(d, "m4b.yaml", &manifest("out/small.m4b"));
     let before = fx.tts_log().len();
     let out = narrate(

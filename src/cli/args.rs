@@ -120,7 +120,7 @@ pub struct RenderArgs {
     /// Manifests to render (.yaml, .yml or .csv), or books (.epub, .md, .txt, .html) imported in memory
     #[arg(required = true, value_name = "MANIFEST")]
     pub manifests: Vec<PathBuf>,
-    /// Output file (.wav or .mp3); one manifest only
+    /// Output file (.wav, .mp3 or .m4b); one manifest only
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Requests in flight at once: a number, or auto (follow the account's limit)
@@ -153,6 +153,9 @@ pub struct RenderArgs {
     /// With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached)
     #[arg(long, value_enum, default_value = "omit", value_name = "omit|cached")]
     pub other_chapters: OtherChapters,
+    /// Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub library: Option<PathBuf>,
     /// Seconds added to the clock when judging request-id ages (for tests)
     #[arg(long, default_value_t = 0, value_name = "SECS", hide = true)]
     pub clock_offset_secs: u64,

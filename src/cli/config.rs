@@ -173,6 +173,8 @@ pub struct RenderConfig {
     pub max_credits: Option<f64>,
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
+    /// `--library`: the Audiobookshelf library the outputs go into.
+    pub library: Option<PathBuf>,
     /// `--chapters` and what becomes of the others.
     pub chapters: Option<(String, crate::cli::args::OtherChapters)>,
     pub clock_offset: Duration,
@@ -262,6 +264,7 @@ impl RenderConfig {
             loudness_target: args.loudness_target,
             audiobook: args.audiobook,
             split: args.split,
+            library: args.library.clone(),
             chapters: args
                 .chapters
                 .clone()

@@ -47,6 +47,13 @@ pub(crate) fn distinct_manifests(manifests: &[PathBuf]) -> Vec<PathBuf> {
 pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
     let manifests = distinct_manifests(&config.manifests);
     let mut jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref())?;
+    if let Some(library) = &config.library {
+        for job in &mut jobs {
+            let (folder, audio) = output::library::place(job, library);
+            job.output = audio;
+            job.library_folder = Some(folder);
+        }
+    }
     let mut config = config;
     if let (Some((list, other)), [job]) = (config.chapters.clone(), jobs.as_mut_slice()) {
         use crate::manifest::chapters;
@@ -57,6 +64,12 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
         }
     }
     let rendered = render_jobs(&config, jobs).await?;
+    for r in &rendered {
+        if let (Some(folder), Status::Ok) = (&r.job.library_folder, r.report.status) {
+            output::library::write_metadata(&r.job, folder)
+                .with_context(|| format!("writing the library files in {}", folder.display()))?;
+        }
+    }
     Ok(super::summary::print(&rendered))
 }
 

@@ -154,6 +154,8 @@ pub struct Job {
     pub inputs: Vec<PathBuf>,
     /// Set when `--chapters` restricts the job to some of its chapters.
     pub subset: Option<chapters::Subset>,
+    /// With `--library`: the book's folder there, where its metadata files go beside the audio.
+    pub library_folder: Option<PathBuf>,
 }
 
 /// The default of `max_request_chars`.
@@ -279,5 +281,6 @@ pub fn load_source(
         segments,
         inputs,
         subset: None,
+        library_folder: None,
     })
 }

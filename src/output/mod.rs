@@ -12,6 +12,7 @@ use crate::files;
 use crate::manifest::Job;
 
 pub(crate) mod audiobook;
+pub(crate) mod library;
 pub mod report;
 pub mod review;
 pub(crate) mod sidefiles;
@@ -32,6 +33,9 @@ pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
     out.extend([json, csv]);
     out.extend(sidefiles::paths(&job.output));
     out.push(job.output.with_extension("m3u8"));
+    if let Some(folder) = &job.library_folder {
+        out.extend(library::metadata_files(job, folder));
+    }
     out
 }
 
