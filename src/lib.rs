@@ -25,6 +25,7 @@
 //! - [`output`]: the reports, audiobook checks and side files.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
 //! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
+//! - [`pronounce`]: pronunciation rules (manifest or PLS), where they apply.
 //! - [`error`], `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
 //!   models.
 //!
@@ -52,6 +53,7 @@ pub mod models;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod pronounce;
 mod session;
 mod signals;
 pub mod state;

@@ -624,7 +624,13 @@ async fn epub_to_m4b_round_trip_read_back_with_ffprobe() {
     let path = std::env::var("PATH").unwrap_or_default();
     let out = narrate(
         d,
-        &["alice.yaml", "--base-url", &fx.base()],
+        &[
+            "alice.yaml",
+            "--base-url",
+            &fx.base(),
+            "--loudness-target",
+            "-20",
+        ],
         &[("ELEVENLABS_API_KEY", SECRET_KEY), ("PATH", &path)],
     )
     .await;
@@ -686,6 +692,11 @@ async fn epub_to_m4b_round_trip_read_back_with_ffprobe() {
             .map(|f| f.contains("mp4")),
         Some(true)
     );
+    // The loudness target holds through the AAC encoding, as ffmpeg measures it.
+    let value = crate::publish::ffmpeg_ebur128(&m4b);
+    let (loudness, peak) = (value("I:"), value("Peak:"));
+    assert!((loudness + 20.0).abs() <= 0.5, "ffmpeg: {loudness} LUFS");
+    assert!(peak <= -0.5, "ffmpeg: true peak {peak} dBFS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -921,4 +932,91 @@ async fn a_book_renders_directly_and_chapters_render_alone_or_again() {
         );
     }
     assert_eq!(fx.tts_log().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_by_a_chapter_pattern_html_headings_and_voice_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "notes.txt",
+        "A preface nobody reads.\n\n~~ Morning ~~\n\nThe sun came up over the hill.\n\n~~ Evening ~~\n\nIt went down again, slowly.\nVery slowly.\n",
+    );
+    let out = import(
+        d,
+        &[
+            "notes.txt",
+            "--chapter-pattern",
+            "^~~ .* ~~$",
+            "--voice",
+            "Rachel",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = chapters_of(d, "notes.yaml");
+    assert_eq!(
+        got,
+        [
+            (
+                "~~ Morning ~~".to_string(),
+                "~~ Morning ~~".to_string(),
+                "The sun came up over the hill.\n".to_string()
+            ),
+            (
+                "~~ Evening ~~".to_string(),
+                "~~ Evening ~~".to_string(),
+                "It went down again, slowly. Very slowly.\n".to_string()
+            ),
+        ]
+    );
+    let yaml = std::fs::read_to_string(d.join("notes.yaml")).unwrap();
+    assert!(
+        yaml.contains("  voice: \"Rachel\"\n") && !yaml.contains("voice_id"),
+        "{yaml}"
+    );
+    assert!(stdout(&out).contains("skipped: Front matter (before the first chapter heading)"));
+    let out = import(
+        d,
+        &[
+            "notes.txt",
+            "-o",
+            "bad.yaml",
+            "--chapter-pattern",
+            "(unclosed",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--chapter-pattern"),
+        "{}",
+        stderr(&out)
+    );
+
+    write(
+        d,
+        "page.html",
+        "<html><head><title>A Page</title></head><body><h1>First</h1><p>One<br>line.<p>Two.<h1>Second</h1><p>Three &amp; four.</body></html>",
+    );
+    let out = import(d, &["page.html", "--voice", ALICE]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = chapters_of(d, "page.yaml");
+    let texts: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(c, _, t)| (c.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("First", "One line.\n\nTwo.\n"),
+            ("Second", "Three & four.\n")
+        ]
+    );
+    let yaml = std::fs::read_to_string(d.join("page.yaml")).unwrap();
+    assert!(
+        yaml.contains(&format!("  voice_id: {ALICE}\n")) && yaml.contains("title: \"A Page\""),
+        "{yaml}"
+    );
 }

@@ -152,7 +152,7 @@ async fn mp3_duration_tags_and_chapters_read_back_with_ffprobe() {
 
 /// Runs ffmpeg's `ebur128` filter (with true peak) on a file and returns a reader of its
 /// summary: `"I:"` gives the integrated loudness, `"Peak:"` the true peak.
-fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
+pub(crate) fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(path)

@@ -11,6 +11,7 @@ mod import;
 mod manifest_errors;
 mod oracles;
 mod promises;
+mod pronounce;
 mod properties;
 mod publish;
 mod recovery;

@@ -100,7 +100,12 @@ pub fn request_log(dir: &Path) -> Vec<Value> {
 pub fn tts_log(dir: &Path) -> Vec<Value> {
     request_log(dir)
         .into_iter()
-        .filter(|e| e["method"] == "POST")
+        .filter(|e| {
+            e["method"] == "POST"
+                && e["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/v1/text-to-speech/"))
+        })
         .collect()
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - `key`: the redacted [`ApiKey`]; `types`: bodies and typed replies.
 //! - `error`: [`ApiError`] from every body shape, and its [`Disposition`].
-//! - `body`: bounded reads and `Retry-After`; `account`: voices, models, balance.
+//! - `body`: bounded reads and `Retry-After`; `account`: voices, models, balance;
+//!   `dictionaries`: the pronunciation dictionary narrate keeps for a manifest.
 //!
 //! The key goes only to the base URL's origin: redirects elsewhere are refused. Not
 //! responsible for retrying or scheduling (see `execute`): one call, one attempt.
@@ -14,6 +15,7 @@ use reqwest::header::HeaderMap;
 
 pub(crate) mod account;
 pub(crate) mod body;
+pub(crate) mod dictionaries;
 pub(crate) mod error;
 pub(crate) mod key;
 pub(crate) mod types;
@@ -209,6 +211,26 @@ impl Client {
             .send()
             .await
             .map_err(transport)?;
+        Self::json_answer(response).await
+    }
+
+    /// A POST of a JSON body to a JSON endpoint, such as a dictionary's `set-rules`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let url = self.url(path, &[])?;
+        let response = self
+            .with_key(self.http.post(url).json(body))
+            .send()
+            .await
+            .map_err(transport)?;
+        Self::json_answer(response).await
+    }
+
+    /// A 200's JSON, read within its bound; any other status as an error.
+    async fn json_answer(response: reqwest::Response) -> Result<serde_json::Value, ApiError> {
         let status = response.status().as_u16();
         if status != 200 {
             return Err(failure(response, false).await);

@@ -11,6 +11,7 @@ use crate::error::UsageError;
 use crate::manifest::{self, Job};
 
 pub(crate) mod check;
+pub(crate) mod dictionary;
 pub(crate) mod emulate;
 pub(crate) mod import;
 pub(crate) mod models;

@@ -38,7 +38,20 @@ pub(crate) struct ManifestPlan {
     pub manifest: String,
     pub output: String,
     pub output_format: String,
+    /// Each pronunciation rule, the requests whose text has its word (a change of the rule
+    /// renders exactly those again) and what that would cost.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pronunciations: Vec<RuleView>,
     pub totals: PlanTotals,
+}
+
+/// What changing one pronunciation rule would render again.
+#[derive(Debug, Serialize)]
+pub(crate) struct RuleView {
+    pub word: String,
+    pub requests: Vec<String>,
+    pub characters: usize,
+    pub estimated_credits: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,8 +155,30 @@ pub(crate) fn manifest_plan(job: &Job, state: &StateDir, source: &str) -> Manife
     let chains = (0..plan.chains.len())
         .map(|c| chain_view(job, &plan, c, cache.as_ref(), source))
         .collect();
+    let pronunciations = job
+        .pronunciations
+        .iter()
+        .map(|rule| {
+            let mut view = RuleView {
+                word: rule.word.clone(),
+                requests: Vec::new(),
+                characters: 0,
+                estimated_credits: 0.0,
+            };
+            for (r, request) in plan.requests.iter().enumerate() {
+                if crate::pronounce::occurs_in(&rule.word, &request.text) {
+                    let key = RequestKey::of(job, &plan, r, source);
+                    view.requests.push(label(job, &plan, r));
+                    view.characters += key.characters;
+                    view.estimated_credits += key.credits;
+                }
+            }
+            view
+        })
+        .collect();
     ManifestPlan {
         chains,
+        pronunciations,
         manifest: job.manifest.display().to_string(),
         output: job.output.display().to_string(),
         output_format: job.output_format.to_string(),
@@ -274,6 +309,16 @@ pub(crate) fn print(view: &PlanView) {
                     context(&r.next),
                 );
             }
+        }
+        for rule in &doc.pronunciations {
+            println!(
+                "  pronunciation {:?}: {} requests ({}), {} characters, about {} credits to render again if it changes",
+                rule.word,
+                rule.requests.len(),
+                rule.requests.join(", "),
+                rule.characters,
+                rule.estimated_credits
+            );
         }
         let t = &doc.totals;
         println!(

@@ -175,6 +175,17 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     let limits = fetched.clone().unwrap_or(saved_limits);
     let mut jobs = jobs;
     super::resolve_voices(&session.client, &mut jobs).await?;
+    for job in &mut jobs {
+        let state = config.state_dir_for(&job.manifest);
+        super::dictionary::ensure(&session.client, &state, job)
+            .await
+            .with_context(|| {
+                format!(
+                    "{}: keeping the pronunciation dictionary on the account",
+                    job.manifest.display()
+                )
+            })?;
+    }
     let pairs: Vec<(&Job, &Cache)> = jobs.iter().zip(&caches.caches).collect();
     let (plans, total) = estimate_all(config, &pairs, &limits, &source, true)?;
     if total.requests > 0 {

@@ -16,6 +16,7 @@
 pub(crate) mod account;
 mod auth;
 pub mod data;
+mod dictionaries;
 mod faults;
 pub(crate) mod history;
 mod rules;
@@ -232,6 +233,23 @@ pub fn router(state: Arc<Emulator>) -> Router {
         .route("/v1/voices/{voice_id}", get(account::voice))
         .route("/v1/models", get(account::list_models))
         .route("/v1/user/subscription", get(account::subscription))
+        .route(
+            "/v1/pronunciation-dictionaries/add-from-rules",
+            post(dictionaries::add_from_rules),
+        )
+        .route("/v1/pronunciation-dictionaries", get(dictionaries::list))
+        .route(
+            "/v1/pronunciation-dictionaries/{id}",
+            get(dictionaries::get),
+        )
+        .route(
+            "/v1/pronunciation-dictionaries/{id}/{action}",
+            post(dictionaries::change),
+        )
+        .route(
+            "/v1/pronunciation-dictionaries/{id}/{version_id}/download",
+            get(dictionaries::download),
+        )
         .fallback(auth::not_found)
         .layer(axum::middleware::map_response_with_state(
             state.clone(),

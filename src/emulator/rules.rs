@@ -19,6 +19,8 @@ use crate::format::{Codec, OutputFormat};
 /// A request that passed the API's checks: what to synthesize.
 pub(crate) struct Accepted<'a> {
     pub(crate) text: &'a str,
+    /// The text as it is spoken: the alias rules of its pronunciation dictionaries applied.
+    pub(crate) spoken: String,
     pub(crate) chars: usize,
     pub(crate) model: &'static Model,
     pub(crate) format: OutputFormat,
@@ -93,8 +95,10 @@ pub(crate) fn accept<'a>(
         ));
     }
     let format = producible(state, output_format)?;
+    let spoken = super::dictionaries::apply(state, body, text)?;
     Ok(Accepted {
         text,
+        spoken,
         chars,
         model,
         format,

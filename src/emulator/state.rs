@@ -38,6 +38,8 @@ pub struct Emulator {
     pub(crate) history: Mutex<Vec<super::history::Item>>,
     /// How many times each request content was asked for, for fault draws.
     pub(crate) attempts_seen: Mutex<HashMap<u64, u32>>,
+    /// The account's pronunciation dictionaries, oldest first.
+    pub(crate) dictionaries: Mutex<Vec<super::dictionaries::Dictionary>>,
 }
 
 impl Emulator {
@@ -71,6 +73,7 @@ impl Emulator {
             started: Instant::now(),
             history: Mutex::new(Vec::new()),
             attempts_seen: Mutex::new(HashMap::new()),
+            dictionaries: Mutex::new(Vec::new()),
         }))
     }
 

@@ -233,7 +233,7 @@ pub(crate) async fn synthesize(
         .and_then(|s| s.as_f64())
         .unwrap_or(1.0);
     let (text, voice, format) = (
-        accepted.text.to_string(),
+        accepted.spoken.clone(),
         voice_id.to_string(),
         accepted.format,
     );

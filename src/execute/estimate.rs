@@ -24,14 +24,29 @@ impl RequestKey {
     pub fn of(job: &Job, plan: &Plan, r: usize, source: &str) -> Self {
         let request = &plan.requests[r];
         let segment = &job.segments[request.segment];
-        let body = body_for(job, plan, r, &Context::default());
+        let mut body = body_for(job, plan, r, &Context::default());
+        // The managed dictionary's id and version change with every edit of any rule; what
+        // the audio depends on is the rules that apply to this text, so they are the key.
+        if let Some(managed) = &job.dictionary {
+            body.pronunciation_dictionary_locators
+                .retain(|l| l != managed);
+        }
+        let rules = crate::pronounce::matching(&job.pronunciations, &request.text);
+        let source = if rules.is_empty() {
+            source.to_string()
+        } else {
+            format!(
+                "{source}\npronunciations:{}",
+                serde_json::to_string(&rules).unwrap_or_default()
+            )
+        };
         let characters = request.text.chars().count();
         RequestKey {
             key: cache::key(
                 &segment.voice_id,
                 &job.output_format.to_string(),
                 &body,
-                source,
+                &source,
             ),
             characters,
             credits: characters as f64
@@ -82,16 +97,23 @@ pub fn estimate(job: &Job, plan: &Plan, cache: Option<&Cache>, source: &str) -> 
     e
 }
 
-/// The body of request `r` with its context.
+/// The body of request `r` with its context; the manifest's dictionary goes with a text that has
+/// one of its words.
 pub fn body_for(job: &Job, plan: &Plan, r: usize, context: &Context) -> TtsBody {
     let request = &plan.requests[r];
     let segment = &job.segments[request.segment];
+    let mut locators = segment.pronunciation_dictionary_locators.clone();
+    if let Some(managed) = &job.dictionary
+        && !crate::pronounce::matching(&job.pronunciations, &request.text).is_empty()
+    {
+        locators.push(managed.clone());
+    }
     TtsBody {
         text: request.text.clone(),
         model_id: segment.model_id.clone(),
         language_code: segment.language_code.clone(),
         voice_settings: segment.voice_settings.clone(),
-        pronunciation_dictionary_locators: segment.pronunciation_dictionary_locators.clone(),
+        pronunciation_dictionary_locators: locators,
         seed: segment.seed,
         previous_text: context.previous_text.clone(),
         next_text: context.next_text.clone(),

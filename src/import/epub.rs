@@ -16,9 +16,10 @@ use super::html::{HtmlOptions, Page, read_page};
 use super::{Book, Cover, Part, add_left_out, chapters, clean, image_extension};
 
 /// The most a single file of the book may take once inflated.
-const MAX_ENTRY_BYTES: u64 = 64 * 1024 * 1024;
-/// The most the whole book may take once inflated (a ZIP bomb stops here).
-const MAX_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
+const MAX_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
+/// The most the whole book may take once inflated (a ZIP bomb stops here; the text of a long
+/// novel is a few megabytes).
+const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 /// The most files a book may hold.
 const MAX_ENTRIES: usize = 100_000;
 /// Encryption that is not DRM: font obfuscation (IDPF and Adobe).
@@ -328,8 +329,8 @@ fn read_ncx(source: &str, ncx_path: &str) -> Result<Vec<Entry>, String> {
 }
 
 /// Reads an EPUB's chapters.
-pub(crate) fn read(bytes: &[u8], keep_all: bool, options: HtmlOptions) -> Result<Book, String> {
-    let zip = zip::ZipArchive::new(Cursor::new(bytes.to_vec()))
+pub(crate) fn read(bytes: Vec<u8>, keep_all: bool, options: HtmlOptions) -> Result<Book, String> {
+    let zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| format!("not a ZIP archive, so not an EPUB ({e})"))?;
     if zip.len() > MAX_ENTRIES {
         return Err(format!("{} files, more than narrate reads", zip.len()));

@@ -252,7 +252,7 @@ pub fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<Book> {
         "epub" => {
             let bytes = crate::files::read_bytes(path, MAX_BOOK_BYTES)
                 .map_err(|e| bad(path, format!("cannot read: {e}")))?;
-            epub::read(&bytes, options.keep_all, html_options).map_err(|e| bad(path, e))?
+            epub::read(bytes, options.keep_all, html_options).map_err(|e| bad(path, e))?
         }
         "md" | "markdown" | "txt" | "text" | "html" | "htm" | "xhtml" => {
             let source = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)

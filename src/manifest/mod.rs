@@ -156,6 +156,11 @@ pub struct Job {
     pub subset: Option<chapters::Subset>,
     /// With `--library`: the book's folder there, where its metadata files go beside the audio.
     pub library_folder: Option<PathBuf>,
+    /// `pronunciations` and `pronunciation_file`, in order.
+    pub pronunciations: Vec<crate::pronounce::Rule>,
+    /// The account's dictionary of those rules, once narrate has made sure of it: added to
+    /// the requests whose text has one of the words.
+    pub dictionary: Option<DictionaryLocator>,
 }
 
 /// The default of `max_request_chars`.
@@ -263,6 +268,8 @@ pub fn load_source(
     let (segments, output_format) = resolver.segments(raw_segments, &mut inputs)?;
     resolve::check_header(&ctx, &header)?;
     let (year, cover) = resolve::book_fields(&ctx, &base, &header, &mut inputs)?;
+    let pronunciations = resolve::pronunciations(&ctx, &base, &header, &mut inputs)?;
+    check_pronunciations(&ctx, &segments, &pronunciations)?;
     let output = resolve::output(&ctx, path, &base, &header, output_override, output_format)?;
     Ok(Job {
         manifest: path.to_path_buf(),
@@ -282,5 +289,47 @@ pub fn load_source(
         inputs,
         subset: None,
         library_folder: None,
+        pronunciations,
+        dictionary: None,
     })
+}
+
+/// The API takes at most 3 dictionary locators a request: a segment with 3 of its own and a
+/// word of the manifest's rules would need a fourth. Phoneme rules meeting a model that skips
+/// them are a warning.
+fn check_pronunciations(
+    ctx: &Ctx<'_>,
+    segments: &[Segment],
+    rules: &[crate::pronounce::Rule],
+) -> Result<(), ManifestError> {
+    let mut warned = std::collections::HashSet::new();
+    for (i, s) in segments.iter().enumerate() {
+        let matched = crate::pronounce::matching(rules, &s.text);
+        if matched.is_empty() {
+            continue;
+        }
+        if s.pronunciation_dictionary_locators.len() >= 3 {
+            return Err(ctx.err(
+                Some(s.line),
+                Some(format!("segments[{i}].pronunciation_dictionary_locators")),
+                format!(
+                    "segment {} has 3 dictionary locators, the API's most a request, and its text has {:?} of the manifest's pronunciations, which would need a fourth",
+                    s.id, matched[0].word
+                ),
+            ));
+        }
+        if !crate::pronounce::PHONEME_MODELS.contains(&s.model_id.as_str())
+            && let Some(rule) = matched.iter().find(|r| r.is_phoneme())
+            && warned.insert(s.model_id.clone())
+        {
+            tracing::warn!(
+                "{}: the phoneme rule for {:?} (segment {}) is skipped by {}: only eleven_flash_v2, eleven_turbo_v2 and eleven_monolingual_v1 honour phonemes; give it an alias instead",
+                ctx.file.display(),
+                rule.word,
+                s.id,
+                s.model_id
+            );
+        }
+    }
+    Ok(())
 }

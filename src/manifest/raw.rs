@@ -42,6 +42,8 @@ pub(crate) struct RawManifest {
     pub(crate) description: Option<String>,
     pub(crate) year: Option<Year>,
     pub(crate) cover: Option<String>,
+    pub(crate) pronunciations: Option<Vec<Spanned<RawRule>>>,
+    pub(crate) pronunciation_file: Option<String>,
     pub(crate) output: Option<String>,
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,
@@ -49,6 +51,16 @@ pub(crate) struct RawManifest {
     pub(crate) defaults: Option<Spanned<RawSegment>>,
     pub(crate) segments: Option<Vec<Spanned<RawSegment>>>,
     pub(crate) segments_csv: Option<String>,
+}
+
+/// A pronunciation rule as written: `{word, alias}` or `{word, phoneme, alphabet}`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub(crate) word: Option<String>,
+    pub(crate) alias: Option<String>,
+    pub(crate) phoneme: Option<String>,
+    pub(crate) alphabet: Option<String>,
 }
 
 /// `year: 1865` or `year: "1865"`.
@@ -68,6 +80,8 @@ pub(crate) struct Header {
     pub(crate) description: Option<String>,
     pub(crate) year: Option<Year>,
     pub(crate) cover: Option<String>,
+    pub(crate) pronunciations: Option<Vec<Spanned<RawRule>>>,
+    pub(crate) pronunciation_file: Option<String>,
     pub(crate) output: Option<String>,
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,

@@ -433,6 +433,105 @@ pub(super) fn check_header(ctx: &Ctx<'_>, header: &Header) -> Result<(), Manifes
     Ok(())
 }
 
+/// The manifest's pronunciation rules: `pronunciations` in order, then those of
+/// `pronunciation_file` (a PLS lexicon, an input like a `text_file`). A word may have one rule;
+/// an alias or a phoneme in a known alphabet, never both.
+pub(super) fn pronunciations(
+    ctx: &Ctx<'_>,
+    base: &Path,
+    header: &Header,
+    inputs: &mut Vec<PathBuf>,
+) -> Result<Vec<crate::pronounce::Rule>, ManifestError> {
+    use crate::pronounce::{ALPHABETS, Rule, Spoken};
+    let mut rules: Vec<Rule> = Vec::new();
+    for (i, raw) in header.pronunciations.iter().flatten().enumerate() {
+        let line = Some(raw.referenced.line());
+        let at = |field: &str| Some(format!("pronunciations[{i}]{field}"));
+        let raw = &raw.value;
+        let word = raw.word.as_deref().map(str::trim).unwrap_or_default();
+        if word.is_empty() {
+            return Err(ctx.err(line, at(".word"), "a rule needs a word"));
+        }
+        let spoken = match (&raw.alias, &raw.phoneme, &raw.alphabet) {
+            (Some(alias), None, None) if !alias.trim().is_empty() => Spoken::Alias {
+                alias: alias.trim().to_string(),
+            },
+            (Some(_), None, None) => {
+                return Err(ctx.err(line, at(".alias"), "the alias is empty"));
+            }
+            (None, Some(phoneme), alphabet) if !phoneme.trim().is_empty() => {
+                let alphabet = alphabet.as_deref().unwrap_or("");
+                if !ALPHABETS.contains(&alphabet) {
+                    return Err(ctx.err(
+                        line,
+                        at(".alphabet"),
+                        format!(
+                            "{alphabet:?} is not an alphabet the API takes: ipa or cmu-arpabet"
+                        ),
+                    ));
+                }
+                Spoken::Phoneme {
+                    phoneme: phoneme.trim().to_string(),
+                    alphabet: alphabet.to_string(),
+                }
+            }
+            (None, Some(_), _) => {
+                return Err(ctx.err(line, at(".phoneme"), "the phoneme is empty"));
+            }
+            _ => {
+                return Err(ctx.err(
+                    line,
+                    at(""),
+                    "give either alias, or phoneme with alphabet (ipa or cmu-arpabet)",
+                ));
+            }
+        };
+        if rules.iter().any(|r| r.word == word) {
+            return Err(ctx.err(line, at(".word"), format!("{word:?} has a rule already")));
+        }
+        rules.push(Rule {
+            word: word.to_string(),
+            spoken,
+        });
+    }
+    if let Some(file) = &header.pronunciation_file {
+        let path = normalize(&base.join(file));
+        let source = super::read_input(&path)
+            .map_err(|e| ctx.err(None, Some("pronunciation_file".into()), e))?;
+        let from_file = crate::pronounce::parse_pls(&source).map_err(|e| ManifestError {
+            file: path.clone(),
+            line: Some(e.line),
+            field: None,
+            message: e.message,
+        })?;
+        for rule in from_file {
+            if let Spoken::Phoneme { alphabet, .. } = &rule.spoken
+                && !ALPHABETS.contains(&alphabet.as_str())
+            {
+                return Err(ctx.err(
+                    None,
+                    Some("pronunciation_file".into()),
+                    format!(
+                        "{}: {:?} is in the alphabet {alphabet:?}; the API takes ipa or cmu-arpabet",
+                        path.display(),
+                        rule.word
+                    ),
+                ));
+            }
+            if rules.iter().any(|r| r.word == rule.word) {
+                return Err(ctx.err(
+                    None,
+                    Some("pronunciation_file".into()),
+                    format!("{}: {:?} has a rule already", path.display(), rule.word),
+                ));
+            }
+            rules.push(rule);
+        }
+        inputs.push(path);
+    }
+    Ok(rules)
+}
+
 /// The largest cover image.
 pub(super) const MAX_COVER_BYTES: u64 = 16 * 1024 * 1024;
 

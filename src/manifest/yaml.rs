@@ -113,6 +113,8 @@ pub(super) fn read_yaml(
         description: raw.description,
         year: raw.year,
         cover: raw.cover,
+        pronunciations: raw.pronunciations,
+        pronunciation_file: raw.pronunciation_file,
         title: raw.title,
         output: raw.output,
         lead_in_ms: raw.lead_in_ms,

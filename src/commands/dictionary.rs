@@ -1,0 +1,96 @@
+//! The pronunciation dictionary narrate keeps on the account for a manifest: created once from
+//! the manifest's rules, its id and version remembered in the state directory
+//! (`dictionaries/<manifest>.json`), reused while the rules stay the same and given new rules
+//! (a new version, pinned) when they change. Never a new dictionary per run.
+//!
+//! Not responsible for which requests carry it (see `execute::estimate::body_for`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::Client;
+use crate::manifest::{DictionaryLocator, Job};
+use crate::state::StateDir;
+
+/// What the state directory remembers of a manifest's dictionary.
+#[derive(Debug, Deserialize, Serialize)]
+struct Remembered {
+    id: String,
+    version_id: String,
+    /// The rules of that version, in the API's form.
+    rules: Vec<serde_json::Value>,
+}
+
+fn remembered_path(state: &StateDir, job: &Job) -> std::path::PathBuf {
+    let name = job
+        .manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    state
+        .path()
+        .join("dictionaries")
+        .join(format!("{}.json", crate::audio::layout::slug(&name)))
+}
+
+/// Makes sure the account has a dictionary with exactly the job's rules and sets
+/// `job.dictionary` to its current version. One `GET` when nothing changed; one `set-rules` when
+/// the rules did; one `add-from-rules` the first time (or when the remembered dictionary is gone).
+pub(crate) async fn ensure(client: &Client, state: &StateDir, job: &mut Job) -> anyhow::Result<()> {
+    if job.pronunciations.is_empty() {
+        return Ok(());
+    }
+    let rules: Vec<serde_json::Value> = job.pronunciations.iter().map(|r| r.api()).collect();
+    let path = remembered_path(state, job);
+    let remembered: Option<Remembered> =
+        crate::files::read_bytes(&path, crate::files::MAX_STATE_JSON_BYTES)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let manifest = job.manifest.display().to_string();
+    let version = match remembered {
+        Some(r) => match client.dictionary(&r.id).await? {
+            Some(latest) if r.rules == rules && latest.version_id == r.version_id => {
+                tracing::info!(dictionary = %r.id, "pronunciation dictionary unchanged");
+                latest
+            }
+            Some(_) => {
+                let v = client
+                    .set_dictionary_rules(&r.id, &job.pronunciations)
+                    .await?;
+                tracing::info!(dictionary = %v.id, version = %v.version_id, "pronunciation rules replaced");
+                v
+            }
+            None => {
+                tracing::warn!(
+                    "{manifest}: the pronunciation dictionary {} is no longer on the account; creating it again",
+                    r.id
+                );
+                create(client, job).await?
+            }
+        },
+        None => create(client, job).await?,
+    };
+    let record = Remembered {
+        id: version.id.clone(),
+        version_id: version.version_id.clone(),
+        rules,
+    };
+    std::fs::create_dir_all(crate::files::parent_dir(&path))?;
+    crate::files::write_atomic(&path, &serde_json::to_vec_pretty(&record)?)?;
+    job.dictionary = Some(DictionaryLocator {
+        pronunciation_dictionary_id: version.id,
+        version_id: Some(version.version_id),
+    });
+    Ok(())
+}
+
+async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictionaries::Version> {
+    let stem = job
+        .manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = format!("narrate {}", job.title.as_deref().unwrap_or(&stem));
+    let v = client.create_dictionary(&name, &job.pronunciations).await?;
+    tracing::info!(dictionary = %v.id, version = %v.version_id, "pronunciation dictionary created");
+    Ok(v)
+}

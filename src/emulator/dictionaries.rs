@@ -1,0 +1,570 @@
+//! Pronunciation dictionaries: `add-from-rules`, `{id}/set-rules`, `add-rules`, `remove-rules`
+//! (each change a new version), `GET {id}`, the listing with cursor paging, and `{id}/{version}/
+//! download` as a PLS lexicon; and, for text-to-speech, the locators checked and their alias
+//! rules applied to the text before synthesis, so durations change as they would.
+//!
+//! Where the API's documentation is silent, the emulator chooses (and says so in its messages):
+//! an unknown dictionary or version in a locator is a 400; a rule matches its whole word with
+//! its case unless the rule says `word_boundaries: false` or `case_sensitive: false`; phoneme
+//! rules change nothing in the synthetic audio. Its own code, written from the API's
+//! description, not the client's.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Emulator;
+use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+
+/// One dictionary: its versions' rules, oldest first.
+pub(crate) struct Dictionary {
+    id: String,
+    name: String,
+    description: Option<String>,
+    created: i64,
+    versions: Vec<(String, Vec<Value>)>,
+}
+
+impl Dictionary {
+    fn latest(&self) -> &(String, Vec<Value>) {
+        self.versions.last().expect("a dictionary has a version")
+    }
+
+    fn metadata(&self) -> Value {
+        let (version, rules) = self.latest();
+        json!({
+            "id": self.id,
+            "latest_version_id": version,
+            "latest_version_rules_num": rules.len(),
+            "name": self.name,
+            "permission_on_resource": "admin",
+            "created_by": "emulator-user",
+            "creation_time_unix": self.created,
+            "archived_time_unix": null,
+            "description": self.description,
+        })
+    }
+}
+
+/// A 422 in FastAPI's shape for a body field.
+fn invalid(loc: &[&str], kind: &str, msg: &str, input: &Value) -> Response {
+    let mut location = vec![json!("body")];
+    location.extend(loc.iter().map(|l| json!(l)));
+    validation_error(vec![
+        json!({"type": kind, "loc": location, "msg": msg, "input": input}),
+    ])
+}
+
+/// The rules of a body, checked as the API's models describe them.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn rules_of(body: &Value) -> Result<Vec<Value>, Response> {
+    let Some(list) = body.get("rules") else {
+        return Err(invalid(&["rules"], "missing", "Field required", body));
+    };
+    let Some(list) = list.as_array() else {
+        return Err(invalid(
+            &["rules"],
+            "list_type",
+            "Input should be a valid list",
+            list,
+        ));
+    };
+    for (i, rule) in list.iter().enumerate() {
+        let index = i.to_string();
+        let text = |name: &str| rule.get(name).and_then(Value::as_str);
+        if text("string_to_replace").is_none() {
+            return Err(invalid(
+                &["rules", &index, "string_to_replace"],
+                "missing",
+                "Field required",
+                rule,
+            ));
+        }
+        let needed: &[&str] = match text("type") {
+            Some("alias") => &["alias"],
+            Some("phoneme") => &["phoneme", "alphabet"],
+            _ => {
+                return Err(invalid(
+                    &["rules", &index],
+                    "union_tag_invalid",
+                    "Input tag does not match any of the expected tags: 'alias', 'phoneme'",
+                    rule,
+                ));
+            }
+        };
+        for name in needed {
+            if text(name).is_none() {
+                return Err(invalid(
+                    &["rules", &index, name],
+                    "missing",
+                    "Field required",
+                    rule,
+                ));
+            }
+        }
+    }
+    Ok(list.clone())
+}
+
+fn not_found(state: &Emulator, id: &str) -> Response {
+    api_error(
+        state,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "pronunciation_dictionary_not_found",
+        &format!("A pronunciation dictionary with the id {id} was not found."),
+    )
+}
+
+fn log(state: &Emulator, method: &Method, uri: &Uri, headers: &HeaderMap, response: &Response) {
+    log_get(state, method, uri, headers, response);
+}
+
+async fn json_body(body: axum::body::Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(&body).map_err(|e| {
+        validation_error(vec![json!({
+            "type": "json_invalid",
+            "loc": ["body", 0],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": e.to_string()},
+        })])
+    })
+}
+
+/// `POST /v1/pronunciation-dictionaries/add-from-rules`.
+pub(crate) async fn add_from_rules(
+    State(state): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Response {
+    let response = match create(&state, &headers, body).await {
+        Ok(r) | Err(r) => r,
+    };
+    log(&state, &method, &uri, &headers, &response);
+    response
+}
+
+async fn create(
+    state: &Emulator,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    authorize(state, headers).map_err(|r| *r)?;
+    let body = json_body(body).await?;
+    let rules = rules_of(&body)?;
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        return Err(invalid(&["name"], "missing", "Field required", &body));
+    };
+    let dictionary = Dictionary {
+        id: state.next_id("dictionary"),
+        name: name.to_string(),
+        description: body
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        created: super::state::unix_now() as i64,
+        versions: vec![(state.next_id("version"), rules)],
+    };
+    let (version, rules) = dictionary.latest().clone();
+    let answer = json!({
+        "id": dictionary.id,
+        "name": dictionary.name,
+        "created_by": "emulator-user",
+        "creation_time_unix": dictionary.created,
+        "version_id": version,
+        "version_rules_num": rules.len(),
+        "description": dictionary.description,
+        "permission_on_resource": "admin",
+    });
+    lock(state).push(dictionary);
+    Ok(axum::Json(answer).into_response())
+}
+
+fn lock(state: &Emulator) -> std::sync::MutexGuard<'_, Vec<Dictionary>> {
+    state
+        .dictionaries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What `set-rules`, `add-rules` and `remove-rules` do to a version's rules.
+enum Change {
+    Set(Vec<Value>),
+    /// A rule for a word already there replaces it.
+    Add(Vec<Value>),
+    /// The `rule_strings` to remove.
+    Remove(Vec<Value>),
+}
+
+impl Change {
+    fn apply(self, rules: &mut Vec<Value>) {
+        match self {
+            Change::Set(new) => *rules = new,
+            Change::Add(new) => {
+                for rule in new {
+                    rules.retain(|r| r["string_to_replace"] != rule["string_to_replace"]);
+                    rules.push(rule);
+                }
+            }
+            Change::Remove(strings) => {
+                rules.retain(|r| !strings.contains(&r["string_to_replace"]));
+            }
+        }
+    }
+}
+
+/// `POST /v1/pronunciation-dictionaries/{id}/{set-rules|add-rules|remove-rules}`.
+pub(crate) async fn change(
+    State(state): State<Arc<Emulator>>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Response {
+    let response = match change_rules(&state, &id, &action, &headers, body).await {
+        Ok(r) | Err(r) => r,
+    };
+    log(&state, &method, &uri, &headers, &response);
+    response
+}
+
+async fn change_rules(
+    state: &Emulator,
+    id: &str,
+    action: &str,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    authorize(state, headers).map_err(|r| *r)?;
+    if !matches!(action, "set-rules" | "add-rules" | "remove-rules") {
+        return Err(super::auth::not_found().await);
+    }
+    let body = json_body(body).await?;
+    let change = match action {
+        "remove-rules" => {
+            let Some(strings) = body.get("rule_strings").and_then(Value::as_array) else {
+                return Err(invalid(
+                    &["rule_strings"],
+                    "missing",
+                    "Field required",
+                    &body,
+                ));
+            };
+            Change::Remove(strings.clone())
+        }
+        "add-rules" => Change::Add(rules_of(&body)?),
+        _ => Change::Set(rules_of(&body)?),
+    };
+    let version = state.next_id("version");
+    let mut all = lock(state);
+    let Some(d) = all.iter_mut().find(|d| d.id == id) else {
+        drop(all);
+        return Err(not_found(state, id));
+    };
+    let mut rules = d.latest().1.clone();
+    change.apply(&mut rules);
+    let count = rules.len();
+    d.versions.push((version.clone(), rules));
+    Ok(
+        axum::Json(json!({"id": id, "version_id": version, "version_rules_num": count}))
+            .into_response(),
+    )
+}
+
+/// `GET /v1/pronunciation-dictionaries/{id}`: its metadata and latest rules.
+pub(crate) async fn get(
+    State(state): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => {
+            let all = lock(&state);
+            match all.iter().find(|d| d.id == id) {
+                Some(d) => {
+                    let mut v = d.metadata();
+                    v["rules"] = Value::Array(d.latest().1.clone());
+                    axum::Json(v).into_response()
+                }
+                None => {
+                    drop(all);
+                    not_found(&state, &id)
+                }
+            }
+        }
+    };
+    log(&state, &method, &uri, &headers, &response);
+    response
+}
+
+/// `GET /v1/pronunciation-dictionaries?cursor=&page_size=`: newest first, at most 100 a page
+/// (30 by default); the cursor is the id of the next one.
+pub(crate) async fn list(
+    State(state): State<Arc<Emulator>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => list_page(&state, &query_pairs(&query)),
+    };
+    log(&state, &method, &uri, &headers, &response);
+    response
+}
+
+fn list_page(state: &Emulator, query: &[(String, String)]) -> Response {
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let page_size = match get("page_size").map(str::parse::<i64>) {
+        None => 30,
+        Some(Ok(n)) if (1..=100).contains(&n) => n as usize,
+        Some(Ok(n)) => {
+            return validation_error(vec![json!({
+                "type": if n < 1 { "greater_than_equal" } else { "less_than_equal" },
+                "loc": ["query", "page_size"],
+                "msg": if n < 1 { "Input should be greater than or equal to 1" } else { "Input should be less than or equal to 100" },
+                "input": n.to_string(),
+                "ctx": if n < 1 { json!({"ge": 1}) } else { json!({"le": 100}) },
+            })]);
+        }
+        Some(Err(_)) => {
+            return validation_error(vec![json!({
+                "type": "int_parsing",
+                "loc": ["query", "page_size"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "input": get("page_size"),
+            })]);
+        }
+    };
+    let all = lock(state);
+    let newest: Vec<&Dictionary> = all.iter().rev().collect();
+    let start = match get("cursor") {
+        None => 0,
+        Some(c) => match newest.iter().position(|d| d.id == c) {
+            Some(i) => i,
+            None => {
+                drop(all);
+                return api_error(
+                    state,
+                    StatusCode::BAD_REQUEST,
+                    "validation_error",
+                    "invalid_cursor",
+                    "The cursor is not one this listing gave (the emulator's choice of answer).",
+                );
+            }
+        },
+    };
+    let page: Vec<Value> = newest
+        .iter()
+        .skip(start)
+        .take(page_size)
+        .map(|d| d.metadata())
+        .collect();
+    let next = newest.get(start + page_size).map(|d| d.id.clone());
+    axum::Json(json!({
+        "pronunciation_dictionaries": page,
+        "next_cursor": next,
+        "has_more": next.is_some(),
+    }))
+    .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /v1/pronunciation-dictionaries/{id}/{version_id}/download`: the version as a PLS.
+pub(crate) async fn download(
+    State(state): State<Arc<Emulator>>,
+    Path((id, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let response = match authorize(&state, &headers) {
+        Err(r) => *r,
+        Ok(()) => {
+            let all = lock(&state);
+            let rules = all
+                .iter()
+                .find(|d| d.id == id)
+                .and_then(|d| d.versions.iter().find(|(v, _)| *v == version))
+                .map(|(_, r)| r.clone());
+            drop(all);
+            match rules {
+                None => not_found(&state, &format!("{id} (version {version})")),
+                Some(rules) => {
+                    let mut pls = String::from(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<lexicon version=\"1.0\" xmlns=\"http://www.w3.org/2005/01/pronunciation-lexicon\" alphabet=\"ipa\" xml:lang=\"en-US\">\n",
+                    );
+                    for r in &rules {
+                        let text = |k: &str| escape(r.get(k).and_then(Value::as_str).unwrap_or(""));
+                        let how = if r["type"] == "alias" {
+                            format!("<alias>{}</alias>", text("alias"))
+                        } else {
+                            format!(
+                                "<phoneme alphabet=\"{}\">{}</phoneme>",
+                                text("alphabet"),
+                                text("phoneme")
+                            )
+                        };
+                        pls.push_str(&format!(
+                            "  <lexeme>\n    <grapheme>{}</grapheme>\n    {how}\n  </lexeme>\n",
+                            text("string_to_replace")
+                        ));
+                    }
+                    pls.push_str("</lexicon>\n");
+                    ([("content-type", "application/pls+xml")], pls).into_response()
+                }
+            }
+        }
+    };
+    log(&state, &method, &uri, &headers, &response);
+    response
+}
+
+/// Whether `word` is in `text` at `at` as a whole word.
+fn whole_word(text: &str, at: usize, len: usize) -> bool {
+    let inside = |c: char| c.is_alphanumeric() || c == '_';
+    !text[..at].chars().next_back().is_some_and(inside)
+        && !text[at + len..].chars().next().is_some_and(inside)
+}
+
+/// Replaces `word` by `alias` in `text` as a rule says (whole words and case by default).
+fn replace(text: &str, word: &str, alias: &str, case_sensitive: bool, boundaries: bool) -> String {
+    if word.is_empty() {
+        return text.to_string();
+    }
+    let (hay, needle) = if case_sensitive {
+        (text.to_string(), word.to_string())
+    } else {
+        (text.to_lowercase(), word.to_lowercase())
+    };
+    // Lowercasing can change lengths; then only exact-case matches are replaced.
+    let hay = if hay.len() == text.len() {
+        hay
+    } else {
+        text.to_string()
+    };
+    let mut out = String::new();
+    let mut from = 0;
+    while let Some(i) = hay[from..].find(&needle) {
+        let at = from + i;
+        if !boundaries || whole_word(text, at, needle.len()) {
+            out.push_str(&text[from..at]);
+            out.push_str(alias);
+            from = at + needle.len();
+        } else {
+            let step = text[at..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&text[from..at + step]);
+            from = at + step;
+        }
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+/// A request's locators checked (at most 3, each a dictionary and version of the account) and
+/// their alias rules applied to `text`, in order.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub(crate) fn apply(state: &Emulator, body: &Value, text: &str) -> Result<String, Response> {
+    let Some(locators) = body
+        .get("pronunciation_dictionary_locators")
+        .and_then(Value::as_array)
+    else {
+        return Ok(text.to_string());
+    };
+    if locators.len() > 3 {
+        return Err(validation_error(vec![json!({
+            "type": "too_long",
+            "loc": ["body", "pronunciation_dictionary_locators"],
+            "msg": format!("List should have at most 3 items after validation, not {}", locators.len()),
+            "input": locators,
+            "ctx": {"field_type": "List", "max_length": 3, "actual_length": locators.len()},
+        })]));
+    }
+    let all = lock(state);
+    let mut out = text.to_string();
+    for locator in locators {
+        let id = locator
+            .get("pronunciation_dictionary_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(d) = all.iter().find(|d| d.id == id) else {
+            drop(all);
+            return Err(api_error(
+                state,
+                StatusCode::BAD_REQUEST,
+                "validation_error",
+                "pronunciation_dictionary_not_found",
+                &format!(
+                    "The pronunciation dictionary {id} was not found (the emulator's choice of answer: the API does not document this error)."
+                ),
+            ));
+        };
+        let rules = match locator.get("version_id").and_then(Value::as_str) {
+            None => &d.latest().1,
+            Some(v) => match d.versions.iter().find(|(id, _)| id == v) {
+                Some((_, rules)) => rules,
+                None => {
+                    drop(all);
+                    return Err(api_error(
+                        state,
+                        StatusCode::BAD_REQUEST,
+                        "validation_error",
+                        "pronunciation_dictionary_version_not_found",
+                        &format!(
+                            "The version {v} of the pronunciation dictionary {id} was not found (the emulator's choice of answer: the API does not document this error)."
+                        ),
+                    ));
+                }
+            },
+        };
+        for rule in rules.iter().filter(|r| r["type"] == "alias") {
+            out = replace(
+                &out,
+                rule["string_to_replace"].as_str().unwrap_or_default(),
+                rule["alias"].as_str().unwrap_or_default(),
+                rule["case_sensitive"].as_bool().unwrap_or(true),
+                rule["word_boundaries"].as_bool().unwrap_or(true),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace;
+
+    #[test]
+    fn aliases_replace_whole_words() {
+        assert_eq!(
+            replace(
+                "The Cheshire Cat, Cheshires.",
+                "Cheshire",
+                "Chesh-er",
+                true,
+                true
+            ),
+            "The Chesh-er Cat, Cheshires."
+        );
+        assert_eq!(replace("cheshire", "Cheshire", "X", true, true), "cheshire");
+        assert_eq!(replace("cheshire", "Cheshire", "X", false, true), "X");
+        assert_eq!(replace("Cheshires", "Cheshire", "X", true, false), "Xs");
+    }
+}
