@@ -1,4 +1,5 @@
-//! Pronunciation dictionaries: `add-from-rules`, `{id}/set-rules`, `add-rules`, `remove-rules`
+//! Pronunciation dictionaries: `add-from-rules`, `add-from-file` (a multipart PLS),
+//! `{id}/set-rules`, `add-rules`, `remove-rules`
 //! (each change a new version), `GET {id}`, the listing with cursor paging, and `{id}/{version}/
 //! download` as a PLS lexicon; and, for text-to-speech, the locators checked and their alias
 //! rules applied to the text before synthesis, so durations change as they would.
@@ -161,13 +162,16 @@ async fn create(
     let Some(name) = body.get("name").and_then(Value::as_str) else {
         return Err(invalid(&["name"], "missing", "Field required", &body));
     };
+    let description = body.get("description").and_then(Value::as_str);
+    Ok(insert(state, name, description, rules))
+}
+
+/// A new dictionary with its first version, answered as the API does.
+fn insert(state: &Emulator, name: &str, description: Option<&str>, rules: Vec<Value>) -> Response {
     let dictionary = Dictionary {
         id: state.next_id("dictionary"),
         name: name.to_string(),
-        description: body
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        description: description.map(str::to_string),
         created: super::state::unix_now() as i64,
         versions: vec![(state.next_id("version"), rules)],
     };
@@ -183,7 +187,68 @@ async fn create(
         "permission_on_resource": "admin",
     });
     lock(state).push(dictionary);
-    Ok(axum::Json(answer).into_response())
+    axum::Json(answer).into_response()
+}
+
+/// `POST /v1/pronunciation-dictionaries/add-from-file`: a multipart form with `name`,
+/// `description` and the PLS `file`.
+pub(crate) async fn add_from_file(
+    State(state): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    multipart: axum::extract::Multipart,
+) -> Response {
+    let response = match from_file(&state, &headers, multipart).await {
+        Ok(r) | Err(r) => r,
+    };
+    log(&state, &method, &uri, &headers, &response);
+    response
+}
+
+async fn from_file(
+    state: &Emulator,
+    headers: &HeaderMap,
+    mut multipart: axum::extract::Multipart,
+) -> Result<Response, Response> {
+    authorize(state, headers).map_err(|r| *r)?;
+    let (mut name, mut description, mut file) = (None, None, None);
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let key = field.name().unwrap_or_default().to_string();
+        let Ok(bytes) = field.bytes().await else {
+            break;
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        match key.as_str() {
+            "name" => name = Some(text),
+            "description" => description = Some(text),
+            "file" => file = Some(text),
+            _ => {}
+        }
+    }
+    let Some(name) = name else {
+        return Err(invalid(
+            &["name"],
+            "missing",
+            "Field required",
+            &json!(null),
+        ));
+    };
+    let rules = match file.as_deref().map(crate::pronounce::parse_pls) {
+        Some(Ok(rules)) => rules.iter().map(crate::pronounce::Rule::api).collect(),
+        Some(Err(e)) => {
+            return Err(super::rules::bad(
+                state,
+                "invalid_pls",
+                &format!(
+                    "The lexicon file is not valid PLS: line {}: {} (the emulator's wording).",
+                    e.line, e.message
+                ),
+            ));
+        }
+        None => Vec::new(),
+    };
+    Ok(insert(state, &name, description.as_deref(), rules))
 }
 
 fn lock(state: &Emulator) -> std::sync::MutexGuard<'_, Vec<Dictionary>> {

@@ -7,6 +7,8 @@
 //! - `tts`: the four text-to-speech endpoints; `validate`: their 422s; `faults`: injected
 //!   faults and body delivery.
 //! - `account`: voices, models and subscription; [`data`]: the voice catalogue.
+//! - `history`: the speech history; `dictionaries`: pronunciation dictionaries, the locators'
+//!   checks and their aliases applied before synthesis.
 //! - [`synth`]: the synthetic voice.
 //!
 //! The server takes its listener and a shutdown future, so tests bind `127.0.0.1:0`, and runs
@@ -236,6 +238,10 @@ pub fn router(state: Arc<Emulator>) -> Router {
         .route(
             "/v1/pronunciation-dictionaries/add-from-rules",
             post(dictionaries::add_from_rules),
+        )
+        .route(
+            "/v1/pronunciation-dictionaries/add-from-file",
+            post(dictionaries::add_from_file),
         )
         .route("/v1/pronunciation-dictionaries", get(dictionaries::list))
         .route(

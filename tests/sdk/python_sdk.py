@@ -137,4 +137,36 @@ for line in r.text.splitlines():
     if line.strip():
         validate(json.loads(line), "StreamingAudioChunkWithTimestampsResponseModel")
 
+# Pronunciation dictionaries: from rules and from a PLS file, rules replaced (a new version),
+# read back, listed, downloaded, and used by a request.
+from elevenlabs.pronunciation_dictionaries import (
+    BodyAddAPronunciationDictionaryV1PronunciationDictionariesAddFromRulesPostRulesItem_Alias as AddAlias,
+    BodySetRulesOnThePronunciationDictionaryV1PronunciationDictionariesPronunciationDictionaryIdSetRulesPostRulesItem_Alias as SetAlias,
+)
+from elevenlabs import PronunciationDictionaryVersionLocator
+
+d = client.pronunciation_dictionaries.create_from_rules(
+    name="SDK rules", rules=[AddAlias(string_to_replace="Dinah", alias="DYE-nah")]
+)
+check(d.id and d.version_rules_num == 1, f"create_from_rules: {d}")
+pls = b'<?xml version="1.0"?><lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" xml:lang="en"><lexeme><grapheme>Cheshire</grapheme><alias>CHESH-er</alias></lexeme></lexicon>'
+f = client.pronunciation_dictionaries.create_from_file(name="SDK file", file=("names.pls", pls, "application/pls+xml"))
+check(f.version_rules_num == 1, f"create_from_file: {f}")
+r = client.pronunciation_dictionaries.rules.set(
+    d.id,
+    rules=[SetAlias(string_to_replace="Dinah", alias="DYE-nah"), SetAlias(string_to_replace="Alice", alias="AL-iss")],
+)
+check(r.version_rules_num == 2 and r.version_id != d.version_id, f"set rules: {r}")
+got = client.pronunciation_dictionaries.get(d.id)
+check(got.latest_version_id == r.version_id and len(got.rules) == 2, f"get: {got}")
+listing = client.pronunciation_dictionaries.list(page_size=1)
+check(len(listing.pronunciation_dictionaries) == 1 and listing.has_more and listing.next_cursor, f"list: {listing}")
+data = b"".join(client.pronunciation_dictionaries.download(f.id, f.version_id))
+check(b"<grapheme>Cheshire</grapheme>" in data and b"<alias>CHESH-er</alias>" in data, f"download: {data!r}")
+audio = b"".join(client.text_to_speech.convert(
+    voice_id=VOICE, text="Dinah.",
+    pronunciation_dictionary_locators=[PronunciationDictionaryVersionLocator(pronunciation_dictionary_id=d.id, version_id=r.version_id)],
+))
+check(len(audio) > 0, "a request with the dictionary")
+
 print(f"python SDK and schemas: {checks} checks passed")
