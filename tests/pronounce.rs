@@ -393,6 +393,54 @@ async fn the_emulator_checks_locators_and_pages_its_dictionaries() {
         422
     );
 
+    // add-rules replaces a word's rule and adds the others; remove-rules takes words out; each
+    // is a new version.
+    let r: Value = post(
+        format!("/v1/pronunciation-dictionaries/{}/add-rules", ids[0]),
+        serde_json::json!({"rules": [
+            {"string_to_replace": "Dinah", "type": "alias", "alias": "Dye-nah"},
+            {"string_to_replace": "Alice", "type": "phoneme", "phoneme": "ˈælɪs", "alphabet": "ipa"}
+        ]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["version_rules_num"], 2);
+    let added = r["version_id"].as_str().unwrap().to_string();
+    let r: Value = post(
+        format!("/v1/pronunciation-dictionaries/{}/remove-rules", ids[0]),
+        serde_json::json!({"rule_strings": ["Alice"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["version_rules_num"], 1);
+    assert_ne!(r["version_id"], added.as_str());
+    let d: Value = get(&base, &format!("/v1/pronunciation-dictionaries/{}", ids[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["rules"][0]["alias"], "Dye-nah");
+    assert_eq!(d["latest_version_rules_num"], 1);
+    // The older version is still there to download.
+    let pls = get(
+        &base,
+        &format!("/v1/pronunciation-dictionaries/{}/{added}/download", ids[0]),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        pls.contains("<grapheme>Alice</grapheme>") && pls.contains("ˈælɪs"),
+        "{pls}"
+    );
+
     // A rule without its alias, an unknown dictionary or version, four locators.
     let r = post(
         "/v1/pronunciation-dictionaries/add-from-rules".into(),
