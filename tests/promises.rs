@@ -370,3 +370,82 @@ async fn memory_stays_flat_as_the_book_grows() {
         "peak RSS {short:.0} MB for 10 segments, {long:.0} MB for 300"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_back_off_exponentially_with_full_jitter() {
+    // Every attempt fails with a 500: each request is tried 1 + 4 times, and the gaps between
+    // its attempts in the emulator's log are the backoff waits. Three runs of three requests
+    // (narrate stops a run after 20 failed attempts in a row) give nine waits per retry.
+    let fx = Fixture::new(emulator::Config {
+        faults: Faults {
+            rate: 1.0,
+            seed: 1,
+            kinds: vec![Fault::Internal],
+        },
+        ..Default::default()
+    })
+    .await;
+    let base = fx.base();
+    let mut gaps = vec![Vec::new(); 4];
+    for run in 0..3 {
+        let segments: String = (0..3)
+            .map(|i| {
+                format!("  - {{id: s{i}, chapter: c{i}, text: \"Run {run}, sentence {i}.\"}}\n")
+            })
+            .collect();
+        fx.write(
+            "book.yaml",
+            &format!(
+                "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n{segments}"
+            ),
+        );
+        let out = narrate(
+            fx.path(),
+            &[
+                "book.yaml",
+                "--base-url",
+                &base,
+                "--retry-base-ms",
+                "200",
+                "--concurrency",
+                "3",
+                "--rate",
+                "100",
+            ],
+            &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "every request fails: {}",
+            stderr(&out)
+        );
+        let log = fx.tts_log();
+        for i in 0..3 {
+            let text = format!("Run {run}, sentence {i}.");
+            let times: Vec<f64> = log
+                .iter()
+                .filter(|e| e["body"]["text"] == text.as_str())
+                .map(|e| e["time"].as_f64().unwrap())
+                .collect();
+            assert_eq!(times.len(), 5, "1 + 4 retries of {text:?}");
+            for k in 0..4 {
+                gaps[k].push(times[k + 1] - times[k]);
+            }
+        }
+    }
+    // Full jitter: retry k waits less than base × 2^(k-1) (plus the time an attempt takes)...
+    let slack = 0.25;
+    for (k, g) in gaps.iter().enumerate() {
+        let cap = 0.2 * f64::from(1u32 << k) + slack;
+        assert!(
+            g.iter().all(|&x| x < cap),
+            "retry {}: {g:?} (cap {cap} s)",
+            k + 1
+        );
+    }
+    // ...and the waits grow: some fourth retry waited longer than any first retry may.
+    let longest = gaps[3].iter().copied().fold(0.0, f64::max);
+    assert!(longest > 0.2 + slack, "fourth retries: {:?}", gaps[3]);
+}
