@@ -294,31 +294,52 @@ async fn sigint_stops_cleanly_and_the_report_says_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_running_out_mid_run_stops_it_and_a_rerun_finishes() {
+    // One chain sent in order; what each request costs is learned from a first emulator, and a
+    // second one has credits for exactly the first three: no race with a timer.
+    let book = |dir: &Path| {
+        small_book(dir, "out/book.mp3");
+        let yaml = std::fs::read_to_string(dir.join("book.yaml")).unwrap();
+        let one_chain: String = yaml
+            .lines()
+            .filter(|l| !l.contains("id: b,"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write(dir, "book.yaml", &one_chain);
+    };
+    let learn = Fixture::default().await;
+    book(learn.path());
+    let out = learn.run(&["book.yaml", "--concurrency", "1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let costs: Vec<f64> = learn
+        .tts_log()
+        .iter()
+        .map(|e| e["character_cost"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(costs.len() >= 5, "{costs:?}");
+    let three: f64 = costs[..3].iter().sum();
+
     let dir = tempfile::tempdir().unwrap();
+    // The balance cannot be read (narrate warns and goes on), so the quota shows mid-run.
     let config = emulator::Config {
-        latency_ms: 40,
+        character_limit: three as u64,
+        subscription_down: true,
         ..Default::default()
     };
     let emu = emulator_in(dir.path(), config).await;
-    small_book(dir.path(), "out/book.mp3");
+    book(dir.path());
     let base = emu.base_url();
-    let state = emu.state.clone();
-    let drain = tokio::spawn({
-        let dir = dir.path().to_path_buf();
-        async move {
-            for _ in 0..500 {
-                if tts_log(&dir).len() >= 3 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            state.set_character_limit(0);
-        }
-    });
     let out = run_against(dir.path(), &base, &["book.yaml", "--concurrency", "1"]).await;
-    drain.await.unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("quota_exceeded"), "{}", stderr(&out));
+    let statuses: Vec<u64> = tts_log(dir.path())
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 401],
+        "three fit, the fourth is refused and the run stops"
+    );
     let report = read_json(&dir.path().join("out/book.report.json"));
     let ok = report["segments"][0]["requests"]
         .as_array()
@@ -326,22 +347,16 @@ async fn quota_running_out_mid_run_stops_it_and_a_rerun_finishes() {
         .iter()
         .filter(|r| r["request_id"].is_string())
         .count();
-    assert!(
-        ok >= 1,
-        "what was rendered before the quota ran out is kept"
-    );
-    let quota_401s = tts_log(dir.path())
-        .iter()
-        .filter(|e| e["status"] == 401)
-        .count();
-    assert!(
-        quota_401s <= 2,
-        "the run stops at the first quota error: {quota_401s}"
-    );
+    assert_eq!(ok, 3, "what was rendered before the quota ran out is kept");
 
     emu.state.set_character_limit(10_000_000);
     let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        tts_log(dir.path()).len(),
+        4 + costs.len() - 3,
+        "the rerun sends only the rest"
+    );
     assert_paid_once(&request_log(dir.path()), 1);
     emu.stop().await;
 }
