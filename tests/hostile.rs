@@ -1215,3 +1215,66 @@ async fn the_emulator_command_checks_its_flags() {
         stderr(&out)
     );
 }
+
+/// Every state a kill during a cache write can leave (the write order is audio, then metadata,
+/// each through a temporary file renamed into place), made on disk: each damaged entry is
+/// rendered again, the sound ones are used, and no temporary file is left.
+#[tokio::test]
+async fn every_state_a_kill_during_a_cache_write_leaves_is_rendered_again() {
+    let fx = Fixture::default().await;
+    let segments: String = (0..6)
+        .map(|i| {
+            format!("  - {{id: s{i}, chapter: c{i}, text: \"Sentence number {i} of six.\"}}\n")
+        })
+        .collect();
+    fx.write(
+        "book.yaml",
+        &format!("output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n{segments}"),
+    );
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let clean = fx.read("out/book.mp3");
+    let mut audio: Vec<_> = files_under(&fx.path().join(".narrate/cache"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "audio"))
+        .collect();
+    audio.sort();
+    assert_eq!(audio.len(), 6);
+    let part = |path: &std::path::Path| {
+        let name = path.file_name().unwrap().to_string_lossy();
+        path.with_file_name(format!(".{name}.narrate-Kx9Qz2.part"))
+    };
+    // Killed while writing the audio: only its temporary file exists.
+    let bytes = std::fs::read(&audio[0]).unwrap();
+    std::fs::write(part(&audio[0]), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(&audio[0]).unwrap();
+    std::fs::remove_file(audio[0].with_extension("json")).unwrap();
+    // Killed after the audio, before the metadata.
+    std::fs::remove_file(audio[1].with_extension("json")).unwrap();
+    // Killed while writing the metadata: the audio, and the metadata's temporary file.
+    let meta = audio[2].with_extension("json");
+    let json = std::fs::read(&meta).unwrap();
+    std::fs::write(part(&meta), &json[..json.len() / 3]).unwrap();
+    std::fs::remove_file(&meta).unwrap();
+    // A disk that lost the audio's tail under complete metadata.
+    std::fs::write(&audio[3], &std::fs::read(&audio[3]).unwrap()[..100]).unwrap();
+
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fx.tts_log().len(),
+        6 + 4,
+        "exactly the four damaged entries are rendered again"
+    );
+    let report = fx.json("out/book.report.json");
+    let cached = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cached"] == true)
+        .count();
+    assert_eq!(cached, 2);
+    assert_eq!(fx.read("out/book.mp3"), clean);
+    let parts = part_files(fx.path());
+    assert!(parts.is_empty(), "{parts:?}");
+}
