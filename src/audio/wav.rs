@@ -28,6 +28,9 @@ pub(crate) struct WavSink<'a> {
 /// The header's length: RIFF/WAVE, the 28-byte JUNK (later ds64) chunk, fmt, data.
 pub(crate) const WAV_HEADER_LEN: u64 = 12 + 8 + 28 + 8 + 16 + 8;
 
+/// The most data a RIFF file holds: its size field (the file's length less 8) is 32 bits.
+pub(crate) const RIFF_MAX_DATA: u64 = u32::MAX as u64 - WAV_HEADER_LEN;
+
 impl<'a> WavSink<'a> {
     pub(crate) fn new(file: &'a File, output: &'a Path, sample_rate: u32, rf64_above: u64) -> Self {
         WavSink {
@@ -121,9 +124,7 @@ pub(crate) fn write_wav(
     output: &Path,
     options: &Options,
 ) -> Result<Placement, AudioError> {
-    let limit = options
-        .rf64_above_bytes
-        .unwrap_or(u64::from(u32::MAX) - WAV_HEADER_LEN);
+    let limit = options.rf64_above_bytes.unwrap_or(RIFF_MAX_DATA);
     let mut sink = WavSink::new(file, output, format.sample_rate, limit);
     sink.start()?;
     let mut placement = join_pcm(
@@ -139,4 +140,50 @@ pub(crate) fn write_wav(
         placement.method = super::Assembly::DecodeRf64;
     }
     Ok(placement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u32_at(h: &[u8], at: usize) -> u64 {
+        u64::from(u32::from_le_bytes(h[at..at + 4].try_into().unwrap()))
+    }
+
+    fn u64_at(h: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(h[at..at + 8].try_into().unwrap())
+    }
+
+    /// The real threshold, judged by the layouts of RIFF (sizes in 32 bits: the RIFF size is the
+    /// file's length less 8) and of RF64 (EBU Tech 3306: 0xFFFFFFFF in those fields, the true
+    /// sizes in `ds64`), not by writing 4 GiB.
+    #[test]
+    fn riff_up_to_four_gib_and_rf64_past_it() {
+        let file = tempfile::tempfile().unwrap();
+        let path = Path::new("x.wav");
+        let mut sink = WavSink::new(&file, path, 44_100, RIFF_MAX_DATA);
+        sink.data_bytes = RIFF_MAX_DATA;
+        let h = sink.header();
+        assert_eq!(h.len() as u64, WAV_HEADER_LEN);
+        assert_eq!(&h[..4], b"RIFF");
+        assert_eq!(u32_at(&h, 4), WAV_HEADER_LEN + RIFF_MAX_DATA - 8);
+        assert_eq!(
+            u32_at(&h, 4),
+            u64::from(u32::MAX) - 8,
+            "the largest RIFF file"
+        );
+        assert_eq!(u32_at(&h, h.len() - 4), RIFF_MAX_DATA);
+
+        for data in [RIFF_MAX_DATA + 2, 5_000_000_000, 40_000_000_000] {
+            sink.data_bytes = data;
+            let h = sink.header();
+            assert_eq!(&h[..4], b"RF64");
+            assert_eq!(u32_at(&h, 4), u64::from(u32::MAX));
+            assert_eq!(&h[12..16], b"ds64");
+            assert_eq!(u64_at(&h, 20), WAV_HEADER_LEN + data - 8, "RIFF size");
+            assert_eq!(u64_at(&h, 28), data, "data size");
+            assert_eq!(u64_at(&h, 36), data / 2, "samples");
+            assert_eq!(u32_at(&h, h.len() - 4), u64::from(u32::MAX));
+        }
+    }
 }
