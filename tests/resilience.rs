@@ -663,3 +663,51 @@ async fn auto_concurrency_follows_the_accounts_maximum() {
     let first = log[0]["concurrent"].as_u64().unwrap();
     assert!(first <= 2, "it starts low: {first}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_chain_starts_in_the_first_wave_wherever_it_is_listed() {
+    // 36 requests in 7 chains, 4 slots, the 12-request chain listed last: it bounds the run, so
+    // it must take one of the first four slots, not wait for a freed one.
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 60,
+        ..Default::default()
+    })
+    .await;
+    let mut segments = String::new();
+    for c in 0..6 {
+        for i in 0..4 {
+            segments.push_str(&format!(
+                "  - {{id: c{c}s{i}, chapter: short{c}, text: \"Short chain {c}, sentence {i}.\"}}\n"
+            ));
+        }
+    }
+    for i in 0..12 {
+        segments.push_str(&format!(
+            "  - {{id: longs{i}, chapter: long, text: \"The long chain, sentence {i}.\"}}\n"
+        ));
+    }
+    fx.write(
+        "book.yaml",
+        &format!("output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n{segments}"),
+    );
+    let out = fx
+        .run(&["book.yaml", "--concurrency", "4", "--rate", "100"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut log = fx.tts_log();
+    assert_eq!(log.len(), 36);
+    log.sort_by(|a, b| {
+        a["time"]
+            .as_f64()
+            .unwrap()
+            .total_cmp(&b["time"].as_f64().unwrap())
+    });
+    let first_wave: Vec<&str> = log[..4]
+        .iter()
+        .map(|e| e["body"]["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        first_wave.contains(&"The long chain, sentence 0."),
+        "first four answered: {first_wave:?}"
+    );
+}

@@ -201,6 +201,17 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         settings(config, source),
         progress,
     ));
+    // Every chain of every job is known before the first slot is handed out, so the longest
+    // goes first from the start (a chain that stitches asks as one, the others per request).
+    let participants: usize = plans
+        .iter()
+        .flat_map(|p| {
+            p.chains
+                .iter()
+                .map(move |c| if c.sequential(p) { 1 } else { c.requests.len() })
+        })
+        .sum();
+    runner.slots.expect(participants);
     let signals = tokio::spawn(signals::stop_on_signals(runner.clone()));
     let tasks = jobs
         .into_iter()

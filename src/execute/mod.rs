@@ -259,13 +259,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn request(&self, r: usize) -> Request<'_> {
+    fn request(&self, r: usize, participant: u64) -> Request<'_> {
         Request {
             runner: &self.runner,
             job: &self.job,
             plan: &self.plan,
             cache: &self.cache,
             r,
+            participant,
         }
     }
 }
@@ -296,13 +297,19 @@ pub async fn execute(
     let mut tasks = tokio::task::JoinSet::new();
     for c in order {
         if plan.chains[c].sequential(&plan) {
-            tasks.spawn(run_chain(shared.clone(), c));
+            let participant = shared.runner.slots.participant();
+            tasks.spawn(run_chain(shared.clone(), c, participant));
         } else {
             for &r in &plan.chains[c].requests {
                 let shared = shared.clone();
+                let participant = shared.runner.slots.participant();
                 tasks.spawn(async move {
                     let context = plan::context_for(&shared.plan, r, &[], &[], shared.runner.now());
-                    vec![(r, request::render(shared.request(r), context, None).await.0)]
+                    let outcome = request::render(shared.request(r, participant), context, None)
+                        .await
+                        .0;
+                    shared.runner.slots.arrive(participant);
+                    vec![(r, outcome)]
                 });
             }
         }
@@ -318,7 +325,7 @@ pub async fn execute(
 }
 
 /// The requests of a chain that stitches, in order: each sends its predecessors' ids.
-pub(crate) async fn run_chain(shared: Shared, c: usize) -> Vec<(usize, Outcome)> {
+pub(crate) async fn run_chain(shared: Shared, c: usize, participant: u64) -> Vec<(usize, Outcome)> {
     let (runner, plan) = (&shared.runner, &shared.plan);
     let chain = &plan.chains[c];
     let ahead = cached_ahead(runner, &shared.job, plan, &shared.cache, c);
@@ -329,7 +336,8 @@ pub(crate) async fn run_chain(shared: Shared, c: usize) -> Vec<(usize, Outcome)>
     let mut held: Option<Slot<'_>> = None;
     for (pos, &r) in chain.requests.iter().enumerate() {
         let context = plan::context_for(plan, r, &done, &ahead, runner.now());
-        let (outcome, slot) = request::render(shared.request(r), context, held.take()).await;
+        let (outcome, slot) =
+            request::render(shared.request(r, participant), context, held.take()).await;
         // Keep the slot for the next request unless another chain with more work left is
         // waiting: longest remaining work first.
         held = slot.filter(|_| {
@@ -345,6 +353,8 @@ pub(crate) async fn run_chain(shared: Shared, c: usize) -> Vec<(usize, Outcome)>
         });
         out.push((r, outcome));
     }
+    drop(held);
+    runner.slots.arrive(participant);
     out
 }
 

@@ -30,6 +30,8 @@ pub(super) struct Request<'a> {
     pub cache: &'a Cache,
     /// Its index in the plan.
     pub r: usize,
+    /// Its chain's (or its own) number among the run's participants for slots.
+    pub participant: u64,
 }
 
 /// What to do after a failed attempt.
@@ -84,7 +86,12 @@ pub(crate) async fn render_once<'a>(
     loop {
         let slot = match held.take() {
             Some(slot) => slot,
-            None => runner.slots.acquire(remaining_work(req.plan, req.r)).await,
+            None => {
+                runner
+                    .slots
+                    .acquire(remaining_work(req.plan, req.r), req.participant)
+                    .await
+            }
         };
         if let Some(limiter) = &runner.limiter {
             limiter.until_ready().await;

@@ -1,7 +1,8 @@
 //! The adjustable concurrency cap shared by every chain of a run. A freed slot goes to the
 //! waiting request with the most work left in its chain (longest remaining work first), and in
 //! auto mode the cap follows the account's `maximum-concurrent-requests` and halves on a
-//! concurrency 429.
+//! concurrency 429. The first slots wait until every chain of the run has asked for one or
+//! finished without (see [`Slots::expect`]), so the rule holds from the first slot too.
 //!
 //! Not responsible for the rate limit (see `Runner`).
 
@@ -25,11 +26,23 @@ pub(crate) struct SlotState {
     waiting:
         std::collections::BTreeMap<(std::cmp::Reverse<u64>, u64), tokio::sync::oneshot::Sender<()>>,
     arrivals: u64,
+    /// How many participants (a chain that stitches, or a request of one that does not) must
+    /// arrive before the first slot is handed out, and those that have.
+    expected: usize,
+    arrived: std::collections::HashSet<u64>,
+    participants: u64,
 }
 
 impl SlotState {
-    /// Hands free slots to the best waiters.
+    fn gate_open(&self) -> bool {
+        self.arrived.len() >= self.expected
+    }
+
+    /// Hands free slots to the best waiters, once every participant has arrived.
     fn grant(&mut self) {
+        if !self.gate_open() {
+            return;
+        }
         while self.in_flight < self.limit {
             let Some((_, waiter)) = self.waiting.pop_first() else {
                 return;
@@ -66,16 +79,46 @@ impl Slots {
                 in_flight: 0,
                 waiting: std::collections::BTreeMap::new(),
                 arrivals: 0,
+                expected: 0,
+                arrived: std::collections::HashSet::new(),
+                participants: 0,
             }),
             auto,
         }
     }
 
-    /// Waits for a slot; `priority` is the work left in the caller's chain.
-    pub async fn acquire(&self, priority: u64) -> Slot<'_> {
+    /// Holds the first slots back until `participants` have arrived: each chain that stitches
+    /// and each request of a chain that does not, by asking for a slot ([`Slots::acquire`]) or
+    /// by finishing without one ([`Slots::arrive`]). Then the waiting chain with the most work
+    /// left goes first, whatever order the chains were spawned in.
+    pub fn expect(&self, participants: usize) {
+        let mut s = self.state.lock().expect("slots lock");
+        s.expected = participants;
+        s.grant();
+    }
+
+    /// A new participant's number, for [`Slots::acquire`] and [`Slots::arrive`].
+    pub fn participant(&self) -> u64 {
+        let mut s = self.state.lock().expect("slots lock");
+        s.participants += 1;
+        s.participants
+    }
+
+    /// A participant that needs no (more) slots has arrived.
+    pub fn arrive(&self, participant: u64) {
+        let mut s = self.state.lock().expect("slots lock");
+        if s.arrived.insert(participant) {
+            s.grant();
+        }
+    }
+
+    /// Waits for a slot; `priority` is the work left in the caller's chain, `participant` the
+    /// caller's number (see [`Slots::expect`]).
+    pub async fn acquire(&self, priority: u64, participant: u64) -> Slot<'_> {
         let granted = {
             let mut s = self.state.lock().expect("slots lock");
-            if s.in_flight < s.limit && s.waiting.is_empty() {
+            s.arrived.insert(participant);
+            if s.gate_open() && s.in_flight < s.limit && s.waiting.is_empty() {
                 s.in_flight += 1;
                 return Slot(self);
             }
@@ -83,6 +126,7 @@ impl Slots {
             s.arrivals += 1;
             let arrival = s.arrivals;
             s.waiting.insert((std::cmp::Reverse(priority), arrival), tx);
+            s.grant();
             rx
         };
         // The sender lives in the map until granted; it is never dropped unsent.
@@ -129,13 +173,13 @@ mod tests {
     #[tokio::test]
     async fn a_freed_slot_goes_to_the_waiter_with_the_most_work_left() {
         let slots = std::sync::Arc::new(Slots::new(Concurrency::Fixed(1)));
-        let held = slots.acquire(10).await;
+        let held = slots.acquire(10, 0).await;
         let order = std::sync::Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
         for priority in [5u64, 50, 20] {
             let (slots, order) = (slots.clone(), order.clone());
             waiters.push(tokio::spawn(async move {
-                let _slot = slots.acquire(priority).await;
+                let _slot = slots.acquire(priority, priority).await;
                 order.lock().unwrap().push(priority);
             }));
             // Each waiter queues before the next one arrives.
@@ -150,6 +194,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_slot_is_handed_out_before_every_participant_has_arrived() {
+        let slots = std::sync::Arc::new(Slots::new(Concurrency::Fixed(1)));
+        slots.expect(4);
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        // Short chains arrive first; the longest last; one participant needs no slot.
+        for (n, priority) in [(1u64, 5u64), (2, 7), (3, 90)] {
+            let (slots, order) = (slots.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _slot = slots.acquire(priority, n).await;
+                order.lock().unwrap().push(priority);
+                tokio::task::yield_now().await;
+            }));
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "held until all have arrived"
+        );
+        slots.arrive(4);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![90, 7, 5]);
+    }
+
+    #[tokio::test]
     async fn auto_grows_to_the_account_maximum_and_halves_on_too_many() {
         let slots = Slots::new(Concurrency::Auto);
         assert_eq!(slots.limit(), 2);
@@ -157,8 +228,8 @@ mod tests {
             slots.on_success(Some(5));
         }
         assert_eq!(slots.limit(), 5);
-        let _a = slots.acquire(1).await;
-        let _b = slots.acquire(1).await;
+        let _a = slots.acquire(1, 1).await;
+        let _b = slots.acquire(1, 2).await;
         slots.on_too_many();
         assert_eq!(slots.limit(), 2);
         // The ceiling is now what was in flight: growing stops there.
