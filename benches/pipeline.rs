@@ -246,6 +246,7 @@ fn scheduling(quick: bool) {
             split: narrate::cli::Split::None,
             chapters: None,
             library: None,
+            jobs: 1,
             gapless: false,
             timestamps: false,
             defaults: Default::default(),

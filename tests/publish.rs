@@ -947,3 +947,66 @@ async fn frame_copied_mp3_places_each_response_where_the_report_says_by_ffmpeg()
     }
     assert_eq!(checked, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chapter_files_assembled_in_parallel_equal_those_assembled_one_by_one() {
+    let fx = Fixture::default().await;
+    let d = fx.path();
+    book(d, "mp3_44100_128", "out/book.mp3");
+    for (jobs, output) in [("1", "one/book.mp3"), ("2", "two/book.mp3")] {
+        let out = fx
+            .run(&[
+                "book.yaml",
+                "--split",
+                "chapters",
+                "--gapless",
+                "--loudness",
+                "--jobs",
+                jobs,
+                "-o",
+                output,
+            ])
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    for name in [
+        "book-01-down-the-rabbit-hole.mp3",
+        "book-02-the-pool-of-tears.mp3",
+    ] {
+        let (one, two) = (
+            fx.read(&format!("one/{name}")),
+            fx.read(&format!("two/{name}")),
+        );
+        assert!(!one.is_empty() && one == two, "{name} differs");
+    }
+    let strip = |mut v: Value| {
+        for key in ["wall_seconds", "started", "finished"] {
+            v["totals"].as_object_mut().map(|t| t.remove(key));
+            v.as_object_mut().map(|t| t.remove(key));
+        }
+        (
+            v["segments"].clone(),
+            v["outputs"].as_array().map(|o| o.len()),
+        )
+    };
+    let (a, b) = (
+        fx.json("one/book.report.json"),
+        fx.json("two/book.report.json"),
+    );
+    let (sa, sb) = (strip(a), strip(b));
+    assert_eq!(sa.1, Some(2));
+    for (x, y) in
+        sa.0.as_array()
+            .unwrap()
+            .iter()
+            .zip(sb.0.as_array().unwrap())
+    {
+        assert_eq!(x["start_seconds"], y["start_seconds"]);
+        assert_eq!(x["end_seconds"], y["end_seconds"]);
+        assert_eq!(
+            x["file"].as_str().map(|f| f.replace("one/", "")),
+            y["file"].as_str().map(|f| f.replace("two/", ""))
+        );
+        assert_eq!(x["loudness"], y["loudness"]);
+    }
+}

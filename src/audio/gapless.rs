@@ -79,7 +79,7 @@ pub(crate) fn target_gain(
         true,
         options.trim_silence,
         0.0,
-        options.cancel.as_deref(),
+        options,
     )?;
     Ok(first
         .loudness
@@ -121,7 +121,7 @@ pub(crate) fn write_mp3_encoded(
         measure,
         options.trim_silence,
         gain.unwrap_or(0.0),
-        options.cancel.as_deref(),
+        options,
     )?;
     if let Some(m) = &mut placement.loudness {
         m.gain_db = gain;

@@ -180,7 +180,7 @@ pub(crate) fn write_m4b(
             measure,
             options.trim_silence,
             gain.unwrap_or(0.0),
-            options.cancel.as_deref(),
+            options,
         )?;
         if let Some(m) = &mut p.loudness {
             m.gain_db = gain;

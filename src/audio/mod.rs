@@ -68,6 +68,9 @@ pub struct Options {
     /// Compute each piece's waveform ([`Placement::peaks`]) even where that costs a decode
     /// (MP3 frame copy); where the samples are at hand it is always computed.
     pub waveform: bool,
+    /// Threads decoding responses at once for this file; `None` is one per core (up to 8).
+    /// Several files assembled at once take one each.
+    pub decode_threads: Option<usize>,
 }
 
 pub(crate) fn cancelled(cancel: Option<&std::sync::atomic::AtomicBool>) -> Result<(), AudioError> {

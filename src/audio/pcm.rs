@@ -26,8 +26,9 @@ pub(crate) fn join_pcm(
     measure: bool,
     trim: bool,
     gain_db: f64,
-    cancel: Option<&std::sync::atomic::AtomicBool>,
+    options: &super::Options,
 ) -> Result<Placement, AudioError> {
+    let cancel = options.cancel.as_deref();
     let mut meter = measure.then(|| Measure::new(format.sample_rate));
     let mut placement = Placement {
         sample_rate: format.sample_rate,
@@ -36,8 +37,9 @@ pub(crate) fn join_pcm(
     };
     let mut at = 0u64;
     // Decoding is the cost of PCM assembly; the batch bounds memory (one response per core).
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+    let threads = options
+        .decode_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 8);
     let mut index = 0;
     while index < pieces.len() {

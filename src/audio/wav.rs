@@ -134,7 +134,7 @@ pub(crate) fn write_wav(
         options.measure || options.loudness_target.is_some(),
         options.trim_silence,
         0.0,
-        options.cancel.as_deref(),
+        options,
     )?;
     if sink.finish()? {
         placement.method = super::Assembly::DecodeRf64;

@@ -153,6 +153,9 @@ pub struct RenderArgs {
     /// With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached)
     #[arg(long, value_enum, default_value = "omit", value_name = "omit|cached")]
     pub other_chapters: OtherChapters,
+    /// Chapter files assembled at once with --split chapters (default: the core count)
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
     #[arg(long, value_name = "DIR", conflicts_with = "output")]
     pub library: Option<PathBuf>,

@@ -173,6 +173,8 @@ pub struct RenderConfig {
     pub max_credits: Option<f64>,
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
+    /// Output files assembled at once (`--jobs`, default the core count).
+    pub jobs: usize,
     /// `--library`: the Audiobookshelf library the outputs go into.
     pub library: Option<PathBuf>,
     /// `--chapters` and what becomes of the others.
@@ -265,6 +267,15 @@ impl RenderConfig {
             audiobook: args.audiobook,
             split: args.split,
             library: args.library.clone(),
+            jobs: match args.jobs {
+                Some(0) => {
+                    return Err(usage(
+                        "--jobs 0: at least one file must be assembled at a time",
+                    ));
+                }
+                Some(n) => n.min(256),
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
             chapters: args
                 .chapters
                 .clone()

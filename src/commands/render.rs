@@ -248,6 +248,7 @@ pub(crate) fn settings(config: &RenderConfig, source: String) -> Settings {
         split_chapters: config.split == Split::Chapters,
         gapless: config.gapless,
         timestamps: config.timestamps,
+        jobs: config.jobs,
     }
 }
 
@@ -443,7 +444,9 @@ fn write_review(
     Ok(())
 }
 
-/// Assembles every output file of a job (one, or one per chapter) from its rendered requests.
+/// Assembles every output file of a job (one, or one per chapter) from its rendered requests:
+/// with `--split chapters`, up to `--jobs` files at once, each decoding on one thread (memory
+/// stays one response per file).
 pub(crate) fn assemble(
     runner: &Runner,
     job: &Job,
@@ -451,11 +454,11 @@ pub(crate) fn assemble(
     outcomes: &[Outcome],
 ) -> Result<Assembled, audio::AudioError> {
     let split = runner.settings.split_chapters;
-    let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
-    let mut request_spans = vec![(0, 0..0, audio::Edit::default()); plan.requests.len()];
-    let mut request_peaks = vec![Vec::new(); plan.requests.len()];
-    for (path, range, chapter) in output_files(job, split) {
-        let (pieces, index, chapters) = pieces(job, plan, outcomes, range);
+    let files = output_files(job, split);
+    let jobs = runner.settings.jobs.clamp(1, files.len().max(1));
+    let one = |k: usize| -> Result<(audio::Placement, Vec<(usize, usize)>), audio::AudioError> {
+        let (path, range, chapter) = &files[k];
+        let (pieces, index, chapters) = pieces(job, plan, outcomes, range.clone());
         let options = audio::Options {
             tags: audio::tags::TagSpec {
                 // One chapter a file when split: the file is named after it.
@@ -483,14 +486,64 @@ pub(crate) fn assemble(
             cancel: Some(runner.cancel.clone()),
             // For the review page.
             waveform: true,
+            decode_threads: (jobs > 1).then_some(1),
         };
         tracing::info!(output = %path.display(), "assembling");
-        let p = audio::assemble(&pieces, job.output_format, &path, &options)?;
+        let p = audio::assemble(&pieces, job.output_format, path, &options)?;
+        Ok((p, index))
+    };
+    // One result per file; `None` for a file not started because another failed.
+    let results: Vec<Option<Result<_, audio::AudioError>>> = if jobs == 1 {
+        (0..files.len()).map(|k| Some(one(k))).collect()
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<std::sync::Mutex<Option<Result<_, audio::AudioError>>>> = (0..files.len())
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if k >= files.len() {
+                            return;
+                        }
+                        let result = one(k);
+                        let failed = result.is_err();
+                        if let Ok(mut slot) = done[k].lock() {
+                            *slot = Some(result);
+                        }
+                        if failed {
+                            // The others stop at their next response.
+                            next.store(files.len(), std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        done.into_iter()
+            .map(|m| m.into_inner().ok().flatten())
+            .collect()
+    };
+    let mut assembled: Vec<(PathBuf, audio::Placement)> = Vec::new();
+    let mut request_spans = vec![(0, 0..0, audio::Edit::default()); plan.requests.len()];
+    let mut request_peaks = vec![Vec::new(); plan.requests.len()];
+    // The first failure in file order is the one reported.
+    if let Some(e) = results.iter().position(|r| matches!(r, Some(Err(_)))) {
+        if let Some(Some(Err(error))) = results.into_iter().nth(e) {
+            return Err(error);
+        }
+        return Err(audio::AudioError::Interrupted);
+    }
+    for ((path, _, _), result) in files.iter().zip(results) {
+        let Some(Ok((p, index))) = result else {
+            return Err(audio::AudioError::Interrupted);
+        };
         for (r, i) in index {
             request_spans[r] = (assembled.len(), p.spans[i].clone(), p.edits[i]);
             request_peaks[r] = p.peaks.get(i).cloned().unwrap_or_default();
         }
-        assembled.push((path, p));
+        assembled.push((path.clone(), p));
     }
     Ok((assembled, request_spans, request_peaks))
 }

@@ -72,6 +72,8 @@ pub struct Settings {
     pub gapless: bool,
     /// Render through `/with-timestamps` and keep the character timings (`--timestamps`).
     pub timestamps: bool,
+    /// Output files assembled at once (`--jobs`); each decodes on one thread when several run.
+    pub jobs: usize,
 }
 
 /// What one run shares across manifests: client, limiter, cap, and the stop flag.
