@@ -979,28 +979,13 @@ async fn chapter_files_assembled_in_parallel_equal_those_assembled_one_by_one() 
         );
         assert!(!one.is_empty() && one == two, "{name} differs");
     }
-    let strip = |mut v: Value| {
-        for key in ["wall_seconds", "started", "finished"] {
-            v["totals"].as_object_mut().map(|t| t.remove(key));
-            v.as_object_mut().map(|t| t.remove(key));
-        }
-        (
-            v["segments"].clone(),
-            v["outputs"].as_array().map(|o| o.len()),
-        )
-    };
     let (a, b) = (
         fx.json("one/book.report.json"),
         fx.json("two/book.report.json"),
     );
-    let (sa, sb) = (strip(a), strip(b));
-    assert_eq!(sa.1, Some(2));
-    for (x, y) in
-        sa.0.as_array()
-            .unwrap()
-            .iter()
-            .zip(sb.0.as_array().unwrap())
-    {
+    assert_eq!(a["outputs"].as_array().unwrap().len(), 2);
+    let segments = |r: &Value| r["segments"].as_array().unwrap().clone();
+    for (x, y) in segments(&a).iter().zip(&segments(&b)) {
         assert_eq!(x["start_seconds"], y["start_seconds"]);
         assert_eq!(x["end_seconds"], y["end_seconds"]);
         assert_eq!(
