@@ -160,6 +160,7 @@ async fn help_tables_and_plan_snapshots() {
               --only-file <FILE>              Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
               --chapters <LIST>               Only these chapters, by number (as --split chapters numbers them) or title: 2,5-7,"Pig and Pepper"
               --other-chapters <omit|cached>  With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached) [default: omit] [possible values: omit, cached]
+              --jobs <N>                      Chapter files assembled at once with --split chapters (default: the core count)
               --library <DIR>                 Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
               --max-credits <N>               Refuse to start above this many estimated credits, and stop sending before spending more
               --loudness                      Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
