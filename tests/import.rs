@@ -535,26 +535,6 @@ async fn broken_books_are_refused_naming_the_file_and_nothing_is_written() {
     assert_eq!(std::fs::read_to_string(d.join("book.md")).unwrap(), md);
 }
 
-fn ffprobe_json(path: &Path, extra: &[&str]) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(extra)
-        .arg(path)
-        .output()
-        .expect("ffprobe is required by the tests: apt-get install ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn secs(v: &Value) -> f64 {
-    v.as_str()
-        .map_or_else(|| v.as_f64().unwrap(), |s| s.parse().unwrap())
-}
-
 /// A 16x16 JPEG made by ffmpeg.
 fn cover_jpeg(dir: &Path) -> PathBuf {
     let path = dir.join("cover.jpg");

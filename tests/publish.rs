@@ -40,29 +40,7 @@ fn book(dir: &Path, format: &str, output: &str) {
 }
 
 fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_format",
-            "-show_chapters",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn secs(v: &Value) -> f64 {
-    v.as_str()
-        .map_or_else(|| v.as_f64().unwrap(), |s| s.parse().unwrap())
+    ffprobe_json(path, &["-show_format", "-show_chapters"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

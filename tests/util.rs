@@ -307,3 +307,25 @@ pub fn part_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.to_string_lossy().ends_with(".part"))
         .collect()
 }
+
+/// ffprobe's JSON about a file, with `args` such as `-show_format` (ffprobe is required).
+pub fn ffprobe_json(path: &Path, args: &[&str]) -> Value {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("ffprobe is required by the tests: apt-get install ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe writes JSON")
+}
+
+/// A number ffprobe writes as a string (or a number), such as a duration in seconds.
+pub fn secs(v: &Value) -> f64 {
+    v.as_str()
+        .map_or_else(|| v.as_f64().unwrap(), |s| s.parse().unwrap())
+}

@@ -58,7 +58,7 @@ pub(crate) fn mp3_kbps(format: OutputFormat) -> Result<u32, AudioError> {
 
 /// The gain that brings the output to `--loudness-target`: normalizing needs the loudness
 /// first, so a measuring pass runs before the encoding pass applies the gain to every sample.
-pub(crate) fn target_gain(
+fn target_gain(
     pieces: &[Piece<'_>],
     format: OutputFormat,
     options: &Options,
@@ -84,6 +84,32 @@ pub(crate) fn target_gain(
     Ok(first
         .loudness
         .and_then(|m| normalizing_gain(target, &m.whole)))
+}
+
+/// The join of an output encoded from samples (`.mp3`, `.m4b`): the gain that meets the
+/// loudness target measured first, then every sample scaled by it on its way to `sink`.
+pub(crate) fn join_encoded(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    sink: &mut dyn Sink,
+    options: &Options,
+    measure: bool,
+) -> Result<Placement, AudioError> {
+    let gain = target_gain(pieces, format, options)?;
+    let mut placement = join_pcm(
+        pieces,
+        format,
+        sink,
+        measure,
+        options.trim_silence,
+        gain.unwrap_or(0.0),
+        options,
+    )?;
+    if let Some(m) = &mut placement.loudness {
+        m.gain_db = gain;
+    }
+    placement.method = super::Assembly::Encode;
+    Ok(placement)
 }
 
 /// `.mp3` output encoded once from the joined, gapless samples.
@@ -113,20 +139,7 @@ pub(crate) fn write_mp3_encoded(
         buf: Vec::new(),
         output,
     };
-    let gain = target_gain(pieces, format, options)?;
-    let mut placement = join_pcm(
-        pieces,
-        format,
-        &mut sink,
-        measure,
-        options.trim_silence,
-        gain.unwrap_or(0.0),
-        options,
-    )?;
-    if let Some(m) = &mut placement.loudness {
-        m.gain_db = gain;
-    }
-    placement.method = super::Assembly::Encode;
+    let placement = join_encoded(pieces, format, &mut sink, options, measure)?;
     let LameSink {
         encoder,
         mut out,

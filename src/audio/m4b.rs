@@ -9,9 +9,9 @@ use std::io::{BufWriter, Read, Seek, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::gapless::target_gain;
-use super::pcm::{Sink, join_pcm};
-use super::tags::chapter_times;
+use super::gapless::join_encoded;
+use super::pcm::Sink;
+use super::tags::{chapter_times, ffmetadata_escape as escape};
 use super::{AudioError, Options, Piece, Placement};
 use crate::format::{Codec, OutputFormat};
 
@@ -99,17 +99,6 @@ fn finish(mut child: Child, mut log: std::fs::File, what: &str) -> Result<(), Au
     )))
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '=' | ';' | '#' | '\\' | '\n') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The FFMETADATA of the output: tags and chapters.
 fn metadata(options: &Options, rate: u32, placement: &Placement) -> String {
     use std::fmt::Write as _;
@@ -172,24 +161,10 @@ pub(crate) fn write_m4b(
         stdin: BufWriter::with_capacity(1 << 20, stdin),
         bytes: Vec::new(),
     };
-    let joined = target_gain(pieces, format, options).and_then(|gain| {
-        let mut p = join_pcm(
-            pieces,
-            format,
-            &mut sink,
-            measure,
-            options.trim_silence,
-            gain.unwrap_or(0.0),
-            options,
-        )?;
-        if let Some(m) = &mut p.loudness {
-            m.gain_db = gain;
-        }
-        Ok(p)
-    });
+    let joined = join_encoded(pieces, format, &mut sink, options, measure);
     let flushed = sink.stdin.flush();
     drop(sink);
-    let mut placement = match joined {
+    let placement = match joined {
         Ok(p) => p,
         Err(e) => {
             let _ = child.kill();
@@ -199,7 +174,6 @@ pub(crate) fn write_m4b(
     };
     finish(child, log, "AAC encoding")?;
     flushed.map_err(|e| AudioError::Encode(format!("ffmpeg stopped reading: {e}")))?;
-    placement.method = super::Assembly::Encode;
 
     let meta = crate::files::temp_beside(output).map_err(io)?;
     std::fs::write(meta.path(), metadata(options, rate, &placement)).map_err(io)?;

@@ -21,6 +21,18 @@ pub struct TagSpec {
     pub chapters: Vec<(String, usize)>,
 }
 
+/// A value in ffmpeg's FFMETADATA: `=`, `;`, `#`, `\\` and newlines escaped.
+pub(crate) fn ffmetadata_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '=' | ';' | '#' | '\\' | '\n') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A chapter with its times in milliseconds.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ChapterTime {

@@ -124,6 +124,19 @@ fn log(state: &Emulator, method: &Method, uri: &Uri, headers: &HeaderMap, respon
     log_get(state, method, uri, headers, response);
 }
 
+/// The answer (a refusal is an answer too), logged.
+fn logged(
+    state: &Emulator,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    result: Result<Response, Response>,
+) -> Response {
+    let (Ok(response) | Err(response)) = result;
+    log(state, method, uri, headers, &response);
+    response
+}
+
 async fn json_body(body: axum::body::Bytes) -> Result<Value, Response> {
     serde_json::from_slice(&body).map_err(|e| {
         validation_error(vec![json!({
@@ -144,11 +157,8 @@ pub(crate) async fn add_from_rules(
     uri: Uri,
     body: axum::body::Bytes,
 ) -> Response {
-    let response = match create(&state, &headers, body).await {
-        Ok(r) | Err(r) => r,
-    };
-    log(&state, &method, &uri, &headers, &response);
-    response
+    let result = create(&state, &headers, body).await;
+    logged(&state, &method, &uri, &headers, result)
 }
 
 async fn create(
@@ -199,11 +209,8 @@ pub(crate) async fn add_from_file(
     uri: Uri,
     multipart: axum::extract::Multipart,
 ) -> Response {
-    let response = match from_file(&state, &headers, multipart).await {
-        Ok(r) | Err(r) => r,
-    };
-    log(&state, &method, &uri, &headers, &response);
-    response
+    let result = from_file(&state, &headers, multipart).await;
+    logged(&state, &method, &uri, &headers, result)
 }
 
 async fn from_file(
@@ -293,11 +300,8 @@ pub(crate) async fn change(
     uri: Uri,
     body: axum::body::Bytes,
 ) -> Response {
-    let response = match change_rules(&state, &id, &action, &headers, body).await {
-        Ok(r) | Err(r) => r,
-    };
-    log(&state, &method, &uri, &headers, &response);
-    response
+    let result = change_rules(&state, &id, &action, &headers, body).await;
+    logged(&state, &method, &uri, &headers, result)
 }
 
 async fn change_rules(

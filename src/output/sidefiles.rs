@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::report::Report;
 use crate::api::Alignment;
+use crate::audio::tags::ffmetadata_escape;
 use crate::manifest::Job;
 use crate::plan::Plan;
 
@@ -71,17 +72,6 @@ pub(crate) fn cue_time(seconds: f64) -> String {
         frames / 75 % 60,
         frames % 75
     )
-}
-
-pub(crate) fn ffmetadata_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '=' | ';' | '#' | '\\' | '\n') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The side files' paths for an output.
