@@ -41,10 +41,12 @@ pub(crate) async fn ensure(client: &Client, state: &StateDir, job: &mut Job) -> 
     }
     let rules: Vec<serde_json::Value> = job.pronunciations.iter().map(|r| r.api()).collect();
     let path = remembered_path(state, job);
+    // An id goes into a URL path: only the letters, digits, `-` and `_` the API's ids use.
     let remembered: Option<Remembered> =
         crate::files::read_bytes(&path, crate::files::MAX_STATE_JSON_BYTES)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .and_then(|b| serde_json::from_slice::<Remembered>(&b).ok())
+            .filter(|r| plain_id(&r.id));
     let manifest = job.manifest.display().to_string();
     let version = match remembered {
         Some(r) => match client.dictionary(&r.id).await? {
@@ -83,6 +85,15 @@ pub(crate) async fn ensure(client: &Client, state: &StateDir, job: &mut Job) -> 
     Ok(())
 }
 
+/// Whether an id is safe in a URL path (the API's ids are letters and digits).
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictionaries::Version> {
     let stem = job
         .manifest
@@ -91,6 +102,12 @@ async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictio
         .unwrap_or_default();
     let name = format!("narrate {}", job.title.as_deref().unwrap_or(&stem));
     let v = client.create_dictionary(&name, &job.pronunciations).await?;
+    if !plain_id(&v.id) {
+        anyhow::bail!(
+            "the API answered a dictionary id narrate will not use: {:?}",
+            v.id
+        );
+    }
     tracing::info!(dictionary = %v.id, version = %v.version_id, "pronunciation dictionary created");
     Ok(v)
 }

@@ -34,7 +34,13 @@ pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
     out.extend(sidefiles::paths(&job.output));
     out.push(job.output.with_extension("m3u8"));
     if let Some(folder) = &job.library_folder {
-        out.extend(library::metadata_files(job, folder));
+        // A cover already in the book's folder is left where it is, not written over itself.
+        let cover = job.cover.as_deref().map(files::identity);
+        out.extend(
+            library::metadata_files(job, folder)
+                .into_iter()
+                .filter(|p| Some(files::identity(p)) != cover),
+        );
     }
     out
 }
