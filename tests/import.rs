@@ -525,6 +525,20 @@ async fn broken_books_are_refused_naming_the_file_and_nothing_is_written() {
     );
     let out = import(d, &["book.md", "-o", "keep.yaml", "--force"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Nor a file already where a chapter text would go.
+    write(d, "notes/01-one.txt", "my own notes");
+    let out = import(d, &["book.md", "-o", "notes.yaml"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("01-one.txt already exists"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("notes/01-one.txt")).unwrap(),
+        "my own notes"
+    );
+    assert!(!d.join("notes.yaml").exists());
     let out = import(d, &["book.md", "-o", "book.md", "--force"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(

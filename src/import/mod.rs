@@ -407,6 +407,20 @@ pub fn write(
             "already exists; give another -o, or --force to replace it and its chapter files",
         ));
     }
+    if !options.force
+        && let Some(taken) = files
+            .iter()
+            .chain(&cover)
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+    {
+        return Err(bad(
+            manifest,
+            format!(
+                "{} already exists; give another -o, or --force to replace the chapter files",
+                taken.display()
+            ),
+        ));
+    }
     let yaml = manifest_yaml(
         book,
         book_path,
