@@ -120,10 +120,6 @@ fn not_found(state: &Emulator, id: &str) -> Response {
     )
 }
 
-fn log(state: &Emulator, method: &Method, uri: &Uri, headers: &HeaderMap, response: &Response) {
-    log_get(state, method, uri, headers, response);
-}
-
 /// The answer (a refusal is an answer too), logged.
 fn logged(
     state: &Emulator,
@@ -133,7 +129,7 @@ fn logged(
     result: Result<Response, Response>,
 ) -> Response {
     let (Ok(response) | Err(response)) = result;
-    log(state, method, uri, headers, &response);
+    log_get(state, method, uri, headers, &response);
     response
 }
 
@@ -372,7 +368,7 @@ pub(crate) async fn get(
             }
         }
     };
-    log(&state, &method, &uri, &headers, &response);
+    log_get(&state, &method, &uri, &headers, &response);
     response
 }
 
@@ -389,7 +385,7 @@ pub(crate) async fn list(
         Err(r) => *r,
         Ok(()) => list_page(&state, &query_pairs(&query)),
     };
-    log(&state, &method, &uri, &headers, &response);
+    log_get(&state, &method, &uri, &headers, &response);
     response
 }
 
@@ -502,7 +498,7 @@ pub(crate) async fn download(
             }
         }
     };
-    log(&state, &method, &uri, &headers, &response);
+    log_get(&state, &method, &uri, &headers, &response);
     response
 }
 
