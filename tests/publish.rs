@@ -973,3 +973,117 @@ async fn chapter_files_assembled_in_parallel_equal_those_assembled_one_by_one() 
         assert_eq!(x["loudness"], y["loudness"]);
     }
 }
+
+/// The inode of a file: a file assembled again is a new file renamed into place, a kept one is
+/// the same file.
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republish_keeps_unchanged_files_and_rebuilds_only_what_changed() {
+    let fx = Fixture::default().await;
+    let dir = fx.path();
+    let mut yaml = String::from(
+        "title: Three\noutput: out/three.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: mp3_22050_32}\nsegments:\n",
+    );
+    for (c, name) in ["One", "Two", "Three"].iter().enumerate() {
+        for s in 1..=2 {
+            yaml.push_str(&format!(
+                "  - {{id: c{}s{s}, chapter: \"{name}\", text: \"Chapter {name}, paragraph {s}: the rabbit ran past the hedge.\"}}\n",
+                c + 1
+            ));
+        }
+    }
+    fx.write("three.yaml", &yaml);
+    let files: Vec<std::path::PathBuf> = ["01-one", "02-two", "03-three"]
+        .iter()
+        .map(|n| dir.join(format!("out/three-{n}.mp3")))
+        .collect();
+    let split = ["three.yaml", "--split", "chapters", "--loudness-target", "-20"];
+    let run = |extra: &'static [&'static str]| {
+        let args: Vec<&str> = split.iter().chain(extra).copied().collect();
+        let fx = &fx;
+        async move {
+            let out = fx.run(&args).await;
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let report = fx.json("out/three.report.json");
+            let published: Vec<String> = report["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["published"].as_str().unwrap().to_string())
+                .collect();
+            (report, published)
+        }
+    };
+    let (first, published) = run(&[]).await;
+    assert_eq!(published, ["rebuilt"; 3]);
+    let original: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let inodes: Vec<u64> = files.iter().map(|f| inode(f)).collect();
+    let sent = fx.tts_log().len();
+    assert_eq!(sent, 6);
+
+    // Nothing changed: every file is kept as it is, with the same figures in the report.
+    let (second, published) = run(&[]).await;
+    assert_eq!(published, ["reused"; 3]);
+    assert_eq!(fx.tts_log().len(), sent, "nothing sent");
+    assert_eq!(files.iter().map(|f| inode(f)).collect::<Vec<_>>(), inodes);
+    for field in ["audio_seconds", "loudness", "loudness_gain_db"] {
+        for i in 0..3 {
+            assert_eq!(
+                first["outputs"][i][field], second["outputs"][i][field],
+                "{field} of file {i}"
+            );
+        }
+    }
+    for i in 0..6 {
+        for field in ["start_seconds", "end_seconds", "loudness"] {
+            assert_eq!(
+                first["segments"][i][field], second["segments"][i][field],
+                "{field} of segment {i}"
+            );
+        }
+    }
+
+    // A new take of one segment: only its chapter's file is built again, to the same bytes
+    // (the emulator's audio is deterministic).
+    let (_, published) = run(&["--only", "c2s1"]).await;
+    assert_eq!(published, ["reused", "rebuilt", "reused"]);
+    assert_eq!(fx.tts_log().len(), sent + 1);
+    assert_eq!(inode(&files[0]), inodes[0]);
+    assert_ne!(inode(&files[1]), inodes[1]);
+    assert_eq!(inode(&files[2]), inodes[2]);
+    assert_eq!(std::fs::read(&files[1]).unwrap(), original[1]);
+
+    // A file edited or removed since is built again, as it was.
+    let mut edited = original[2].clone();
+    edited.truncate(edited.len() - 10);
+    std::fs::write(&files[2], &edited).unwrap();
+    std::fs::remove_file(&files[0]).unwrap();
+    let (_, published) = run(&[]).await;
+    assert_eq!(published, ["rebuilt", "reused", "rebuilt"]);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), original[0]);
+    assert_eq!(std::fs::read(&files[2]).unwrap(), original[2]);
+
+    // An assembly setting changed: every file is built again.
+    let now: Vec<u64> = files.iter().map(|f| inode(f)).collect();
+    let args = ["three.yaml", "--split", "chapters", "--loudness-target", "-18"];
+    let out = fx.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = fx.json("out/three.report.json");
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(report["outputs"][i]["published"], "rebuilt");
+        assert_ne!(inode(f), now[i]);
+        assert_ne!(std::fs::read(f).unwrap(), original[i]);
+    }
+    assert_eq!(fx.tts_log().len(), sent + 1, "nothing sent");
+
+    // One file: the report says it at the top.
+    for expected in ["rebuilt", "reused"] {
+        let out = fx.run(&["three.yaml"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(fx.json("out/three.report.json")["published"], expected);
+    }
+}

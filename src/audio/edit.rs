@@ -13,7 +13,7 @@ pub(crate) const CLICK_LEVEL: u16 = 33;
 pub(crate) const FADE_MS: u64 = 5;
 
 /// What was done to one response's samples at assembly.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Edit {
     /// Samples trimmed from the head (silence before the first audible sample).
     pub head: u64,

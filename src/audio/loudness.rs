@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Write;
 
 /// Loudness figures of a stretch of audio.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Loudness {
     /// EBU R128 integrated loudness (LUFS); `None` when too short to gate (under 0.4 s).
     pub integrated_lufs: Option<f64>,
@@ -171,7 +171,7 @@ impl Measure {
 }
 
 /// The loudness of an assembled output.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Measured {
     pub whole: Loudness,
     /// By the segment index given in `Piece::Audio`.

@@ -81,7 +81,7 @@ pub(crate) fn cancelled(cancel: Option<&std::sync::atomic::AtomicBool>) -> Resul
 }
 
 /// How an output file was made, as the report names it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Assembly {
     /// WAV from decoded responses.
     #[default]
@@ -99,7 +99,7 @@ pub enum Assembly {
 }
 
 /// Where each piece landed in the output, in samples from the start.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Placement {
     pub spans: Vec<Range<u64>>,
     /// For each piece, what was trimmed from it.
@@ -113,6 +113,10 @@ pub struct Placement {
     /// For each piece, its waveform: the peak of every [`PEAKS_PER_SECOND`]th of a second,
     /// 0–255 (empty for silences), for the review page.
     pub peaks: Vec<Vec<u8>>,
+    /// The file was already there, made from the same inputs, and was kept (see
+    /// `output::published`).
+    #[serde(skip)]
+    pub reused: bool,
 }
 
 /// How many peaks a second of audio gets in [`Placement::peaks`].

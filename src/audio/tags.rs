@@ -4,7 +4,7 @@
 //! Not responsible for the MP3 Info frame (see `codec::mp3`).
 
 /// What the ID3 tag says.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TagSpec {
     pub title: Option<String>,
     pub author: Option<String>,

@@ -341,12 +341,13 @@ pub(crate) async fn render_job(
     let started = SystemTime::now();
     let job = Arc::new(job);
     let plan = Arc::new(plan);
+    let published = cache.published_dir();
     let outcomes =
         execute::execute(runner.clone(), job.clone(), plan.clone(), Arc::new(cache)).await;
     let all_ok = outcomes.iter().all(|o| o.audio.is_some());
     // An interrupted run never replaces the previous output, even when every request is done.
     let assembled = if all_ok && !runner.was_interrupted() {
-        Some(assemble(&runner, &job, &plan, &outcomes))
+        Some(assemble(&runner, &job, &plan, &outcomes, &published))
     } else {
         None
     };
@@ -446,12 +447,14 @@ fn write_review(
 
 /// Assembles every output file of a job (one, or one per chapter) from its rendered requests:
 /// with `--split chapters`, up to `--jobs` files at once, each decoding on one thread (memory
-/// stays one response per file).
+/// stays one response per file). A file already there, made from the same inputs and intact,
+/// is kept (its record is in `published`, see `output::published`).
 pub(crate) fn assemble(
     runner: &Runner,
     job: &Job,
     plan: &Plan,
     outcomes: &[Outcome],
+    published: &std::path::Path,
 ) -> Result<Assembled, audio::AudioError> {
     let split = runner.settings.split_chapters;
     let files = output_files(job, split);
@@ -488,8 +491,21 @@ pub(crate) fn assemble(
             waveform: true,
             decode_threads: (jobs > 1).then_some(1),
         };
+        let ids = piece_ids(&pieces, &index, outcomes);
+        let fingerprint =
+            output::published::fingerprint(path, job.output_format, &options, ids.as_deref());
+        if let Some(p) = fingerprint
+            .as_deref()
+            .and_then(|f| output::published::reusable(published, path, f))
+        {
+            tracing::info!(output = %path.display(), "unchanged since it was published; kept");
+            return Ok((p, index));
+        }
         tracing::info!(output = %path.display(), "assembling");
         let p = audio::assemble(&pieces, job.output_format, path, &options)?;
+        if let Some(f) = &fingerprint {
+            output::published::remember(published, path, f, &p);
+        }
         Ok((p, index))
     };
     // One result per file; `None` for a file not started because another failed.
@@ -546,6 +562,38 @@ pub(crate) fn assemble(
         assembled.push((path.clone(), p));
     }
     Ok((assembled, request_spans, request_peaks))
+}
+
+/// What each piece of a file is made from, for its record; `None` when a response's audio has
+/// no recorded hash (a cache entry from before narrate stored one).
+fn piece_ids(
+    pieces: &[audio::Piece<'_>],
+    index: &[(usize, usize)],
+    outcomes: &[Outcome],
+) -> Option<Vec<output::published::PieceId>> {
+    use output::published::PieceId;
+    let mut request_of = vec![None; pieces.len()];
+    for &(r, i) in index {
+        if let Some(slot) = request_of.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    pieces
+        .iter()
+        .zip(request_of)
+        .map(|(piece, r)| match piece {
+            audio::Piece::Silence { ms } => Some(PieceId::Silence { ms: *ms }),
+            audio::Piece::Audio { path, segment } => {
+                let meta = outcomes.get(r?)?.meta.as_ref()?;
+                Some(PieceId::Audio {
+                    file: path.file_name()?.to_string_lossy().into_owned(),
+                    request_id: meta.request_id.clone(),
+                    sha256: meta.sha256.clone()?,
+                    segment: *segment,
+                })
+            }
+        })
+        .collect()
 }
 
 /// The side files of a successful render (chapters, CUE, captions, playlist), with a warning

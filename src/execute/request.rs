@@ -326,7 +326,8 @@ pub(crate) fn store(
         used_previous_text: body.previous_text.is_some(),
         used_next_text: body.next_text.is_some(),
         alignment: response.alignment.is_some(),
-        sha256: None,
+        // Known now: a file published from this response records it (see `output::published`).
+        sha256: Some(crate::state::cache::sha256_hex(&response.audio)),
         recovered_from: item.map(|i| i.history_item_id.clone()),
     };
     let write = {

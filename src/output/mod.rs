@@ -13,6 +13,7 @@ use crate::manifest::Job;
 
 pub(crate) mod audiobook;
 pub(crate) mod library;
+pub(crate) mod published;
 pub mod report;
 pub mod review;
 pub(crate) mod sidefiles;

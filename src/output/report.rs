@@ -50,6 +50,10 @@ pub struct Report {
     /// (MP3 encoded once from the joined samples).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assembly: Option<Assembly>,
+    /// Whether the output file was built this run or kept as it was, made from the same inputs
+    /// (per file in `outputs` when split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<Published>,
     /// The chapter files written (with `--split chapters`), each with its own figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputReport>,
@@ -65,10 +69,31 @@ pub struct Report {
     pub segments: Vec<SegmentReport>,
 }
 
+/// Whether an output file was built this run or kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Published {
+    /// Assembled this run.
+    Rebuilt,
+    /// Already there, intact and made from the same inputs: kept as it was.
+    Reused,
+}
+
+impl Published {
+    fn of(p: &Placement) -> Self {
+        if p.reused {
+            Published::Reused
+        } else {
+            Published::Rebuilt
+        }
+    }
+}
+
 /// One chapter file of a split output.
 #[derive(Debug, Serialize)]
 pub struct OutputReport {
     pub path: String,
+    pub published: Published,
     pub audio_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loudness: Option<crate::audio::Loudness>,
@@ -297,6 +322,7 @@ pub(crate) fn output_reports(timeline: Option<&Timeline<'_>>) -> Vec<OutputRepor
         .iter()
         .map(|(path, p)| OutputReport {
             path: path.display().to_string(),
+            published: Published::of(p),
             audio_seconds: round(p.seconds(p.total_samples)),
             loudness: p.loudness.as_ref().map(|m| m.whole),
             loudness_gain_db: p.loudness.as_ref().and_then(|m| m.gain_db),
@@ -367,6 +393,10 @@ pub fn build(
         assembly: timeline
             .and_then(|t| t.files.first())
             .map(|(_, p)| p.method),
+        published: match timeline.filter(|t| !t.split).map(|t| t.files.as_slice()) {
+            Some([(_, p)]) => Some(Published::of(p)),
+            _ => None,
+        },
         outputs: output_reports(timeline),
         loudness: whole(timeline).map(|m| m.whole),
         loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),

@@ -104,10 +104,12 @@ pub struct Cache {
 
 /// The SHA-256 of `data` in lowercase hex.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(data))
+}
+
+/// Bytes in lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Everything that determines a request's audio, hashed into its key. Context fields
@@ -185,6 +187,11 @@ impl Cache {
             }
         }
         removed
+    }
+
+    /// Where the records of published files are kept (see `output::published`).
+    pub(crate) fn published_dir(&self) -> PathBuf {
+        self.dir.join("published")
     }
 
     /// The send journal of this cache.
