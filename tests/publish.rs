@@ -1001,7 +1001,13 @@ async fn republish_keeps_unchanged_files_and_rebuilds_only_what_changed() {
         .iter()
         .map(|n| dir.join(format!("out/three-{n}.mp3")))
         .collect();
-    let split = ["three.yaml", "--split", "chapters", "--loudness-target", "-20"];
+    let split = [
+        "three.yaml",
+        "--split",
+        "chapters",
+        "--loudness-target",
+        "-20",
+    ];
     let run = |extra: &'static [&'static str]| {
         let args: Vec<&str> = split.iter().chain(extra).copied().collect();
         let fx = &fx;
@@ -1069,7 +1075,13 @@ async fn republish_keeps_unchanged_files_and_rebuilds_only_what_changed() {
 
     // An assembly setting changed: every file is built again.
     let now: Vec<u64> = files.iter().map(|f| inode(f)).collect();
-    let args = ["three.yaml", "--split", "chapters", "--loudness-target", "-18"];
+    let args = [
+        "three.yaml",
+        "--split",
+        "chapters",
+        "--loudness-target",
+        "-18",
+    ];
     let out = fx.run(&args).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = fx.json("out/three.report.json");

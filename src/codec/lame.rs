@@ -84,19 +84,25 @@ impl Mp3Encoder {
 }
 
 /// A whole MP3 stream of `samples`, with its Info/LAME tag in the first frame.
+#[cfg(test)]
 pub(crate) fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
     let mut encoder = Mp3Encoder::new(sample_rate, kbps)?;
     let mut out = Vec::new();
     encoder.encode(samples, &mut out)?;
     let tag = encoder.finish(&mut out)?;
-    // LAME's stream opens with a placeholder frame as long as its tag (it says so by the tag's
-    // size): the tag goes in its place. Placed by LAME's own account, not by narrate's frame
-    // parser, so the emulator's MP3s do not depend on the client code they test.
+    place_tag(&mut out, &tag);
+    Ok(out)
+}
+
+/// Puts the Info/LAME `tag` in place of the stream's first frame. LAME's stream opens with a
+/// placeholder frame as long as its tag (it says so by the tag's size). Placed by LAME's own
+/// account, not by narrate's frame parser, so the emulator's MP3s do not depend on the client
+/// code they test.
+pub(crate) fn place_tag(out: &mut [u8], tag: &[u8]) {
     let starts_with_sync = out.len() >= 2 && out[0] == 0xFF && out[1] & 0xE0 == 0xE0;
     if !tag.is_empty() && out.len() >= tag.len() && starts_with_sync {
-        out[..tag.len()].copy_from_slice(&tag);
+        out[..tag.len()].copy_from_slice(tag);
     }
-    Ok(out)
 }
 
 #[cfg(test)]

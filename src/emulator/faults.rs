@@ -130,21 +130,23 @@ pub(crate) fn deliver(
     request_id: &str,
     delivery: Delivery,
 ) -> Response {
+    let audio = Bytes::from(audio);
     let total_len = audio.len();
     let chunk_size = match delivery {
         Delivery::Fault(Fault::Slow) => total_len.div_ceil(20).max(1),
         _ => 64 * 1024,
     };
+    // Slices of one buffer, not copies.
+    let pieces = |len: usize, size: usize| -> Vec<Bytes> {
+        (0..len)
+            .step_by(size)
+            .map(|a| audio.slice(a..(a + size).min(len)))
+            .collect()
+    };
     let chunks: Vec<Bytes> = match delivery {
         Delivery::Fault(Fault::Reset) => Vec::new(),
-        Delivery::Fault(Fault::Truncated) => audio[..total_len / 2]
-            .chunks(4096)
-            .map(Bytes::copy_from_slice)
-            .collect(),
-        _ => audio
-            .chunks(chunk_size)
-            .map(Bytes::copy_from_slice)
-            .collect(),
+        Delivery::Fault(Fault::Truncated) => pieces(total_len / 2, 4096),
+        _ => pieces(total_len, chunk_size),
     };
     let cut = matches!(delivery, Delivery::Fault(Fault::Reset | Fault::Truncated));
     let slow = delivery == Delivery::Fault(Fault::Slow);

@@ -344,9 +344,9 @@ async fn audio_of(state: &Emulator, item: Item) -> Response {
         .and_then(Value::as_f64)
         .unwrap_or(1.0);
     let format = item.format;
+    let _permit = state.synthesis.acquire().await;
     let rendered = tokio::task::spawn_blocking(move || {
-        let samples = synth::speak(&item.text, &item.voice_id, speed, format.sample_rate);
-        synth::encode(&samples, format)
+        synth::render(&item.text, &item.voice_id, speed, format).map(|(bytes, _)| bytes)
     })
     .await
     .map_err(|e| e.to_string())

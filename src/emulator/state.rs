@@ -40,6 +40,9 @@ pub struct Emulator {
     pub(crate) attempts_seen: Mutex<HashMap<u64, u32>>,
     /// The account's pronunciation dictionaries, oldest first.
     pub(crate) dictionaries: Mutex<Vec<super::dictionaries::Dictionary>>,
+    /// Generations synthesized at once: one per core. Requests beyond wait (still counted in
+    /// flight, as on a busy server), so memory is bounded by the cores, not by the requests.
+    pub(crate) synthesis: tokio::sync::Semaphore,
 }
 
 impl Emulator {
@@ -74,6 +77,9 @@ impl Emulator {
             history: Mutex::new(Vec::new()),
             attempts_seen: Mutex::new(HashMap::new()),
             dictionaries: Mutex::new(Vec::new()),
+            synthesis: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }))
     }
 

@@ -4,8 +4,6 @@
 //! Voiced bursts per word at a pitch chosen by the voice id, short rests between words, longer
 //! rests at punctuation. Not responsible for HTTP (see the parent module).
 
-use std::io::Cursor;
-
 use crate::format::{Codec, OutputFormat};
 
 /// Characters per second at speed 1.0.
@@ -18,16 +16,33 @@ pub fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Mono 16-bit samples for `text` spoken by `voice_id` at `speed`.
-pub fn speak(text: &str, voice_id: &str, speed: f64, sample_rate: u32) -> Vec<i16> {
+/// How many samples `text` lasts at `speed`.
+pub fn sample_count(text: &str, speed: f64, sample_rate: u32) -> usize {
+    let seconds = text.chars().count() as f64 / CHARS_PER_SECOND / speed.clamp(0.25, 4.0);
+    (seconds * f64::from(sample_rate)).round().max(1.0) as usize
+}
+
+/// The samples of a generation are produced and encoded this many at a time, so a long one
+/// never holds its whole clip decoded.
+const CHUNK: usize = 16 * 1024;
+
+/// Mono 16-bit samples for `text` spoken by `voice_id` at `speed`, given to `sink` a chunk at a
+/// time ([`sample_count`] in all).
+pub fn speak_chunks(
+    text: &str,
+    voice_id: &str,
+    speed: f64,
+    sample_rate: u32,
+    sink: &mut dyn FnMut(&[i16]) -> Result<(), String>,
+) -> Result<(), String> {
     let chars: Vec<char> = text.chars().collect();
-    let seconds = chars.len() as f64 / CHARS_PER_SECOND / speed.clamp(0.25, 4.0);
-    let total = (seconds * f64::from(sample_rate)).round().max(1.0) as usize;
+    let total = sample_count(text, speed, sample_rate);
     let per_char = total as f64 / chars.len().max(1) as f64;
     let h = fnv(voice_id.as_bytes());
     let f0 = 95.0 + (h % 130) as f64; // 95..225 Hz
     let vibrato = 4.0 + ((h >> 8) % 30) as f64 / 10.0;
-    let mut out = Vec::with_capacity(total);
+    let mut buf: Vec<i16> = Vec::with_capacity(CHUNK);
+    let mut written = 0usize;
     let mut phase = 0.0f64;
     let rate = f64::from(sample_rate);
     for (i, &c) in chars.iter().enumerate() {
@@ -57,40 +72,119 @@ pub fn speak(text: &str, voice_id: &str, speed: f64, sample_rate: u32) -> Vec<i1
             } else {
                 0.0
             };
-            out.push((sample * f64::from(i16::MAX)) as i16);
+            buf.push((sample * f64::from(i16::MAX)) as i16);
+            if buf.len() == CHUNK {
+                written += buf.len();
+                sink(&buf)?;
+                buf.clear();
+            }
         }
     }
-    out.resize(total, 0);
+    // Exactly `total` samples, whatever the rounding of the characters' spans.
+    buf.resize(total.saturating_sub(written), 0);
+    if !buf.is_empty() {
+        sink(&buf)?;
+    }
+    Ok(())
+}
+
+/// Mono 16-bit samples for `text` spoken by `voice_id` at `speed`, all at once.
+pub fn speak(text: &str, voice_id: &str, speed: f64, sample_rate: u32) -> Vec<i16> {
+    let mut out = Vec::with_capacity(sample_count(text, speed, sample_rate));
+    let _ = speak_chunks(text, voice_id, speed, sample_rate, &mut |c| {
+        out.extend_from_slice(c);
+        Ok(())
+    });
     out
+}
+
+/// The encoded audio of `text` spoken by `voice_id` at `speed` in `format`, and its length in
+/// samples: synthesized and encoded a chunk at a time, so only the encoded bytes are held.
+pub fn render(
+    text: &str,
+    voice_id: &str,
+    speed: f64,
+    format: OutputFormat,
+) -> Result<(Vec<u8>, usize), String> {
+    let total = sample_count(text, speed, format.sample_rate);
+    let mut encoder = Encoder::new(format, total)?;
+    speak_chunks(text, voice_id, speed, format.sample_rate, &mut |c| {
+        encoder.push(c)
+    })?;
+    Ok((encoder.finish()?, total))
 }
 
 /// Encodes samples in `format`. Opus is not supported (the caller refuses it first).
 pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, String> {
-    match format.codec {
-        Codec::Pcm => Ok(samples.iter().flat_map(|s| s.to_le_bytes()).collect()),
-        Codec::Ulaw => Ok(samples.iter().map(|&s| linear_to_ulaw(s)).collect()),
-        Codec::Alaw => Ok(samples.iter().map(|&s| linear_to_alaw(s)).collect()),
-        Codec::Wav => {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: format.sample_rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            let mut cursor = Cursor::new(Vec::new());
-            {
-                let mut w = hound::WavWriter::new(&mut cursor, spec).map_err(|e| e.to_string())?;
-                for &s in samples {
-                    w.write_sample(s).map_err(|e| e.to_string())?;
-                }
-                w.finalize().map_err(|e| e.to_string())?;
+    let mut encoder = Encoder::new(format, samples.len())?;
+    encoder.push(samples)?;
+    encoder.finish()
+}
+
+/// An encoder in any non-Opus format, fed samples a chunk at a time.
+struct Encoder {
+    format: OutputFormat,
+    out: Vec<u8>,
+    mp3: Option<crate::codec::lame::Mp3Encoder>,
+}
+
+impl Encoder {
+    /// An encoder for `total` samples (a WAV header states its length first).
+    fn new(format: OutputFormat, total: usize) -> Result<Self, String> {
+        let mut out = Vec::new();
+        let mut mp3 = None;
+        match format.codec {
+            Codec::Pcm => out.reserve(total * 2),
+            Codec::Ulaw | Codec::Alaw => out.reserve(total),
+            Codec::Wav => {
+                let data = u32::try_from(total * 2).map_err(|_| "too long for a WAV")?;
+                out.reserve(44 + total * 2);
+                out.extend_from_slice(b"RIFF");
+                out.extend_from_slice(&(36 + data).to_le_bytes());
+                out.extend_from_slice(b"WAVEfmt ");
+                out.extend_from_slice(&16u32.to_le_bytes());
+                out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+                out.extend_from_slice(&1u16.to_le_bytes()); // mono
+                out.extend_from_slice(&format.sample_rate.to_le_bytes());
+                out.extend_from_slice(&(format.sample_rate * 2).to_le_bytes());
+                out.extend_from_slice(&2u16.to_le_bytes());
+                out.extend_from_slice(&16u16.to_le_bytes());
+                out.extend_from_slice(b"data");
+                out.extend_from_slice(&data.to_le_bytes());
             }
-            Ok(cursor.into_inner())
+            // As LAME writes files: a first frame with the Info/LAME tag, which carries the
+            // encoder delay and padding a decoder needs to give back exactly the samples encoded.
+            Codec::Mp3 { kbps } => {
+                mp3 = Some(crate::codec::lame::Mp3Encoder::new(
+                    format.sample_rate,
+                    kbps,
+                )?);
+            }
+            Codec::Opus { .. } => return Err("opus is not supported".into()),
         }
-        // As LAME writes files: a first frame with the Info/LAME tag, which carries the encoder
-        // delay and padding a decoder needs to give back exactly the samples encoded.
-        Codec::Mp3 { kbps } => crate::codec::lame::mp3(samples, format.sample_rate, kbps),
-        Codec::Opus { .. } => Err("opus is not supported".into()),
+        Ok(Encoder { format, out, mp3 })
+    }
+
+    fn push(&mut self, samples: &[i16]) -> Result<(), String> {
+        if let Some(mp3) = &mut self.mp3 {
+            return mp3.encode(samples, &mut self.out);
+        }
+        match self.format.codec {
+            Codec::Ulaw => self.out.extend(samples.iter().map(|&s| linear_to_ulaw(s))),
+            Codec::Alaw => self.out.extend(samples.iter().map(|&s| linear_to_alaw(s))),
+            _ => self
+                .out
+                .extend(samples.iter().flat_map(|s| s.to_le_bytes())),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, String> {
+        if let Some(mp3) = self.mp3 {
+            let tag = mp3.finish(&mut self.out)?;
+            crate::codec::lame::place_tag(&mut self.out, &tag);
+        }
+        Ok(self.out)
     }
 }
 
@@ -141,6 +235,53 @@ mod tests {
             speak(&text, "v", 1.0, 16_000),
             speak(&text, "v", 1.0, 16_000)
         );
+    }
+
+    #[test]
+    fn audio_made_a_chunk_at_a_time_is_the_audio_made_at_once() {
+        // Long enough for many chunks, and a last one that is partial.
+        let text = "The rabbit ran past the hedge, and Alice after it. ".repeat(12);
+        let samples = speak(&text, "v", 1.1, 16_000);
+        assert!(samples.len() > 5 * CHUNK && samples.len() % CHUNK != 0);
+        for name in [
+            "mp3_22050_32",
+            "mp3_44100_128",
+            "pcm_16000",
+            "wav_22050",
+            "ulaw_8000",
+        ] {
+            let format: OutputFormat = name.parse().unwrap();
+            let whole = speak(&text, "v", 1.1, format.sample_rate);
+            let (bytes, count) = render(&text, "v", 1.1, format).unwrap();
+            assert_eq!(count, whole.len(), "{name}");
+            match format.codec {
+                // LAME given the clip at once.
+                Codec::Mp3 { kbps } => assert_eq!(
+                    bytes,
+                    crate::codec::lame::mp3(&whole, format.sample_rate, kbps).unwrap(),
+                    "{name}"
+                ),
+                // hound reads the header and gives back the samples.
+                Codec::Wav => {
+                    let reader = hound::WavReader::new(std::io::Cursor::new(&bytes)).unwrap();
+                    assert_eq!(reader.spec().sample_rate, format.sample_rate);
+                    assert_eq!(reader.spec().channels, 1);
+                    let back: Vec<i16> = reader.into_samples().map(Result::unwrap).collect();
+                    assert_eq!(back, whole, "{name}");
+                }
+                Codec::Pcm => {
+                    let back: Vec<i16> = bytes
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                        .collect();
+                    assert_eq!(back, whole, "{name}");
+                }
+                _ => {
+                    let each: Vec<u8> = whole.iter().map(|&s| linear_to_ulaw(s)).collect();
+                    assert_eq!(bytes, each, "{name}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -237,22 +237,20 @@ pub(crate) async fn synthesize(
         voice_id.to_string(),
         accepted.format,
     );
-    tokio::task::spawn_blocking(move || {
-        let samples = synth::speak(&text, &voice, speed, format.sample_rate);
-        synth::encode(&samples, format).map(|bytes| (bytes, samples.len()))
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r)
-    .map_err(|e| {
-        api_error(
-            state,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal_error",
-            &e,
-        )
-    })
+    let _permit = state.synthesis.acquire().await;
+    tokio::task::spawn_blocking(move || synth::render(&text, &voice, speed, format))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|e| {
+            api_error(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal_error",
+                &e,
+            )
+        })
 }
 
 pub(crate) async fn tts_response(
