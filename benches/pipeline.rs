@@ -8,9 +8,9 @@
 //! (`narrate emulate` with a fixed latency and the Scale tier's 15 slots) so narrate's own CPU
 //! time can be read from this process. Assembly runs in a child process each, so its peak RSS is
 //! its own. `NARRATE_BENCH_QUICK=1` runs a seconds-long version (CI uses it to keep this
-//! compiling and running); `NARRATE_BENCH_ONLY=scheduling` or `=assembly` runs one half, and
-//! `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are not
-//! pass/fail.
+//! compiling and running); `NARRATE_BENCH_ONLY=scheduling`, `=assembly` or `=publish` runs one
+//! part, and `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are
+//! not pass/fail.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,11 +38,14 @@ fn main() {
     println!("machine: {} cores, {}", cores(), cpu_model());
     // NARRATE_BENCH_ONLY=scheduling or =assembly runs one half.
     let only = std::env::var("NARRATE_BENCH_ONLY").unwrap_or_default();
-    if only != "assembly" && only != "rf64" {
+    if only.is_empty() || only == "scheduling" {
         scheduling(quick);
     }
-    if only != "scheduling" && only != "rf64" {
+    if only != "scheduling" && only != "rf64" && only != "publish" {
         assembly(quick);
+    }
+    if only.is_empty() || only == "publish" {
+        publish(quick);
     }
     // Not part of a default run: it writes a 5 GB file.
     if only == "rf64" {
@@ -105,6 +108,19 @@ fn cpu_seconds() -> Option<f64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// User plus system CPU seconds of this process's waited-for children, from /proc (Linux).
+fn children_cpu_seconds() -> f64 {
+    let read = || -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let after = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(13)?.parse::<f64>().ok()? + fields.get(14)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    };
+    read().unwrap_or(f64::NAN)
 }
 
 /// Peak resident memory of this process in MB, from /proc (Linux).
@@ -447,5 +463,131 @@ fn assembly(quick: bool) {
     }
     if !has_ffmpeg {
         println!("(ffmpeg is not installed: no comparison)");
+    }
+}
+
+/// Publishing the sample book as the audiobook preset (`--split chapters --audiobook
+/// --loudness-target -20`, one MP3 a chapter at 192 kbps) through `narrate` as a child
+/// process: the first render through the built-in emulator, a re-publish of every file from the
+/// cache, a run with nothing changed, a run after `--only` one chapter's segment, and ffmpeg
+/// decoding and encoding the same audio once with LAME. The quick run takes two chapters.
+fn publish(quick: bool) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+    std::fs::create_dir_all(dir.path().join("samples/alice")).unwrap();
+    for entry in std::fs::read_dir(root.join("samples/alice")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("samples/alice").join(entry.file_name()))
+            .unwrap();
+    }
+    let mut yaml = std::fs::read_to_string(root.join("manifests/alice-audiobook.yaml")).unwrap();
+    if quick {
+        let cut = yaml.find("  - id: ch03-title").unwrap();
+        yaml.truncate(cut);
+    }
+    let manifest = dir.path().join("manifests/alice-audiobook.yaml");
+    std::fs::write(&manifest, yaml).unwrap();
+    let out_dir = dir.path().join("out/alice");
+    let run = |extra: &[&str]| -> (f64, f64) {
+        let cpu = children_cpu_seconds();
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_narrate"))
+            .current_dir(dir.path())
+            .args([
+                "manifests/alice-audiobook.yaml",
+                "--emulate",
+                "--split",
+                "chapters",
+                "--audiobook",
+                "--loudness-target",
+                "-20",
+                "--progress",
+                "never",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (wall, children_cpu_seconds() - cpu)
+    };
+    let chapter_files = || -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "mp3"))
+            .collect();
+        files.sort();
+        files
+    };
+    println!();
+    println!(
+        "publish: the sample book{} as the audiobook preset, {} cores",
+        if quick { " (two chapters)" } else { "" },
+        cores()
+    );
+    println!("{:<44} {:>9} {:>9}", "run", "wall s", "CPU s");
+    let first = run(&[]);
+    println!(
+        "{:<44} {:>9.1} {:>9.1}",
+        "first render (emulator in-process)", first.0, first.1
+    );
+    let files = chapter_files();
+    for f in &files {
+        std::fs::remove_file(f).unwrap();
+    }
+    let full = run(&[]);
+    println!(
+        "{:<44} {:>9.1} {:>9.1}",
+        format!("re-publish from the cache ({} files)", files.len()),
+        full.0,
+        full.1
+    );
+    let same = run(&[]);
+    println!(
+        "{:<44} {:>9.1} {:>9.1}",
+        "again, nothing changed", same.0, same.1
+    );
+    let only = run(&["--only", "ch02"]);
+    println!(
+        "{:<44} {:>9.1} {:>9.1}   {:.2} x the full re-publish",
+        "after --only ch02 (one chapter)",
+        only.0,
+        only.1,
+        only.0 / full.0
+    );
+    let list = dir.path().join("list.txt");
+    let mut f = std::fs::File::create(&list).unwrap();
+    for file in chapter_files() {
+        writeln!(f, "file '{}'", file.display()).unwrap();
+    }
+    let encoded = dir.path().join("ffmpeg.mp3");
+    let args = [
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        list.to_str().unwrap(),
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "192k",
+        encoded.to_str().unwrap(),
+    ];
+    match ffmpeg(&args) {
+        Some(t) => println!(
+            "{:<44} {:>9.1} {:>9}   full re-publish {:.2} x ffmpeg",
+            "ffmpeg: decode and encode it once (LAME)",
+            t,
+            "",
+            full.0 / t
+        ),
+        None => println!("(ffmpeg is not installed: no comparison)"),
     }
 }
