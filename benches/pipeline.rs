@@ -478,8 +478,11 @@ fn publish(quick: bool) {
     std::fs::create_dir_all(dir.path().join("samples/alice")).unwrap();
     for entry in std::fs::read_dir(root.join("samples/alice")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join("samples/alice").join(entry.file_name()))
-            .unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("samples/alice").join(entry.file_name()),
+        )
+        .unwrap();
     }
     let mut yaml = std::fs::read_to_string(root.join("manifests/alice-audiobook.yaml")).unwrap();
     if quick {

@@ -5,10 +5,10 @@
 //! Not responsible for the join itself (see `pcm`).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write};
 use std::path::Path;
 
-use super::loudness::normalizing_gain;
+use super::loudness::{normalizing_gain, scaled};
 use super::pcm::{Sink, join_pcm};
 use super::tags::id3_tag;
 use super::{AudioError, Options, Piece, Placement};
@@ -56,57 +56,111 @@ pub(crate) fn mp3_kbps(format: OutputFormat) -> Result<u32, AudioError> {
     }
 }
 
-/// The gain that brings the output to `--loudness-target`: normalizing needs the loudness
-/// first, so a measuring pass runs before the encoding pass applies the gain to every sample.
-fn target_gain(
-    pieces: &[Piece<'_>],
-    format: OutputFormat,
-    options: &Options,
-) -> Result<Option<f64>, AudioError> {
-    let Some(target) = options.loudness_target else {
-        return Ok(None);
-    };
-    struct Nothing;
-    impl Sink for Nothing {
-        fn samples(&mut self, _: &[i16]) -> Result<(), AudioError> {
-            Ok(())
-        }
-    }
-    let first = join_pcm(
-        pieces,
-        format,
-        &mut Nothing,
-        true,
-        options.trim_silence,
-        0.0,
-        options,
-    )?;
-    Ok(first
-        .loudness
-        .and_then(|m| normalizing_gain(target, &m.whole)))
+/// The first pass of a normalized output: the joined samples, decoded and edited once, spilled
+/// to an unnamed temporary file (memory stays flat), while their loudness is measured.
+struct Spill<'a> {
+    out: BufWriter<File>,
+    bytes: Vec<u8>,
+    scratch: &'a Path,
 }
 
-/// The join of an output encoded from samples (`.mp3`, `.m4b`): the gain that meets the
-/// loudness target measured first, then every sample scaled by it on its way to `sink`.
+impl Sink for Spill<'_> {
+    fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        self.bytes.clear();
+        self.bytes
+            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        self.out
+            .write_all(&self.bytes)
+            .map_err(|source| AudioError::Io {
+                path: self.scratch.to_path_buf(),
+                source,
+            })
+    }
+}
+
+/// The join of an output encoded from samples (`.mp3`, `.m4b`). Without a loudness target, one
+/// pass into `sink`. With one, normalizing needs the loudness first: the first pass decodes,
+/// edits and measures every response once, keeping the joined samples in a temporary file in
+/// `scratch`; the second reads them back, scales them by the gain that meets the target and
+/// hands them to `sink`. The figures reported are the first pass's with the gain added.
 pub(crate) fn join_encoded(
     pieces: &[Piece<'_>],
     format: OutputFormat,
     sink: &mut dyn Sink,
     options: &Options,
     measure: bool,
+    scratch: &Path,
 ) -> Result<Placement, AudioError> {
-    let gain = target_gain(pieces, format, options)?;
-    let mut placement = join_pcm(
-        pieces,
-        format,
-        sink,
-        measure,
-        options.trim_silence,
-        gain.unwrap_or(0.0),
-        options,
-    )?;
+    let trim = options.trim_silence;
+    let Some(target) = options.loudness_target else {
+        let mut placement = join_pcm(pieces, format, sink, measure, trim, 0.0, options)?;
+        placement.method = super::Assembly::Encode;
+        return Ok(placement);
+    };
+    let io = |source: std::io::Error| AudioError::Io {
+        path: scratch.to_path_buf(),
+        source,
+    };
+    let mut spill = Spill {
+        out: BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(scratch).map_err(io)?),
+        bytes: Vec::new(),
+        scratch,
+    };
+    let mut placement = join_pcm(pieces, format, &mut spill, true, trim, 0.0, options)?;
+    let mut file = spill.out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let gain = placement
+        .loudness
+        .as_ref()
+        .and_then(|m| normalizing_gain(target, &m.whole));
+    let factor = gain.map(|g| 10f64.powf(g / 20.0));
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // Whole waveform buckets at a time, so the peaks are those of the piece at once.
+    let bucket =
+        usize::try_from((format.sample_rate / super::PEAKS_PER_SECOND).max(1)).unwrap_or(1);
+    let chunk = bucket * 32;
+    let mut bytes = vec![0u8; chunk * 2];
+    let mut samples: Vec<i16> = Vec::with_capacity(chunk);
+    for (i, span) in placement.spans.iter().enumerate() {
+        super::cancelled(options.cancel.as_deref())?;
+        let audio = matches!(pieces.get(i), Some(Piece::Audio { .. }));
+        let mut left = span.end - span.start;
+        let mut peaks = Vec::new();
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(chunk).min(chunk);
+            reader.read_exact(&mut bytes[..n * 2]).map_err(io)?;
+            samples.clear();
+            samples.extend(
+                bytes[..n * 2]
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
+            );
+            if let Some(f) = factor {
+                for s in &mut samples {
+                    *s = scaled(*s, f);
+                }
+            }
+            if audio {
+                peaks.extend(super::peaks(&samples, format.sample_rate));
+            }
+            sink.samples(&samples)?;
+            left -= n as u64;
+        }
+        if audio {
+            placement.peaks[i] = peaks;
+        }
+    }
     if let Some(m) = &mut placement.loudness {
+        if let Some(g) = gain {
+            m.whole = m.whole.gained(g);
+            for (_, l) in &mut m.segments {
+                *l = l.gained(g);
+            }
+        }
         m.gain_db = gain;
+    }
+    if !measure {
+        placement.loudness = None;
     }
     placement.method = super::Assembly::Encode;
     Ok(placement)
@@ -121,8 +175,6 @@ pub(crate) fn write_mp3_encoded(
     options: &Options,
     measure: bool,
 ) -> Result<Placement, AudioError> {
-    use std::io::{Read, Seek, SeekFrom};
-
     let io = |source: std::io::Error| AudioError::Io {
         path: output.to_path_buf(),
         source,
@@ -139,7 +191,8 @@ pub(crate) fn write_mp3_encoded(
         buf: Vec::new(),
         output,
     };
-    let placement = join_encoded(pieces, format, &mut sink, options, measure)?;
+    let scratch = crate::files::parent_dir(output);
+    let placement = join_encoded(pieces, format, &mut sink, options, measure, scratch)?;
     let LameSink {
         encoder,
         mut out,
@@ -164,4 +217,87 @@ pub(crate) fn write_mp3_encoded(
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(&final_tag).map_err(io)?;
     Ok(placement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Capture(Vec<i16>);
+    impl Sink for Capture {
+        fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+            self.0.extend_from_slice(samples);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_decoding_pass_gives_what_decoding_again_with_the_gain_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let format: OutputFormat = "mp3_44100_128".parse().unwrap();
+        let texts = [
+            "Chapter One.",
+            "Alice was beginning to get very tired of sitting by her sister on the bank.",
+            "Curiouser and curiouser!",
+        ];
+        let paths: Vec<std::path::PathBuf> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let (bytes, _) = crate::emulator::synth::render(t, "voice", 1.0, format).unwrap();
+                let path = dir.path().join(format!("{i}.mp3"));
+                std::fs::write(&path, bytes).unwrap();
+                path
+            })
+            .collect();
+        let pieces = vec![
+            Piece::Silence { ms: 700 },
+            Piece::Audio {
+                path: &paths[0],
+                segment: 0,
+            },
+            Piece::Silence { ms: 400 },
+            Piece::Audio {
+                path: &paths[1],
+                segment: 1,
+            },
+            Piece::Audio {
+                path: &paths[2],
+                segment: 1,
+            },
+            Piece::Silence { ms: 1200 },
+        ];
+        for target in [-16.0, -30.0] {
+            let options = Options {
+                loudness_target: Some(target),
+                trim_silence: true,
+                ..Options::default()
+            };
+            let mut once = Capture(Vec::new());
+            let got = join_encoded(&pieces, format, &mut once, &options, true, dir.path()).unwrap();
+            let gain = got.loudness.as_ref().unwrap().gain_db.unwrap();
+            // The way it was done before: every response decoded again, scaled on the way.
+            let mut again = Capture(Vec::new());
+            let want = join_pcm(&pieces, format, &mut again, true, true, gain, &options).unwrap();
+            assert_eq!(once.0, again.0, "{target}: the same samples");
+            assert_eq!(got.spans, want.spans);
+            assert_eq!(got.edits, want.edits);
+            assert_eq!(got.peaks, want.peaks);
+            let (a, b) = (got.loudness.unwrap(), want.loudness.unwrap());
+            let lufs = |l: &super::super::Loudness| l.integrated_lufs.unwrap();
+            assert!(
+                (lufs(&a.whole) - lufs(&b.whole)).abs() < 0.1,
+                "{target}: {a:?} {b:?}"
+            );
+            assert!((a.whole.true_peak_dbtp - b.whole.true_peak_dbtp).abs() < 0.1);
+            for ((sa, la), (sb, lb)) in a.segments.iter().zip(&b.segments) {
+                assert_eq!(sa, sb);
+                if let (Some(x), Some(y)) = (la.integrated_lufs, lb.integrated_lufs) {
+                    assert!((x - y).abs() < 0.1, "segment {sa}");
+                }
+            }
+            // No temporary file is left behind.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        }
+    }
 }

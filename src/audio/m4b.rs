@@ -161,7 +161,8 @@ pub(crate) fn write_m4b(
         stdin: BufWriter::with_capacity(1 << 20, stdin),
         bytes: Vec::new(),
     };
-    let joined = join_encoded(pieces, format, &mut sink, options, measure);
+    let scratch = crate::files::parent_dir(output);
+    let joined = join_encoded(pieces, format, &mut sink, options, measure, scratch);
     let flushed = sink.stdin.flush();
     drop(sink);
     let placement = match joined {
