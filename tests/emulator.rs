@@ -584,3 +584,297 @@ async fn injected_faults_look_like_the_real_thing() {
         emu.stop().await;
     }
 }
+
+/// A request with a raw body and content type; the status and the whole JSON body.
+async fn raw(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .header("xi-api-key", "k")
+        .body(body.to_string());
+    if let Some(t) = content_type {
+        req = req.header("content-type", t);
+    }
+    let r = req.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, value)
+}
+
+/// The 422 items pydantic v2 gives, written from its documented error types: a request the
+/// real API refuses is refused here with the same body.
+#[tokio::test]
+async fn requests_are_validated_with_pydantics_exact_errors() {
+    let emu = emulator::start(emulator::Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
+    let post_json = |body: Value| {
+        let (base, tts) = (base.clone(), tts.clone());
+        async move {
+            let (s, h, v) = raw(
+                &base,
+                reqwest::Method::POST,
+                &tts,
+                Some("application/json"),
+                &body.to_string(),
+            )
+            .await;
+            assert!(s < 400 || h.contains_key("x-trace-id"), "{s} {v}");
+            (s, v)
+        }
+    };
+    let cases = [
+        (
+            json!({"text": "Hi.", "model_id": null}),
+            json!([{"type": "string_type", "loc": ["body", "model_id"], "msg": "Input should be a valid string", "input": null}]),
+        ),
+        (
+            json!({"text": "Hi.", "model_id": 0}),
+            json!([{"type": "string_type", "loc": ["body", "model_id"], "msg": "Input should be a valid string", "input": 0}]),
+        ),
+        (
+            json!({"text": "Hi.", "seed": "abc"}),
+            json!([{"type": "int_parsing", "loc": ["body", "seed"], "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "abc"}]),
+        ),
+        (
+            json!({"text": "Hi.", "seed": 1.5}),
+            json!([{"type": "int_from_float", "loc": ["body", "seed"], "msg": "Input should be a valid integer, got a number with a fractional part", "input": 1.5}]),
+        ),
+        (
+            json!({"text": "Hi.", "language_code": 5, "previous_text": 1, "next_text": true}),
+            json!([
+                {"type": "string_type", "loc": ["body", "language_code"], "msg": "Input should be a valid string", "input": 5},
+                {"type": "string_type", "loc": ["body", "previous_text"], "msg": "Input should be a valid string", "input": 1},
+                {"type": "string_type", "loc": ["body", "next_text"], "msg": "Input should be a valid string", "input": true},
+            ]),
+        ),
+        (
+            json!({"text": "Hi.", "previous_request_ids": "abc"}),
+            json!([{"type": "list_type", "loc": ["body", "previous_request_ids"], "msg": "Input should be a valid list", "input": "abc"}]),
+        ),
+        (
+            json!({"text": "Hi.", "voice_settings": [0.5]}),
+            json!([{"type": "model_attributes_type", "loc": ["body", "voice_settings"], "msg": "Input should be a valid dictionary or object to extract fields from", "input": [0.5]}]),
+        ),
+        (
+            json!({"text": "Hi.", "pronunciation_dictionary_locators": [{"version_id": "v1"}]}),
+            json!([{"type": "missing", "loc": ["body", "pronunciation_dictionary_locators", 0, "pronunciation_dictionary_id"], "msg": "Field required", "input": {"version_id": "v1"}}]),
+        ),
+        (
+            json!({"model_id": "eleven_v3"}),
+            json!([{"type": "missing", "loc": ["body", "text"], "msg": "Field required", "input": {"model_id": "eleven_v3"}}]),
+        ),
+        (
+            json!({"text": "Hi.", "apply_text_normalization": "maybe"}),
+            json!([{"type": "literal_error", "loc": ["body", "apply_text_normalization"], "msg": "Input should be 'auto', 'on' or 'off'", "input": "maybe", "ctx": {"expected": "'auto', 'on' or 'off'"}}]),
+        ),
+        (
+            json!({"text": "Hi.", "voice_settings": {"stability": -0.5, "use_speaker_boost": "perhaps"}}),
+            json!([
+                {"type": "greater_than_equal", "loc": ["body", "voice_settings", "stability"], "msg": "Input should be greater than or equal to 0.0", "input": -0.5, "ctx": {"ge": 0.0}},
+                {"type": "bool_parsing", "loc": ["body", "voice_settings", "use_speaker_boost"], "msg": "Input should be a valid boolean, unable to interpret input", "input": "perhaps"},
+            ]),
+        ),
+        (
+            json!({"text": "Hi.", "voice_settings": {"style": 1.5, "speed": 2}}),
+            json!([
+                {"type": "less_than_equal", "loc": ["body", "voice_settings", "speed"], "msg": "Input should be less than or equal to 1.2", "input": 2, "ctx": {"le": 1.2}},
+                {"type": "less_than_equal", "loc": ["body", "voice_settings", "style"], "msg": "Input should be less than or equal to 1.0", "input": 1.5, "ctx": {"le": 1.0}},
+            ]),
+        ),
+    ];
+    for (body, want) in cases {
+        let (s, got) = post_json(body.clone()).await;
+        assert_eq!(s, 422, "{body}");
+        assert_eq!(got, json!({"detail": want}), "{body}");
+    }
+    // What pydantic's lax mode coerces is accepted.
+    for body in [
+        json!({"text": "Hi.", "seed": "7"}),
+        json!({"text": "Hi.", "seed": 7.0}),
+        json!({"text": "Hi.", "voice_settings": {"stability": "0.4", "use_speaker_boost": "yes"}}),
+        json!({"text": "Hi.", "model_id": "eleven_flash_v2_5", "previous_text": null}),
+    ] {
+        assert_eq!(post_json(body.clone()).await.0, 200, "{body}");
+    }
+
+    // The body is JSON only when the content type says so (or says nothing), as FastAPI reads it.
+    let (s, _, v) = raw(
+        &base,
+        reqwest::Method::POST,
+        &tts,
+        Some("application/x-www-form-urlencoded"),
+        "text=Hello",
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (
+            422,
+            json!({"detail": [{"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary or object to extract fields from", "input": "text=Hello"}]})
+        )
+    );
+    let (s, _, _) = raw(
+        &base,
+        reqwest::Method::POST,
+        &tts,
+        None,
+        r#"{"text": "Hi."}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "no content type: read as JSON");
+    let (s, _, v) = raw(
+        &base,
+        reqwest::Method::POST,
+        &tts,
+        Some("application/json"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (
+            422,
+            json!({"detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": null}]})
+        )
+    );
+    let (s, _, v) = raw(
+        &base,
+        reqwest::Method::POST,
+        &tts,
+        Some("application/json"),
+        "{\"text\": ",
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(v["detail"][0]["type"], "json_invalid");
+    assert_eq!(v["detail"][0]["loc"], json!(["body", 9]));
+
+    // Query parameters are parsed as their schema says; the query's items come first.
+    let path =
+        format!("/v1/text-to-speech/{VOICE}?enable_logging=maybe&optimize_streaming_latency=abc");
+    let (s, _, v) = raw(
+        &base,
+        reqwest::Method::POST,
+        &path,
+        Some("application/json"),
+        r#"{"text": 3}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (
+            422,
+            json!({"detail": [
+                {"type": "bool_parsing", "loc": ["query", "enable_logging"], "msg": "Input should be a valid boolean, unable to interpret input", "input": "maybe"},
+                {"type": "int_parsing", "loc": ["query", "optimize_streaming_latency"], "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "abc"},
+                {"type": "string_type", "loc": ["body", "text"], "msg": "Input should be a valid string", "input": 3},
+            ]})
+        )
+    );
+    let path = format!(
+        "/v1/text-to-speech/{VOICE}?enable_logging=yes&optimize_streaming_latency=2&output_format=pcm_8000"
+    );
+    assert_eq!(
+        raw(
+            &base,
+            reqwest::Method::POST,
+            &path,
+            None,
+            r#"{"text": "Hi."}"#
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Every listing reads page_size alike, in pydantic's words.
+    for (path, want) in [
+        (
+            "/v2/voices?page_size=0",
+            json!({"type": "greater_than_equal", "loc": ["query", "page_size"], "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}),
+        ),
+        (
+            "/v2/voices?page_size=101",
+            json!({"type": "less_than_equal", "loc": ["query", "page_size"], "msg": "Input should be less than or equal to 100", "input": "101", "ctx": {"le": 100}}),
+        ),
+        (
+            "/v1/history?page_size=1001",
+            json!({"type": "less_than_equal", "loc": ["query", "page_size"], "msg": "Input should be less than or equal to 1000", "input": "1001", "ctx": {"le": 1000}}),
+        ),
+        (
+            "/v1/pronunciation-dictionaries?page_size=x",
+            json!({"type": "int_parsing", "loc": ["query", "page_size"], "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "x"}),
+        ),
+        (
+            "/v2/voices?include_total_count=maybe",
+            json!({"type": "bool_parsing", "loc": ["query", "include_total_count"], "msg": "Input should be a valid boolean, unable to interpret input", "input": "maybe"}),
+        ),
+        (
+            "/v1/history?sort_direction=up",
+            json!({"type": "literal_error", "loc": ["query", "sort_direction"], "msg": "Input should be 'asc' or 'desc'", "input": "up", "ctx": {"expected": "'asc' or 'desc'"}}),
+        ),
+    ] {
+        let (s, v) = get(&base, path).await;
+        assert_eq!((s, v), (422, json!({"detail": [want]})), "{path}");
+    }
+    emu.stop().await;
+}
+
+/// CORS as the API sends it, a browser's preflight answered, FastAPI's 405 body.
+#[tokio::test]
+async fn cors_preflight_and_method_not_allowed_are_the_apis() {
+    let emu = emulator::start(emulator::Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}");
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{base}{tts}"))
+        .header("origin", "https://example.org")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "xi-api-key, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["access-control-allow-headers"], "*");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(h["access-control-max-age"], "600");
+    // Success and errors alike carry the CORS headers.
+    let (s, h, _) = raw(
+        &base,
+        reqwest::Method::POST,
+        &format!("{tts}?output_format=pcm_8000"),
+        None,
+        r#"{"text": "Hi."}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, &h["access-control-allow-origin"]),
+        (200, &"*".parse().unwrap())
+    );
+    assert!(
+        h["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("request-id")
+    );
+    let (s, h, v) = raw(&base, reqwest::Method::GET, &tts, None, "").await;
+    assert_eq!((s, v), (405, json!({"detail": "Method Not Allowed"})));
+    assert!(h.contains_key("x-trace-id"));
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["content-type"], "application/json");
+    emu.stop().await;
+}

@@ -36,21 +36,16 @@ pub(crate) fn voices_response(
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
-    let page_size = match get_one("page_size").map(|v| v.parse::<i64>()) {
-        None => 10,
-        Some(Ok(n)) if (1..=100).contains(&n) => n as usize,
-        Some(Ok(n)) => {
-            return validation_error(vec![
-                json!({"type": "less_than_equal", "loc": ["query", "page_size"],
-                "msg": "Input should be between 1 and 100", "input": n.to_string()}),
-            ]);
-        }
-        Some(Err(_)) => {
-            return validation_error(vec![
-                json!({"type": "int_parsing", "loc": ["query", "page_size"],
-                "msg": "Input should be a valid integer, unable to parse string as an integer", "input": get_one("page_size")}),
-            ]);
-        }
+    let mut errors = super::pydantic::query_errors("/v2/voices", "get", pairs);
+    let page_size = super::pydantic::page_size(pairs, 10, 100);
+    if let Err(e) = &page_size
+        && !errors.iter().any(|x| x["loc"] == e["loc"])
+    {
+        errors.push(e.clone());
+    }
+    let page_size = match page_size {
+        Ok(n) if errors.is_empty() => n,
+        _ => return validation_error(errors),
     };
     if let Err(response) = authorize(state, headers) {
         return *response;

@@ -33,19 +33,71 @@ pub(crate) fn api_error(
     response
 }
 
-/// Every error answer carries an `x-trace-id`, as the API's do: the 422s, the 404 of an unknown
-/// path and the 405 of a wrong method included.
-pub(crate) async fn trace_errors(
+/// The CORS headers the API sends on every answer.
+const CORS: [(&str, &str); 4] = [
+    ("access-control-allow-origin", "*"),
+    ("access-control-allow-headers", "*"),
+    (
+        "access-control-allow-methods",
+        "POST, PATCH, OPTIONS, DELETE, GET, PUT",
+    ),
+    ("access-control-max-age", "600"),
+];
+
+/// What every answer gets on its way out: the CORS headers; on an error, an `x-trace-id` (the
+/// 422s, the 404 of an unknown path and the 405 of a wrong method included); and for a 405,
+/// FastAPI's JSON body.
+pub(crate) async fn finish(
     axum::extract::State(state): axum::extract::State<std::sync::Arc<Emulator>>,
-    mut response: Response,
+    response: Response,
 ) -> Response {
+    let mut response = if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove("content-length");
+        parts
+            .headers
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        Response::from_parts(
+            parts,
+            axum::body::Body::from(r#"{"detail":"Method Not Allowed"}"#),
+        )
+    } else {
+        response
+    };
     if response.status().as_u16() >= 400
         && !response.headers().contains_key("x-trace-id")
         && let Ok(v) = HeaderValue::from_str(&state.trace_id())
     {
         response.headers_mut().insert("x-trace-id", v);
     }
+    for (name, value) in CORS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
     response
+}
+
+/// A browser's CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered
+/// `200 OK` on any path, as the API's CORS layer does, before routing.
+pub(crate) async fn preflight(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key("access-control-request-method")
+    {
+        let mut response = (StatusCode::OK, "OK").into_response();
+        for (name, value) in CORS {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        return response;
+    }
+    next.run(request).await
 }
 
 /// A 422 in FastAPI's list shape.

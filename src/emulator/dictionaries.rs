@@ -391,26 +391,9 @@ pub(crate) async fn list(
 
 fn list_page(state: &Emulator, query: &[(String, String)]) -> Response {
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let page_size = match get("page_size").map(str::parse::<i64>) {
-        None => 30,
-        Some(Ok(n)) if (1..=100).contains(&n) => n as usize,
-        Some(Ok(n)) => {
-            return validation_error(vec![json!({
-                "type": if n < 1 { "greater_than_equal" } else { "less_than_equal" },
-                "loc": ["query", "page_size"],
-                "msg": if n < 1 { "Input should be greater than or equal to 1" } else { "Input should be less than or equal to 100" },
-                "input": n.to_string(),
-                "ctx": if n < 1 { json!({"ge": 1}) } else { json!({"le": 100}) },
-            })]);
-        }
-        Some(Err(_)) => {
-            return validation_error(vec![json!({
-                "type": "int_parsing",
-                "loc": ["query", "page_size"],
-                "msg": "Input should be a valid integer, unable to parse string as an integer",
-                "input": get("page_size"),
-            })]);
-        }
+    let page_size = match super::pydantic::page_size(query, 30, 100) {
+        Ok(n) => n,
+        Err(e) => return validation_error(vec![e]),
     };
     let all = lock(state);
     let newest: Vec<&Dictionary> = all.iter().rev().collect();

@@ -162,14 +162,17 @@ fn listing(pairs: &[(String, String)]) -> Result<Listing, Response> {
             }),
         }
     };
-    let page_size = int("page_size")?.unwrap_or(100);
-    if !(1..=1000).contains(&page_size) {
-        return Err(bad_query(
-            "page_size",
-            "Can not exceed 1000, and must be at least 1",
-            &page_size.to_string(),
-        ));
+    let mut errors = super::pydantic::query_errors("/v1/history", "get", pairs);
+    let page_size = super::pydantic::page_size(pairs, 100, 1000);
+    if let Err(e) = &page_size
+        && !errors.iter().any(|x| x["loc"] == e["loc"])
+    {
+        errors.push(e.clone());
     }
+    let page_size = match page_size {
+        Ok(n) if errors.is_empty() => n,
+        _ => return Err(validation_error(errors)),
+    };
     let descending = match get("sort_direction").as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
@@ -201,7 +204,7 @@ fn listing(pairs: &[(String, String)]) -> Result<Listing, Response> {
             search: get("search"),
             source_tts,
         },
-        page_size: usize::try_from(page_size).unwrap_or(100),
+        page_size,
         descending,
         start_after: get("start_after_history_item_id"),
     })

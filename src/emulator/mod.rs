@@ -21,6 +21,7 @@ pub mod data;
 mod dictionaries;
 mod faults;
 pub(crate) mod history;
+mod pydantic;
 mod rules;
 pub(crate) mod state;
 pub mod synth;
@@ -259,8 +260,9 @@ pub fn router(state: Arc<Emulator>) -> Router {
         .fallback(auth::not_found)
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
-            auth::trace_errors,
+            auth::finish,
         ))
+        .layer(axum::middleware::from_fn(auth::preflight))
         .with_state(state)
 }
 

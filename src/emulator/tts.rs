@@ -112,14 +112,12 @@ async fn answer(
     raw_body: &Bytes,
     variant: Variant,
 ) -> Response {
-    let parsed: Option<Value> = serde_json::from_slice(raw_body).ok();
     tts_response(
         state,
         voice_id,
         &query_pairs(query),
         headers,
         raw_body,
-        parsed.as_ref(),
         variant,
     )
     .await
@@ -259,19 +257,22 @@ pub(crate) async fn tts_response(
     pairs: &[(String, String)],
     headers: &HeaderMap,
     raw: &[u8],
-    body: Option<&Value>,
     variant: Variant,
 ) -> Response {
+    // The last of a repeated parameter, as FastAPI reads it.
     let query = |k: &str| {
         pairs
             .iter()
+            .rev()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     };
-    let errors = validate(body, raw, query("output_format"), variant.streams());
-    let Some(body) = body.filter(|_| errors.is_empty()) else {
-        return validation_error(errors);
+    let path = variant.path("{voice_id}");
+    let body = match validate(&path, headers, raw, pairs, variant.streams()) {
+        Ok(body) => body,
+        Err(errors) => return validation_error(errors),
     };
+    let body = &body;
     if let Err(response) = authorize(state, headers) {
         return *response;
     }
@@ -279,7 +280,7 @@ pub(crate) async fn tts_response(
         Ok(a) => a,
         Err(response) => return response,
     };
-    let enable_logging = query("enable_logging").is_none_or(|v| v != "false");
+    let enable_logging = super::pydantic::query_bool(pairs, "enable_logging").unwrap_or(true);
     if let Err(response) = check_stitching(state, body, accepted.model, enable_logging) {
         return response;
     }

@@ -1,86 +1,85 @@
-//! The 422 checks of a text-to-speech request, in FastAPI/pydantic's list shape: the body is a
-//! JSON object with a string `text`, settings within their ranges (stability and similarity
-//! 0..1, speed 0.7..1.2), known enums, and a known `output_format`.
+//! The 422s of a text-to-speech request: its query and body checked against the OpenAPI
+//! description as the API's server does (see `pydantic`), then what the description leaves
+//! out: `output_format` one of the API's formats (`wav_*` not on streaming endpoints), and
+//! `speed` within its documented 0.7..1.2 and `style` within 0..1 (both the emulator's choice:
+//! the description gives no bounds).
 //!
 //! Not responsible for the API's own 400s (see `tts`).
 
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::pydantic::{body_errors, python_float, query_errors, read_body};
 use crate::format::OutputFormat;
 
-pub(crate) fn range_error(loc: &[&str], value: f64, bound: f64, upper: bool) -> Value {
+/// A bound's 422 item; `input` is the value as sent, as pydantic echoes it.
+fn range_error(loc: &[&str], input: &Value, bound: f64, upper: bool) -> Value {
     let (kind, msg, ctx) = if upper {
         (
             "less_than_equal",
-            format!("Input should be less than or equal to {bound:?}"),
+            format!(
+                "Input should be less than or equal to {}",
+                python_float(bound)
+            ),
             json!({"le": bound}),
         )
     } else {
         (
             "greater_than_equal",
-            format!("Input should be greater than or equal to {bound:?}"),
+            format!(
+                "Input should be greater than or equal to {}",
+                python_float(bound)
+            ),
             json!({"ge": bound}),
         )
     };
-    json!({"type": kind, "loc": loc, "msg": msg, "input": value, "ctx": ctx})
+    json!({"type": kind, "loc": loc, "msg": msg, "input": input, "ctx": ctx})
 }
 
-/// The 422 items for a TTS request, empty when it is well formed.
+/// A well-formed text-to-speech request's body, or the 422 items that refuse it. `path` is the
+/// operation's path template.
 pub(crate) fn validate(
-    body: Option<&Value>,
+    path: &str,
+    headers: &HeaderMap,
     raw: &[u8],
-    format: Option<&str>,
+    pairs: &[(String, String)],
     stream: bool,
-) -> Vec<Value> {
-    let mut errors = Vec::new();
-    if let Some(format) = format {
+) -> Result<Value, Vec<Value>> {
+    let mut errors = query_errors(path, "post", pairs);
+    if let Some((_, format)) = pairs.iter().rev().find(|(k, _)| k == "output_format") {
         let ok = format.parse::<OutputFormat>().is_ok() && !(stream && format.starts_with("wav_"));
         if !ok {
             errors.push(json!({"type": "enum", "loc": ["query", "output_format"],
                 "msg": "Input should be a valid output format", "input": format}));
         }
     }
-    let Some(body) = body else {
-        errors.push(
-            json!({"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error",
-            "input": {}, "ctx": {"error": String::from_utf8_lossy(&raw[..raw.len().min(80)])}}),
-        );
-        return errors;
+    let body = match read_body(headers, raw) {
+        Ok(body) => body,
+        Err(items) => {
+            errors.extend(items);
+            return Err(errors);
+        }
     };
-    if !body.is_object() {
-        errors.push(json!({"type": "model_attributes_type", "loc": ["body"],
-            "msg": "Input should be a valid dictionary or object to extract fields from", "input": body}));
-        return errors;
-    }
-    match body.get("text") {
-        None | Some(Value::Null) => errors.push(json!({"type": "missing", "loc": ["body", "text"], "msg": "Field required", "input": null})),
-        Some(Value::String(_)) => {}
-        Some(other) => errors.push(json!({"type": "string_type", "loc": ["body", "text"], "msg": "Input should be a valid string", "input": other})),
-    }
-    if let Some(settings) = body.get("voice_settings").filter(|v| !v.is_null()) {
-        for name in ["stability", "similarity_boost", "style", "speed"] {
-            let Some(v) = settings.get(name) else {
+    errors.extend(body_errors(path, "post", body.as_ref()));
+    if let Some(settings) = body
+        .as_ref()
+        .and_then(|b| b.get("voice_settings"))
+        .filter(|v| v.is_object())
+    {
+        for (name, low, high) in [("speed", 0.7, 1.2), ("style", 0.0, 1.0)] {
+            let loc = ["body", "voice_settings", name];
+            let Some(input) = settings.get(name) else {
                 continue;
             };
-            let loc = ["body", "voice_settings", name];
-            match v.as_f64() {
-                None => errors.push(json!({"type": "float_type", "loc": loc, "msg": "Input should be a valid number", "input": v})),
-                Some(x) if matches!(name, "stability" | "similarity_boost") && x > 1.0 => errors.push(range_error(&loc, x, 1.0, true)),
-                Some(x) if matches!(name, "stability" | "similarity_boost") && x < 0.0 => errors.push(range_error(&loc, x, 0.0, false)),
-                // The documented range of speed; it also bounds the audio one request produces.
-                Some(x) if name == "speed" && x > 1.2 => errors.push(range_error(&loc, x, 1.2, true)),
-                Some(x) if name == "speed" && x < 0.7 => errors.push(range_error(&loc, x, 0.7, false)),
-                Some(_) => {}
+            match input.as_f64() {
+                Some(x) if x > high => errors.push(range_error(&loc, input, high, true)),
+                Some(x) if x < low => errors.push(range_error(&loc, input, low, false)),
+                _ => {}
             }
         }
     }
-    if let Some(n) = body
-        .get("apply_text_normalization")
-        .filter(|v| !v.is_null())
-        && !matches!(n.as_str(), Some("auto" | "on" | "off"))
-    {
-        errors.push(json!({"type": "enum", "loc": ["body", "apply_text_normalization"],
-            "msg": "Input should be 'auto', 'on' or 'off'", "input": n, "ctx": {"expected": "'auto', 'on' or 'off'"}}));
+    match body {
+        Some(body) if errors.is_empty() => Ok(body),
+        _ => Err(errors),
     }
-    errors
 }
