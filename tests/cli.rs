@@ -103,7 +103,7 @@ async fn voices_and_models_list_every_page() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out).lines().count(),
-        1 + narrate::emulator::data::VOICES.len()
+        1 + narrate::emulator::data::catalogue().len()
     );
     let out = narrate(
         dir.path(),
@@ -185,10 +185,10 @@ async fn help_tables_and_plan_snapshots() {
     let out = narrate(dir.path(), &["models", "--emulate"], &[]).await;
     insta::assert_snapshot!(stdout(&out), @r#"
         model_id                 max_chars  credits languages  name
-        eleven_multilingual_v2       10000        1         8  Eleven Multilingual v2
-        eleven_v3                     5000        1         8  Eleven v3
-        eleven_flash_v2_5            40000      0.5         8  Eleven Flash v2.5
-        eleven_turbo_v2_5            40000      0.5         8  Eleven Turbo v2.5
+        eleven_multilingual_v2       10000        1        29  Eleven Multilingual v2
+        eleven_v3                     5000        1        32  Eleven v3
+        eleven_flash_v2_5            40000      0.5        32  Eleven Flash v2.5
+        eleven_turbo_v2_5            40000      0.5        32  Eleven Turbo v2.5
         eleven_flash_v2              30000      0.5         1  Eleven Flash v2
         eleven_turbo_v2              30000      0.5         1  Eleven Turbo v2
         eleven_multilingual_v1       10000        1         8  Eleven Multilingual v1

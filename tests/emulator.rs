@@ -878,3 +878,127 @@ async fn cors_preflight_and_method_not_allowed_are_the_apis() {
     assert_eq!(h["content-type"], "application/json");
     emu.stop().await;
 }
+
+/// `/v2/voices` filters as documented, over a catalogue with the account's own voices, and
+/// the models' languages as the models page lists them.
+#[tokio::test]
+async fn voice_filters_and_model_languages_are_the_documented_ones() {
+    let emu = emulator::start(emulator::Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let names = |page: &Value| -> Vec<String> {
+        page["voices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, all) = get(&base, "/v2/voices?page_size=100").await;
+    let total = all["total_count"].as_u64().unwrap();
+    let (_, premade) = get(&base, "/v2/voices?page_size=100&voice_type=default").await;
+    let (_, own) = get(&base, "/v2/voices?page_size=100&voice_type=non-default").await;
+    let (_, personal) = get(&base, "/v2/voices?page_size=100&voice_type=personal").await;
+    assert_eq!(
+        premade["total_count"].as_u64().unwrap() + own["total_count"].as_u64().unwrap(),
+        total
+    );
+    assert_eq!(names(&own), names(&personal));
+    for v in premade["voices"].as_array().unwrap() {
+        assert_eq!(v["category"], "premade");
+        assert_eq!(v["is_owner"], false);
+    }
+    for v in own["voices"].as_array().unwrap() {
+        assert_ne!(v["category"], "premade");
+        assert_eq!(v["is_owner"], true);
+    }
+    for (query, want) in [
+        ("category=cloned", vec!["My Narrator", "Lucia"]),
+        ("category=generated", vec!["Storm Giant"]),
+        (
+            "category=professional&fine_tuning_state=fine_tuned",
+            vec!["Studio Reader"],
+        ),
+        ("fine_tuning_state=draft", vec!["Draft Reader"]),
+        (
+            "collection_id=cOlLeCtIoNaUdIoBoOk1",
+            vec!["My Narrator", "Storm Giant", "Studio Reader"],
+        ),
+        ("language=es", vec!["Lucia"]),
+        (
+            "use_cases=characters_animation&use_cases=conversational",
+            vec!["Storm Giant", "Draft Reader"],
+        ),
+        (
+            "voice_type=personal&gender=female",
+            vec!["Lucia", "Studio Reader"],
+        ),
+        (
+            "voice_type=personal&age=young&accent=canadian",
+            vec!["Draft Reader"],
+        ),
+        ("search=narrator&voice_type=personal", vec!["My Narrator"]),
+        ("voice_type=community", vec![]),
+        (
+            "voice_type=non-default&sort=created_at_unix&sort_direction=desc&page_size=2",
+            vec!["Draft Reader", "Studio Reader"],
+        ),
+    ] {
+        let (s, page) = get(&base, &format!("/v2/voices?{query}")).await;
+        assert_eq!(s, 200, "{query}");
+        assert_eq!(names(&page), want, "{query}");
+    }
+    // An account voice speaks.
+    let r = post(
+        &base,
+        "/v1/text-to-speech/cLoNeDnArRaT0r000001?output_format=pcm_8000",
+        Some("k"),
+        json!({"text": "Hello."}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (_, page) = get(&base, "/v2/voices?include_total_count=false&page_size=3").await;
+    assert_eq!(
+        (page["total_count"].as_u64(), page["has_more"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let (s, body) = get(&base, "/v2/voices?next_page_token=bogus").await;
+    assert_eq!(
+        (s, body["detail"]["status"].as_str()),
+        (400, Some("invalid_next_page_token"))
+    );
+    assert!(
+        body["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("emulator's choice")
+    );
+
+    // The models page: Multilingual v2's 29 languages in its order, v2.5 adds hu, no and vi,
+    // the English models speak English.
+    let v2 = [
+        "en", "ja", "zh", "de", "hi", "fr", "ko", "pt", "it", "es", "id", "nl", "tr", "fil", "pl",
+        "sv", "bg", "ro", "ar", "cs", "el", "fi", "hr", "ms", "sk", "da", "ta", "uk", "ru",
+    ];
+    let mut v25: Vec<&str> = v2.to_vec();
+    v25.extend(["hu", "no", "vi"]);
+    let (_, models) = get(&base, "/v1/models").await;
+    let languages = |id: &str| -> Vec<String> {
+        models
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model_id"] == id)
+            .unwrap()["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["language_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(languages("eleven_multilingual_v2"), v2);
+    assert_eq!(languages("eleven_flash_v2_5"), v25);
+    assert_eq!(languages("eleven_turbo_v2_5"), v25);
+    assert_eq!(languages("eleven_flash_v2"), ["en"]);
+    assert_eq!(languages("eleven_monolingual_v1"), ["en"]);
+    emu.stop().await;
+}

@@ -50,42 +50,111 @@ pub(crate) fn voices_response(
     if let Err(response) = authorize(state, headers) {
         return *response;
     }
-    let search = get_one("search").map(|s| s.to_lowercase());
-    let ids: Vec<&str> = pairs
+    let lower = |k: &str| get_one(k).map(|s| s.to_lowercase());
+    let search = lower("search");
+    let all = |k: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.to_lowercase())
+            .collect()
+    };
+    let (ids, languages, use_cases) = (all("voice_ids"), all("language"), all("use_cases"));
+    let voice_type = lower("voice_type");
+    let is = |wanted: &Option<String>, value: &str| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| w.eq_ignore_ascii_case(value))
+    };
+    let (category, tuning, gender, age, accent) = (
+        lower("category"),
+        lower("fine_tuning_state"),
+        lower("gender"),
+        lower("age"),
+        lower("accent"),
+    );
+    let collection = get_one("collection_id");
+    let mut matching: Vec<&data::Voice> = data::catalogue()
         .iter()
-        .filter(|(k, _)| k == "voice_ids")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let mut matching: Vec<usize> = (0..data::VOICES.len())
-        .filter(|&i| {
-            let (id, name, gender, accent, description) = data::VOICES[i];
+        .filter(|v| {
+            let premade = v.category == "premade";
+            let of_type = match voice_type.as_deref() {
+                None => true,
+                Some("default") => premade,
+                Some("non-default") => !premade,
+                // The account's own voices; the emulator has no voice library or workspace
+                // sharing, so nothing is "community" or "saved".
+                Some("personal" | "workspace") => !premade,
+                Some(_) => false,
+            };
             let hit = search.as_ref().is_none_or(|s| {
-                [name, gender, accent, description, "premade"]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(s.as_str()))
+                [
+                    v.name,
+                    v.description,
+                    v.category,
+                    v.gender,
+                    v.age,
+                    v.accent,
+                    v.language,
+                    v.use_case,
+                ]
+                .iter()
+                .any(|f| f.to_lowercase().contains(s.as_str()))
             });
-            hit && (ids.is_empty() || ids.contains(&id))
+            hit && of_type
+                && (ids.is_empty() || ids.iter().any(|i| i.eq_ignore_ascii_case(v.voice_id)))
+                && is(&category, v.category)
+                && tuning
+                    .as_ref()
+                    .is_none_or(|s| v.fine_tuning_state == Some(s.as_str()))
+                && is(&gender, v.gender)
+                && is(&age, v.age)
+                && is(&accent, v.accent)
+                && (languages.is_empty() || languages.iter().any(|l| l == v.language))
+                && (use_cases.is_empty() || use_cases.iter().any(|u| u == v.use_case))
+                && collection
+                    .as_ref()
+                    .is_none_or(|c| v.collection_ids.contains(&c.as_str()))
         })
         .collect();
-    if get_one("sort").as_deref() == Some("name") {
-        matching.sort_by_key(|&i| data::VOICES[i].1);
+    match get_one("sort").as_deref() {
+        Some("name") => matching.sort_by_key(|v| v.name),
+        Some("created_at_unix") => matching.sort_by_key(|v| v.created_at_unix),
+        _ => {}
     }
     if get_one("sort_direction").as_deref() == Some("desc") {
         matching.reverse();
     }
-    let start: usize = get_one("next_page_token")
-        .and_then(|t| t.strip_prefix("p").and_then(|n| n.parse().ok()))
-        .unwrap_or(0);
+    // Page tokens are the emulator's own (`p` and an offset); any other is refused.
+    let start: usize = match get_one("next_page_token") {
+        None => 0,
+        Some(t) => match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n <= matching.len() => n,
+            _ => {
+                return api_error(
+                    state,
+                    StatusCode::BAD_REQUEST,
+                    "validation_error",
+                    "invalid_next_page_token",
+                    &format!(
+                        "The next_page_token {t:?} is not one this server issued for this listing (the emulator's choice of answer: the API does not document one)."
+                    ),
+                );
+            }
+        },
+    };
     let end = (start + page_size).min(matching.len());
     let page: Vec<Value> = matching[start.min(end)..end]
         .iter()
-        .map(|&i| data::voice_json(i))
+        .map(|v| data::voice_json(v))
         .collect();
     let has_more = end < matching.len();
+    let with_total = super::pydantic::query_bool(pairs, "include_total_count").unwrap_or(true);
     axum::Json(json!({
         "voices": page,
         "has_more": has_more,
-        "total_count": matching.len(),
+        // Without the count, 0: the emulator's choice (the API does not say what it sends).
+        "total_count": if with_total { matching.len() } else { 0 },
         "next_page_token": if has_more { Some(format!("p{end}")) } else { None },
     }))
     .into_response()
@@ -100,8 +169,8 @@ pub(crate) async fn voice(
 ) -> Response {
     let response = match authorize(&state, &headers) {
         Err(r) => *r,
-        Ok(()) => match data::VOICES.iter().position(|v| v.0 == voice_id) {
-            Some(i) => axum::Json(data::voice_json(i)).into_response(),
+        Ok(()) => match data::find_voice(&voice_id) {
+            Some(v) => axum::Json(data::voice_json(v)).into_response(),
             None => api_error(
                 &state,
                 StatusCode::NOT_FOUND,

@@ -236,52 +236,295 @@ pub const VOICES: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// A voice of the emulator's catalogue: the premade voices, and the account's own (cloned,
+/// generated, professional).
+#[derive(Clone, Debug)]
+pub struct Voice {
+    pub voice_id: &'static str,
+    pub name: &'static str,
+    /// `premade`, `cloned`, `generated` or `professional`.
+    pub category: &'static str,
+    pub gender: &'static str,
+    pub age: &'static str,
+    pub accent: &'static str,
+    pub language: &'static str,
+    pub use_case: &'static str,
+    pub description: &'static str,
+    /// A professional clone's fine-tuning state (the `fine_tuning_state` filter's values).
+    pub fine_tuning_state: Option<&'static str>,
+    pub collection_ids: &'static [&'static str],
+    pub created_at_unix: i64,
+}
+
+/// `(voice_id, name, category, gender, age, accent, language, use_case, description,
+/// fine-tuning state, collections)` of the account's own voices.
+type AccountVoice = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static [&'static str],
+);
+
+/// The account's own voices, for trying filters and "find my cloned voice".
+const ACCOUNT_VOICES: &[AccountVoice] = &[
+    (
+        "cLoNeDnArRaT0r000001",
+        "My Narrator",
+        "cloned",
+        "male",
+        "middle_aged",
+        "irish",
+        "en",
+        "narrative_story",
+        "Instant clone of the account's narrator",
+        None,
+        &["cOlLeCtIoNaUdIoBoOk1"],
+    ),
+    (
+        "cLoNeDlUcIa000000002",
+        "Lucia",
+        "cloned",
+        "female",
+        "young",
+        "castilian",
+        "es",
+        "narrative_story",
+        "Instant clone, Spanish narration",
+        None,
+        &[],
+    ),
+    (
+        "gEnErAtEdGiAnT000003",
+        "Storm Giant",
+        "generated",
+        "male",
+        "old",
+        "scottish",
+        "en",
+        "characters_animation",
+        "Designed from a prompt: a booming old giant",
+        None,
+        &["cOlLeCtIoNaUdIoBoOk1"],
+    ),
+    (
+        "pRoFeSsIoNaLrEaDeR04",
+        "Studio Reader",
+        "professional",
+        "female",
+        "middle_aged",
+        "canadian",
+        "en",
+        "narrative_story",
+        "Professional clone of a studio reader",
+        Some("fine_tuned"),
+        &["cOlLeCtIoNaUdIoBoOk1"],
+    ),
+    (
+        "pRoFeSsIoNaLdRaFt005",
+        "Draft Reader",
+        "professional",
+        "male",
+        "young",
+        "canadian",
+        "en",
+        "conversational",
+        "Professional clone, samples not yet verified",
+        Some("draft"),
+        &[],
+    ),
+];
+
+/// Every voice the emulator knows: the premade ones, then the account's.
+pub fn catalogue() -> &'static [Voice] {
+    static ALL: std::sync::OnceLock<Vec<Voice>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let premade =
+            VOICES
+                .iter()
+                .enumerate()
+                .map(|(i, &(id, name, gender, accent, description))| {
+                    let lower = description.to_lowercase();
+                    let age = if ["mature", "wise", "deep"].iter().any(|w| lower.contains(w)) {
+                        "old"
+                    } else if ["energetic", "playful", "enthusiast", "quirky"]
+                        .iter()
+                        .any(|w| lower.contains(w))
+                    {
+                        "young"
+                    } else {
+                        "middle_aged"
+                    };
+                    Voice {
+                        voice_id: id,
+                        name,
+                        category: "premade",
+                        gender,
+                        age,
+                        accent,
+                        language: "en",
+                        use_case: "narration",
+                        description,
+                        fine_tuning_state: None,
+                        collection_ids: &[],
+                        created_at_unix: 1_700_000_000 + i as i64 * 86_400,
+                    }
+                });
+        let own = ACCOUNT_VOICES.iter().enumerate().map(
+            |(
+                i,
+                &(
+                    voice_id,
+                    name,
+                    category,
+                    gender,
+                    age,
+                    accent,
+                    language,
+                    use_case,
+                    description,
+                    state,
+                    collections,
+                ),
+            )| Voice {
+                voice_id,
+                name,
+                category,
+                gender,
+                age,
+                accent,
+                language,
+                use_case,
+                description,
+                fine_tuning_state: state,
+                collection_ids: collections,
+                created_at_unix: 1_760_000_000 + i as i64 * 86_400,
+            },
+        );
+        premade.chain(own).collect()
+    })
+}
+
+/// A voice by id.
+pub fn find_voice(voice_id: &str) -> Option<&'static Voice> {
+    catalogue().iter().find(|v| v.voice_id == voice_id)
+}
+
 /// Whether the emulator knows this voice.
 pub fn voice_exists(voice_id: &str) -> bool {
-    VOICES.iter().any(|v| v.0 == voice_id)
+    find_voice(voice_id).is_some()
 }
 
 /// A `VoiceResponseModel`.
-pub fn voice_json(index: usize) -> Value {
-    let (id, name, gender, accent, description) = VOICES[index];
+pub fn voice_json(v: &Voice) -> Value {
+    let owned = v.category != "premade";
+    let fine_tuning = v.fine_tuning_state.map(|state| {
+        // The response's per-model state has no `draft` or `not_verified`: those are the
+        // clone's own stages before fine-tuning starts.
+        let model_state = match state {
+            "draft" | "not_verified" => "not_started",
+            other => other,
+        };
+        json!({
+            "is_allowed_to_fine_tune": true,
+            "state": {"eleven_multilingual_v2": model_state},
+            "verification_failures": [],
+            "verification_attempts_count": 0,
+            "manual_verification_requested": false,
+        })
+    });
     json!({
-        "voice_id": id,
-        "name": name,
-        "category": "premade",
-        "description": description,
-        "labels": {"gender": gender, "accent": accent, "use_case": "narration"},
+        "voice_id": v.voice_id,
+        "name": v.name,
+        "category": v.category,
+        "description": v.description,
+        "labels": {"gender": v.gender, "age": v.age, "accent": v.accent, "language": v.language, "use_case": v.use_case},
         "available_for_tiers": [],
         "high_quality_base_model_ids": ["eleven_multilingual_v2", "eleven_flash_v2_5", "eleven_v3"],
         "preview_url": null,
         "settings": {"stability": 0.5, "similarity_boost": 0.75, "style": 0.0, "use_speaker_boost": true, "speed": 1.0},
         "samples": null,
-        "fine_tuning": null,
+        "fine_tuning": fine_tuning,
         "sharing": null,
         "verified_languages": [],
+        "collection_ids": v.collection_ids,
         "safety_control": null,
-        "is_owner": false,
+        "is_owner": owned,
         "is_legacy": false,
         "is_mixed": false,
-        "created_at_unix": 1_700_000_000 + index as i64 * 86_400,
+        "created_at_unix": v.created_at_unix,
     })
 }
 
+/// The languages of Multilingual v2, in the order the models page lists them (29); Flash and
+/// Turbo v2.5 add the last three (32).
 const LANGUAGES: &[(&str, &str)] = &[
     ("en", "English"),
-    ("de", "German"),
-    ("fr", "French"),
-    ("es", "Spanish"),
-    ("it", "Italian"),
     ("ja", "Japanese"),
     ("zh", "Chinese"),
+    ("de", "German"),
+    ("hi", "Hindi"),
+    ("fr", "French"),
+    ("ko", "Korean"),
     ("pt", "Portuguese"),
+    ("it", "Italian"),
+    ("es", "Spanish"),
+    ("id", "Indonesian"),
+    ("nl", "Dutch"),
+    ("tr", "Turkish"),
+    ("fil", "Filipino"),
+    ("pl", "Polish"),
+    ("sv", "Swedish"),
+    ("bg", "Bulgarian"),
+    ("ro", "Romanian"),
+    ("ar", "Arabic"),
+    ("cs", "Czech"),
+    ("el", "Greek"),
+    ("fi", "Finnish"),
+    ("hr", "Croatian"),
+    ("ms", "Malay"),
+    ("sk", "Slovak"),
+    ("da", "Danish"),
+    ("ta", "Tamil"),
+    ("uk", "Ukrainian"),
+    ("ru", "Russian"),
+    ("hu", "Hungarian"),
+    ("no", "Norwegian"),
+    ("vi", "Vietnamese"),
 ];
+
+/// Multilingual v1's eight languages.
+const V1_LANGUAGES: &[&str] = &["en", "de", "pl", "es", "it", "fr", "pt", "hi"];
+
+/// The languages a model lists: English alone for the English models, Multilingual v1's
+/// eight, Multilingual v2's 29, and the 32 of the v2.5 models. Eleven v3 speaks 70+
+/// languages; the reference names no list, so the emulator gives it the 32 it knows.
+pub fn languages(m: &Model) -> Vec<(&'static str, &'static str)> {
+    let count = match m.model_id {
+        _ if m.english_only => 1,
+        "eleven_multilingual_v2" => 29,
+        _ => LANGUAGES.len(),
+    };
+    if m.model_id == "eleven_multilingual_v1" {
+        return LANGUAGES
+            .iter()
+            .filter(|(id, _)| V1_LANGUAGES.contains(id))
+            .copied()
+            .collect();
+    }
+    LANGUAGES[..count].to_vec()
+}
 
 /// A `ModelResponseModel`.
 pub fn model_json(m: &Model) -> Value {
-    let languages: Vec<Value> = LANGUAGES
+    let languages: Vec<Value> = languages(m)
         .iter()
-        .take(if m.english_only { 1 } else { LANGUAGES.len() })
         .map(|(id, name)| json!({"language_id": id, "name": name}))
         .collect();
     json!({

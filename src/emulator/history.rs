@@ -44,7 +44,7 @@ pub(crate) struct Item {
 
 impl Item {
     fn json(&self) -> Value {
-        let voice = data::VOICES.iter().position(|v| v.0 == self.voice_id);
+        let voice = data::find_voice(&self.voice_id);
         let chars: Vec<char> = self.text.chars().collect();
         let timings = super::tts::alignment(&chars, 0, self.seconds / chars.len().max(1) as f64);
         json!({
@@ -52,8 +52,8 @@ impl Item {
             "request_id": self.request_id,
             "voice_id": self.voice_id,
             "model_id": self.model_id,
-            "voice_name": voice.map(|i| data::VOICES[i].1),
-            "voice_category": "premade",
+            "voice_name": voice.map(|v| v.name),
+            "voice_category": voice.map_or("premade", |v| v.category),
             "text": self.text,
             "date_unix": self.date_unix,
             "character_count_change_from": self.credits_from,
