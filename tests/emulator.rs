@@ -1002,3 +1002,65 @@ async fn voice_filters_and_model_languages_are_the_documented_ones() {
     assert_eq!(languages("eleven_monolingual_v1"), ["en"]);
     emu.stop().await;
 }
+
+/// schemathesis, from the vendored OpenAPI description, against every operation the emulator
+/// serves (the spec's `DELETE /v1/voices/{voice_id}` is not served): no server error, every
+/// response in its schema, invalid data refused, valid data accepted, except the spec's own
+/// known gaps in `tests/sdk/schemathesis-known-gaps.json` (statuses it does not declare: the
+/// API's documented 400s, 422s for bounds and formats it leaves out; NDJSON declared as JSON).
+/// Deterministic generation, 30 examples an operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_nothing_beyond_the_specs_known_gaps() {
+    let emu = emulator::start(emulator::Config {
+        tier: Tier::Business,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = root.join("tests/data/elevenlabs-tts-openapi.json");
+    let gaps = root.join("tests/sdk/schemathesis-known-gaps.json");
+    let base = emu.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .current_dir(cwd)
+            .args([
+                "-c",
+                "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())",
+                "run",
+            ])
+            .arg(spec)
+            .args(["--url", &base, "-H", "xi-api-key: k", "--checks"])
+            .arg("not_a_server_error,response_schema_conformance,negative_data_rejection,positive_data_acceptance")
+            .args(["-n", "30", "-w", "1", "--generation-deterministic", "--no-color"])
+            .args(["--exclude-operation-id", "delete_voice", "--baseline"])
+            .arg(gaps)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs (install schemathesis with: python3 -m pip install -r tests/sdk/requirements.txt)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found what the known gaps do not explain (install it with: python3 -m pip install -r tests/sdk/requirements.txt)\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Not a vacuous run: every served operation tested, many cases each.
+    assert!(stdout.contains("Tested: 10"), "{stdout}");
+    let generated: u64 = stdout
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_suffix(" passed")?
+                .split(" generated")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    assert!(generated >= 1000, "{generated} cases: {stdout}");
+    emu.stop().await;
+}

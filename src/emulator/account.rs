@@ -163,10 +163,18 @@ pub(crate) fn voices_response(
 pub(crate) async fn voice(
     State(state): State<Arc<Emulator>>,
     Path(voice_id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     method: Method,
     uri: Uri,
 ) -> Response {
+    let errors =
+        super::pydantic::query_errors("/v1/voices/{voice_id}", "get", &query_pairs(&query));
+    if !errors.is_empty() {
+        let response = validation_error(errors);
+        log_get(&state, &method, &uri, &headers, &response);
+        return response;
+    }
     let response = match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) => match data::find_voice(&voice_id) {

@@ -151,6 +151,9 @@ pub(crate) fn producible(
     Ok(format)
 }
 
+/// Said in the answers whose status and wording the API does not document.
+const UNDOCUMENTED: &str = "(This 400 is the emulator's choice: the API documents the rule, not how it refuses a request that breaks it.)";
+
 /// The stitching rules: at most 3 ids in each list, none for a model without stitching or with
 /// `enable_logging=false`, and each one known, delivered in full and under two hours old.
 #[allow(clippy::result_large_err)] // the error is the answer itself
@@ -167,7 +170,7 @@ pub(crate) fn check_stitching(
                 state,
                 "invalid_request_ids",
                 &format!(
-                    "A maximum of 3 request_ids can be sent in {field}; got {}.",
+                    "A maximum of 3 request_ids can be sent in {field}; got {}. {UNDOCUMENTED}",
                     ids.len()
                 ),
             ));
@@ -204,12 +207,12 @@ pub(crate) fn check_ids(state: &Emulator, field: &str, ids: &[String]) -> Result
     let issued = state.issued.lock().expect("issued lock");
     for id in ids {
         let why = match issued.get(id) {
-            None => format!("The request id {id} in {field} is unknown."),
+            None => format!("The request id {id} in {field} is unknown. {UNDOCUMENTED}"),
             Some(i) if !i.complete => format!(
-                "The request id {id} in {field} has not finished generating; read its audio to the end first."
+                "The request id {id} in {field} has not finished generating; read its audio to the end first. {UNDOCUMENTED}"
             ),
             Some(i) if now - i.issued > 2.0 * 3600.0 => {
-                format!("The request id {id} in {field} is older than two hours.")
+                format!("The request id {id} in {field} is older than two hours. {UNDOCUMENTED}")
             }
             Some(_) => continue,
         };
