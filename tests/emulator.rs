@@ -416,6 +416,38 @@ async fn official_python_sdk_and_openapi_schemas() {
     emu.stop().await;
 }
 
+/// The official JavaScript SDK (`@elevenlabs/elevenlabs-js`, run by Node): voices paged and
+/// filtered, models, conversion with its headers, stitching, and the SDK's error for a wrong
+/// key, an unknown voice and a bad setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_javascript_sdk() {
+    let emu = emulator::start(emulator::Config {
+        api_key: Some("sdk-test-key".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
+    let base = emu.base_url();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&sdk)
+            .args(["js_sdk.mjs", base.as_str(), "sdk-test-key"])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (install the SDK with: npm ci --prefix tests/sdk)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the JavaScript SDK check failed (install it with: npm ci --prefix tests/sdk)\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("13 checks passed"), "{stdout}");
+    emu.stop().await;
+}
+
 #[tokio::test]
 async fn stream_and_timestamp_endpoints() {
     let emu = emulator::start(emulator::Config::default()).await.unwrap();
