@@ -68,16 +68,6 @@ impl Item {
     }
 }
 
-/// A 422 for a query parameter, in FastAPI's shape.
-fn bad_query(name: &str, message: &str, input: &str) -> Response {
-    validation_error(vec![json!({
-        "type": "value_error",
-        "loc": ["query", name],
-        "msg": message,
-        "input": input,
-    })])
-}
-
 /// The filters of a history listing.
 struct Filter {
     voice_id: Option<String>,
@@ -144,24 +134,7 @@ struct Listing {
 
 /// Reads a listing's query parameters, or answers their 422.
 fn listing(pairs: &[(String, String)]) -> Result<Listing, Response> {
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let int = |k: &str| -> Result<Option<i64>, Response> {
-        match get(k) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                bad_query(
-                    k,
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    &v,
-                )
-            }),
-        }
-    };
+    // The parameters are checked against the description first; what passed is read here.
     let mut errors = super::pydantic::query_errors("/v1/history", "get", pairs);
     let page_size = super::pydantic::page_size(pairs, 100, 1000);
     if let Err(e) = &page_size
@@ -173,39 +146,26 @@ fn listing(pairs: &[(String, String)]) -> Result<Listing, Response> {
         Ok(n) if errors.is_empty() => n,
         _ => return Err(validation_error(errors)),
     };
-    let descending = match get("sort_direction").as_deref() {
-        None | Some("desc") => true,
-        Some("asc") => false,
-        Some(other) => {
-            return Err(bad_query(
-                "sort_direction",
-                "Input should be 'asc' or 'desc'",
-                other,
-            ));
-        }
+    // The last of a repeated parameter, as FastAPI reads it.
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
     };
-    let source_tts = match get("source").as_deref() {
-        None | Some("TTS") => true,
-        Some("STS" | "Flows") => false,
-        Some(other) => {
-            return Err(bad_query(
-                "source",
-                "Input should be 'TTS', 'STS' or 'Flows'",
-                other,
-            ));
-        }
-    };
+    let int = |k: &str| get(k).and_then(|v| v.trim().parse::<i64>().ok());
     Ok(Listing {
         filter: Filter {
             voice_id: get("voice_id"),
             model_id: get("model_id"),
-            before: int("date_before_unix")?,
-            after: int("date_after_unix")?,
+            before: int("date_before_unix"),
+            after: int("date_after_unix"),
             search: get("search"),
-            source_tts,
+            source_tts: get("source").is_none_or(|s| s == "TTS"),
         },
         page_size,
-        descending,
+        descending: get("sort_direction").is_none_or(|s| s != "asc"),
         start_after: get("start_after_history_item_id"),
     })
 }
