@@ -36,16 +36,9 @@ pub(crate) fn voices_response(
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
-    let mut errors = super::pydantic::query_errors("/v2/voices", "get", pairs);
-    let page_size = super::pydantic::page_size(pairs, 10, 100);
-    if let Err(e) = &page_size
-        && !errors.iter().any(|x| x["loc"] == e["loc"])
-    {
-        errors.push(e.clone());
-    }
-    let page_size = match page_size {
-        Ok(n) if errors.is_empty() => n,
-        _ => return validation_error(errors),
+    let page_size = match super::pydantic::listing_query("/v2/voices", pairs, 10, 100) {
+        Ok(n) => n,
+        Err(errors) => return validation_error(errors),
     };
     if let Err(response) = authorize(state, headers) {
         return *response;

@@ -135,17 +135,8 @@ struct Listing {
 /// Reads a listing's query parameters, or answers their 422.
 fn listing(pairs: &[(String, String)]) -> Result<Listing, Response> {
     // The parameters are checked against the description first; what passed is read here.
-    let mut errors = super::pydantic::query_errors("/v1/history", "get", pairs);
-    let page_size = super::pydantic::page_size(pairs, 100, 1000);
-    if let Err(e) = &page_size
-        && !errors.iter().any(|x| x["loc"] == e["loc"])
-    {
-        errors.push(e.clone());
-    }
-    let page_size = match page_size {
-        Ok(n) if errors.is_empty() => n,
-        _ => return Err(validation_error(errors)),
-    };
+    let page_size = super::pydantic::listing_query("/v1/history", pairs, 100, 1000)
+        .map_err(validation_error)?;
     // The last of a repeated parameter, as FastAPI reads it.
     let get = |k: &str| {
         pairs

@@ -184,6 +184,29 @@ pub(crate) fn query_bool(pairs: &[(String, String)], name: &str) -> Option<bool>
         .and_then(|(_, v)| parse_bool(v))
 }
 
+/// The query of a listing described at `path`: checked against the description, with its
+/// `page_size` (default `default`, 1 to `max`, the bound the documentation states) read; or
+/// the 422 items.
+pub(crate) fn listing_query(
+    path: &str,
+    pairs: &[(String, String)],
+    default: i64,
+    max: i64,
+) -> Result<usize, Vec<Value>> {
+    let mut errors = query_errors(path, "get", pairs);
+    match page_size(pairs, default, max) {
+        Ok(n) if errors.is_empty() => Ok(n),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            // The description's own item for the parameter comes first.
+            if !errors.iter().any(|x| x["loc"] == e["loc"]) {
+                errors.push(e);
+            }
+            Err(errors)
+        }
+    }
+}
+
 /// A listing's `page_size` (default `default`, 1 to `max`), or its 422 item in pydantic's
 /// shape: every listing the emulator serves reads it here.
 pub(crate) fn page_size(
