@@ -394,24 +394,12 @@ async fn official_python_sdk_and_openapi_schemas() {
     let base = emu.base_url();
     let script = root.join("tests/sdk/python_sdk.py");
     let spec = root.join("tests/data/elevenlabs-tts-openapi.json");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(script)
-            .args([base.as_str(), "sdk-test-key"])
-            .arg(spec)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect(
-        "python3 runs (install the SDK with: python3 -m pip install -r tests/sdk/requirements.txt)",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the Python SDK check failed (install it with: python3 -m pip install -r tests/sdk/requirements.txt)\n{stdout}\n{stderr}"
-    );
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(script)
+        .args([base.as_str(), "sdk-test-key"])
+        .arg(spec);
+    let stdout = run_checker(command, "the Python SDK check", PIP).await;
     assert!(stdout.contains("checks passed"), "{stdout}");
     emu.stop().await;
 }
@@ -429,21 +417,16 @@ async fn official_javascript_sdk() {
     .unwrap();
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
     let base = emu.base_url();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(&sdk)
-            .args(["js_sdk.mjs", base.as_str(), "sdk-test-key"])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs (install the SDK with: npm ci --prefix tests/sdk)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the JavaScript SDK check failed (install it with: npm ci --prefix tests/sdk)\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = std::process::Command::new("node");
+    command
+        .current_dir(&sdk)
+        .args(["js_sdk.mjs", base.as_str(), "sdk-test-key"]);
+    let stdout = run_checker(
+        command,
+        "the JavaScript SDK check",
+        "npm ci --prefix tests/sdk",
+    )
+    .await;
     assert!(stdout.contains("13 checks passed"), "{stdout}");
     emu.stop().await;
 }
@@ -615,6 +598,25 @@ async fn injected_faults_look_like_the_real_thing() {
         }
         emu.stop().await;
     }
+}
+
+/// How to install the Python packages the outside checkers need.
+const PIP: &str = "python3 -m pip install -r tests/sdk/requirements.txt";
+
+/// Runs an outside checker (an SDK script, schemathesis) to its end off the async runtime, and
+/// gives its stdout once it has succeeded.
+async fn run_checker(mut command: std::process::Command, what: &str, install: &str) -> String {
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{what} does not start ({e}); install it with: {install}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed (install it with: {install})\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// A request with a raw body and content type; the status and the whole JSON body.
@@ -1055,31 +1057,26 @@ async fn schemathesis_finds_nothing_beyond_the_specs_known_gaps() {
     let base = emu.base_url();
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .current_dir(cwd)
-            .args([
-                "-c",
-                "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())",
-                "run",
-            ])
-            .arg(spec)
-            .args(["--url", &base, "-H", "xi-api-key: k", "--checks"])
-            .arg("not_a_server_error,response_schema_conformance,negative_data_rejection,positive_data_acceptance")
-            .args(["-n", "30", "-w", "1", "--generation-deterministic", "--no-color"])
-            .args(["--exclude-operation-id", "delete_voice", "--baseline"])
-            .arg(gaps)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs (install schemathesis with: python3 -m pip install -r tests/sdk/requirements.txt)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "schemathesis found what the known gaps do not explain (install it with: python3 -m pip install -r tests/sdk/requirements.txt)\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = std::process::Command::new("python3");
+    command
+        .current_dir(cwd)
+        .args([
+            "-c",
+            "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())",
+            "run",
+        ])
+        .arg(spec)
+        .args(["--url", &base, "-H", "xi-api-key: k", "--checks"])
+        .arg("not_a_server_error,response_schema_conformance,negative_data_rejection,positive_data_acceptance")
+        .args(["-n", "30", "-w", "1", "--generation-deterministic", "--no-color"])
+        .args(["--exclude-operation-id", "delete_voice", "--baseline"])
+        .arg(gaps);
+    let stdout = run_checker(
+        command,
+        "schemathesis (a failure the known gaps do not explain)",
+        PIP,
+    )
+    .await;
     // Not a vacuous run: every served operation tested, many cases each.
     assert!(stdout.contains("Tested: 10"), "{stdout}");
     let generated: u64 = stdout
