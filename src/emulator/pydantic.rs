@@ -569,8 +569,10 @@ fn check_object(
         let mut at = loc.to_vec();
         at.push(json!(field_name));
         match map.get(field_name) {
+            // `input` is null, as the API's real answers show (pydantic itself would give
+            // the object missing the field: the API validates its body fields one by one).
             None if required.contains(&field_name) => {
-                errors.push(item("missing", &at, "Field required", value.clone(), None));
+                errors.push(item("missing", &at, "Field required", Value::Null, None));
             }
             None => {}
             Some(v) => check(field, v, &at, errors),
