@@ -828,6 +828,31 @@ async fn requests_are_validated_with_pydantics_exact_errors() {
         200
     );
 
+    // The dictionaries' bodies are read alike.
+    let dictionaries = "/v1/pronunciation-dictionaries/add-from-rules";
+    for (content_type, body, want) in [
+        (
+            Some("application/json"),
+            r#"{"name": "Names"}"#,
+            json!({"type": "missing", "loc": ["body", "rules"], "msg": "Field required", "input": null}),
+        ),
+        (
+            Some("text/plain"),
+            "name=Names",
+            json!({"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary or object to extract fields from", "input": "name=Names"}),
+        ),
+    ] {
+        let (s, _, v) = raw(
+            &base,
+            reqwest::Method::POST,
+            dictionaries,
+            content_type,
+            body,
+        )
+        .await;
+        assert_eq!((s, v), (422, json!({"detail": [want]})), "{body}");
+    }
+
     // Every listing reads page_size alike, in pydantic's words.
     for (path, want) in [
         (

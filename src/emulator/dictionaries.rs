@@ -50,10 +50,16 @@ impl Dictionary {
     }
 }
 
-/// A 422 in FastAPI's shape for a body field.
+/// A 422 in FastAPI's shape for a body field (a missing one has a null input, as the API's
+/// answers show).
 fn invalid(loc: &[&str], kind: &str, msg: &str, input: &Value) -> Response {
     let mut location = vec![json!("body")];
     location.extend(loc.iter().map(|l| json!(l)));
+    let input = if kind == "missing" {
+        &Value::Null
+    } else {
+        input
+    };
     validation_error(vec![
         json!({"type": kind, "loc": location, "msg": msg, "input": input}),
     ])
@@ -133,16 +139,21 @@ fn logged(
     response
 }
 
-async fn json_body(body: axum::body::Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(&body).map_err(|e| {
-        validation_error(vec![json!({
-            "type": "json_invalid",
-            "loc": ["body", 0],
-            "msg": "JSON decode error",
-            "input": {},
-            "ctx": {"error": e.to_string()},
-        })])
-    })
+/// A JSON object body, read as FastAPI reads it (see `pydantic::read_body`), or its 422.
+async fn json_body(headers: &HeaderMap, body: axum::body::Bytes) -> Result<Value, Response> {
+    match super::pydantic::read_body(headers, &body) {
+        Ok(Some(v)) if v.is_object() => Ok(v),
+        Ok(Some(v)) => Err(validation_error(vec![json!({
+            "type": "model_attributes_type",
+            "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+            "input": v,
+        })])),
+        Ok(None) => Err(validation_error(vec![json!({
+            "type": "missing", "loc": ["body"], "msg": "Field required", "input": null,
+        })])),
+        Err(items) => Err(validation_error(items)),
+    }
 }
 
 /// `POST /v1/pronunciation-dictionaries/add-from-rules`.
@@ -163,7 +174,7 @@ async fn create(
     body: axum::body::Bytes,
 ) -> Result<Response, Response> {
     authorize(state, headers).map_err(|r| *r)?;
-    let body = json_body(body).await?;
+    let body = json_body(headers, body).await?;
     let rules = rules_of(&body)?;
     let Some(name) = body.get("name").and_then(Value::as_str) else {
         return Err(invalid(&["name"], "missing", "Field required", &body));
@@ -311,7 +322,7 @@ async fn change_rules(
     if !matches!(action, "set-rules" | "add-rules" | "remove-rules") {
         return Err(super::auth::not_found().await);
     }
-    let body = json_body(body).await?;
+    let body = json_body(headers, body).await?;
     let change = match action {
         "remove-rules" => {
             let Some(strings) = body.get("rule_strings").and_then(Value::as_array) else {
