@@ -145,14 +145,19 @@ fn check_query_value(schema: &Value, value: &str, loc: &[Value], errors: &mut Ve
     }
 }
 
-/// Pydantic's integer from a string: optional sign, digits, surrounding whitespace.
+/// Pydantic's integer from a string: optional sign, digits, surrounding whitespace. Python's
+/// integers have no bound: one past `i64` is valid, and saturates here.
 fn parse_int(s: &str) -> Option<i64> {
     let t = s.trim();
     let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    t.parse().ok()
+    Some(t.parse().unwrap_or(if t.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
 }
 
 fn parse_float(s: &str) -> Option<f64> {
@@ -674,6 +679,8 @@ mod tests {
             ("1", true),
             (" 2 ", true),
             ("-1", true),
+            ("123456789012345678901234567890", true),
+            ("", false),
             ("abc", false),
             ("1.5", false),
         ] {
