@@ -414,47 +414,23 @@ fn check_named(
             )),
         },
         Some("integer") => {
-            let ok = match value {
-                Value::Number(n) => {
-                    n.is_i64()
-                        || n.is_u64()
-                        || n.as_f64().is_some_and(|f| {
-                            if f.fract() != 0.0 {
-                                errors.push(item(
-                            "int_from_float",
-                            loc,
-                            "Input should be a valid integer, got a number with a fractional part",
-                            value.clone(),
-                            None,
-                        ));
-                                return true;
-                            }
-                            true
-                        })
-                }
-                Value::Bool(_) => true,
-                Value::String(s) => {
-                    if parse_int(s).is_none() {
-                        errors.push(item(
-                            "int_parsing",
-                            loc,
-                            "Input should be a valid integer, unable to parse string as an integer",
-                            value.clone(),
-                            None,
-                        ));
-                    }
-                    true
-                }
-                _ => false,
+            let refused = match value {
+                Value::Number(n) if n.is_i64() || n.is_u64() => None,
+                Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => None,
+                Value::Number(_) => Some((
+                    "int_from_float",
+                    "Input should be a valid integer, got a number with a fractional part",
+                )),
+                Value::Bool(_) => None,
+                Value::String(s) if parse_int(s).is_some() => None,
+                Value::String(_) => Some((
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                )),
+                _ => Some(("int_type", "Input should be a valid integer")),
             };
-            if !ok {
-                errors.push(item(
-                    "int_type",
-                    loc,
-                    "Input should be a valid integer",
-                    value.clone(),
-                    None,
-                ));
+            if let Some((kind, msg)) = refused {
+                errors.push(item(kind, loc, msg, value.clone(), None));
             }
         }
         Some("number") => {
