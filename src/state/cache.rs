@@ -297,8 +297,9 @@ impl Cache {
         Ok(meta)
     }
 
-    /// Stores a response: audio and timings first, then its metadata, each written to a
-    /// temporary file, synced and renamed, so a crash leaves either a complete entry or none.
+    /// Stores a response: audio and timings first, then its metadata (with the audio's SHA-256),
+    /// each written to a temporary file, synced and renamed, so a crash leaves either a complete
+    /// entry or none.
     pub fn put(
         &self,
         key: &str,
@@ -313,8 +314,12 @@ impl Cache {
             let json = serde_json::to_vec(alignment).map_err(std::io::Error::other)?;
             write_atomic(&self.alignment_path(key), &json)?;
         }
+        // The hash the caller computed from these bytes is kept; without one, it is made here.
         let mut meta = meta.clone();
-        meta.sha256 = Some(sha256_hex(audio));
+        debug_assert!(meta.sha256.as_ref().is_none_or(|h| *h == sha256_hex(audio)));
+        if meta.sha256.is_none() {
+            meta.sha256 = Some(sha256_hex(audio));
+        }
         let json = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
         write_atomic(&meta_path, &json)?;
         if let Ok(mut j) = self.judged.lock() {
