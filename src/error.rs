@@ -1,7 +1,7 @@
 //! Exit statuses and the usage error: what a failure means to the shell.
 //!
-//! Below everything but the manifest's error type: every module may return a [`UsageError`]
-//! (exit 2, nothing sent) without importing the command line. Not responsible for printing (see `main.rs`).
+//! Below everything: every module may return a [`UsageError`] (exit 2, nothing sent) without
+//! importing the command line, and a module's own error type converts into it at the command. Not responsible for printing (see `main.rs`).
 
 /// Exit status: every segment rendered and the output written.
 pub const EXIT_OK: u8 = 0;
@@ -24,11 +24,7 @@ pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// The exit status for an error that ended a command.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    if error
-        .downcast_ref::<crate::manifest::ManifestError>()
-        .is_some()
-        || error.downcast_ref::<UsageError>().is_some()
-    {
+    if error.downcast_ref::<UsageError>().is_some() {
         EXIT_USAGE
     } else {
         EXIT_FAILED

@@ -54,11 +54,13 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod pronounce;
+pub(crate) mod publish;
 mod session;
 mod signals;
 pub mod state;
 
-pub use commands::render::{Rendered, render, render_jobs};
+pub use commands::render::{render, render_jobs};
+pub use commands::summary::Rendered;
 pub use error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code_for};
 
 use cli::{Cli, Command, RenderConfig};

@@ -2,13 +2,13 @@
 //! in manifest order with the lead-in, pauses and tail, one response in memory at a time, to a
 //! temporary file renamed into place when complete.
 //!
-//! - `layout`: which pieces (audio, silence) go into which output file.
 //! - `pcm`: joining decoded responses sample by sample, with `edit` trimming and fading them.
 //! - `wav`: WAV (or RF64) output; `gapless`: `.mp3` encoded once; `mp3copy`: `.mp3` by
 //!   frame copy; `m4b`: AAC with chapters, tags and cover, through ffmpeg.
 //! - `loudness`: EBU R128 measurement and normalization; `tags`: ID3 with chapters.
 //!
-//! Not responsible for fetching audio (see `execute`) or for codecs (see `codec`).
+//! Not responsible for fetching audio (see `execute`), for which pieces go into which file (see
+//! `publish`) or for codecs (see `codec`).
 
 use std::ops::Range;
 use std::path::Path;
@@ -18,7 +18,6 @@ use crate::format::OutputFormat;
 
 pub(crate) mod edit;
 pub(crate) mod gapless;
-pub(crate) mod layout;
 pub(crate) mod loudness;
 pub(crate) mod m4b;
 pub(crate) mod mp3copy;
@@ -117,6 +116,17 @@ pub struct Placement {
     /// `output::published`).
     #[serde(skip)]
     pub reused: bool,
+}
+
+/// Where one request's audio landed among a job's files.
+#[derive(Clone, Debug, Default)]
+pub struct RequestSpan {
+    /// The index of its file among the job's files.
+    pub file: usize,
+    /// Its samples in that file.
+    pub samples: Range<u64>,
+    /// What `trim_silence` cut from it.
+    pub edit: Edit,
 }
 
 /// How many peaks a second of audio gets in [`Placement::peaks`].

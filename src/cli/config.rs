@@ -287,6 +287,35 @@ impl RenderConfig {
         })
     }
 
+    /// The execution settings of a render.
+    pub(crate) fn execute_settings(&self, source: String) -> crate::execute::Settings {
+        crate::execute::Settings {
+            concurrency: self.concurrency,
+            rate: self.rate,
+            max_retries: self.max_retries,
+            retry_base: self.retry_base,
+            retry_cap: std::time::Duration::from_secs(60),
+            source,
+            synthetic: self.endpoint.emulate,
+            max_credits: self.max_credits,
+            breaker_threshold: 20,
+            clock_offset: self.clock_offset,
+            timestamps: self.timestamps,
+        }
+    }
+
+    /// How a render publishes its files.
+    pub(crate) fn publish_options(&self) -> crate::publish::Options {
+        crate::publish::Options {
+            loudness: self.loudness || self.audiobook,
+            loudness_target: self.loudness_target,
+            audiobook: self.audiobook,
+            split_chapters: self.split == Split::Chapters,
+            gapless: self.gapless,
+            jobs: self.jobs,
+        }
+    }
+
     /// The state directory of one manifest.
     pub fn state_dir_for(&self, manifest: &Path) -> StateDir {
         StateDir::for_manifest(self.state_dir.as_deref(), manifest)

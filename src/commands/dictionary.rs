@@ -29,7 +29,7 @@ fn remembered_path(state: &StateDir, job: &Job) -> std::path::PathBuf {
     state
         .path()
         .join("dictionaries")
-        .join(format!("{}.json", crate::audio::layout::slug(&name)))
+        .join(format!("{}.json", crate::output::names::slug(&name)))
 }
 
 /// Makes sure the account has a dictionary with exactly the job's rules and sets

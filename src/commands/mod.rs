@@ -10,6 +10,7 @@ use crate::api::Client;
 use crate::error::UsageError;
 use crate::manifest::{self, Job};
 
+pub(crate) mod budget;
 pub(crate) mod check;
 pub(crate) mod dictionary;
 pub(crate) mod emulate;
@@ -30,7 +31,7 @@ pub(crate) fn load_jobs(
         .iter()
         .map(|m| {
             if !crate::import::is_book(m) {
-                return manifest::load(m, defaults, output).map_err(anyhow::Error::from);
+                return Ok(manifest::load(m, defaults, output).map_err(UsageError::from)?);
             }
             // A book: imported in memory, with the flags as the manifest's defaults.
             let options = crate::import::ImportOptions {
@@ -41,7 +42,7 @@ pub(crate) fn load_jobs(
                 ..Default::default()
             };
             let source = crate::import::manifest_in_memory(m, &options)?;
-            manifest::load_source(m, &source, defaults, output).map_err(anyhow::Error::from)
+            Ok(manifest::load_source(m, &source, defaults, output).map_err(UsageError::from)?)
         })
         .collect()
 }
@@ -66,7 +67,7 @@ pub(crate) async fn resolve_voices(client: &Client, jobs: &mut [Job]) -> anyhow:
         }
     };
     for job in jobs.iter_mut() {
-        manifest::resolve_voice_names(job, &voices)?;
+        manifest::resolve_voice_names(job, &voices).map_err(UsageError::from)?;
     }
     Ok(())
 }

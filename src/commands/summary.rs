@@ -3,10 +3,19 @@
 //!
 //! Not responsible for the reports (see `output::report`).
 
-use super::render::Rendered;
+use std::path::PathBuf;
+
 use crate::error::{EXIT_FAILED, EXIT_OK};
+use crate::manifest::Job;
 use crate::output::audiobook::audiobook_summary;
-use crate::output::report::Status;
+use crate::output::report::{Report, Status};
+
+/// What rendering one manifest produced.
+pub struct Rendered {
+    pub job: Job,
+    pub report: Report,
+    pub report_paths: (PathBuf, PathBuf),
+}
 
 /// Prints the summary of every rendered manifest; the exit status is 0 only if all succeeded.
 pub(crate) fn print(rendered: &[Rendered]) -> u8 {

@@ -173,3 +173,14 @@ pub(crate) fn log_get(
         "status": response.status().as_u16(),
     }));
 }
+
+/// A 400 in the API's shape.
+pub(crate) fn bad(state: &Emulator, code: &str, message: &str) -> Response {
+    api_error(
+        state,
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+        code,
+        message,
+    )
+}

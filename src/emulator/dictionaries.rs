@@ -19,15 +19,7 @@ use serde_json::{Value, json};
 
 use super::Emulator;
 use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
-
-/// One dictionary: its versions' rules, oldest first.
-pub(crate) struct Dictionary {
-    id: String,
-    name: String,
-    description: Option<String>,
-    created: i64,
-    versions: Vec<(String, Vec<Value>)>,
-}
+use super::state::Dictionary;
 
 impl Dictionary {
     fn latest(&self) -> &(String, Vec<Value>) {
@@ -251,7 +243,7 @@ async fn from_file(
     let rules = match file.as_deref().map(crate::pronounce::parse_pls) {
         Some(Ok(rules)) => rules.iter().map(crate::pronounce::Rule::api).collect(),
         Some(Err(e)) => {
-            return Err(super::rules::bad(
+            return Err(super::auth::bad(
                 state,
                 "invalid_pls",
                 &format!(

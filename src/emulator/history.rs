@@ -18,35 +18,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+use super::state::Item;
 use super::{Emulator, data, synth};
 use crate::format::OutputFormat;
-
-/// One generation, as the history lists it.
-#[derive(Clone, Debug)]
-pub(crate) struct Item {
-    pub(crate) id: String,
-    pub(crate) request_id: String,
-    pub(crate) date_unix: i64,
-    pub(crate) credits_from: u64,
-    pub(crate) credits_to: u64,
-    pub(crate) voice_id: String,
-    pub(crate) model_id: String,
-    pub(crate) text: String,
-    /// The request's `voice_settings`, as sent.
-    pub(crate) settings: Value,
-    pub(crate) format: OutputFormat,
-    /// How long its audio is: the character timings are spread over it, as `/with-timestamps`
-    /// does.
-    pub(crate) seconds: f64,
-    /// Generated to the end (`state: created`), or still `processing`.
-    pub(crate) created: bool,
-}
 
 impl Item {
     fn json(&self) -> Value {
         let voice = data::find_voice(&self.voice_id);
         let chars: Vec<char> = self.text.chars().collect();
-        let timings = super::tts::alignment(&chars, 0, self.seconds / chars.len().max(1) as f64);
+        let timings = synth::alignment(&chars, 0, self.seconds / chars.len().max(1) as f64);
         json!({
             "history_item_id": self.id,
             "request_id": self.request_id,

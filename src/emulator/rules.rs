@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::auth::api_error;
+use super::auth::{api_error, bad};
 use super::data::{self, Model};
 use super::{Emulator, Tier};
 use crate::format::{Codec, OutputFormat};
@@ -24,17 +24,6 @@ pub(crate) struct Accepted<'a> {
     pub(crate) chars: usize,
     pub(crate) model: &'static Model,
     pub(crate) format: OutputFormat,
-}
-
-/// A 400 in the API's shape.
-pub(crate) fn bad(state: &Emulator, code: &str, message: &str) -> Response {
-    api_error(
-        state,
-        StatusCode::BAD_REQUEST,
-        "validation_error",
-        code,
-        message,
-    )
 }
 
 /// The API's checks of a well-formed request, in its order: the voice exists, the model is

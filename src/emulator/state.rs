@@ -12,11 +12,42 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{Config, synth};
+use crate::format::OutputFormat;
 
 pub(crate) struct IssuedId {
     /// Emulator-clock seconds.
     pub(crate) issued: f64,
     pub(crate) complete: bool,
+}
+
+/// One generation, as the history lists it.
+#[derive(Clone, Debug)]
+pub(crate) struct Item {
+    pub(crate) id: String,
+    pub(crate) request_id: String,
+    pub(crate) date_unix: i64,
+    pub(crate) credits_from: u64,
+    pub(crate) credits_to: u64,
+    pub(crate) voice_id: String,
+    pub(crate) model_id: String,
+    pub(crate) text: String,
+    /// The request's `voice_settings`, as sent.
+    pub(crate) settings: Value,
+    pub(crate) format: OutputFormat,
+    /// How long its audio is: the character timings are spread over it, as `/with-timestamps`
+    /// does.
+    pub(crate) seconds: f64,
+    /// Generated to the end (`state: created`), or still `processing`.
+    pub(crate) created: bool,
+}
+
+/// One dictionary: its versions' rules, oldest first.
+pub(crate) struct Dictionary {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) created: i64,
+    pub(crate) versions: Vec<(String, Vec<Value>)>,
 }
 
 /// Shared server state.
@@ -35,11 +66,11 @@ pub struct Emulator {
     pub(crate) log: Mutex<Option<std::fs::File>>,
     pub(crate) started: Instant,
     /// Every generation, oldest first (see `history`).
-    pub(crate) history: Mutex<Vec<super::history::Item>>,
+    pub(crate) history: Mutex<Vec<Item>>,
     /// How many times each request content was asked for, for fault draws.
     pub(crate) attempts_seen: Mutex<HashMap<u64, u32>>,
     /// The account's pronunciation dictionaries, oldest first.
-    pub(crate) dictionaries: Mutex<Vec<super::dictionaries::Dictionary>>,
+    pub(crate) dictionaries: Mutex<Vec<Dictionary>>,
     /// Generations synthesized at once: one per core. Requests beyond wait (still counted in
     /// flight, as on a busy server), so memory is bounded by the cores, not by the requests.
     pub(crate) synthesis: tokio::sync::Semaphore,

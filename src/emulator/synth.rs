@@ -4,6 +4,8 @@
 //! Voiced bursts per word at a pitch chosen by the voice id, short rests between words, longer
 //! rests at punctuation. Not responsible for HTTP (see the parent module).
 
+use serde_json::{Value, json};
+
 use crate::format::{Codec, OutputFormat};
 
 /// Characters per second at speed 1.0.
@@ -219,6 +221,26 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
         ((exponent << 4) as u8) | mantissa as u8
     };
     (sign | byte) ^ 0x55
+}
+
+/// Character timings of `text` spoken over `seconds`: each character gets an equal share, as
+/// the synthetic voice gives it.
+pub(crate) fn alignment(chars: &[char], from: usize, per_char: f64) -> Value {
+    let starts: Vec<f64> = (0..chars.len())
+        .map(|i| round3((from + i) as f64 * per_char))
+        .collect();
+    let ends: Vec<f64> = (0..chars.len())
+        .map(|i| round3((from + i + 1) as f64 * per_char))
+        .collect();
+    json!({
+        "characters": chars.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "character_start_times_seconds": starts,
+        "character_end_times_seconds": ends,
+    })
+}
+
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

@@ -18,9 +18,8 @@ use serde_json::{Value, json};
 
 use super::auth::{api_error, authorize, query_pairs, validation_error};
 use super::faults::{Delivery, Injected, deliver, inject_fault};
-use super::history::Item;
 use super::rules::{Accepted, accept, charge, check_stitching, too_many};
-use super::state::IssuedId;
+use super::state::{IssuedId, Item};
 use super::validate::validate;
 use super::{Emulator, Fault, synth};
 
@@ -160,26 +159,6 @@ fn log_tts(
     }));
 }
 
-/// Character timings of `text` spoken over `seconds`: each character gets an equal share, as
-/// the synthetic voice gives it.
-pub(crate) fn alignment(chars: &[char], from: usize, per_char: f64) -> Value {
-    let starts: Vec<f64> = (0..chars.len())
-        .map(|i| round3((from + i) as f64 * per_char))
-        .collect();
-    let ends: Vec<f64> = (0..chars.len())
-        .map(|i| round3((from + i + 1) as f64 * per_char))
-        .collect();
-    json!({
-        "characters": chars.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-        "character_start_times_seconds": starts,
-        "character_end_times_seconds": ends,
-    })
-}
-
-pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 /// The body of a `/with-timestamps` answer: one JSON object, or NDJSON lines of chunks when
 /// streaming.
 pub(crate) fn with_timestamps(text: &str, audio: &[u8], seconds: f64, variant: Variant) -> Vec<u8> {
@@ -188,7 +167,7 @@ pub(crate) fn with_timestamps(text: &str, audio: &[u8], seconds: f64, variant: V
     let chars: Vec<char> = text.chars().collect();
     let per_char = seconds / chars.len().max(1) as f64;
     if variant == Variant::Timestamps {
-        let all = alignment(&chars, 0, per_char);
+        let all = synth::alignment(&chars, 0, per_char);
         let body =
             json!({"audio_base64": b64(audio), "alignment": all, "normalized_alignment": all});
         return body.to_string().into_bytes();
@@ -203,7 +182,7 @@ pub(crate) fn with_timestamps(text: &str, audio: &[u8], seconds: f64, variant: V
         } else {
             audio.len() * to / chars.len().max(1)
         };
-        let piece = alignment(&chars[from..to], from, per_char);
+        let piece = synth::alignment(&chars[from..to], from, per_char);
         let line = json!({"audio_base64": b64(&audio[a..b]), "alignment": piece, "normalized_alignment": piece});
         lines.push_str(&line.to_string());
         lines.push('\n');

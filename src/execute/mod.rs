@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::api::Client;
+use crate::api::{ApiError, Client};
+use crate::codec::{self, AudioError};
+use crate::format::{Codec, OutputFormat};
 use crate::manifest::Job;
 use crate::plan::{self, Context, Done, Plan};
 use crate::state::cache::{Cache, Meta};
@@ -27,7 +29,7 @@ mod request;
 pub(crate) mod slots;
 
 pub use estimate::{Estimate, RequestKey, body_for, estimate};
-use request::{Request, remaining_work};
+use request::remaining_work;
 pub use slots::{Slot, Slots};
 
 /// How many requests may be in flight.
@@ -60,20 +62,34 @@ pub struct Settings {
     pub breaker_threshold: u32,
     /// Added to the system clock when judging how old a request id is (a test seam).
     pub clock_offset: Duration,
-    /// Measure loudness while assembling (`--loudness`).
-    pub loudness: bool,
-    /// Normalize WAV output to this integrated loudness (`--loudness-target`).
-    pub loudness_target: Option<f64>,
-    /// Check the output against audiobook (ACX-style) requirements (`--audiobook`).
-    pub audiobook: bool,
-    /// One output file per chapter (`--split chapters`).
-    pub split_chapters: bool,
-    /// Encode `.mp3` output from the joined samples (`--gapless`).
-    pub gapless: bool,
     /// Render through `/with-timestamps` and keep the character timings (`--timestamps`).
     pub timestamps: bool,
-    /// Output files assembled at once (`--jobs`); each decodes on one thread when several run.
-    pub jobs: usize,
+}
+
+/// What a request being rendered needs at hand.
+pub(crate) struct Request<'a> {
+    pub(crate) runner: &'a Runner,
+    pub(crate) job: &'a Job,
+    pub(crate) plan: &'a Plan,
+    pub(crate) cache: &'a Cache,
+    /// Its index in the plan.
+    pub(crate) r: usize,
+    /// Its chain's (or its own) number among the run's participants for slots.
+    pub(crate) participant: u64,
+}
+
+/// Checks that a response is audio of the expected format; a failure is retried.
+pub(crate) fn check_audio(data: &[u8], format: OutputFormat) -> Result<(), ApiError> {
+    let bad = |e: AudioError| ApiError::BadAudio(e.to_string());
+    match format.codec {
+        Codec::Mp3 { .. } => codec::mp3_frames(data).map(|_| ()).map_err(bad),
+        Codec::Pcm if !data.len().is_multiple_of(2) => {
+            Err(ApiError::BadAudio("odd number of PCM bytes".into()))
+        }
+        Codec::Wav => codec::decode(data, format).map(|_| ()).map_err(bad),
+        _ if data.is_empty() => Err(ApiError::BadAudio("empty body".into())),
+        _ => Ok(()),
+    }
 }
 
 /// What one run shares across manifests: client, limiter, cap, and the stop flag.

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 
 use super::estimate::RequestKey;
-use super::request::{Request, check_audio};
+use super::{Request, check_audio};
 use crate::api::{ApiError, HistoryItem};
 use crate::codec::mp3_frames;
 use crate::format::{Codec, OutputFormat};

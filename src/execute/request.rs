@@ -11,28 +11,13 @@ use std::time::{Duration, Instant, SystemTime};
 use super::estimate::{RequestKey, body_for};
 use super::recover;
 use super::slots::Slot;
-use super::{Outcome, PendingWrite, Runner, Settings};
+use super::{Outcome, PendingWrite, Request, Runner, Settings, check_audio};
 use crate::api::{
     ApiError, Disposition, TtsBody, TtsFailure, TtsRequest, TtsResponse, audio_body_limit,
 };
-use crate::codec::{self, AudioError};
-use crate::format::{Codec, OutputFormat};
-use crate::manifest::Job;
 use crate::plan::{self, Context, Plan};
-use crate::state::cache::{Cache, Meta};
+use crate::state::cache::Meta;
 use crate::state::journal::Entry;
-
-/// What a request being rendered needs at hand.
-pub(super) struct Request<'a> {
-    pub runner: &'a Runner,
-    pub job: &'a Job,
-    pub plan: &'a Plan,
-    pub cache: &'a Cache,
-    /// Its index in the plan.
-    pub r: usize,
-    /// Its chain's (or its own) number among the run's participants for slots.
-    pub participant: u64,
-}
 
 /// What to do after a failed attempt.
 pub(crate) enum Next {
@@ -418,20 +403,6 @@ pub(super) fn remaining_work(plan: &Plan, r: usize) -> u64 {
         .iter()
         .map(|&q| plan.requests[q].text.len() as u64)
         .sum()
-}
-
-/// Checks that a response is audio of the expected format; a failure is retried.
-pub(crate) fn check_audio(data: &[u8], format: OutputFormat) -> Result<(), ApiError> {
-    let bad = |e: AudioError| ApiError::BadAudio(e.to_string());
-    match format.codec {
-        Codec::Mp3 { .. } => codec::mp3_frames(data).map(|_| ()).map_err(bad),
-        Codec::Pcm if !data.len().is_multiple_of(2) => {
-            Err(ApiError::BadAudio("odd number of PCM bytes".into()))
-        }
-        Codec::Wav => codec::decode(data, format).map(|_| ()).map_err(bad),
-        _ if data.is_empty() => Err(ApiError::BadAudio("empty body".into())),
-        _ => Ok(()),
-    }
 }
 
 /// The wait before the next attempt: `Retry-After` when given, else full-jitter exponential.

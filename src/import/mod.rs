@@ -349,7 +349,7 @@ fn chapter_files(book: &Book, dir: &Path) -> (Vec<PathBuf>, Option<PathBuf>) {
             dir.join(format!(
                 "{:0width$}-{}.txt",
                 k + 1,
-                crate::audio::layout::slug(&c.title)
+                crate::output::names::slug(&c.title)
             ))
         })
         .collect();
@@ -581,7 +581,7 @@ pub fn manifest_in_memory(path: &Path, options: &ImportOptions) -> anyhow::Resul
         Some(c) => {
             let file = base.join(".narrate").join(format!(
                 "cover-{}.{}",
-                crate::audio::layout::slug(&stem),
+                crate::output::names::slug(&stem),
                 c.extension
             ));
             std::fs::create_dir_all(crate::files::parent_dir(&file))

@@ -49,6 +49,12 @@ impl fmt::Display for ManifestError {
     }
 }
 
+impl From<ManifestError> for crate::error::UsageError {
+    fn from(e: ManifestError) -> Self {
+        crate::error::UsageError(e.to_string())
+    }
+}
+
 /// Values from the command line that a manifest may leave out (a bare CSV has no `defaults`).
 #[derive(Clone, Debug, Default)]
 pub struct FlagDefaults {

@@ -3,26 +3,8 @@
 //!
 //! Not responsible for measuring (see `audio::loudness`).
 
-use serde::Serialize;
-
-use super::report::Report;
+use super::report::{Audiobook, AudiobookCheck, Report};
 use crate::manifest::Job;
-
-/// One audiobook requirement and whether the output meets it.
-#[derive(Debug, Serialize)]
-pub struct AudiobookCheck {
-    pub check: &'static str,
-    pub value: serde_json::Value,
-    pub want: &'static str,
-    pub pass: bool,
-}
-
-/// The audiobook checks of an output: pass only if every check passes.
-#[derive(Debug, Serialize)]
-pub struct Audiobook {
-    pub pass: bool,
-    pub checks: Vec<AudiobookCheck>,
-}
 
 /// Checks a rendered output against ACX-style audiobook requirements: RMS -23 to -18 dB, true
 /// peak at most -3 dB, noise floor at most -60 dB, 0.5-1 s of room tone at the head and 1-5 s

@@ -2,18 +2,17 @@
 //! files, and the list of every file a job writes, checked against its inputs before anything
 //! is sent.
 //!
-//! Not responsible for the audio (see `audio`).
+//! Not responsible for the audio (see `audio` and `publish`).
 
 use std::path::PathBuf;
 
-use crate::audio::layout::output_files;
 use crate::error::UsageError;
 use crate::files;
 use crate::manifest::Job;
 
 pub(crate) mod audiobook;
 pub(crate) mod library;
-pub(crate) mod published;
+pub(crate) mod names;
 pub mod report;
 pub mod review;
 pub(crate) mod sidefiles;
@@ -22,7 +21,7 @@ pub(crate) mod sidefiles;
 /// files beside them.
 pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for (path, _, _) in output_files(job, split) {
+    for names::OutputFile { path, .. } in names::output_files(job, split) {
         if split {
             let [_, _, srt, vtt] = sidefiles::paths(&path);
             out.extend([srt, vtt]);
@@ -93,8 +92,8 @@ pub(crate) fn check_outputs(
             }
             outputs.insert(id, (path, job.manifest.as_path()));
         }
-        for (path, _, _) in output_files(job, split) {
-            files::check_writable(&path)
+        for file in names::output_files(job, split) {
+            files::check_writable(&file.path)
                 .map_err(|why| UsageError(format!("{}: output {why}", job.manifest.display())))?;
         }
         let (report, _) = report::paths(&job.output);

@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::audiobook::Audiobook;
 use crate::audio::{Assembly, Placement};
 use crate::execute::Outcome;
 use crate::manifest::Job;
@@ -192,7 +191,7 @@ pub struct Timeline<'a> {
     pub files: Vec<(&'a std::path::Path, &'a Placement)>,
     /// For each request: the file it is in, its sample span there, and what `trim_silence`
     /// cut from its audio.
-    pub request_spans: Vec<(usize, std::ops::Range<u64>, crate::audio::Edit)>,
+    pub request_spans: Vec<crate::audio::RequestSpan>,
     /// Whether the output was split into chapter files.
     pub split: bool,
 }
@@ -200,14 +199,17 @@ pub struct Timeline<'a> {
 impl Timeline<'_> {
     /// Where request `r` starts and ends in its file, in seconds.
     fn seconds(&self, r: usize) -> (f64, f64) {
-        let (file, span, _) = &self.request_spans[r];
-        let placement = self.files[*file].1;
-        (placement.seconds(span.start), placement.seconds(span.end))
+        let span = &self.request_spans[r];
+        let placement = self.files[span.file].1;
+        (
+            placement.seconds(span.samples.start),
+            placement.seconds(span.samples.end),
+        )
     }
 
     /// What `trim_silence` cut from request `r`, in milliseconds at each end.
     fn trimmed_ms(&self, r: usize) -> [f64; 2] {
-        let (file, _, edit) = self.request_spans[r];
+        let crate::audio::RequestSpan { file, edit, .. } = self.request_spans[r].clone();
         let rate = self.files[file].1.sample_rate;
         let ms = |n: u64| round(n as f64 * 1000.0 / f64::from(rate));
         [ms(edit.head), ms(edit.tail)]
@@ -306,7 +308,7 @@ pub(crate) fn segment_report(
         file: timeline.filter(|t| t.split).and_then(|t| {
             plan.segment_requests[si]
                 .first()
-                .map(|&r| t.files[t.request_spans[r].0].0.display().to_string())
+                .map(|&r| t.files[t.request_spans[r].file].0.display().to_string())
         }),
         loudness_jump: false,
         requests,
@@ -444,6 +446,32 @@ pub fn paths(output: &Path) -> (PathBuf, PathBuf) {
         dir.join(format!("{stem}.report.json")),
         dir.join(format!("{stem}.report.csv")),
     )
+}
+
+/// One audiobook requirement and whether the output meets it.
+#[derive(Debug, Serialize)]
+pub struct AudiobookCheck {
+    pub check: &'static str,
+    pub value: serde_json::Value,
+    pub want: &'static str,
+    pub pass: bool,
+}
+
+/// The audiobook checks of an output: pass only if every check passes.
+#[derive(Debug, Serialize)]
+pub struct Audiobook {
+    pub pass: bool,
+    pub checks: Vec<AudiobookCheck>,
+}
+
+/// Marks every segment, and the report, failed for `why` (kept where a segment has its own
+/// error): the job's files were not written.
+pub(crate) fn fail_all(report: &mut Report, why: &str) {
+    for s in &mut report.segments {
+        s.status = Status::Failed;
+        s.error.get_or_insert_with(|| why.to_string());
+    }
+    report.status = Status::Failed;
 }
 
 /// Writes both reports beside the output.

@@ -64,6 +64,21 @@ impl Plan {
     pub fn characters(&self) -> usize {
         self.requests.iter().map(|r| r.text.chars().count()).sum()
     }
+
+    /// How many ask the scheduler for slots: a chain that stitches asks as one, the others
+    /// once per request.
+    pub fn slot_participants(&self) -> usize {
+        self.chains
+            .iter()
+            .map(|c| {
+                if c.sequential(self) {
+                    1
+                } else {
+                    c.requests.len()
+                }
+            })
+            .sum()
+    }
 }
 
 /// Builds the plan of a job.

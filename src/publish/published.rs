@@ -5,7 +5,7 @@
 //! again; reports and side files are written from the stored placement.
 //!
 //! Not responsible for assembling (see `audio`) or for which pieces a file has (see
-//! `audio::layout`).
+//! `publish::layout`).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::audio::{Options, Placement};
+use crate::audio::{Options, Piece, Placement};
+use crate::execute::Outcome;
 use crate::format::OutputFormat;
 
 /// Changes whenever assembly would write different bytes for the same inputs; records of
@@ -56,6 +57,38 @@ struct Inputs<'a> {
     encode_mp3: bool,
     waveform: bool,
     rf64_above_bytes: Option<u64>,
+}
+
+/// What each piece of a file is made from, for its record; `None` when a response's audio has
+/// no recorded hash (a cache entry from before narrate stored one). `requests` pairs each
+/// request's index with its piece's.
+pub(crate) fn piece_ids(
+    pieces: &[Piece<'_>],
+    requests: &[(usize, usize)],
+    outcomes: &[Outcome],
+) -> Option<Vec<PieceId>> {
+    let mut request_of = vec![None; pieces.len()];
+    for &(r, i) in requests {
+        if let Some(slot) = request_of.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    pieces
+        .iter()
+        .zip(request_of)
+        .map(|(piece, r)| match piece {
+            Piece::Silence { ms } => Some(PieceId::Silence { ms: *ms }),
+            Piece::Audio { path, segment } => {
+                let meta = outcomes.get(r?)?.meta.as_ref()?;
+                Some(PieceId::Audio {
+                    file: path.file_name()?.to_string_lossy().into_owned(),
+                    request_id: meta.request_id.clone(),
+                    sha256: meta.sha256.clone()?,
+                    segment: *segment,
+                })
+            }
+        })
+        .collect()
 }
 
 /// The record of a published file.

@@ -1,67 +1,31 @@
-//! The layout of a job's audio: which output files it writes (one, or one per chapter with
-//! `--split chapters`, named after the chapter) and the pieces of each (lead-in, responses,
-//! pauses, tail) in order.
+//! The files a job writes: its output, or one per chapter with `--split chapters`, named after
+//! the chapter (`<stem>-NN-<chapter>.<ext>`), and the safe slug such names are made of.
 //!
-//! Not responsible for writing them (see the rest of `audio`).
+//! Not responsible for what goes into the files (see `publish`).
 
 use std::path::PathBuf;
 
-use super::Piece;
-use crate::execute::Outcome;
 use crate::manifest::Job;
-use crate::plan::Plan;
 
-/// The pieces of one output file made of the segments `range`, in order: lead-in, each segment
-/// and its pause (the chapter pause after a chapter's last segment), the tail instead of the
-/// last pause. Also, for each request in the range, the index of its piece, and the chapters
-/// with the index of the piece where each starts.
-#[allow(clippy::type_complexity)]
-pub(crate) fn pieces<'a>(
-    job: &Job,
-    plan: &Plan,
-    outcomes: &'a [Outcome],
-    range: std::ops::Range<usize>,
-) -> (Vec<Piece<'a>>, Vec<(usize, usize)>, Vec<(String, usize)>) {
-    let mut pieces = Vec::new();
-    let mut index = Vec::new();
-    let mut chapters: Vec<(String, usize)> = Vec::new();
-    if job.lead_in_ms > 0 {
-        pieces.push(Piece::Silence { ms: job.lead_in_ms });
-    }
-    for si in range.clone() {
-        let segment = &job.segments[si];
-        if let Some(chapter) = &segment.chapter
-            && (si == range.start || job.segments[si - 1].chapter.as_ref() != Some(chapter))
-        {
-            chapters.push((chapter.clone(), pieces.len()));
-        }
-        for &r in &plan.segment_requests[si] {
-            index.push((r, pieces.len()));
-            let path = outcomes[r].audio.as_deref().expect("all requests rendered");
-            pieces.push(Piece::Audio { path, segment: si });
-        }
-        let pause = if si + 1 == range.end {
-            job.tail_ms
-        } else if job.segments[si + 1].chapter != segment.chapter {
-            segment.chapter_pause_ms
-        } else {
-            segment.pause_after_ms
-        };
-        if pause > 0 {
-            pieces.push(Piece::Silence { ms: pause });
-        }
-    }
-    (pieces, index, chapters)
+/// One file a job's audio goes into.
+#[derive(Clone, Debug)]
+pub(crate) struct OutputFile {
+    pub(crate) path: PathBuf,
+    /// The run of segments it holds.
+    pub(crate) segments: std::ops::Range<usize>,
+    /// The chapter it holds, when split by chapter.
+    pub(crate) chapter: Option<String>,
 }
 
 /// The output files of a job: the whole job in its `output`, or with `--split chapters` one
 /// file per chapter, `<stem>-NN-<chapter>.<ext>` beside it. Each is a run of segments.
-pub(crate) fn output_files(
-    job: &Job,
-    split: bool,
-) -> Vec<(PathBuf, std::ops::Range<usize>, Option<String>)> {
+pub(crate) fn output_files(job: &Job, split: bool) -> Vec<OutputFile> {
     if !split {
-        return vec![(job.output.clone(), 0..job.segments.len(), None)];
+        return vec![OutputFile {
+            path: job.output.clone(),
+            segments: 0..job.segments.len(),
+            chapter: None,
+        }];
     }
     let runs = crate::manifest::chapters::runs(job);
     // A subset of the chapters keeps the whole job's file names and numbers.
@@ -93,7 +57,11 @@ pub(crate) fn output_files(
                 number,
                 slug(chapter.as_deref().unwrap_or("part"))
             );
-            (dir.join(name), range, chapter)
+            OutputFile {
+                path: dir.join(name),
+                segments: range,
+                chapter,
+            }
         })
         .collect()
 }

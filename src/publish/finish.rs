@@ -1,0 +1,78 @@
+//! What a published job leaves beside its audio: the side files (chapters, CUE, captions,
+//! playlist) and the review page, written from the report and the assembled placement.
+//!
+//! Not responsible for the reports themselves (see `output::report`) or the formats of the
+//! side files (see `output::sidefiles`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::execute::Outcome;
+use crate::manifest::Job;
+use crate::output::report::{Report, Status};
+use crate::output::{review, sidefiles};
+use crate::plan::Plan;
+
+/// The side files of a successful render, with a warning when `timestamps` was asked for and
+/// cached audio has no character timings for word-timed captions.
+pub(crate) fn write_side_files(
+    timestamps: bool,
+    job: &Job,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    rep: &Report,
+) -> anyhow::Result<()> {
+    let alignments: Vec<Option<PathBuf>> = outcomes.iter().map(|o| o.alignment.clone()).collect();
+    if timestamps {
+        let missing = outcomes
+            .iter()
+            .filter(|o| o.audio.is_some() && o.alignment.is_none())
+            .count();
+        if missing > 0 {
+            tracing::warn!(
+                "{}: {missing} request(s) came from the cache without character timings; their captions are one cue per request (render them again with --only to get word timings)",
+                job.manifest.display()
+            );
+        }
+    }
+    if rep.status == Status::Ok {
+        sidefiles::write(job, plan, rep, &alignments)
+            .with_context(|| format!("writing the side files of {}", job.output.display()))?;
+    }
+    Ok(())
+}
+
+/// The review page of a successful render, with each segment's text and waveform beside it.
+pub(crate) fn write_review(
+    job: &Job,
+    plan: &Plan,
+    rep: &Report,
+    report_path: &Path,
+    peaks: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let segments = job
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let all: Vec<u8> = plan.segment_requests[si]
+                .iter()
+                .flat_map(|&r| peaks.get(r).cloned().unwrap_or_default())
+                .collect();
+            review::SegmentData {
+                id: s.id.clone(),
+                text: s.text.clone(),
+                peaks: review::downsample(&all),
+            }
+        })
+        .collect();
+    let data = review::ReviewData {
+        title: job.title.clone(),
+        segments,
+    };
+    let value = serde_json::to_value(rep)?;
+    review::write(&value, report_path, &data)
+        .with_context(|| format!("writing the review page of {}", job.output.display()))?;
+    Ok(())
+}
