@@ -94,132 +94,175 @@ pub struct PlsError {
     pub message: String,
 }
 
+/// The state of one PLS's reading.
+struct PlsReader<'s> {
+    source: &'s str,
+    /// Lines are counted from here on, so finding one is linear in the whole reading.
+    counted: (usize, u64),
+    rules: Vec<Rule>,
+    /// The lexicon's `alphabet`.
+    alphabet: Option<String>,
+    saw_lexicon: bool,
+    /// The lexeme being read: its graphemes, how it is spoken, its start line.
+    graphemes: Vec<String>,
+    spoken: Option<Spoken>,
+    lexeme_line: u64,
+    /// The text element being read: its name, its text, its own `alphabet`.
+    text: Option<(String, String, Option<String>)>,
+}
+
+impl PlsReader<'_> {
+    /// The 1-based line of byte `pos`; positions come in order.
+    fn line_at(&mut self, pos: u64) -> u64 {
+        let pos = usize::try_from(pos)
+            .unwrap_or(usize::MAX)
+            .min(self.source.len());
+        let (from, line) = self.counted;
+        if pos < from {
+            let before = self.source.as_bytes()[..pos]
+                .iter()
+                .filter(|b| **b == b'\n');
+            return 1 + before.count() as u64;
+        }
+        let more = self.source.as_bytes()[from..pos]
+            .iter()
+            .filter(|b| **b == b'\n');
+        self.counted = (pos, line + more.count() as u64);
+        self.counted.1
+    }
+
+    fn start(&mut self, e: &quick_xml::events::BytesStart<'_>, pos: u64) {
+        let name = e.local_name().as_ref().to_string();
+        let attr = |key: &str| {
+            e.attributes().with_checks(false).flatten().find_map(|a| {
+                (a.key.local_name().as_ref() == key).then(|| {
+                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map(|v| v.into_owned())
+                        .unwrap_or_default()
+                })
+            })
+        };
+        match name.as_str() {
+            "lexicon" => {
+                self.saw_lexicon = true;
+                self.alphabet = attr("alphabet");
+            }
+            "lexeme" => {
+                self.graphemes.clear();
+                self.spoken = None;
+                self.lexeme_line = self.line_at(pos);
+            }
+            "grapheme" | "alias" | "phoneme" => {
+                self.text = Some((name, String::new(), attr("alphabet")));
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, name: &str, pos: u64) -> Result<(), PlsError> {
+        if let Some((kind, s, own_alphabet)) = self.text.take_if(|(k, _, _)| *k == name) {
+            let s = s.trim().to_string();
+            match kind.as_str() {
+                "grapheme" => self.graphemes.push(s),
+                "alias" if self.spoken.is_none() => self.spoken = Some(Spoken::Alias { alias: s }),
+                "phoneme" if self.spoken.is_none() => {
+                    let Some(alphabet) = own_alphabet.or_else(|| self.alphabet.clone()) else {
+                        return Err(PlsError {
+                            line: self.line_at(pos),
+                            message: "a phoneme without an alphabet (give the lexicon's alphabet attribute)".into(),
+                        });
+                    };
+                    self.spoken = Some(Spoken::Phoneme {
+                        phoneme: s,
+                        alphabet,
+                    });
+                }
+                _ => {}
+            }
+        } else if name == "lexeme" {
+            let Some(how) = self.spoken.take() else {
+                return Err(PlsError {
+                    line: self.lexeme_line,
+                    message: "a lexeme without an alias or a phoneme".into(),
+                });
+            };
+            if self.graphemes.is_empty() {
+                return Err(PlsError {
+                    line: self.lexeme_line,
+                    message: "a lexeme without a grapheme".into(),
+                });
+            }
+            for g in self.graphemes.drain(..) {
+                self.rules.push(Rule {
+                    word: g,
+                    spoken: how.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn push_text(&mut self, s: &str) {
+        if let Some((_, text, _)) = &mut self.text {
+            text.push_str(s);
+        }
+    }
+}
+
 /// Reads a W3C PLS lexicon: each `<lexeme>` with its `<grapheme>`s and an `<alias>` or a
 /// `<phoneme>` (in the lexicon's `alphabet`, or the phoneme's own). Every grapheme of a lexeme
 /// becomes a rule.
 pub fn parse_pls(source: &str) -> Result<Vec<Rule>, PlsError> {
-    use quick_xml::Reader;
     use quick_xml::events::Event;
-    let line_at = |pos: u64| {
-        1 + source.as_bytes()[..(pos as usize).min(source.len())]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64
+    let mut reader = quick_xml::Reader::from_str(source);
+    let mut pls = PlsReader {
+        source,
+        counted: (0, 1),
+        rules: Vec::new(),
+        alphabet: None,
+        saw_lexicon: false,
+        graphemes: Vec::new(),
+        spoken: None,
+        lexeme_line: 0,
+        text: None,
     };
-    let mut reader = Reader::from_str(source);
-    let mut rules = Vec::new();
-    let mut alphabet: Option<String> = None;
-    let mut saw_lexicon = false;
-    // The lexeme being read: its graphemes, alias, phoneme (with alphabet), start line.
-    let mut graphemes: Vec<String> = Vec::new();
-    let mut spoken: Option<Spoken> = None;
-    let mut lexeme_line = 0;
-    let mut text: Option<(String, String, Option<String>)> = None;
     loop {
         let pos = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| PlsError {
-            line: line_at(reader.error_position()),
-            message: format!("the PLS does not parse: {e}"),
-        })?;
+        let event = match reader.read_event() {
+            Ok(event) => event,
+            Err(e) => {
+                return Err(PlsError {
+                    line: pls.line_at(reader.error_position()),
+                    message: format!("the PLS does not parse: {e}"),
+                });
+            }
+        };
         match event {
-            Event::Start(e) | Event::Empty(e) => {
-                let name = e.local_name().as_ref().to_string();
-                let attr = |key: &str| {
-                    e.attributes().with_checks(false).flatten().find_map(|a| {
-                        (a.key.local_name().as_ref() == key).then(|| {
-                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                                .map(|v| v.into_owned())
-                                .unwrap_or_default()
-                        })
-                    })
-                };
-                match name.as_str() {
-                    "lexicon" => {
-                        saw_lexicon = true;
-                        alphabet = attr("alphabet");
-                    }
-                    "lexeme" => {
-                        graphemes.clear();
-                        spoken = None;
-                        lexeme_line = line_at(pos);
-                    }
-                    "grapheme" | "alias" | "phoneme" => {
-                        text = Some((name, String::new(), attr("alphabet")));
-                    }
-                    _ => {}
-                }
-            }
-            Event::Text(t) => {
-                if let Some((_, s, _)) = &mut text {
-                    s.push_str(&t.xml10_content());
-                }
-            }
+            Event::Start(e) | Event::Empty(e) => pls.start(&e, pos),
+            Event::Text(t) => pls.push_text(&t.xml10_content()),
             Event::GeneralRef(r) => {
-                if let Some((_, s, _)) = &mut text {
-                    let c = match r.xml10_content().as_ref() {
-                        "amp" => Some('&'),
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "quot" => Some('"'),
-                        "apos" => Some('\''),
-                        _ => r.resolve_char_ref().ok().flatten(),
-                    };
-                    s.extend(c);
-                }
+                let c = match r.xml10_content().as_ref() {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    _ => r.resolve_char_ref().ok().flatten(),
+                };
+                pls.push_text(&c.map(String::from).unwrap_or_default());
             }
-            Event::End(e) => {
-                let name = e.local_name().as_ref().to_string();
-                if let Some((kind, s, own_alphabet)) = text.take_if(|(k, _, _)| *k == name) {
-                    let s = s.trim().to_string();
-                    match kind.as_str() {
-                        "grapheme" => graphemes.push(s),
-                        "alias" if spoken.is_none() => spoken = Some(Spoken::Alias { alias: s }),
-                        "phoneme" if spoken.is_none() => {
-                            let alphabet = own_alphabet.or_else(|| alphabet.clone()).ok_or(
-                                PlsError {
-                                    line: line_at(pos),
-                                    message: "a phoneme without an alphabet (give the lexicon's alphabet attribute)".into(),
-                                },
-                            )?;
-                            spoken = Some(Spoken::Phoneme {
-                                phoneme: s,
-                                alphabet,
-                            });
-                        }
-                        _ => {}
-                    }
-                } else if name == "lexeme" {
-                    let Some(how) = spoken.take() else {
-                        return Err(PlsError {
-                            line: lexeme_line,
-                            message: "a lexeme without an alias or a phoneme".into(),
-                        });
-                    };
-                    if graphemes.is_empty() {
-                        return Err(PlsError {
-                            line: lexeme_line,
-                            message: "a lexeme without a grapheme".into(),
-                        });
-                    }
-                    for g in graphemes.drain(..) {
-                        rules.push(Rule {
-                            word: g,
-                            spoken: how.clone(),
-                        });
-                    }
-                }
-            }
+            Event::End(e) => pls.end(e.local_name().as_ref(), pos)?,
             Event::Eof => break,
             _ => {}
         }
     }
-    if !saw_lexicon {
+    if !pls.saw_lexicon {
         return Err(PlsError {
             line: 1,
             message: "not a PLS lexicon (no <lexicon> element)".into(),
         });
     }
-    Ok(rules)
+    Ok(pls.rules)
 }
 
 #[cfg(test)]

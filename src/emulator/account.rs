@@ -25,17 +25,135 @@ pub(crate) async fn voices(
     response
 }
 
+/// The filters of a `/v2/voices` listing, lowercased, as the query gives them.
+struct VoiceFilter {
+    search: Option<String>,
+    ids: Vec<String>,
+    languages: Vec<String>,
+    use_cases: Vec<String>,
+    voice_type: Option<String>,
+    category: Option<String>,
+    tuning: Option<String>,
+    gender: Option<String>,
+    age: Option<String>,
+    accent: Option<String>,
+    collection: Option<String>,
+}
+
+fn first(pairs: &[(String, String)], k: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.clone())
+}
+
+impl VoiceFilter {
+    fn from_query(pairs: &[(String, String)]) -> Self {
+        let lower = |k: &str| first(pairs, k).map(|s| s.to_lowercase());
+        let all = |k: &str| -> Vec<String> {
+            pairs
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| v.to_lowercase())
+                .collect()
+        };
+        VoiceFilter {
+            search: lower("search"),
+            ids: all("voice_ids"),
+            languages: all("language"),
+            use_cases: all("use_cases"),
+            voice_type: lower("voice_type"),
+            category: lower("category"),
+            tuning: lower("fine_tuning_state"),
+            gender: lower("gender"),
+            age: lower("age"),
+            accent: lower("accent"),
+            collection: first(pairs, "collection_id"),
+        }
+    }
+
+    fn of_type(&self, v: &data::Voice) -> bool {
+        let premade = v.category == "premade";
+        match self.voice_type.as_deref() {
+            None => true,
+            Some("default") => premade,
+            Some("non-default") => !premade,
+            // The account's own voices; the emulator has no voice library or workspace
+            // sharing, so nothing is "community" or "saved".
+            Some("personal" | "workspace") => !premade,
+            Some(_) => false,
+        }
+    }
+
+    fn found(&self, v: &data::Voice) -> bool {
+        self.search.as_ref().is_none_or(|s| {
+            [
+                v.name,
+                v.description,
+                v.category,
+                v.gender,
+                v.age,
+                v.accent,
+                v.language,
+                v.use_case,
+            ]
+            .iter()
+            .any(|f| f.to_lowercase().contains(s.as_str()))
+        })
+    }
+
+    fn matches(&self, v: &data::Voice) -> bool {
+        let is = |wanted: &Option<String>, value: &str| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.eq_ignore_ascii_case(value))
+        };
+        let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|x| x == value);
+        self.found(v)
+            && self.of_type(v)
+            && (self.ids.is_empty() || self.ids.iter().any(|i| i.eq_ignore_ascii_case(v.voice_id)))
+            && is(&self.category, v.category)
+            && self
+                .tuning
+                .as_ref()
+                .is_none_or(|s| v.fine_tuning_state == Some(s.as_str()))
+            && is(&self.gender, v.gender)
+            && is(&self.age, v.age)
+            && is(&self.accent, v.accent)
+            && any(&self.languages, v.language)
+            && any(&self.use_cases, v.use_case)
+            && self
+                .collection
+                .as_ref()
+                .is_none_or(|c| v.collection_ids.contains(&c.as_str()))
+    }
+}
+
+/// Where a page starts: page tokens are the emulator's own (`p` and an offset); any other is
+/// refused.
+fn page_start(state: &Emulator, token: Option<String>, len: usize) -> Result<usize, Response> {
+    let Some(t) = token else {
+        return Ok(0);
+    };
+    match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) if n <= len => Ok(n),
+        _ => Err(api_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "invalid_next_page_token",
+            &format!(
+                "The next_page_token {t:?} is not one this server issued for this listing (the emulator's choice of answer: the API does not document one)."
+            ),
+        )),
+    }
+}
+
 pub(crate) fn voices_response(
     state: &Emulator,
     pairs: &[(String, String)],
     headers: &HeaderMap,
 ) -> Response {
-    let get_one = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
     let page_size = match super::pydantic::listing_query("/v2/voices", pairs, 10, 100) {
         Ok(n) => n,
         Err(errors) => return validation_error(errors),
@@ -43,98 +161,22 @@ pub(crate) fn voices_response(
     if let Err(response) = authorize(state, headers) {
         return *response;
     }
-    let lower = |k: &str| get_one(k).map(|s| s.to_lowercase());
-    let search = lower("search");
-    let all = |k: &str| -> Vec<String> {
-        pairs
-            .iter()
-            .filter(|(key, _)| key == k)
-            .map(|(_, v)| v.to_lowercase())
-            .collect()
-    };
-    let (ids, languages, use_cases) = (all("voice_ids"), all("language"), all("use_cases"));
-    let voice_type = lower("voice_type");
-    let is = |wanted: &Option<String>, value: &str| {
-        wanted
-            .as_ref()
-            .is_none_or(|w| w.eq_ignore_ascii_case(value))
-    };
-    let (category, tuning, gender, age, accent) = (
-        lower("category"),
-        lower("fine_tuning_state"),
-        lower("gender"),
-        lower("age"),
-        lower("accent"),
-    );
-    let collection = get_one("collection_id");
+    let filter = VoiceFilter::from_query(pairs);
     let mut matching: Vec<&data::Voice> = data::catalogue()
         .iter()
-        .filter(|v| {
-            let premade = v.category == "premade";
-            let of_type = match voice_type.as_deref() {
-                None => true,
-                Some("default") => premade,
-                Some("non-default") => !premade,
-                // The account's own voices; the emulator has no voice library or workspace
-                // sharing, so nothing is "community" or "saved".
-                Some("personal" | "workspace") => !premade,
-                Some(_) => false,
-            };
-            let hit = search.as_ref().is_none_or(|s| {
-                [
-                    v.name,
-                    v.description,
-                    v.category,
-                    v.gender,
-                    v.age,
-                    v.accent,
-                    v.language,
-                    v.use_case,
-                ]
-                .iter()
-                .any(|f| f.to_lowercase().contains(s.as_str()))
-            });
-            hit && of_type
-                && (ids.is_empty() || ids.iter().any(|i| i.eq_ignore_ascii_case(v.voice_id)))
-                && is(&category, v.category)
-                && tuning
-                    .as_ref()
-                    .is_none_or(|s| v.fine_tuning_state == Some(s.as_str()))
-                && is(&gender, v.gender)
-                && is(&age, v.age)
-                && is(&accent, v.accent)
-                && (languages.is_empty() || languages.iter().any(|l| l == v.language))
-                && (use_cases.is_empty() || use_cases.iter().any(|u| u == v.use_case))
-                && collection
-                    .as_ref()
-                    .is_none_or(|c| v.collection_ids.contains(&c.as_str()))
-        })
+        .filter(|v| filter.matches(v))
         .collect();
-    match get_one("sort").as_deref() {
+    match first(pairs, "sort").as_deref() {
         Some("name") => matching.sort_by_key(|v| v.name),
         Some("created_at_unix") => matching.sort_by_key(|v| v.created_at_unix),
         _ => {}
     }
-    if get_one("sort_direction").as_deref() == Some("desc") {
+    if first(pairs, "sort_direction").as_deref() == Some("desc") {
         matching.reverse();
     }
-    // Page tokens are the emulator's own (`p` and an offset); any other is refused.
-    let start: usize = match get_one("next_page_token") {
-        None => 0,
-        Some(t) => match t.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) if n <= matching.len() => n,
-            _ => {
-                return api_error(
-                    state,
-                    StatusCode::BAD_REQUEST,
-                    "validation_error",
-                    "invalid_next_page_token",
-                    &format!(
-                        "The next_page_token {t:?} is not one this server issued for this listing (the emulator's choice of answer: the API does not document one)."
-                    ),
-                );
-            }
-        },
+    let start = match page_start(state, first(pairs, "next_page_token"), matching.len()) {
+        Ok(n) => n,
+        Err(response) => return response,
     };
     let end = (start + page_size).min(matching.len());
     let page: Vec<Value> = matching[start.min(end)..end]

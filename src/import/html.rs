@@ -244,9 +244,36 @@ struct Builder {
     left_out: Vec<(&'static str, usize)>,
     /// Inside a navigation link: (nav kind, depth, href, label, link kind).
     link: Option<(String, usize, String, String, Option<String>)>,
+    /// The elements open, outermost first.
+    stack: Vec<Open>,
+    /// How deep in a navigation document's lists.
+    depth_of_lists: usize,
+    /// Inside a `nav`: its kind.
+    nav_kind: Option<String>,
+    options: HtmlOptions,
 }
 
 impl Builder {
+    fn new(options: HtmlOptions) -> Self {
+        Builder {
+            page: Page::default(),
+            text: String::new(),
+            anchors: Vec::new(),
+            sup: None,
+            in_title: None,
+            left_out: Vec::new(),
+            link: None,
+            stack: Vec::new(),
+            depth_of_lists: 0,
+            nav_kind: None,
+            options,
+        }
+    }
+
+    fn skipping(&self) -> bool {
+        self.stack.last().is_some_and(|o| o.skipping)
+    }
+
     fn push_text(&mut self, s: &str) {
         if let Some(t) = &mut self.in_title {
             t.push_str(s);
@@ -282,6 +309,150 @@ impl Builder {
             None => self.left_out.push((what, 1)),
         }
     }
+
+    /// An element that has no content (`br`, `hr`, `img`, ...).
+    fn void(&mut self, name: &str, a: Attrs) {
+        if self.skipping() {
+            return;
+        }
+        if let Some(id) = a.id {
+            self.anchors.push(id);
+        }
+        match name {
+            "br" => self.push_text(" "),
+            "hr" => self.flush(None),
+            "img" => match a
+                .alt
+                .filter(|alt| self.options.alt_text && !clean(alt).is_empty())
+            {
+                Some(alt) => {
+                    self.flush(None);
+                    self.text.push_str(&alt);
+                    self.flush(None);
+                }
+                None => self.leave_out("image"),
+            },
+            _ => {}
+        }
+    }
+
+    /// An element opens.
+    fn start(&mut self, name: String, a: Attrs) {
+        let skipping = self.skipping();
+        let heading = heading_level(&name);
+        if !skipping && (BLOCKS.contains(&name.as_str()) || heading.is_some()) {
+            self.flush(None);
+        }
+        if matches!(name.as_str(), "body" | "section" | "article")
+            && self.stack.iter().filter(|o| o.name != "html").count() <= 2
+        {
+            self.page.kinds.extend(a.kinds.iter().cloned());
+        }
+        if name == "title" && self.stack.iter().any(|o| o.name == "head") {
+            self.in_title = Some(String::new());
+        }
+        self.start_nav(&name, &a);
+        if name == "sup" && !skipping {
+            self.sup = Some(String::new());
+        }
+        if let Some(why) = (!skipping).then(|| skip_reason(&name, &a)).flatten() {
+            self.leave_out(why);
+            self.stack.push(Open {
+                name,
+                skipping: true,
+                nav: None,
+            });
+            return;
+        }
+        if !skipping && let Some(id) = a.id {
+            self.anchors.push(id);
+        }
+        let nav = (name == "nav").then(|| self.nav_kind.clone()).flatten();
+        self.stack.push(Open {
+            name,
+            skipping,
+            nav,
+        });
+    }
+
+    /// A `nav`, a list in one or a link in one opens.
+    fn start_nav(&mut self, name: &str, a: &Attrs) {
+        if name == "nav" {
+            self.nav_kind = Some(a.kinds.first().cloned().unwrap_or_else(|| "toc".into()));
+            self.depth_of_lists = 0;
+        }
+        if self.nav_kind.is_some() && name == "ol" {
+            self.depth_of_lists += 1;
+        }
+        if let (Some(kind), "a", Some(href)) = (&self.nav_kind, name, &a.href) {
+            self.link = Some((
+                kind.clone(),
+                self.depth_of_lists.max(1),
+                href.clone(),
+                String::new(),
+                a.kinds.first().cloned(),
+            ));
+        }
+    }
+
+    /// An element closes (and every element left open inside it).
+    fn end(&mut self, name: &str) {
+        let Some(at) = self.stack.iter().rposition(|o| o.name == name) else {
+            return;
+        };
+        let closed = self.stack.split_off(at);
+        let was_skipping = closed[0].skipping;
+        if name == "title" {
+            if let Some(t) = self.in_title.take() {
+                self.page.title = Some(clean(&t)).filter(|t| !t.is_empty());
+            }
+            return;
+        }
+        if closed.iter().any(|o| o.nav.is_some()) {
+            self.nav_kind = None;
+        }
+        if self.nav_kind.is_some() && name == "ol" {
+            self.depth_of_lists = self.depth_of_lists.saturating_sub(1);
+        }
+        if name == "a"
+            && let Some((nav, depth, href, label, kind)) = self.link.take()
+        {
+            self.page.nav.push(NavLink {
+                nav,
+                depth,
+                href,
+                label: clean(&label),
+                kind,
+            });
+        }
+        if name == "sup" {
+            self.end_sup();
+        }
+        if was_skipping && !self.skipping() {
+            return;
+        }
+        if let Some(level) = heading_level(name) {
+            self.flush(Some(level));
+        } else if BLOCKS.contains(&name) {
+            self.flush(None);
+        }
+    }
+
+    /// A `<sup>` closes: a footnote marker (a number or a symbol) is left out.
+    fn end_sup(&mut self) {
+        let Some(sup) = self.sup.take() else {
+            return;
+        };
+        let t = sup.trim();
+        let marker = t.chars().count() <= 4
+            && t.chars()
+                .all(|c| c.is_ascii_digit() || "*\u{2020}\u{2021}§[]()".contains(c));
+        if marker && !t.is_empty() {
+            self.leave_out("footnote marker");
+        } else {
+            self.text.push_str(&sup);
+        }
+    }
 }
 
 fn heading_level(name: &str) -> Option<u8> {
@@ -298,174 +469,28 @@ pub(crate) fn read_page(source: &str, options: HtmlOptions) -> Result<Page, Stri
     config.check_end_names = false;
     config.allow_unmatched_ends = true;
     config.allow_dangling_amp = true;
-    let mut b = Builder {
-        page: Page::default(),
-        text: String::new(),
-        anchors: Vec::new(),
-        sup: None,
-        in_title: None,
-        left_out: Vec::new(),
-        link: None,
-    };
-    let mut stack: Vec<Open> = Vec::new();
-    let mut depth_of_lists = 0usize;
-    let mut nav_kind: Option<String> = None;
+    let mut b = Builder::new(options);
     loop {
         let event = reader
             .read_event()
             .map_err(|e| format!("{e} (at byte {})", reader.error_position()))?;
-        let skipping = stack.last().is_some_and(|o| o.skipping);
+        let reading = !b.skipping() || b.in_title.is_some();
         match event {
             Event::Start(e) | Event::Empty(e) if VOID.contains(&local(&e).as_str()) => {
-                let name = local(&e);
-                let a = attrs(&e);
-                if skipping {
-                    continue;
-                }
-                if let Some(id) = a.id {
-                    b.anchors.push(id);
-                }
-                match name.as_str() {
-                    "br" => b.push_text(" "),
-                    "hr" => b.flush(None),
-                    "img" => {
-                        match a
-                            .alt
-                            .filter(|alt| options.alt_text && !clean(alt).is_empty())
-                        {
-                            Some(alt) => {
-                                b.flush(None);
-                                b.text.push_str(&alt);
-                                b.flush(None);
-                            }
-                            None => b.leave_out("image"),
-                        }
-                    }
-                    _ => {}
-                }
+                b.void(&local(&e), attrs(&e));
             }
             Event::Empty(e) => {
-                if !skipping && let Some(id) = attrs(&e).id {
+                if !b.skipping()
+                    && let Some(id) = attrs(&e).id
+                {
                     b.anchors.push(id);
                 }
             }
-            Event::Start(e) => {
-                let name = local(&e);
-                let a = attrs(&e);
-                let heading = heading_level(&name);
-                if !skipping && (BLOCKS.contains(&name.as_str()) || heading.is_some()) {
-                    b.flush(None);
-                }
-                if matches!(name.as_str(), "body" | "section" | "article")
-                    && stack.iter().filter(|o| o.name != "html").count() <= 2
-                {
-                    b.page.kinds.extend(a.kinds.iter().cloned());
-                }
-                let mut reason = if skipping {
-                    None
-                } else {
-                    skip_reason(&name, &a)
-                };
-                if name == "title" && stack.iter().any(|o| o.name == "head") {
-                    b.in_title = Some(String::new());
-                }
-                if name == "nav" {
-                    nav_kind = Some(a.kinds.first().cloned().unwrap_or_else(|| "toc".into()));
-                    depth_of_lists = 0;
-                }
-                if nav_kind.is_some() && name == "ol" {
-                    depth_of_lists += 1;
-                }
-                if let (Some(kind), "a", Some(href)) = (&nav_kind, name.as_str(), &a.href) {
-                    b.link = Some((
-                        kind.clone(),
-                        depth_of_lists.max(1),
-                        href.clone(),
-                        String::new(),
-                        a.kinds.first().cloned(),
-                    ));
-                }
-                if name == "sup" && !skipping {
-                    b.sup = Some(String::new());
-                }
-                if let Some(why) = reason.take() {
-                    b.leave_out(why);
-                    stack.push(Open {
-                        name,
-                        skipping: true,
-                        nav: None,
-                    });
-                    continue;
-                }
-                if !skipping && let Some(id) = a.id {
-                    b.anchors.push(id);
-                }
-                let nav = (name == "nav").then(|| nav_kind.clone()).flatten();
-                stack.push(Open {
-                    name,
-                    skipping,
-                    nav,
-                });
-            }
-            Event::End(e) => {
-                let name = e.local_name().as_ref().to_ascii_lowercase();
-                let Some(at) = stack.iter().rposition(|o| o.name == name) else {
-                    continue;
-                };
-                let closed = stack.split_off(at);
-                let was_skipping = closed[0].skipping;
-                if name == "title" {
-                    if let Some(t) = b.in_title.take() {
-                        b.page.title = Some(clean(&t)).filter(|t| !t.is_empty());
-                    }
-                    continue;
-                }
-                if closed.iter().any(|o| o.nav.is_some()) {
-                    nav_kind = None;
-                }
-                if nav_kind.is_some() && name == "ol" {
-                    depth_of_lists = depth_of_lists.saturating_sub(1);
-                }
-                if name == "a"
-                    && let Some((nav, depth, href, label, kind)) = b.link.take()
-                {
-                    b.page.nav.push(NavLink {
-                        nav,
-                        depth,
-                        href,
-                        label: clean(&label),
-                        kind,
-                    });
-                }
-                if name == "sup"
-                    && let Some(sup) = b.sup.take()
-                {
-                    let t = sup.trim();
-                    let marker = t.chars().count() <= 4
-                        && t.chars()
-                            .all(|c| c.is_ascii_digit() || "*\u{2020}\u{2021}§[]()".contains(c));
-                    if marker && !t.is_empty() {
-                        b.leave_out("footnote marker");
-                    } else {
-                        b.text.push_str(&sup);
-                    }
-                }
-                if was_skipping && !stack.last().is_some_and(|o| o.skipping) {
-                    continue;
-                }
-                if let Some(level) = heading_level(&name) {
-                    b.flush(Some(level));
-                } else if BLOCKS.contains(&name.as_str()) {
-                    b.flush(None);
-                }
-            }
-            Event::Text(t) if !skipping || b.in_title.is_some() => {
-                b.push_text(&t.xml10_content());
-            }
-            Event::CData(t) if !skipping => {
-                b.push_text(&t.into_inner());
-            }
-            Event::GeneralRef(r) if !skipping || b.in_title.is_some() => {
+            Event::Start(e) => b.start(local(&e), attrs(&e)),
+            Event::End(e) => b.end(&e.local_name().as_ref().to_ascii_lowercase()),
+            Event::Text(t) if reading => b.push_text(&t.xml10_content()),
+            Event::CData(t) if !b.skipping() => b.push_text(&t.into_inner()),
+            Event::GeneralRef(r) if reading => {
                 let name = r.xml10_content();
                 match entity(&name) {
                     Some(c) => b.push_text(c.encode_utf8(&mut [0u8; 4])),

@@ -1,0 +1,391 @@
+//! EPUB 2 and 3: the ZIP container read with bounded memory, `META-INF/container.xml` to the
+//! package document (OPF), its metadata, manifest and spine, and the table of contents (the
+//! EPUB 3 navigation document, or the EPUB 2 NCX) mapped onto the spine: several entries in
+//! one file are cut at their anchors, and a file the TOC does not name belongs to the entry
+//! before it. Without a TOC each spine file is a chapter.
+//!
+//! Not responsible for the XHTML itself (see `html`).
+
+use std::io::{Cursor, Read};
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::html::{HtmlOptions, Page, read_page};
+use super::{Book, Cover, Part, add_left_out, chapters, image_extension};
+
+mod package;
+mod toc;
+
+use package::{Package, attributes, local_name, read_package, resolve};
+use toc::{Entry, table_of_contents};
+
+/// The most a single file of the book may take once inflated.
+const MAX_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
+/// The most the whole book may take once inflated (a ZIP bomb stops here; the text of a long
+/// novel is a few megabytes).
+const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
+/// The most files a book may hold.
+const MAX_ENTRIES: usize = 100_000;
+/// Encryption that is not DRM: font obfuscation (IDPF and Adobe).
+const FONT_OBFUSCATION: &[&str] = &[
+    "http://www.idpf.org/2008/embedding",
+    "http://ns.adobe.com/pdf/enc#RC",
+];
+
+struct Archive {
+    zip: zip::ZipArchive<Cursor<Vec<u8>>>,
+    /// Bytes inflated so far.
+    read: u64,
+}
+
+impl Archive {
+    fn has(&self, name: &str) -> bool {
+        self.zip.index_for_name(name).is_some()
+    }
+
+    /// One file of the book, at most [`MAX_ENTRY_BYTES`] and within the book's budget.
+    fn bytes(&mut self, name: &str) -> Result<Vec<u8>, String> {
+        let budget = (MAX_TOTAL_BYTES - self.read).min(MAX_ENTRY_BYTES);
+        let entry = self.zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+        if entry.size() > budget {
+            return Err(format!(
+                "{name}: {} bytes once inflated, more than narrate reads ({budget})",
+                entry.size()
+            ));
+        }
+        let mut out = Vec::new();
+        entry
+            .take(budget + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{name}: cannot inflate: {e}"))?;
+        if out.len() as u64 > budget {
+            return Err(format!(
+                "{name}: inflates past its declared size and the limit of {budget} bytes"
+            ));
+        }
+        self.read += out.len() as u64;
+        Ok(out)
+    }
+
+    fn text(&mut self, name: &str) -> Result<String, String> {
+        let bytes = self.bytes(name)?;
+        String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8"))
+    }
+}
+
+/// Reads an EPUB's chapters.
+pub(crate) fn read(bytes: Vec<u8>, keep_all: bool, options: HtmlOptions) -> Result<Book, String> {
+    let zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| format!("not a ZIP archive, so not an EPUB ({e})"))?;
+    if zip.len() > MAX_ENTRIES {
+        return Err(format!("{} files, more than narrate reads", zip.len()));
+    }
+    let mut archive = Archive { zip, read: 0 };
+    refuse_drm(&mut archive)?;
+    if !archive.has("META-INF/container.xml") {
+        return Err("not an EPUB: META-INF/container.xml is missing".into());
+    }
+    let container = archive.text("META-INF/container.xml")?;
+    let opf_path = rootfile(&container)?;
+    if !archive.has(&opf_path) {
+        return Err(format!(
+            "the package document {opf_path} named in META-INF/container.xml is missing"
+        ));
+    }
+    let package = read_package(&archive.text(&opf_path)?, &opf_path)?;
+    let mut book = book_of(&package);
+    book.cover = cover(&mut archive, &package);
+    let spine = package.spine_documents();
+    if spine.is_empty() {
+        return Err(format!("{opf_path}: the spine lists no XHTML documents"));
+    }
+    let (entries, landmarks) = table_of_contents(&mut archive, &package, options)?;
+    let mut pages: Vec<Page> = Vec::with_capacity(spine.len());
+    for (path, _) in &spine {
+        if !archive.has(path) {
+            return Err(format!("{path}: in the spine but not in the book"));
+        }
+        let source = archive.text(path)?;
+        let page = read_page(&source, options)
+            .map_err(|e| format!("{path}: the XHTML does not parse: {e}"))?;
+        add_left_out(&mut book, &page.left_out);
+        pages.push(page);
+    }
+    let nav_path = package
+        .items
+        .values()
+        .find(|i| i.properties.split_whitespace().any(|p| p == "nav"))
+        .map(|i| i.href.clone());
+    let mut kinds_of = |k: usize, path: &str| {
+        let mut kinds = pages[k].kinds.clone();
+        kinds.extend(
+            landmarks
+                .iter()
+                .chain(&package.guide)
+                .filter(|(_, p)| p == path)
+                .map(|(t, _)| t.clone()),
+        );
+        if nav_path.as_deref() == Some(path) {
+            kinds.push("toc".into());
+        }
+        kinds
+    };
+    let parts = if entries.is_empty() {
+        let mut parts: Vec<Part> = Vec::new();
+        for (k, (path, linear)) in spine.iter().enumerate() {
+            if *linear {
+                let kinds = kinds_of(k, path);
+                page_parts(&pages[k], kinds, k, &mut parts);
+            }
+        }
+        parts
+    } else {
+        parts_from_toc(&entries, &spine, &pages, &mut kinds_of, &mut book)
+    };
+    chapters(parts, keep_all, &mut book);
+    Ok(book)
+}
+
+/// Refuses a DRM-protected book: `rights.xml`, or `encryption.xml` that encrypts anything but
+/// fonts (font obfuscation).
+fn refuse_drm(archive: &mut Archive) -> Result<(), String> {
+    if archive.has("META-INF/rights.xml") {
+        return Err("DRM-protected (META-INF/rights.xml): narrate cannot read it".into());
+    }
+    if !archive.has("META-INF/encryption.xml") {
+        return Ok(());
+    }
+    let enc = archive.text("META-INF/encryption.xml")?;
+    let mut reader = Reader::from_str(&enc);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e))
+                if local_name(e.local_name()) == "EncryptionMethod" =>
+            {
+                let alg = attributes(&e).get("Algorithm").cloned().unwrap_or_default();
+                if !FONT_OBFUSCATION.contains(&alg.as_str()) {
+                    return Err(format!(
+                        "DRM-protected (META-INF/encryption.xml encrypts content with {alg}): narrate cannot read it"
+                    ));
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// The book's metadata from its package document.
+fn book_of(package: &Package) -> Book {
+    let epub3 = package.version.starts_with('3');
+    Book {
+        format: if epub3 { "EPUB 3" } else { "EPUB 2" },
+        title: package.title.clone(),
+        author: (!package.creators.is_empty()).then(|| package.creators.join(" & ")),
+        language: package.language.clone(),
+        description: package.description.clone(),
+        year: package
+            .date
+            .as_deref()
+            .map(|d| d.chars().take(4).collect::<String>())
+            .filter(|y| y.len() == 4 && y.chars().all(|c| c.is_ascii_digit())),
+        ..Book::default()
+    }
+}
+
+/// A page's parts when the book has no table of contents: a part at each heading of the
+/// page's first heading level, titled by it (or by the page's `<title>`); a page without
+/// headings goes on with the part before it.
+fn page_parts(page: &Page, kinds: Vec<String>, k: usize, parts: &mut Vec<Part>) {
+    let level = page.blocks.iter().find_map(|b| b.heading);
+    if level.is_none()
+        && let Some(last) = parts.last_mut()
+    {
+        last.paragraphs
+            .extend(page.blocks.iter().map(|b| b.text.clone()));
+        return;
+    }
+    let mut current: Option<Part> = None;
+    for b in &page.blocks {
+        if b.heading.is_some() && b.heading == level {
+            parts.extend(current.take());
+            current = Some(Part {
+                title: b.text.clone(),
+                heading: Some(b.text.clone()),
+                paragraphs: Vec::new(),
+                kinds: kinds.clone(),
+            });
+            continue;
+        }
+        current
+            .get_or_insert_with(|| Part {
+                title: page
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| format!("Part {}", k + 1)),
+                kinds: kinds.clone(),
+                ..Part::default()
+            })
+            .paragraphs
+            .push(b.text.clone());
+    }
+    parts.extend(current);
+}
+
+/// Where each entry starts: (spine index, block index), in reading order; an entry whose file
+/// is not in the reading order is skipped with its reason.
+fn entry_starts<'e>(
+    entries: &'e [Entry],
+    spine: &[(String, bool)],
+    pages: &[Page],
+    book: &mut Book,
+) -> Vec<((usize, usize), &'e Entry)> {
+    let mut starts: Vec<((usize, usize), &Entry)> = Vec::new();
+    for e in entries {
+        let Some(k) = spine.iter().position(|(p, _)| *p == e.path) else {
+            book.skipped.push(super::Skipped {
+                title: e.label.clone(),
+                reason: format!("its file {} is not in the reading order", e.path),
+            });
+            continue;
+        };
+        let block = match &e.fragment {
+            None => 0,
+            Some(f) => pages[k]
+                .blocks
+                .iter()
+                .position(|b| b.anchors.iter().any(|a| a == f))
+                .unwrap_or(if pages[k].trailing_anchors.contains(f) {
+                    pages[k].blocks.len()
+                } else {
+                    0
+                }),
+        };
+        if starts.iter().all(|(at, _)| *at != (k, block)) {
+            starts.push(((k, block), e));
+        }
+    }
+    starts.sort_by_key(|(at, _)| *at);
+    starts
+}
+
+/// The text before the first entry, when there is any.
+fn front_matter(
+    spine: &[(String, bool)],
+    pages: &[Page],
+    (k0, b0): (usize, usize),
+    kinds_of: &mut dyn FnMut(usize, &str) -> Vec<String>,
+) -> Option<Part> {
+    let before: usize = pages[..k0].iter().map(|p| p.blocks.len()).sum::<usize>() + b0;
+    if before == 0 {
+        return None;
+    }
+    let mut front = Part {
+        title: "Front matter".into(),
+        paragraphs: pages[..k0]
+            .iter()
+            .flat_map(|p| &p.blocks)
+            .chain(&pages[k0].blocks[..b0])
+            .map(|b| b.text.clone())
+            .collect(),
+        ..Part::default()
+    };
+    front.kinds.push("frontmatter-before-toc".into());
+    for (k, (path, _)) in spine.iter().enumerate().take(k0) {
+        front.kinds.extend(kinds_of(k, path));
+    }
+    Some(front)
+}
+
+/// The parts the TOC's entries mark out on the spine.
+fn parts_from_toc(
+    entries: &[Entry],
+    spine: &[(String, bool)],
+    pages: &[Page],
+    kinds_of: &mut dyn FnMut(usize, &str) -> Vec<String>,
+    book: &mut Book,
+) -> Vec<Part> {
+    let starts = entry_starts(entries, spine, pages, book);
+    let mut parts = Vec::new();
+    if let Some(&(first, _)) = starts.first() {
+        parts.extend(front_matter(spine, pages, first, kinds_of));
+    }
+    for (n, &((k, b), entry)) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).map_or((pages.len(), 0), |(at, _)| *at);
+        let mut blocks = Vec::new();
+        let mut kinds = Vec::new();
+        for (kk, page) in pages.iter().enumerate().take(end.0 + 1).skip(k) {
+            if !spine[kk].1 && kk != k {
+                continue; // a non-linear file (notes) the TOC does not name
+            }
+            if kk != k || b == 0 {
+                kinds.extend(kinds_of(kk, &spine[kk].0));
+            }
+            let from = if kk == k { b } else { 0 };
+            let to = if kk == end.0 {
+                end.1
+            } else {
+                page.blocks.len()
+            };
+            blocks.extend(page.blocks.get(from..to.max(from)).unwrap_or_default());
+        }
+        let mut iter = blocks.into_iter().peekable();
+        let heading = iter
+            .next_if(|bl| bl.heading.is_some())
+            .map(|bl| bl.text.clone());
+        let title = if entry.label.is_empty() {
+            heading.clone().unwrap_or_else(|| format!("Part {}", n + 1))
+        } else {
+            entry.label.clone()
+        };
+        parts.push(Part {
+            title,
+            heading,
+            paragraphs: iter.map(|bl| bl.text.clone()).collect(),
+            kinds,
+        });
+    }
+    parts
+}
+
+/// The rootfile's path from `META-INF/container.xml`.
+fn rootfile(container: &str) -> Result<String, String> {
+    let mut reader = Reader::from_str(container);
+    loop {
+        match reader
+            .read_event()
+            .map_err(|e| format!("META-INF/container.xml: {e}"))?
+        {
+            Event::Start(e) | Event::Empty(e) if local_name(e.local_name()) == "rootfile" => {
+                if let Some(p) = attributes(&e).get("full-path") {
+                    return Ok(resolve("", p).0);
+                }
+            }
+            Event::Eof => {
+                return Err("META-INF/container.xml names no package document (OPF)".into());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The cover image: EPUB 3's `cover-image` item or EPUB 2's `<meta name="cover">`, if it is a
+/// JPEG or PNG of at most 16 MB.
+fn cover(archive: &mut Archive, package: &Package) -> Option<Cover> {
+    let item = package
+        .items
+        .values()
+        .find(|i| i.properties.split_whitespace().any(|p| p == "cover-image"))
+        .or_else(|| {
+            package
+                .cover_id
+                .as_ref()
+                .and_then(|id| package.items.get(id))
+        })?;
+    let bytes = archive.bytes(&item.href).ok()?;
+    if bytes.len() > 16 * 1024 * 1024 {
+        return None;
+    }
+    image_extension(&bytes).map(|extension| Cover { extension, bytes })
+}
