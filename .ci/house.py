@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The house's limits, checked: no source file over 600 lines, no import cycle between modules.
+"""The house's limits, checked: no source file over 600 lines, no function over 80 lines, no
+import cycle between modules.
 
 Run from the repository root: `python3 .ci/house.py` (exit 1 with every breach listed).
 `--report` prints the module graph's figures as well.
 
 Files: every `.rs` under `src/` and `crates/*/src/` counts whole (tests included), except the
-data tables named in ALLOWED_LONG with their reason.
+data tables named in ALLOWED_LONG with their reason. Functions: from `fn` to its closing
+brace, comments and blank lines included, unit tests aside (clippy's `too_many_lines`, set in
+clippy.toml and denied in src/lib.rs and src/main.rs, counts code lines only).
 
 Cycles: each file is a module, and each folder a module of the modules inside it. A file depends on another when it names a path into it:
 `use crate::a::b::Item`, `super::x`, `self::child::f()`, `crate::a::f()` inline, or a child
@@ -24,6 +27,7 @@ import re
 import sys
 
 MAX_LINES = 600
+MAX_FN_LINES = 80
 # A file that is a declarative table may be longer; each is named here with why.
 ALLOWED_LONG = {}
 
@@ -250,6 +254,20 @@ def cycles(nodes, edges):
     return out
 
 
+def functions(code):
+    """(name, first line, lines) of every `fn` with a body, counted from `fn` to its closing
+    brace, comments and blank lines included (stricter than clippy, which skips them)."""
+    out = []
+    for m in re.finditer(r"\bfn\s+(\w+)[^;{]*\{", code):
+        i, depth = m.end(), 1
+        while i < len(code) and depth:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            i += 1
+        first = code[:m.start()].count("\n") + 1
+        out.append((m.group(1), first, code[m.start():i].count("\n") + 1))
+    return out
+
+
 def main():
     failures = []
     report = "--report" in sys.argv
@@ -262,6 +280,12 @@ def main():
                 n = sum(1 for _ in open(p, encoding="utf-8"))
                 if n > MAX_LINES and p not in ALLOWED_LONG:
                     failures.append(f"{p}: {n} lines (the limit is {MAX_LINES}; split it)")
+                code = drop_tests(strip(open(p, encoding="utf-8").read()))
+                for fn, line, length in functions(code):
+                    if length > MAX_FN_LINES:
+                        failures.append(
+                            f"{p}:{line}: fn {fn} is {length} lines (the limit is {MAX_FN_LINES})"
+                        )
         mods, edges = graph(src_root)
         label = lambda m: "::".join(("crate",) + m)
         for parent, fe in sorted(folder_edges(edges).items()):
@@ -285,7 +309,7 @@ def main():
         print(f"house: {f}", file=sys.stderr)
     if failures:
         sys.exit(1)
-    print("house: no file over 600 lines, no import cycle")
+    print("house: no file over 600 lines, no function over 80, no import cycle")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! The `narrate` binary: parses the command line, sets up logging and the runtime, runs the
 //! library and maps the result to an exit status. Everything else lives in the library.
 
+#![deny(clippy::too_many_lines)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

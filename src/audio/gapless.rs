@@ -114,42 +114,20 @@ pub(crate) fn join_encoded(
         .as_ref()
         .and_then(|m| normalizing_gain(target, &m.whole));
     let factor = gain.map(|g| 10f64.powf(g / 20.0));
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    // Whole waveform buckets at a time, so the peaks are those of the piece at once.
-    let bucket =
-        usize::try_from((format.sample_rate / super::PEAKS_PER_SECOND).max(1)).unwrap_or(1);
-    let chunk = bucket * 32;
-    let mut bytes = vec![0u8; chunk * 2];
-    let mut samples: Vec<i16> = Vec::with_capacity(chunk);
-    for (i, span) in placement.spans.iter().enumerate() {
-        super::cancelled(options.cancel.as_deref())?;
-        let audio = matches!(pieces.get(i), Some(Piece::Audio { .. }));
-        let mut left = span.end - span.start;
-        let mut peaks = Vec::new();
-        while left > 0 {
-            let n = usize::try_from(left).unwrap_or(chunk).min(chunk);
-            reader.read_exact(&mut bytes[..n * 2]).map_err(io)?;
-            samples.clear();
-            samples.extend(
-                bytes[..n * 2]
-                    .chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
-            );
-            if let Some(f) = factor {
-                for s in &mut samples {
-                    *s = scaled(*s, f);
-                }
-            }
-            if audio {
-                peaks.extend(super::peaks(&samples, format.sample_rate));
-            }
-            sink.samples(&samples)?;
-            left -= n as u64;
-        }
-        if audio {
-            placement.peaks[i] = peaks;
-        }
-    }
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    replay(
+        reader,
+        pieces,
+        format,
+        &mut placement,
+        factor,
+        sink,
+        options,
+    )
+    .map_err(|e| match e {
+        Replay::Io(source) => io(source),
+        Replay::Audio(e) => e,
+    })?;
     if let Some(m) = &mut placement.loudness {
         if let Some(g) = gain {
             m.whole = m.whole.gained(g);
@@ -164,6 +142,61 @@ pub(crate) fn join_encoded(
     }
     placement.method = super::Assembly::Encode;
     Ok(placement)
+}
+
+/// Why the second pass stopped.
+enum Replay {
+    Io(std::io::Error),
+    Audio(AudioError),
+}
+
+/// The second pass: the joined samples read back from `reader`, scaled by `factor`, handed to
+/// `sink`, with each audio piece's waveform taken from the scaled samples.
+fn replay(
+    mut reader: impl std::io::Read,
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    placement: &mut Placement,
+    factor: Option<f64>,
+    sink: &mut dyn Sink,
+    options: &Options,
+) -> Result<(), Replay> {
+    // Whole waveform buckets at a time, so the peaks are those of the piece at once.
+    let bucket =
+        usize::try_from((format.sample_rate / super::PEAKS_PER_SECOND).max(1)).unwrap_or(1);
+    let chunk = bucket * 32;
+    let mut bytes = vec![0u8; chunk * 2];
+    let mut samples: Vec<i16> = Vec::with_capacity(chunk);
+    for (i, span) in placement.spans.iter().enumerate() {
+        super::cancelled(options.cancel.as_deref()).map_err(Replay::Audio)?;
+        let audio = matches!(pieces.get(i), Some(Piece::Audio { .. }));
+        let mut left = span.end - span.start;
+        let mut peaks = Vec::new();
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(chunk).min(chunk);
+            reader.read_exact(&mut bytes[..n * 2]).map_err(Replay::Io)?;
+            samples.clear();
+            samples.extend(
+                bytes[..n * 2]
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
+            );
+            if let Some(f) = factor {
+                for s in &mut samples {
+                    *s = scaled(*s, f);
+                }
+            }
+            if audio {
+                peaks.extend(super::peaks(&samples, format.sample_rate));
+            }
+            sink.samples(&samples).map_err(Replay::Audio)?;
+            left -= n as u64;
+        }
+        if audio {
+            placement.peaks[i] = peaks;
+        }
+    }
+    Ok(())
 }
 
 /// `.mp3` output encoded once from the joined, gapless samples.

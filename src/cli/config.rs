@@ -191,6 +191,52 @@ pub struct RenderConfig {
     pub endpoint: Endpoint,
 }
 
+/// `--concurrency`: a number of at least 1, or `auto`.
+fn concurrency(value: &str) -> anyhow::Result<Concurrency> {
+    match value {
+        "auto" => Ok(Concurrency::Auto),
+        n => match n.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(Concurrency::Fixed(n)),
+            _ => Err(usage(format!(
+                "--concurrency {n:?}: expected a number of at least 1, or auto"
+            ))),
+        },
+    }
+}
+
+/// `--jobs`: at least 1 (at most 256); by default the core count.
+fn jobs(value: Option<usize>) -> anyhow::Result<usize> {
+    match value {
+        Some(0) => Err(usage(
+            "--jobs 0: at least one file must be assembled at a time",
+        )),
+        Some(n) => Ok(n.min(256)),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// The numeric flags' ranges: `--max-credits`, `--loudness-target`, `--request-timeout`.
+fn check_numbers(args: &RenderArgs) -> anyhow::Result<()> {
+    if let Some(max) = args.max_credits
+        && !(max.is_finite() && max >= 0.0)
+    {
+        return Err(usage("--max-credits must be a number of at least 0"));
+    }
+    if let Some(target) = args.loudness_target
+        && !(-70.0..=-5.0).contains(&target)
+    {
+        return Err(usage(format!(
+            "--loudness-target {target}: expected LUFS between -70 and -5, such as -19"
+        )));
+    }
+    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+        return Err(usage(
+            "--request-timeout must be a positive number of seconds",
+        ));
+    }
+    Ok(())
+}
+
 impl RenderConfig {
     /// Validates `render`'s flags; `env_key` is `ELEVENLABS_API_KEY`.
     pub fn from_args(args: &RenderArgs, env_key: Option<String>) -> anyhow::Result<Self> {
@@ -199,17 +245,7 @@ impl RenderConfig {
                 "-o/--output takes one manifest; each of several manifests names its own output",
             ));
         }
-        let concurrency = match args.concurrency.as_str() {
-            "auto" => Concurrency::Auto,
-            n => match n.parse::<usize>() {
-                Ok(n) if n >= 1 => Concurrency::Fixed(n),
-                _ => {
-                    return Err(usage(format!(
-                        "--concurrency {n:?}: expected a number of at least 1, or auto"
-                    )));
-                }
-            },
-        };
+        let concurrency = concurrency(&args.concurrency)?;
         if args.chapters.is_some() && args.manifests.len() > 1 {
             return Err(usage(
                 "--chapters takes one manifest: chapter numbers and titles belong to one book",
@@ -231,23 +267,7 @@ impl RenderConfig {
                 "--only re-renders some segments and takes the rest from the cache; it cannot be used with --no-cache",
             ));
         }
-        if let Some(max) = args.max_credits
-            && !(max.is_finite() && max >= 0.0)
-        {
-            return Err(usage("--max-credits must be a number of at least 0"));
-        }
-        if let Some(target) = args.loudness_target
-            && !(-70.0..=-5.0).contains(&target)
-        {
-            return Err(usage(format!(
-                "--loudness-target {target}: expected LUFS between -70 and -5, such as -19"
-            )));
-        }
-        if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
-            return Err(usage(
-                "--request-timeout must be a positive number of seconds",
-            ));
-        }
+        check_numbers(args)?;
         Ok(RenderConfig {
             manifests: args.manifests.clone(),
             output: args.output.clone(),
@@ -267,15 +287,7 @@ impl RenderConfig {
             audiobook: args.audiobook,
             split: args.split,
             library: args.library.clone(),
-            jobs: match args.jobs {
-                Some(0) => {
-                    return Err(usage(
-                        "--jobs 0: at least one file must be assembled at a time",
-                    ));
-                }
-                Some(n) => n.min(256),
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
+            jobs: jobs(args.jobs)?,
             chapters: args
                 .chapters
                 .clone()

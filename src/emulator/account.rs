@@ -131,6 +131,7 @@ impl VoiceFilter {
 
 /// Where a page starts: page tokens are the emulator's own (`p` and an offset); any other is
 /// refused.
+#[allow(clippy::result_large_err)] // the error is the answer itself
 fn page_start(state: &Emulator, token: Option<String>, len: usize) -> Result<usize, Response> {
     let Some(t) = token else {
         return Ok(0);

@@ -16,6 +16,7 @@
 //! uses narrate's format table and model facts, but not its cache or its client.
 
 pub(crate) mod account;
+mod aliases;
 mod auth;
 pub mod data;
 mod dictionaries;

@@ -84,7 +84,7 @@ pub(crate) fn accept<'a>(
         ));
     }
     let format = producible(state, output_format)?;
-    let spoken = super::dictionaries::apply(state, body, text)?;
+    let spoken = super::aliases::apply(state, body, text)?;
     Ok(Accepted {
         text,
         spoken,

@@ -50,6 +50,13 @@ pub(crate) struct Dictionary {
     pub(crate) versions: Vec<(String, Vec<Value>)>,
 }
 
+impl Dictionary {
+    /// Its latest version: (version id, rules).
+    pub(crate) fn latest(&self) -> &(String, Vec<Value>) {
+        self.versions.last().expect("a dictionary has a version")
+    }
+}
+
 /// Shared server state.
 pub struct Emulator {
     pub(crate) config: Config,
@@ -160,6 +167,13 @@ impl Emulator {
         let a = synth::fnv(self.next_id("trace").as_bytes());
         let b = synth::fnv(&a.to_le_bytes());
         format!("{a:016x}{b:016x}")
+    }
+
+    /// The account's pronunciation dictionaries (a panic elsewhere does not lock them away).
+    pub(crate) fn dictionaries(&self) -> std::sync::MutexGuard<'_, Vec<Dictionary>> {
+        self.dictionaries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn log(&self, entry: Value) {

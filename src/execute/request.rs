@@ -92,18 +92,9 @@ pub(crate) async fn render_once<'a>(
         let counted_before = outcome.charged_undelivered;
         match attempt(req, &key, &body, &mut outcome).await {
             Ok(response) => {
-                outcome.statuses.push(200);
                 outcome.latency_ms =
                     Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-                runner.failures_in_a_row.store(0, Ordering::SeqCst);
-                runner.slots.on_success(response.max_concurrency);
-                // Its history item is this request's: no other may recover it.
-                if let Some(id) = &response.history_item_id
-                    && let Ok(mut used) = runner.used_history.lock()
-                {
-                    used.insert(id.clone());
-                }
-                store(req, &key, &body, response, &mut outcome, None);
+                succeeded(req, &key, &body, response, &mut outcome);
                 return (outcome, Some(slot));
             }
             Err(error) => {
@@ -125,6 +116,27 @@ pub(crate) async fn render_once<'a>(
             }
         }
     }
+}
+
+/// An attempt succeeded: the breaker and the cap hear of it, its history item is claimed (no
+/// other request may recover it) and its answer is stored.
+fn succeeded(
+    req: &Request<'_>,
+    key: &RequestKey,
+    body: &TtsBody,
+    response: TtsResponse,
+    outcome: &mut Outcome,
+) {
+    let runner = req.runner;
+    outcome.statuses.push(200);
+    runner.failures_in_a_row.store(0, Ordering::SeqCst);
+    runner.slots.on_success(response.max_concurrency);
+    if let Some(id) = &response.history_item_id
+        && let Ok(mut used) = runner.used_history.lock()
+    {
+        used.insert(id.clone());
+    }
+    store(req, key, body, response, outcome, None);
 }
 
 /// Takes the request's answer from the cache, if it is there (and sound).

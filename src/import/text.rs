@@ -118,17 +118,7 @@ pub(crate) fn read_plain(
         ..Book::default()
     };
     let source = source.trim_start_matches('\u{feff}').replace("\r\n", "\n");
-    let mut body = source.as_str();
-    if let Some(start) = body.find("*** START OF") {
-        let header = &body[..start];
-        book.title = gutenberg_field(header, "Title").map(str::to_string);
-        book.author = gutenberg_field(header, "Author").map(str::to_string);
-        book.language = gutenberg_field(header, "Language").and_then(language_code);
-        body = body[start..].split_once('\n').map_or("", |(_, rest)| rest);
-    }
-    if let Some(end) = body.find("*** END OF") {
-        body = &body[..end];
-    }
+    let body = gutenberg_body(&source, &mut book);
     let paragraphs: Vec<Vec<&str>> = body
         .split("\n\n")
         .map(|p| p.lines().filter(|l| !l.trim().is_empty()).collect())
@@ -152,11 +142,7 @@ pub(crate) fn read_plain(
             // `CHAPTER I.` alone, its title in the next short paragraph.
             if p.len() == 1
                 && let Some(next) = paragraphs.get(i)
-                && next.len() == 1
-                && next[0].trim().chars().count() <= 60
-                && !next[0]
-                    .trim_end()
-                    .ends_with(['.', '!', '?', '"', '\'', ','])
+                && is_title_line(next)
                 && !heading(next[0])
             {
                 title = format!("{title} {}", join_lines(next));
@@ -178,11 +164,46 @@ pub(crate) fn read_plain(
             None => front.paragraphs.push(text),
         }
     }
+    place_front_matter(&mut parts, front, &mut book, options.keep_all);
+    chapters(parts, options.keep_all, &mut book);
+    Ok(book)
+}
+
+/// The text between Project Gutenberg's `*** START` and `*** END` lines (all of it without
+/// them), with the header's title, author and language put in `book`.
+fn gutenberg_body<'s>(source: &'s str, book: &mut Book) -> &'s str {
+    let mut body = source;
+    if let Some(start) = body.find("*** START OF") {
+        let header = &body[..start];
+        book.title = gutenberg_field(header, "Title").map(str::to_string);
+        book.author = gutenberg_field(header, "Author").map(str::to_string);
+        book.language = gutenberg_field(header, "Language").and_then(language_code);
+        body = body[start..].split_once('\n').map_or("", |(_, rest)| rest);
+    }
+    if let Some(end) = body.find("*** END OF") {
+        body = &body[..end];
+    }
+    body
+}
+
+/// A paragraph that can be the title under a lone `CHAPTER I.`: one short line that does not
+/// end a sentence.
+fn is_title_line(paragraph: &[&str]) -> bool {
+    paragraph.len() == 1
+        && paragraph[0].trim().chars().count() <= 60
+        && !paragraph[0]
+            .trim_end()
+            .ends_with(['.', '!', '?', '"', '\'', ','])
+}
+
+/// The text before the first heading: the whole book when there is no heading, else kept
+/// with `keep_all` or skipped with its reason.
+fn place_front_matter(parts: &mut Vec<Part>, mut front: Part, book: &mut Book, keep_all: bool) {
     if parts.is_empty() {
         front.title = book.title.clone().unwrap_or_else(|| "Text".into());
         parts.push(front);
     } else if !front.paragraphs.is_empty() {
-        if options.keep_all {
+        if keep_all {
             parts.insert(0, front);
         } else {
             book.skipped.push(super::Skipped {
@@ -191,8 +212,6 @@ pub(crate) fn read_plain(
             });
         }
     }
-    chapters(parts, options.keep_all, &mut book);
-    Ok(book)
 }
 
 /// A language name or tag as a BCP 47 tag (the Gutenberg header says `English`).
@@ -285,6 +304,41 @@ fn split_at_headings(blocks: Blocks, book: &mut Book, keep_all: bool) {
     chapters(parts, keep_all, book);
 }
 
+/// A pandoc `%` title block (title, then author): read into `book` and cut from the source.
+fn title_block(source: &str, book: &mut Book) -> String {
+    if !source.starts_with('%') {
+        return source.to_string();
+    }
+    let mut lines = source.lines();
+    book.title = lines
+        .next()
+        .map(|l| l.trim_start_matches('%').trim().to_string());
+    book.author = lines
+        .next()
+        .filter(|l| l.starts_with('%'))
+        .map(|l| l.trim_start_matches('%').trim().to_string())
+        .filter(|a| !a.is_empty());
+    let skip = 1 + usize::from(book.author.is_some());
+    source.lines().skip(skip).collect::<Vec<_>>().join("\n")
+}
+
+/// The fields of a YAML front matter block narrate knows, read line by line into `book`.
+fn front_matter(text: &str, book: &mut Book) {
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim().trim_matches(['"', '\'']).to_string();
+            match k.trim() {
+                "title" => book.title = Some(v),
+                "author" | "creator" => book.author = Some(v),
+                "lang" | "language" => book.language = Some(v),
+                "description" => book.description = Some(v),
+                "date" | "year" => book.year = Some(v.chars().take(4).collect()),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Markdown: YAML front matter (`title`, `author`, `lang`, `description`, `date`) or a pandoc
 /// `%` title block; headings, paragraphs, list items and quotes as blocks; images, tables,
 /// code and footnotes left out.
@@ -293,20 +347,7 @@ pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
         format: "Markdown",
         ..Book::default()
     };
-    let mut source = source.trim_start_matches('\u{feff}').to_string();
-    if source.starts_with('%') {
-        let mut lines = source.lines();
-        book.title = lines
-            .next()
-            .map(|l| l.trim_start_matches('%').trim().to_string());
-        book.author = lines
-            .next()
-            .filter(|l| l.starts_with('%'))
-            .map(|l| l.trim_start_matches('%').trim().to_string())
-            .filter(|a| !a.is_empty());
-        let skip = 1 + usize::from(book.author.is_some());
-        source = source.lines().skip(skip).collect::<Vec<_>>().join("\n");
-    }
+    let source = title_block(source.trim_start_matches('\u{feff}'), &mut book);
     let options = Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_TABLES
@@ -331,21 +372,7 @@ pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
         match event {
             Event::Start(Tag::MetadataBlock(MetadataBlockKind::YamlStyle)) => metadata = true,
             Event::End(TagEnd::MetadataBlock(_)) => metadata = false,
-            Event::Text(t) if metadata => {
-                for line in t.lines() {
-                    if let Some((k, v)) = line.split_once(':') {
-                        let v = v.trim().trim_matches(['"', '\'']).to_string();
-                        match k.trim() {
-                            "title" => book.title = Some(v),
-                            "author" | "creator" => book.author = Some(v),
-                            "lang" | "language" => book.language = Some(v),
-                            "description" => book.description = Some(v),
-                            "date" | "year" => book.year = Some(v.chars().take(4).collect()),
-                            _ => {}
-                        }
-                    }
-                }
-            }
+            Event::Text(t) if metadata => front_matter(&t, &mut book),
             Event::Start(Tag::Image { .. }) => {
                 count("image");
                 skip += 1;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::format::OutputFormat;
 
+mod book;
 pub mod chapters;
 mod csv;
 mod raw;
@@ -273,10 +274,10 @@ pub fn load_source(
     };
     let (segments, output_format) = resolver.segments(raw_segments, &mut inputs)?;
     resolve::check_header(&ctx, &header)?;
-    let (year, cover) = resolve::book_fields(&ctx, &base, &header, &mut inputs)?;
-    let pronunciations = resolve::pronunciations(&ctx, &base, &header, &mut inputs)?;
+    let (year, cover) = book::book_fields(&ctx, &base, &header, &mut inputs)?;
+    let pronunciations = book::pronunciations(&ctx, &base, &header, &mut inputs)?;
     check_pronunciations(&ctx, &segments, &pronunciations)?;
-    let output = resolve::output(&ctx, path, &base, &header, output_override, output_format)?;
+    let output = book::output(&ctx, path, &base, &header, output_override, output_format)?;
     Ok(Job {
         manifest: path.to_path_buf(),
         title: header.title,
