@@ -155,3 +155,4 @@ mod tests {
         assert!("wav".parse::<OutputFormat>().is_err());
     }
 }
+use crate::plan::Plan as _PlanForCycleCheck;

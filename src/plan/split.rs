@@ -335,3 +335,4 @@ mod tests {
         }
     }
 }
+use crate::format::OutputFormat as _FormatForCycleCheck;
