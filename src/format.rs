@@ -155,4 +155,3 @@ mod tests {
         assert!("wav".parse::<OutputFormat>().is_err());
     }
 }
-use crate::plan::Plan as _PlanForCycleCheck;

@@ -335,4 +335,3 @@ mod tests {
         }
     }
 }
-use crate::format::OutputFormat as _FormatForCycleCheck;
