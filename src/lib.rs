@@ -10,7 +10,8 @@
 //! The modules follow the data flow:
 //!
 //! ```text
-//! cli ─▶ commands ─▶ manifest ─▶ plan ─▶ execute (api, state) ─▶ audio (codec) ─▶ output
+//! cli ─▶ commands ─▶ manifest ─▶ plan ─▶ execute (api, state) ─▶ publish ─▶ audio (codec)
+//!                                                                        └──▶ output
 //! ```
 //!
 //! - [`cli`]: flags (`cli::args`), resolved into validated configuration (`cli::config`).
@@ -21,6 +22,8 @@
 //! - [`api`]: the HTTP client, typed bodies and replies, the API's error shapes.
 //! - [`execute`]: scheduling, rate limit, concurrency cap, retries, request keys.
 //! - [`state`]: the state directory, its lock and the cache of rendered requests.
+//! - `publish`: the publishing stage: which pieces go into which file, reuse or rebuild, files
+//!   assembled at once, then side files and the review page.
 //! - [`audio`]: streaming assembly into WAV or MP3; [`codec`]: MP3 framing, decoding, LAME.
 //! - [`output`]: the reports, audiobook checks and side files.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
@@ -29,9 +32,10 @@
 //! - [`error`], `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
 //!   models.
 //!
-//! Dependencies point down this list and never back: `codec`, `files`, `error`, `format` and
-//! `models` import nothing above them, and the emulator does not import the client's cache or
-//! codecs' frame parser. This file only declares the modules and dispatches a command.
+//! Dependencies point down this list and never back (`.ci/house.py` refuses an import cycle):
+//! `codec`, `files`, `error`, `format` and `models` import nothing above them, and the emulator
+//! does not import the client's cache or codecs' frame parser. This file only declares the
+//! modules and dispatches a command.
 
 // Outside data never meets an unwrap: every failure is an error with a message.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
