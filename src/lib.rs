@@ -28,7 +28,8 @@
 //! - [`output`]: the reports, audiobook checks and side files.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server.
 //! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
-//! - [`pronounce`]: pronunciation rules (manifest or PLS), where they apply.
+//! - [`pronounce`]: pronunciation rules (manifest or PLS), where they apply; `xml`: the general
+//!   references of the XML files narrate reads.
 //! - [`error`], `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
 //!   models.
 //!
@@ -66,6 +67,7 @@ pub(crate) mod publish;
 mod session;
 mod signals;
 pub mod state;
+pub(crate) mod xml;
 
 pub use commands::render::{render, render_jobs};
 pub use commands::summary::Rendered;

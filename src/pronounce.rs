@@ -241,14 +241,7 @@ pub fn parse_pls(source: &str) -> Result<Vec<Rule>, PlsError> {
             Event::Start(e) | Event::Empty(e) => pls.start(&e, pos),
             Event::Text(t) => pls.push_text(&t.xml10_content()),
             Event::GeneralRef(r) => {
-                let c = match r.xml10_content().as_ref() {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => r.resolve_char_ref().ok().flatten(),
-                };
+                let c = crate::xml::general_ref(&r);
                 pls.push_text(&c.map(String::from).unwrap_or_default());
             }
             Event::End(e) => pls.end(e.local_name().as_ref(), pos)?,

@@ -122,19 +122,6 @@ impl Package {
     }
 }
 
-/// The character a general reference (`&amp;`, `&#233;`) stands for, in XML's five named
-/// entities or by number.
-pub(super) fn general_ref(r: &quick_xml::events::BytesRef<'_>) -> Option<char> {
-    match r.xml10_content().as_ref() {
-        "amp" => Some('&'),
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "quot" => Some('"'),
-        "apos" => Some('\''),
-        _ => r.resolve_char_ref().ok().flatten(),
-    }
-}
-
 impl Package {
     /// An element of the package document opens: `text` becomes the metadata field it starts.
     fn start(
@@ -216,7 +203,7 @@ pub(super) fn read_package(source: &str, opf_path: &str) -> Result<Package, Stri
                 }
             }
             Event::GeneralRef(r) => {
-                if let (Some((_, s)), Some(c)) = (&mut text, general_ref(&r)) {
+                if let (Some((_, s)), Some(c)) = (&mut text, crate::xml::general_ref(&r)) {
                     s.push(c);
                 }
             }
