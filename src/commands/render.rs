@@ -259,19 +259,20 @@ pub(crate) async fn render_job(
         };
         publish::assemble(&publishing, &inputs)
     });
-    let (assembled, assembly_error) = match assembled {
+    let (mut assembled, assembly_error) = match assembled {
         Some(Ok(a)) => (a, None),
         Some(Err(e)) => (Assembled::default(), Some(e)),
         None => (Assembled::default(), None),
     };
     let assembled_all = all_ok && assembly_error.is_none() && !runner.was_interrupted();
+    let request_spans = std::mem::take(&mut assembled.spans);
     let timeline = assembled_all.then(|| report::Timeline {
         files: assembled
             .files
             .iter()
             .map(|f| (f.path.as_path(), &f.placement))
             .collect(),
-        request_spans: assembled.spans.clone(),
+        request_spans,
         split: publishing.split_chapters,
     });
     let mut rep = report::build(
