@@ -256,14 +256,12 @@ fn scheduling(quick: bool) {
             only: Vec::new(),
             clock_offset: Duration::ZERO,
             progress: narrate::progress::ProgressMode::Never,
-            loudness: false,
-            loudness_target: None,
-            audiobook: false,
-            split: narrate::cli::Split::None,
+            publish: narrate::publish::Options {
+                jobs: 1,
+                ..Default::default()
+            },
             chapters: None,
             library: None,
-            jobs: 1,
-            gapless: false,
             timestamps: false,
             defaults: Default::default(),
             endpoint: Endpoint {

@@ -63,7 +63,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod pronounce;
-pub(crate) mod publish;
+pub mod publish;
 mod session;
 mod signals;
 pub mod state;

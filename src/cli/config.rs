@@ -173,19 +173,15 @@ pub struct RenderConfig {
     pub max_credits: Option<f64>,
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
-    /// Output files assembled at once (`--jobs`, default the core count).
-    pub jobs: usize,
     /// `--library`: the Audiobookshelf library the outputs go into.
     pub library: Option<PathBuf>,
     /// `--chapters` and what becomes of the others.
     pub chapters: Option<(String, crate::cli::args::OtherChapters)>,
     pub clock_offset: Duration,
     pub progress: crate::progress::ProgressMode,
-    pub loudness: bool,
-    pub loudness_target: Option<f64>,
-    pub audiobook: bool,
-    pub split: Split,
-    pub gapless: bool,
+    /// How the files are published: `--loudness`, `--loudness-target`, `--audiobook`,
+    /// `--split`, `--gapless`, `--jobs`.
+    pub publish: crate::publish::Options,
     pub timestamps: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
@@ -282,17 +278,19 @@ impl RenderConfig {
             only,
             clock_offset: Duration::from_secs(args.clock_offset_secs),
             progress: args.progress,
-            loudness: args.loudness,
-            loudness_target: args.loudness_target,
-            audiobook: args.audiobook,
-            split: args.split,
+            publish: crate::publish::Options {
+                loudness: args.loudness || args.audiobook,
+                loudness_target: args.loudness_target,
+                audiobook: args.audiobook,
+                split_chapters: args.split == Split::Chapters,
+                gapless: args.gapless,
+                jobs: jobs(args.jobs)?,
+            },
             library: args.library.clone(),
-            jobs: jobs(args.jobs)?,
             chapters: args
                 .chapters
                 .clone()
                 .map(|list| (list, args.other_chapters)),
-            gapless: args.gapless,
             timestamps: args.timestamps,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
@@ -313,18 +311,6 @@ impl RenderConfig {
             breaker_threshold: 20,
             clock_offset: self.clock_offset,
             timestamps: self.timestamps,
-        }
-    }
-
-    /// How a render publishes its files.
-    pub(crate) fn publish_options(&self) -> crate::publish::Options {
-        crate::publish::Options {
-            loudness: self.loudness || self.audiobook,
-            loudness_target: self.loudness_target,
-            audiobook: self.audiobook,
-            split_chapters: self.split == Split::Chapters,
-            gapless: self.gapless,
-            jobs: self.jobs,
         }
     }
 

@@ -14,8 +14,8 @@ use anyhow::Context as _;
 
 use super::budget::{check_balance, estimate_all};
 use super::summary::Rendered;
+use crate::cli::RenderConfig;
 use crate::cli::args::OtherChapters;
-use crate::cli::{RenderConfig, Split};
 use crate::error::UsageError;
 use crate::execute::Runner;
 use crate::manifest::Job;
@@ -122,7 +122,7 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
             return Err(UsageError(format!("--only {id}: no segment has this id")).into());
         }
     }
-    let split = config.split == Split::Chapters;
+    let split = config.publish.split_chapters;
     output::check_outputs(jobs, split, config.endpoint.key_file.as_deref())?;
     if let Some(job) = jobs.iter().find(|j| {
         j.output
@@ -191,7 +191,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         .slots
         .expect(plans.iter().map(Plan::slot_participants).sum());
     let signals = tokio::spawn(signals::stop_on_signals(runner.clone()));
-    let publishing = Arc::new(config.publish_options());
+    let publishing = Arc::new(config.publish.clone());
     let tasks = jobs
         .into_iter()
         .zip(plans)

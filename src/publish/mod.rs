@@ -21,21 +21,22 @@ pub(crate) mod layout;
 pub(crate) mod pool;
 pub(crate) mod published;
 
-/// How a render publishes its files: the flags that shape assembly and nothing else.
+/// How a render publishes its files: the flags that shape assembly and nothing else, built
+/// once from the command line into the render's configuration (public for the benchmarks).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Options {
+pub struct Options {
     /// Measure loudness (`--loudness`, implied by `--audiobook`).
-    pub(crate) loudness: bool,
+    pub loudness: bool,
     /// Normalize to this integrated loudness (`--loudness-target`).
-    pub(crate) loudness_target: Option<f64>,
+    pub loudness_target: Option<f64>,
     /// Check the audiobook rules on the report (`--audiobook`).
-    pub(crate) audiobook: bool,
+    pub audiobook: bool,
     /// One file per chapter (`--split chapters`).
-    pub(crate) split_chapters: bool,
+    pub split_chapters: bool,
     /// Encode `.mp3` once instead of copying frames (`--gapless`).
-    pub(crate) gapless: bool,
+    pub gapless: bool,
     /// Files assembled at once (`--jobs`).
-    pub(crate) jobs: usize,
+    pub jobs: usize,
 }
 
 /// One file published.
