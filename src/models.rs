@@ -1,6 +1,7 @@
 //! The built-in table of text-to-speech models: per-request character limits, credit rates and
 //! whether request stitching is available. The planner uses it when `GET /v1/models` is not
-//! consulted; the emulator serves `/v1/models` from it.
+//! consulted; the emulator serves `/v1/models` from it. Also the limits the API serves
+//! ([`Limits`]), kept only when plausible, for the client, the state directory and the planner.
 //!
 //! Not responsible for talking to the API (see `api`).
 
@@ -102,4 +103,30 @@ pub const DEFAULT_MODEL: &str = "eleven_multilingual_v2";
 /// Looks a model up by id.
 pub fn find(model_id: &str) -> Option<&'static ModelInfo> {
     MODELS.iter().find(|m| m.model_id == model_id)
+}
+
+/// Per-request character limits by model id, from `GET /v1/models` when it was reachable;
+/// models missing here use the built-in table.
+pub type Limits = std::collections::HashMap<String, usize>;
+
+/// The smallest and largest per-request limit believed from the API (or a remembered copy):
+/// anything else is a damaged or hostile answer, and the built-in table is used instead.
+pub(crate) const PLAUSIBLE_LIMITS: std::ops::RangeInclusive<u64> = 50..=1_000_000;
+
+/// Keeps the plausible limits of `(model_id, limit)` pairs, warning about the others (`from`
+/// names where they came from).
+pub fn plausible_limits(pairs: impl IntoIterator<Item = (String, u64)>, from: &str) -> Limits {
+    pairs
+        .into_iter()
+        .filter_map(|(id, max)| {
+            if PLAUSIBLE_LIMITS.contains(&max) {
+                usize::try_from(max).ok().map(|m| (id, m))
+            } else {
+                tracing::warn!(
+                    "{from}: model {id:?} has a per-request limit of {max} characters, which cannot be right; using the built-in limit"
+                );
+                None
+            }
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use super::types::{HistoryPage, Model, Subscription, Voice, VoicesPage};
 use super::{ApiError, Client};
-use crate::plan::{Limits, plausible_limits};
+use crate::models::{Limits, plausible_limits};
 
 impl Client {
     /// Every voice of the account, all pages of `GET /v2/voices`, as the API wrote them.

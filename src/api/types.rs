@@ -1,12 +1,12 @@
 //! What goes over the wire: the text-to-speech body, its answer, character timings, and typed
-//! replies of the account endpoints narrate reads (voices, models, subscription).
+//! replies of the account endpoints narrate reads (voices, models, subscription), and the
+//! request fields a manifest sets (voice settings, dictionary locators), so the client imports
+//! no manifest type.
 //!
 //! Not responsible for sending (see `Client`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-
-use crate::manifest::{DictionaryLocator, VoiceSettings};
 
 /// The JSON body of a text-to-speech request. Unset fields are omitted, never sent as `null`.
 #[derive(Clone, Debug, Serialize)]
@@ -169,4 +169,46 @@ impl Subscription {
     pub fn remaining(&self) -> Option<f64> {
         Some((self.character_limit? - self.character_count?).max(0.0))
     }
+}
+
+/// Voice settings sent with a request; unset fields are omitted from the body.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity_boost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub style: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_speaker_boost: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+}
+
+impl VoiceSettings {
+    /// Fields of `self` override those of `base`.
+    pub(crate) fn over(&self, base: &VoiceSettings) -> VoiceSettings {
+        VoiceSettings {
+            stability: self.stability.or(base.stability),
+            similarity_boost: self.similarity_boost.or(base.similarity_boost),
+            style: self.style.or(base.style),
+            use_speaker_boost: self.use_speaker_boost.or(base.use_speaker_boost),
+            speed: self.speed.or(base.speed),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == VoiceSettings::default()
+    }
+}
+
+/// One pronunciation dictionary applied to a request.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DictionaryLocator {
+    pub pronunciation_dictionary_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }

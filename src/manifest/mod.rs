@@ -11,8 +11,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::format::OutputFormat;
 
 mod book;
@@ -23,6 +21,7 @@ mod resolve;
 mod voices;
 mod yaml;
 
+pub use crate::api::types::{DictionaryLocator, VoiceSettings};
 pub use voices::{has_voice_names, resolve_voice_names};
 
 /// A manifest problem, located in its file.
@@ -62,48 +61,6 @@ pub struct FlagDefaults {
     pub voice_id: Option<String>,
     pub model_id: Option<String>,
     pub output_format: Option<String>,
-}
-
-/// Voice settings sent with a request; unset fields are omitted from the body.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct VoiceSettings {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stability: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub similarity_boost: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub style: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub use_speaker_boost: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub speed: Option<f64>,
-}
-
-impl VoiceSettings {
-    /// Fields of `self` override those of `base`.
-    pub(crate) fn over(&self, base: &VoiceSettings) -> VoiceSettings {
-        VoiceSettings {
-            stability: self.stability.or(base.stability),
-            similarity_boost: self.similarity_boost.or(base.similarity_boost),
-            style: self.style.or(base.style),
-            use_speaker_boost: self.use_speaker_boost.or(base.use_speaker_boost),
-            speed: self.speed.or(base.speed),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        *self == VoiceSettings::default()
-    }
-}
-
-/// One pronunciation dictionary applied to a request.
-#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DictionaryLocator {
-    pub pronunciation_dictionary_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
 }
 
 /// A validated segment with every default resolved.

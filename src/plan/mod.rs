@@ -131,31 +131,7 @@ pub fn plan(job: &Job) -> Plan {
     }
 }
 
-/// Per-request character limits by model id, from `GET /v1/models` when it was reachable;
-/// models missing here use the built-in table.
-pub type Limits = std::collections::HashMap<String, usize>;
-
-/// The smallest and largest per-request limit believed from the API (or a remembered copy):
-/// anything else is a damaged or hostile answer, and the built-in table is used instead.
-pub(crate) const PLAUSIBLE_LIMITS: std::ops::RangeInclusive<u64> = 50..=1_000_000;
-
-/// Keeps the plausible limits of `(model_id, limit)` pairs, warning about the others (`from`
-/// names where they came from).
-pub fn plausible_limits(pairs: impl IntoIterator<Item = (String, u64)>, from: &str) -> Limits {
-    pairs
-        .into_iter()
-        .filter_map(|(id, max)| {
-            if PLAUSIBLE_LIMITS.contains(&max) {
-                usize::try_from(max).ok().map(|m| (id, m))
-            } else {
-                tracing::warn!(
-                    "{from}: model {id:?} has a per-request limit of {max} characters, which cannot be right; using the built-in limit"
-                );
-                None
-            }
-        })
-        .collect()
-}
+pub use crate::models::{Limits, plausible_limits};
 
 /// Builds the plan of a job with the API's model limits.
 pub fn plan_with_limits(job: &Job, limits: &Limits) -> Plan {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::UsageError;
 use crate::files;
-use crate::plan::{Limits, plausible_limits};
+use crate::models::{Limits, plausible_limits};
 
 pub(crate) mod cache;
 pub mod journal;
