@@ -2,7 +2,9 @@
 //! retries and an ETA, drawn with indicatif. Hidden when stderr is not a terminal (unless
 //! `--progress always`) or with `--progress never`.
 //!
-//! Not responsible for the final summary (see `lib.rs`) or for logs (tracing).
+//! It is the render's [`crate::execute::Observer`]: execute tells it what happens and never
+//! draws anything itself. Not responsible for the final summary (see `commands::summary`) or
+//! for logs (tracing).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -59,29 +61,6 @@ impl Progress {
         Progress::new(0, ProgressMode::Never)
     }
 
-    /// A request finished (rendered, cached or failed).
-    pub fn request_done(&self, characters: usize, credits: f64) {
-        self.characters
-            .fetch_add(characters as u64, Ordering::Relaxed);
-        *self.credits.lock().expect("progress lock") += credits;
-        self.bar.inc(1);
-        self.redraw();
-    }
-
-    /// Credits charged for an attempt whose audio did not arrive whole.
-    pub fn charged(&self, credits: f64) {
-        if let Ok(mut c) = self.credits.lock() {
-            *c += credits;
-        }
-        self.redraw();
-    }
-
-    /// An attempt failed and will be retried.
-    pub fn retried(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        self.redraw();
-    }
-
     fn redraw(&self) {
         if self.bar.is_hidden() {
             return;
@@ -97,5 +76,27 @@ impl Progress {
     /// Removes the bar before the summary is printed.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+impl crate::execute::Observer for Progress {
+    fn request_done(&self, characters: usize, credits: f64) {
+        self.characters
+            .fetch_add(characters as u64, Ordering::Relaxed);
+        *self.credits.lock().expect("progress lock") += credits;
+        self.bar.inc(1);
+        self.redraw();
+    }
+
+    fn charged(&self, credits: f64) {
+        if let Ok(mut c) = self.credits.lock() {
+            *c += credits;
+        }
+        self.redraw();
+    }
+
+    fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.redraw();
     }
 }

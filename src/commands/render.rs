@@ -179,11 +179,14 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         state.remember_limits(limits);
     }
     let total_requests: usize = plans.iter().map(|p| p.requests.len()).sum();
-    let progress = progress::Progress::new(total_requests as u64, config.progress);
+    let progress = Arc::new(progress::Progress::new(
+        total_requests as u64,
+        config.progress,
+    ));
     let runner = Arc::new(Runner::new(
         session.client.clone(),
         config.execute_settings(source),
-        progress,
+        progress.clone(),
     ));
     // Every chain of every job is known before the first slot is handed out, so the longest
     // goes first from the start.
@@ -200,7 +203,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
             render_job(runner.clone(), publishing.clone(), job, plan, cache)
         });
     let results = futures::future::join_all(tasks).await;
-    runner.progress.finish();
+    progress.finish();
     signals.abort();
     session.close().await;
     for cache in &caches.caches {

@@ -92,13 +92,25 @@ pub(crate) fn check_audio(data: &[u8], format: OutputFormat) -> Result<(), ApiEr
     }
 }
 
+/// What a run tells as it goes, for whoever shows it (the progress bar); every method is a
+/// notice, never a question.
+pub trait Observer: Send + Sync {
+    /// A request finished (rendered, cached or failed): its characters and the credits it cost.
+    fn request_done(&self, characters: usize, credits: f64);
+    /// Credits charged for an attempt whose audio did not arrive whole.
+    fn charged(&self, credits: f64);
+    /// An attempt failed and will be retried.
+    fn retried(&self);
+}
+
 /// What one run shares across manifests: client, limiter, cap, and the stop flag.
 pub struct Runner {
     pub client: Client,
     pub settings: Settings,
     pub slots: Slots,
     limiter: Option<DefaultDirectRateLimiter>,
-    pub progress: crate::progress::Progress,
+    /// Hears of each request done, credit charged and retry (the progress bar, in a render).
+    pub(crate) observer: Arc<dyn Observer>,
     stopped: AtomicBool,
     stop_reason: Mutex<Option<String>>,
     interrupted: AtomicBool,
@@ -122,7 +134,7 @@ pub(crate) struct Budget {
 
 impl Runner {
     /// The runner of one run: the client, the rate limiter and the concurrency cap.
-    pub fn new(client: Client, settings: Settings, progress: crate::progress::Progress) -> Self {
+    pub fn new(client: Client, settings: Settings, observer: Arc<dyn Observer>) -> Self {
         let limiter = settings
             .rate
             .map(|r| RateLimiter::direct(Quota::per_second(r)));
@@ -131,7 +143,7 @@ impl Runner {
             slots: Slots::new(settings.concurrency),
             settings,
             limiter,
-            progress,
+            observer,
             stopped: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
             interrupted: AtomicBool::new(false),

@@ -40,7 +40,7 @@ pub(super) async fn render<'a>(
         _ => 0.0,
     };
     req.runner
-        .progress
+        .observer
         .request_done(req.plan.requests[req.r].text.chars().count(), credits);
     (outcome, slot)
 }
@@ -216,7 +216,7 @@ async fn recovered(
                     .max(0) as f64;
                 outcome.charged_undelivered += charge;
                 req.runner.settle(0.0, charge);
-                req.runner.progress.charged(charge);
+                req.runner.observer.charged(charge);
             }
             outcome.recovered_from = Some(item.history_item_id);
             outcome.recovery = None;
@@ -288,7 +288,7 @@ pub(crate) async fn attempt(
         && let Some(c) = failure.charged
     {
         outcome.charged_undelivered += c;
-        runner.progress.charged(c);
+        runner.observer.charged(c);
     }
     result.map_err(|failure| failure.error)
 }
@@ -380,7 +380,7 @@ pub(crate) async fn after_failure(
             if disposition == Disposition::RetryLessConcurrency {
                 runner.slots.on_too_many();
             }
-            runner.progress.retried();
+            runner.observer.retried();
             let wait = backoff(&runner.settings, outcome.attempts, error);
             tracing::info!(segment = %segment.id, attempt = outcome.attempts, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), %error, "retrying");
             tokio::time::sleep(wait).await;
