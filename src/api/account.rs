@@ -3,15 +3,13 @@
 //!
 //! Not responsible for what a command does with them (see `commands`).
 
-use anyhow::Context as _;
-
 use super::types::{HistoryPage, Model, Subscription, Voice, VoicesPage};
 use super::{ApiError, Client};
 use crate::models::{Limits, plausible_limits};
 
 impl Client {
     /// Every voice of the account, all pages of `GET /v2/voices`, as the API wrote them.
-    pub async fn voices(&self, search: Option<&str>) -> anyhow::Result<Vec<serde_json::Value>> {
+    pub async fn voices(&self, search: Option<&str>) -> Result<Vec<serde_json::Value>, ApiError> {
         let mut voices = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -22,10 +20,7 @@ impl Client {
             if let Some(t) = &token {
                 query.push(("next_page_token", t.clone()));
             }
-            let page = self
-                .get_json("/v2/voices", &query)
-                .await
-                .context("GET /v2/voices")?;
+            let page = self.get_json("/v2/voices", &query).await?;
             let page: VoicesPage = serde_json::from_value(page).unwrap_or_default();
             voices.extend(page.voices);
             token = page.next_page_token;

@@ -55,10 +55,8 @@ pub(crate) async fn resolve_voices(client: &Client, jobs: &mut [Job]) -> anyhow:
     let voices = match client.voices(None).await {
         Ok(v) => crate::api::account::id_and_name(&v),
         Err(e) => {
-            let refused = e
-                .downcast_ref::<crate::api::ApiError>()
-                .is_some_and(|a| a.status() == Some(401));
-            let message = format!("cannot resolve voice names: {e:#}");
+            let refused = e.status() == Some(401);
+            let message = format!("cannot resolve voice names: GET /v2/voices: {e}");
             return Err(if refused {
                 UsageError(message).into()
             } else {

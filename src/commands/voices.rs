@@ -1,6 +1,8 @@
 //! `narrate voices`: the account's voices, every page of `GET /v2/voices`, as a table or as the
 //! API's JSON.
 
+use anyhow::Context as _;
+
 use crate::api::Voice;
 use crate::cli::args::VoicesArgs;
 use crate::error::EXIT_OK;
@@ -10,7 +12,7 @@ pub(crate) async fn run(args: &VoicesArgs, env_key: Option<String>) -> anyhow::R
     let session = Session::required(&args.api, env_key).await?;
     let voices = session.client.voices(args.search.as_deref()).await;
     session.close().await;
-    let voices = voices?;
+    let voices = voices.context("GET /v2/voices")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&voices)?);
         return Ok(EXIT_OK);
