@@ -314,7 +314,8 @@ fn response_mp3(dir: &Path, seconds: usize) -> PathBuf {
     let text = "Alice was beginning to get very tired of sitting by her sister. "
         .repeat(seconds * 15 / 64 + 1);
     let samples = narrate::emulator::synth::speak(&text, NARRATOR, 1.0, format.sample_rate);
-    let bytes = narrate::emulator::synth::encode(&samples, format).unwrap();
+    let bytes =
+        narrate::emulator::synth::encode(&samples, format.to_string().parse().unwrap()).unwrap();
     let path = dir.join("response.mp3");
     std::fs::write(&path, bytes).unwrap();
     path

@@ -26,7 +26,8 @@
 //!   assembled at once, then side files and the review page.
 //! - [`audio`]: streaming assembly into WAV or MP3; [`codec`]: MP3 framing, decoding, LAME.
 //! - [`output`]: the reports, audiobook checks and side files.
-//! - [`emulator`]: the built-in ElevenLabs-compatible API server.
+//! - [`emulator`]: the built-in ElevenLabs-compatible API server, the `narrate-emulator` crate
+//!   (`crates/emulator`), which imports nothing of this one.
 //! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
 //! - [`pronounce`]: pronunciation rules (manifest or PLS), where they apply; `xml`: the general
 //!   references of the XML files narrate reads.
@@ -35,8 +36,8 @@
 //!
 //! Dependencies point down this list and never back (`.ci/house.py` refuses an import cycle):
 //! `codec`, `files`, `error`, `format` and `models` import nothing above them, and the emulator
-//! does not import the client's cache or codecs' frame parser. This file only declares the
-//! modules and dispatches a command.
+//! cannot import anything of this crate. This file only declares the modules and dispatches a
+//! command.
 
 // Outside data never meets an unwrap: every failure is an error with a message.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -51,7 +52,7 @@ pub mod audio;
 pub mod cli;
 pub mod codec;
 mod commands;
-pub mod emulator;
+pub use narrate_emulator as emulator;
 pub mod error;
 pub mod execute;
 pub mod files;

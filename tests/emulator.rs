@@ -393,7 +393,7 @@ async fn official_python_sdk_and_openapi_schemas() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = emu.base_url();
     let script = root.join("tests/sdk/python_sdk.py");
-    let spec = root.join("tests/data/elevenlabs-tts-openapi.json");
+    let spec = root.join("crates/emulator/data/elevenlabs-tts-openapi.json");
     let mut command = std::process::Command::new("python3");
     command
         .arg(script)
@@ -1077,7 +1077,7 @@ async fn schemathesis_finds_nothing_beyond_the_specs_known_gaps() {
     .await
     .unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let spec = root.join("tests/data/elevenlabs-tts-openapi.json");
+    let spec = root.join("crates/emulator/data/elevenlabs-tts-openapi.json");
     let gaps = root.join("tests/sdk/schemathesis-known-gaps.json");
     let base = emu.base_url();
     let dir = tempfile::tempdir().unwrap();

@@ -47,8 +47,10 @@ fn the_client_and_the_emulator_agree_on_every_model() {
 
 #[test]
 fn the_output_formats_are_the_openapi_descriptions() {
-    let spec: Value =
-        serde_json::from_str(include_str!("data/elevenlabs-tts-openapi.json")).unwrap();
+    let spec: Value = serde_json::from_str(include_str!(
+        "../crates/emulator/data/elevenlabs-tts-openapi.json"
+    ))
+    .unwrap();
     for path in [
         "/v1/text-to-speech/{voice_id}",
         "/v1/text-to-speech/{voice_id}/with-timestamps",

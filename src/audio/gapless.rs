@@ -277,7 +277,13 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let (bytes, _) = crate::emulator::synth::render(t, "voice", 1.0, format).unwrap();
+                let (bytes, _) = crate::emulator::synth::render(
+                    t,
+                    "voice",
+                    1.0,
+                    format.to_string().parse().unwrap(),
+                )
+                .unwrap();
                 let path = dir.path().join(format!("{i}.mp3"));
                 std::fs::write(&path, bytes).unwrap();
                 path

@@ -35,4 +35,21 @@ mod tests {
         assert_eq!(alaw_to_linear(0xD5), 8);
         assert_eq!(alaw_to_linear(0x2A), -32256);
     }
+
+    #[test]
+    fn the_emulators_g711_decodes_closely() {
+        for s in [-32_000i16, -1000, -5, 0, 7, 1000, 12_345, 32_000] {
+            let u = ulaw_to_linear(narrate_emulator::synth::linear_to_ulaw(s));
+            let a = alaw_to_linear(narrate_emulator::synth::linear_to_alaw(s));
+            let tol = (i32::from(s).abs() / 16).max(16);
+            assert!(
+                (i32::from(u) - i32::from(s)).abs() <= tol,
+                "ulaw {s} -> {u}"
+            );
+            assert!(
+                (i32::from(a) - i32::from(s)).abs() <= tol,
+                "alaw {s} -> {a}"
+            );
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! MP3 encoding with LAME, streamed: the emulator's responses, and `.mp3` output assembled
-//! sample by sample (`--gapless`, `trim_silence`).
+//! MP3 encoding with LAME, streamed: `.mp3` output assembled sample by sample (`--gapless`,
+//! `trim_silence`). The emulator has an encoder of its own.
 //!
 //! The stream starts with a placeholder frame that [`Mp3Encoder::finish`] fills with LAME's
 //! Info tag (frame count, encoder delay and padding), so decoders give back exactly the samples
@@ -95,9 +95,8 @@ pub(crate) fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8
 }
 
 /// Puts the Info/LAME `tag` in place of the stream's first frame. LAME's stream opens with a
-/// placeholder frame as long as its tag (it says so by the tag's size). Placed by LAME's own
-/// account, not by narrate's frame parser, so the emulator's MP3s do not depend on the client
-/// code they test.
+/// placeholder frame as long as its tag (it says so by the tag's size).
+#[cfg(test)]
 pub(crate) fn place_tag(out: &mut [u8], tag: &[u8]) {
     let starts_with_sync = out.len() >= 2 && out[0] == 0xFF && out[1] & 0xE0 == 0xE0;
     if !tag.is_empty() && out.len() >= tag.len() && starts_with_sync {

@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Emulator;
-use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+use super::auth::{api_error, authorize, query_pairs, validation_error};
 use super::state::Dictionary;
 
 impl Dictionary {
@@ -114,16 +114,9 @@ fn not_found(state: &Emulator, id: &str) -> Response {
     )
 }
 
-/// The answer (a refusal is an answer too), logged.
-fn logged(
-    state: &Emulator,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    result: Result<Response, Response>,
-) -> Response {
+/// The answer: a refusal is an answer too.
+fn answer(result: Result<Response, Response>) -> Response {
     let (Ok(response) | Err(response)) = result;
-    log_get(state, method, uri, headers, &response);
     response
 }
 
@@ -148,12 +141,10 @@ async fn json_body(headers: &HeaderMap, body: axum::body::Bytes) -> Result<Value
 pub(crate) async fn add_from_rules(
     State(state): State<Arc<Emulator>>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
     body: axum::body::Bytes,
 ) -> Response {
     let result = create(&state, &headers, body).await;
-    logged(&state, &method, &uri, &headers, result)
+    answer(result)
 }
 
 async fn create(
@@ -200,12 +191,10 @@ fn insert(state: &Emulator, name: &str, description: Option<&str>, rules: Vec<Va
 pub(crate) async fn add_from_file(
     State(state): State<Arc<Emulator>>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
     multipart: axum::extract::Multipart,
 ) -> Response {
     let result = from_file(&state, &headers, multipart).await;
-    logged(&state, &method, &uri, &headers, result)
+    answer(result)
 }
 
 async fn from_file(
@@ -236,8 +225,8 @@ async fn from_file(
             &json!(null),
         ));
     };
-    let rules = match file.as_deref().map(crate::pronounce::parse_pls) {
-        Some(Ok(rules)) => rules.iter().map(crate::pronounce::Rule::api).collect(),
+    let rules = match file.as_deref().map(crate::pls::rules) {
+        Some(Ok(rules)) => rules,
         Some(Err(e)) => {
             return Err(super::auth::bad(
                 state,
@@ -284,12 +273,10 @@ pub(crate) async fn change(
     State(state): State<Arc<Emulator>>,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
     body: axum::body::Bytes,
 ) -> Response {
     let result = change_rules(&state, &id, &action, &headers, body).await;
-    logged(&state, &method, &uri, &headers, result)
+    answer(result)
 }
 
 async fn change_rules(
@@ -340,10 +327,8 @@ pub(crate) async fn get(
     State(state): State<Arc<Emulator>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = match authorize(&state, &headers) {
+    match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) => {
             let all = state.dictionaries();
@@ -359,9 +344,7 @@ pub(crate) async fn get(
                 }
             }
         }
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    }
 }
 
 /// `GET /v1/pronunciation-dictionaries?cursor=&page_size=`: newest first, at most 100 a page
@@ -370,15 +353,11 @@ pub(crate) async fn list(
     State(state): State<Arc<Emulator>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = match authorize(&state, &headers) {
+    match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) => list_page(&state, &query_pairs(&query)),
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    }
 }
 
 fn list_page(state: &Emulator, query: &[(String, String)]) -> Response {
@@ -432,10 +411,8 @@ pub(crate) async fn download(
     State(state): State<Arc<Emulator>>,
     Path((id, version)): Path<(String, String)>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = match authorize(&state, &headers) {
+    match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) => {
             let all = state.dictionaries();
@@ -472,7 +449,5 @@ pub(crate) async fn download(
                 }
             }
         }
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    }
 }

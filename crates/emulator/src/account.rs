@@ -6,23 +6,19 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+use super::auth::{api_error, authorize, query_pairs, validation_error};
 use super::{Emulator, Tier, data};
 
 pub(crate) async fn voices(
     State(state): State<Arc<Emulator>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = voices_response(&state, &query_pairs(&query), &headers);
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    voices_response(&state, &query_pairs(&query), &headers)
 }
 
 /// The filters of a `/v2/voices` listing, lowercased, as the query gives them.
@@ -201,17 +197,14 @@ pub(crate) async fn voice(
     Path(voice_id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
     let errors =
         super::pydantic::query_errors("/v1/voices/{voice_id}", "get", &query_pairs(&query));
     if !errors.is_empty() {
         let response = validation_error(errors);
-        log_get(&state, &method, &uri, &headers, &response);
         return response;
     }
-    let response = match authorize(&state, &headers) {
+    match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) => match data::find_voice(&voice_id) {
             Some(v) => axum::Json(data::voice_json(v)).into_response(),
@@ -223,9 +216,7 @@ pub(crate) async fn voice(
                 &format!("A voice with the voice_id {voice_id} was not found."),
             ),
         },
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    }
 }
 
 /// The 503 of an account endpoint the configuration took down.
@@ -240,25 +231,19 @@ fn unavailable(message: &str) -> Response {
 pub(crate) async fn list_models(
     State(state): State<Arc<Emulator>>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = match authorize(&state, &headers) {
+    match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) if state.config.models_down => unavailable("The models list is unavailable."),
         Ok(()) => axum::Json(data::models_json(&state.config.model_limits)).into_response(),
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    }
 }
 
 pub(crate) async fn subscription(
     State(state): State<Arc<Emulator>>,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = match authorize(&state, &headers) {
+    match authorize(&state, &headers) {
         Err(r) => *r,
         Ok(()) if state.config.subscription_down => unavailable("The subscription is unavailable."),
         Ok(()) => {
@@ -292,7 +277,5 @@ pub(crate) async fn subscription(
             }))
             .into_response()
         }
-    };
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    }
 }

@@ -21,7 +21,7 @@ pub(crate) use body::{body_errors, python_float, read_body};
 pub(crate) use query::{listing_query, page_size, query_bool, query_errors};
 
 /// The OpenAPI description the emulator is checked against.
-const OPENAPI: &str = include_str!("../../../tests/data/elevenlabs-tts-openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("../../data/elevenlabs-tts-openapi.json");
 
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();

@@ -13,11 +13,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::{api_error, authorize, log_get, query_pairs, validation_error};
+use super::auth::{api_error, authorize, query_pairs, validation_error};
 use super::state::Item;
 use super::{Emulator, data, synth};
 use crate::format::OutputFormat;
@@ -77,12 +77,8 @@ pub(crate) async fn list(
     State(state): State<Arc<Emulator>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    method: Method,
-    uri: Uri,
 ) -> Response {
-    let response = list_response(&state, &query_pairs(&query), &headers);
-    log_get(&state, &method, &uri, &headers, &response);
-    response
+    list_response(&state, &query_pairs(&query), &headers)
 }
 
 /// The 404 of a history that is not there (see [`super::HistoryMode::Absent`]).
@@ -224,15 +220,11 @@ macro_rules! item_handler {
             State(state): State<Arc<Emulator>>,
             Path(id): Path<String>,
             headers: HeaderMap,
-            method: Method,
-            uri: Uri,
         ) -> Response {
-            let response = match find(&state, &id, &headers) {
+            match find(&state, &id, &headers) {
                 Ok(item) => on_item(&state, item, $action).await,
                 Err(r) => r,
-            };
-            log_get(&state, &method, &uri, &headers, &response);
-            response
+            }
         }
     };
 }

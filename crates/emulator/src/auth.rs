@@ -3,7 +3,11 @@
 //!
 //! Not responsible for what an endpoint answers (see `tts`, `account`).
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -157,21 +161,28 @@ pub(crate) fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-pub(crate) fn log_get(
-    state: &Emulator,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    response: &Response,
-) {
+/// Logs every answer of the account, history and dictionary endpoints (the text-to-speech
+/// endpoints log their own, with what was generated): method, path, query, whether a key was
+/// given, and the status. One layer, so no handler takes the request's parts just to log.
+pub(crate) async fn log_reads(
+    State(state): State<Arc<Emulator>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let key_present = request.headers().contains_key("xi-api-key");
+    let response = next.run(request).await;
     state.log(json!({
         "time": state.now(),
-        "method": method.as_str(),
-        "path": uri.path(),
-        "query": uri.query(),
-        "key_present": headers.contains_key("xi-api-key"),
+        "method": method,
+        "path": path,
+        "query": query,
+        "key_present": key_present,
         "status": response.status().as_u16(),
     }));
+    response
 }
 
 /// A 400 in the API's shape.
