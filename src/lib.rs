@@ -16,7 +16,7 @@
 //!
 //! - [`cli`]: flags (`cli::args`), resolved into validated configuration (`cli::config`).
 //! - `commands`: one module per command; `session`: the client and optional emulator.
-//! - [`import`]: a book (EPUB, Markdown, text, HTML) into a manifest and chapter texts.
+//! - `import`: a book (EPUB, Markdown, text, HTML) into a manifest and chapter texts.
 //! - [`manifest`]: YAML/CSV parsing and validation into a [`manifest::Job`].
 //! - [`plan`]: text splitting and continuity chains.
 //! - [`api`]: the HTTP client, typed bodies and replies, the API's error shapes.
@@ -25,13 +25,13 @@
 //! - `publish`: the publishing stage: which pieces go into which file, reuse or rebuild, files
 //!   assembled at once, then side files and the review page.
 //! - [`audio`]: streaming assembly into WAV or MP3; [`codec`]: MP3 framing, decoding, LAME.
-//! - [`output`]: the reports, audiobook checks and side files.
+//! - `output`: the reports, audiobook checks and side files.
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server, the `narrate-emulator` crate
 //!   (`crates/emulator`), which imports nothing of this one.
 //! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
-//! - [`pronounce`]: pronunciation rules (manifest or PLS), where they apply; `xml`: the general
+//! - `pronounce`: pronunciation rules (manifest or PLS), where they apply; `xml`: the general
 //!   references of the XML files narrate reads.
-//! - [`error`], `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
+//! - `error`, `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
 //!   models.
 //!
 //! Dependencies point down this list and never back (`.ci/house.py` refuses an import cycle):
@@ -53,17 +53,17 @@ pub mod cli;
 pub mod codec;
 mod commands;
 pub use narrate_emulator as emulator;
-pub mod error;
+pub(crate) mod error;
 pub mod execute;
 pub mod files;
 pub mod format;
-pub mod import;
+pub(crate) mod import;
 pub mod manifest;
 pub mod models;
-pub mod output;
+pub(crate) mod output;
 pub mod plan;
 pub mod progress;
-pub mod pronounce;
+pub(crate) mod pronounce;
 pub mod publish;
 mod session;
 mod signals;

@@ -24,10 +24,10 @@ pub struct Rule {
 }
 
 /// The phoneme alphabets the API takes.
-pub const ALPHABETS: &[&str] = &["ipa", "cmu-arpabet"];
+pub(crate) const ALPHABETS: &[&str] = &["ipa", "cmu-arpabet"];
 
 /// The models whose documentation says they honour phoneme rules; the others skip them.
-pub const PHONEME_MODELS: &[&str] = &[
+pub(crate) const PHONEME_MODELS: &[&str] = &[
     "eleven_flash_v2",
     "eleven_turbo_v2",
     "eleven_monolingual_v1",
@@ -63,7 +63,7 @@ impl Rule {
 
 /// Whether `word` occurs in `text` as a whole word (no letter, digit or `_` on either side),
 /// with its case as written.
-pub fn occurs_in(word: &str, text: &str) -> bool {
+pub(crate) fn occurs_in(word: &str, text: &str) -> bool {
     if word.is_empty() {
         return false;
     }
@@ -83,13 +83,13 @@ pub fn occurs_in(word: &str, text: &str) -> bool {
 }
 
 /// The rules that apply to `text`, in order.
-pub fn matching<'a>(rules: &'a [Rule], text: &str) -> Vec<&'a Rule> {
+pub(crate) fn matching<'a>(rules: &'a [Rule], text: &str) -> Vec<&'a Rule> {
     rules.iter().filter(|r| occurs_in(&r.word, text)).collect()
 }
 
 /// A PLS problem: the 1-based line and what is wrong.
 #[derive(Debug, PartialEq)]
-pub struct PlsError {
+pub(crate) struct PlsError {
     pub line: u64,
     pub message: String,
 }
@@ -212,7 +212,7 @@ impl PlsReader<'_> {
 /// Reads a W3C PLS lexicon: each `<lexeme>` with its `<grapheme>`s and an `<alias>` or a
 /// `<phoneme>` (in the lexicon's `alphabet`, or the phoneme's own). Every grapheme of a lexeme
 /// becomes a rule.
-pub fn parse_pls(source: &str) -> Result<Vec<Rule>, PlsError> {
+pub(crate) fn parse_pls(source: &str) -> Result<Vec<Rule>, PlsError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(source);
     let mut pls = PlsReader {

@@ -17,14 +17,14 @@ mod html;
 mod text;
 mod write;
 
-pub use write::{Imported, is_book, manifest_in_memory, summary, write};
+pub(crate) use write::{is_book, manifest_in_memory, summary, write};
 
 /// The largest book file narrate reads (an EPUB with its images).
-pub const MAX_BOOK_BYTES: u64 = 512 * 1024 * 1024;
+pub(crate) const MAX_BOOK_BYTES: u64 = 512 * 1024 * 1024;
 
 /// How to import.
 #[derive(Clone, Debug, Default)]
-pub struct ImportOptions {
+pub(crate) struct ImportOptions {
     /// A voice id (20 letters and digits) or a voice name, for every segment.
     pub voice: Option<String>,
     pub model: Option<String>,
@@ -44,18 +44,18 @@ pub struct ImportOptions {
 }
 
 /// The default pause after a chapter title, in milliseconds.
-pub const DEFAULT_TITLE_PAUSE_MS: u64 = 1500;
+pub(crate) const DEFAULT_TITLE_PAUSE_MS: u64 = 1500;
 
 /// The default voice of an imported manifest (George, a premade voice).
-pub const DEFAULT_VOICE_ID: &str = "JBFqnCBsd6RMkjVDRZzb";
+pub(crate) const DEFAULT_VOICE_ID: &str = "JBFqnCBsd6RMkjVDRZzb";
 /// The default model of an imported manifest.
-pub const DEFAULT_MODEL: &str = "eleven_multilingual_v2";
+pub(crate) const DEFAULT_MODEL: &str = "eleven_multilingual_v2";
 /// The default format of an imported manifest.
-pub const DEFAULT_FORMAT: &str = "mp3_44100_128";
+pub(crate) const DEFAULT_FORMAT: &str = "mp3_44100_128";
 
 /// A cover image.
 #[derive(Clone, Debug)]
-pub struct Cover {
+pub(crate) struct Cover {
     /// `jpg` or `png`, from the image's first bytes.
     pub extension: &'static str,
     pub bytes: Vec<u8>,
@@ -63,7 +63,7 @@ pub struct Cover {
 
 /// A chapter: the name players show, the heading read aloud, the paragraphs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Chapter {
+pub(crate) struct Chapter {
     pub title: String,
     /// The chapter's heading as the book prints it, read aloud before the text.
     pub heading: Option<String>,
@@ -72,14 +72,14 @@ pub struct Chapter {
 
 /// A part of the book left out, and why.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub title: String,
     pub reason: String,
 }
 
 /// A book read into chapters.
 #[derive(Clone, Debug, Default)]
-pub struct Book {
+pub(crate) struct Book {
     /// `EPUB 3`, `EPUB 2`, `Markdown`, `text`, `HTML`.
     pub format: &'static str,
     pub title: Option<String>,
@@ -242,7 +242,7 @@ fn bad(path: &Path, message: impl std::fmt::Display) -> anyhow::Error {
 }
 
 /// Reads a book by its extension: `.epub`, `.md`/`.markdown`, `.txt`, `.html`/`.htm`/`.xhtml`.
-pub fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<Book> {
+pub(crate) fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<Book> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())

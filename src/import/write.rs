@@ -16,7 +16,7 @@ const LANGUAGE_MODELS: &[&str] = &["eleven_turbo_v2_5", "eleven_flash_v2_5"];
 
 /// What `import` wrote.
 #[derive(Debug)]
-pub struct Imported {
+pub(crate) struct Imported {
     pub manifest: PathBuf,
     /// Each chapter's text file, in order.
     pub files: Vec<PathBuf>,
@@ -72,7 +72,7 @@ fn chapter_files(book: &Book, dir: &Path) -> (Vec<PathBuf>, Option<PathBuf>) {
 
 /// Writes the manifest and its chapter files. The book and an existing manifest (without
 /// `force`) are never overwritten.
-pub fn write(
+pub(crate) fn write(
     book: &Book,
     book_path: &Path,
     manifest: &Path,
@@ -258,7 +258,7 @@ fn manifest_yaml(
 }
 
 /// Whether `path` is a book `import` reads (by its extension), rather than a manifest.
-pub fn is_book(path: &Path) -> bool {
+pub(crate) fn is_book(path: &Path) -> bool {
     path.extension().is_some_and(|e| {
         let e = e.to_string_lossy().to_ascii_lowercase();
         [
@@ -271,7 +271,7 @@ pub fn is_book(path: &Path) -> bool {
 /// A book imported in memory, for `narrate render book.epub`: the manifest's text (chapter
 /// texts inline), as if it were written beside the book. Only the cover is written, into the
 /// state directory beside the book (`.narrate/cover-<stem>.jpg`), for the output's artwork.
-pub fn manifest_in_memory(path: &Path, options: &ImportOptions) -> anyhow::Result<String> {
+pub(crate) fn manifest_in_memory(path: &Path, options: &ImportOptions) -> anyhow::Result<String> {
     let book = read_book(path, options)?;
     let base = crate::files::parent_dir(path).to_path_buf();
     let stem = path
@@ -306,7 +306,7 @@ pub fn manifest_in_memory(path: &Path, options: &ImportOptions) -> anyhow::Resul
 }
 
 /// One line per chapter and per skipped part, for the terminal.
-pub fn summary(book: &Book, imported: &Imported) -> String {
+pub(crate) fn summary(book: &Book, imported: &Imported) -> String {
     let mut s = String::new();
     let chars: usize = book
         .chapters

@@ -13,8 +13,8 @@ use crate::manifest::Job;
 pub(crate) mod audiobook;
 pub(crate) mod library;
 pub(crate) mod names;
-pub mod report;
-pub mod review;
+pub(crate) mod report;
+pub(crate) mod review;
 pub(crate) mod sidefiles;
 
 /// Every file a job writes: its audio (one file, or one per chapter), both reports and the side

@@ -148,7 +148,7 @@ pub struct SegmentReport {
 
 /// How far (LU) a segment's loudness may stray from the mean of its neighbours before it is
 /// flagged.
-pub const LOUDNESS_JUMP_LU: f64 = 4.0;
+pub(crate) const LOUDNESS_JUMP_LU: f64 = 4.0;
 
 /// One request of a segment.
 #[derive(Debug, Serialize)]
@@ -186,7 +186,7 @@ pub struct RequestReport {
 
 /// Where each request's audio sits in the output, from the assembler's placement.
 /// `request_spans[r]` is where request `r` is.
-pub struct Timeline<'a> {
+pub(crate) struct Timeline<'a> {
     /// The assembled files: one, or one per chapter with `--split chapters`.
     pub files: Vec<(&'a std::path::Path, &'a Placement)>,
     /// For each request: the file it is in, its sample span there, and what `trim_silence`
@@ -334,7 +334,7 @@ pub(crate) fn output_reports(timeline: Option<&Timeline<'_>>) -> Vec<OutputRepor
 }
 
 /// Builds the report of one manifest.
-pub fn build(
+pub(crate) fn build(
     job: &Job,
     plan: &Plan,
     outcomes: &[Outcome],
@@ -439,7 +439,7 @@ pub(crate) fn round(x: f64) -> f64 {
 }
 
 /// The report paths for an output: `out/demo.mp3` gives `out/demo.report.json` and `.csv`.
-pub fn paths(output: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn paths(output: &Path) -> (PathBuf, PathBuf) {
     let stem = output.file_stem().unwrap_or_default().to_string_lossy();
     let dir = output.parent().unwrap_or(Path::new(""));
     (
@@ -475,7 +475,7 @@ pub(crate) fn fail_all(report: &mut Report, why: &str) {
 }
 
 /// Writes both reports beside the output.
-pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+pub(crate) fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     use anyhow::Context as _;
     let (json_path, csv_path) = paths(output);
     if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -533,7 +533,7 @@ pub fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, PathBuf
 }
 
 /// `2026-11-26T12:00:00.123Z` from a system time.
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

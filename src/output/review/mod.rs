@@ -24,14 +24,14 @@ const MAX_PEAKS: usize = 240;
 
 /// What the review page needs beyond the report: each segment's text and waveform.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct ReviewData {
+pub(crate) struct ReviewData {
     pub title: Option<String>,
     pub segments: Vec<SegmentData>,
 }
 
 /// One segment's text and waveform (peaks 0–255, at most a few hundred).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SegmentData {
+pub(crate) struct SegmentData {
     pub id: String,
     pub text: String,
     pub peaks: Vec<u8>,
@@ -52,7 +52,7 @@ fn stem(report: &Path) -> PathBuf {
 }
 
 /// `<stem>.review.json` beside a report.
-pub fn data_path(report: &Path) -> PathBuf {
+pub(crate) fn data_path(report: &Path) -> PathBuf {
     let s = stem(report);
     s.with_file_name(format!(
         "{}.review.json",
@@ -61,7 +61,7 @@ pub fn data_path(report: &Path) -> PathBuf {
 }
 
 /// `<stem>.review.html` beside a report.
-pub fn page_path(report: &Path) -> PathBuf {
+pub(crate) fn page_path(report: &Path) -> PathBuf {
     let s = stem(report);
     s.with_file_name(format!(
         "{}.review.html",
@@ -70,7 +70,7 @@ pub fn page_path(report: &Path) -> PathBuf {
 }
 
 /// Shrinks a waveform to at most `MAX_PEAKS` points, keeping each stretch's peak.
-pub fn downsample(peaks: &[u8]) -> Vec<u8> {
+pub(crate) fn downsample(peaks: &[u8]) -> Vec<u8> {
     if peaks.len() <= MAX_PEAKS {
         return peaks.to_vec();
     }
@@ -162,13 +162,17 @@ fn script_safe(json: &str) -> String {
 }
 
 /// The page for `report` (as written) and its review data.
-pub fn render(report: &Value, data: &ReviewData) -> String {
+pub(crate) fn render(report: &Value, data: &ReviewData) -> String {
     let json = serde_json::to_string(&page_data(report, data)).unwrap_or_else(|_| "{}".into());
     PAGE.replace("__DATA__", &script_safe(&json))
 }
 
 /// Writes the review data and the page of a report at `report_path`.
-pub fn write(report: &Value, report_path: &Path, data: &ReviewData) -> std::io::Result<PathBuf> {
+pub(crate) fn write(
+    report: &Value,
+    report_path: &Path,
+    data: &ReviewData,
+) -> std::io::Result<PathBuf> {
     let json = serde_json::to_vec(data).map_err(std::io::Error::other)?;
     files::write_atomic(&data_path(report_path), &json)?;
     let page = page_path(report_path);
@@ -177,7 +181,7 @@ pub fn write(report: &Value, report_path: &Path, data: &ReviewData) -> std::io::
 }
 
 /// Makes the page of a report again from the report and its review data (`narrate review`).
-pub fn rewrite(report_path: &Path) -> Result<PathBuf, String> {
+pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, String> {
     let read = |path: &Path| {
         files::read_text(path, files::MAX_INPUT_BYTES)
             .map_err(|e| format!("{}: {e}", path.display()))
