@@ -29,6 +29,7 @@
 //! - [`emulator`]: the built-in ElevenLabs-compatible API server, the `narrate-emulator` crate
 //!   (`crates/emulator`), which imports nothing of this one.
 //! - [`files`]: bounded reads of inputs, atomic link-safe writes, file identity.
+//! - [`book`]: the book's metadata, one type from the manifest to the tags and the library.
 //! - `pronounce`: pronunciation rules (manifest or PLS), where they apply; `xml`: the general
 //!   references of the XML files narrate reads.
 //! - `error`, `signals`, [`progress`]; [`mod@format`], [`models`]: facts about formats and
@@ -49,6 +50,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod book;
 pub mod cli;
 pub mod codec;
 mod commands;

@@ -105,14 +105,14 @@ fn metadata(options: &Options, rate: u32, placement: &Placement) -> String {
     let spec = &options.tags;
     let mut meta = String::from(";FFMETADATA1\n");
     for (key, value) in [
-        ("title", &spec.title),
-        ("artist", &spec.author),
-        ("album_artist", &spec.author),
+        ("title", &spec.book.title),
+        ("artist", &spec.book.author),
+        ("album_artist", &spec.book.author),
         ("album", &spec.album),
-        ("composer", &spec.narrator),
-        ("date", &spec.year),
-        ("description", &spec.description),
-        ("comment", &spec.description),
+        ("composer", &spec.book.narrator),
+        ("date", &spec.book.year),
+        ("description", &spec.book.description),
+        ("comment", &spec.book.description),
     ] {
         if let Some(v) = value {
             let _ = writeln!(meta, "{key}={}", escape(v));
@@ -182,7 +182,7 @@ pub(crate) fn write_m4b(
     args.push(aac.path().into());
     args.extend(words(&["-f", "ffmetadata", "-i"]));
     args.push(meta.path().into());
-    if let Some(cover) = &options.tags.cover {
+    if let Some(cover) = &options.tags.book.cover {
         args.extend(words(&["-i"]));
         args.push(cover.into());
     }
@@ -194,7 +194,7 @@ pub(crate) fn write_m4b(
         "-map_chapters",
         "1",
     ]));
-    if options.tags.cover.is_some() {
+    if options.tags.book.cover.is_some() {
         args.extend(words(&["-map", "2:v", "-disposition:v:0", "attached_pic"]));
     }
     args.extend(words(&[

@@ -6,17 +6,11 @@
 /// What the ID3 tag says.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TagSpec {
-    pub title: Option<String>,
-    pub author: Option<String>,
+    /// The book's metadata, with the title of the file (a chapter's, when split).
+    #[serde(flatten)]
+    pub book: crate::book::Metadata,
+    /// ID3 TALB, MP4 album.
     pub album: Option<String>,
-    /// The reader: ID3 TCOM, MP4 composer.
-    pub narrator: Option<String>,
-    /// Four digits: ID3 TDRC, MP4 date.
-    pub year: Option<String>,
-    /// MP4 description (ID3 leaves it out).
-    pub description: Option<String>,
-    /// A JPEG or PNG: ID3 APIC (front cover), MP4 artwork.
-    pub cover: Option<std::path::PathBuf>,
     /// Chapters in order: title, and the index of the output piece where its audio starts.
     pub chapters: Vec<(String, usize)>,
 }
@@ -70,22 +64,23 @@ pub(crate) fn text_frame(id: &[u8; 4], text: &str) -> Vec<u8> {
 /// An ID3v2.4 tag; its length is the same for any chapter times.
 pub(crate) fn id3v2(spec: &TagSpec, chapters: &[ChapterTime]) -> Vec<u8> {
     let mut frames = Vec::new();
-    if let Some(t) = &spec.title {
+    if let Some(t) = &spec.book.title {
         frames.extend(text_frame(b"TIT2", t));
     }
-    if let Some(a) = &spec.author {
+    if let Some(a) = &spec.book.author {
         frames.extend(text_frame(b"TPE1", a));
     }
     if let Some(a) = &spec.album {
         frames.extend(text_frame(b"TALB", a));
     }
-    if let Some(n) = &spec.narrator {
+    if let Some(n) = &spec.book.narrator {
         frames.extend(text_frame(b"TCOM", n));
     }
-    if let Some(y) = &spec.year {
+    if let Some(y) = &spec.book.year {
         frames.extend(text_frame(b"TDRC", y));
     }
     if let Some(image) = spec
+        .book
         .cover
         .as_deref()
         .and_then(|p| crate::files::read_bytes(p, 16 * 1024 * 1024).ok())
@@ -175,8 +170,11 @@ mod tests {
     #[test]
     fn the_tag_size_does_not_depend_on_the_times() {
         let spec = TagSpec {
-            title: Some("Book".into()),
-            author: Some("Lewis Carroll".into()),
+            book: crate::book::Metadata {
+                title: Some("Book".into()),
+                author: Some("Lewis Carroll".into()),
+                ..Default::default()
+            },
             chapters: vec![("One".into(), 0), ("Two".into(), 3)],
             ..TagSpec::default()
         };

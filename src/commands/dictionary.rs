@@ -100,7 +100,7 @@ async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictio
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = format!("narrate {}", job.title.as_deref().unwrap_or(&stem));
+    let name = format!("narrate {}", job.book.title.as_deref().unwrap_or(&stem));
     let v = client.create_dictionary(&name, &job.pronunciations).await?;
     if !plain_id(&v.id) {
         anyhow::bail!(

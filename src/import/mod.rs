@@ -82,12 +82,9 @@ pub(crate) struct Skipped {
 pub(crate) struct Book {
     /// `EPUB 3`, `EPUB 2`, `Markdown`, `text`, `HTML`.
     pub format: &'static str,
-    pub title: Option<String>,
-    pub author: Option<String>,
-    /// A BCP 47 tag, as the book gives it.
-    pub language: Option<String>,
-    pub description: Option<String>,
-    pub year: Option<String>,
+    /// Title, author, language (a BCP 47 tag, as the book gives it), description and year; its
+    /// cover's path is set when the cover is written beside the manifest.
+    pub meta: crate::book::Metadata,
     pub cover: Option<Cover>,
     pub chapters: Vec<Chapter>,
     pub skipped: Vec<Skipped>,
@@ -195,6 +192,7 @@ pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
         }
         let chars: usize = part.paragraphs.iter().map(|p| p.chars().count()).sum();
         let title_page = book
+            .meta
             .title
             .as_deref()
             .is_some_and(|t| clean(t).eq_ignore_ascii_case(&part.title))
@@ -276,8 +274,8 @@ pub(crate) fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<
             ));
         }
     };
-    if book.title.is_none() {
-        book.title = path
+    if book.meta.title.is_none() {
+        book.meta.title = path
             .file_stem()
             .map(|s| s.to_string_lossy().replace(['_', '-'], " "));
     }

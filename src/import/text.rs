@@ -175,9 +175,9 @@ fn gutenberg_body<'s>(source: &'s str, book: &mut Book) -> &'s str {
     let mut body = source;
     if let Some(start) = body.find("*** START OF") {
         let header = &body[..start];
-        book.title = gutenberg_field(header, "Title").map(str::to_string);
-        book.author = gutenberg_field(header, "Author").map(str::to_string);
-        book.language = gutenberg_field(header, "Language").and_then(language_code);
+        book.meta.title = gutenberg_field(header, "Title").map(str::to_string);
+        book.meta.author = gutenberg_field(header, "Author").map(str::to_string);
+        book.meta.language = gutenberg_field(header, "Language").and_then(language_code);
         body = body[start..].split_once('\n').map_or("", |(_, rest)| rest);
     }
     if let Some(end) = body.find("*** END OF") {
@@ -200,7 +200,7 @@ fn is_title_line(paragraph: &[&str]) -> bool {
 /// with `keep_all` or skipped with its reason.
 fn place_front_matter(parts: &mut Vec<Part>, mut front: Part, book: &mut Book, keep_all: bool) {
     if parts.is_empty() {
-        front.title = book.title.clone().unwrap_or_else(|| "Text".into());
+        front.title = book.meta.title.clone().unwrap_or_else(|| "Text".into());
         parts.push(front);
     } else if !front.paragraphs.is_empty() {
         if keep_all {
@@ -262,9 +262,9 @@ fn split_at_headings(blocks: Blocks, book: &mut Book, keep_all: bool) {
         title_block = blocks.iter().position(|(h, _)| *h == Some(t));
     }
     if let Some(i) = title_block
-        && book.title.is_none()
+        && book.meta.title.is_none()
     {
-        book.title = Some(blocks[i].1.clone());
+        book.meta.title = Some(blocks[i].1.clone());
     }
     let mut parts: Vec<Part> = Vec::new();
     let mut front = Part {
@@ -289,7 +289,7 @@ fn split_at_headings(blocks: Blocks, book: &mut Book, keep_all: bool) {
         }
     }
     if parts.is_empty() {
-        front.title = book.title.clone().unwrap_or_else(|| "Text".into());
+        front.title = book.meta.title.clone().unwrap_or_else(|| "Text".into());
         parts.push(front);
     } else if !front.paragraphs.is_empty() {
         if keep_all {
@@ -310,15 +310,15 @@ fn title_block(source: &str, book: &mut Book) -> String {
         return source.to_string();
     }
     let mut lines = source.lines();
-    book.title = lines
+    book.meta.title = lines
         .next()
         .map(|l| l.trim_start_matches('%').trim().to_string());
-    book.author = lines
+    book.meta.author = lines
         .next()
         .filter(|l| l.starts_with('%'))
         .map(|l| l.trim_start_matches('%').trim().to_string())
         .filter(|a| !a.is_empty());
-    let skip = 1 + usize::from(book.author.is_some());
+    let skip = 1 + usize::from(book.meta.author.is_some());
     source.lines().skip(skip).collect::<Vec<_>>().join("\n")
 }
 
@@ -328,11 +328,11 @@ fn front_matter(text: &str, book: &mut Book) {
         if let Some((k, v)) = line.split_once(':') {
             let v = v.trim().trim_matches(['"', '\'']).to_string();
             match k.trim() {
-                "title" => book.title = Some(v),
-                "author" | "creator" => book.author = Some(v),
-                "lang" | "language" => book.language = Some(v),
-                "description" => book.description = Some(v),
-                "date" | "year" => book.year = Some(v.chars().take(4).collect()),
+                "title" => book.meta.title = Some(v),
+                "author" | "creator" => book.meta.author = Some(v),
+                "lang" | "language" => book.meta.language = Some(v),
+                "description" => book.meta.description = Some(v),
+                "date" | "year" => book.meta.year = Some(v.chars().take(4).collect()),
                 _ => {}
             }
         }
@@ -418,7 +418,10 @@ pub(crate) fn read_html(
     let page = read_page(source, options).map_err(|e| format!("the HTML does not parse: {e}"))?;
     let mut book = Book {
         format: "HTML",
-        title: page.title.clone(),
+        meta: crate::book::Metadata {
+            title: page.title.clone(),
+            ..Default::default()
+        },
         left_out: page.left_out.clone(),
         ..Book::default()
     };
@@ -462,9 +465,9 @@ mod tests {
     fn plain_text_chapters_hyphens_and_front_matter() {
         let source = "Title: A Book\nAuthor: Someone\nLanguage: English\n\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\nContents\n\nCHAPTER I.\n\nThe Start\n\nIt was a won-\nderful day,\nand _very_ warm.\n\n* * *\n\nMore.\n\nCHAPTER II. The End\n\nDone\u{a0}now.\n\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\nLicence text.";
         let book = read_plain(source, None, &ImportOptions::default()).unwrap();
-        assert_eq!(book.title.as_deref(), Some("A Book"));
-        assert_eq!(book.author.as_deref(), Some("Someone"));
-        assert_eq!(book.language.as_deref(), Some("en"));
+        assert_eq!(book.meta.title.as_deref(), Some("A Book"));
+        assert_eq!(book.meta.author.as_deref(), Some("Someone"));
+        assert_eq!(book.meta.language.as_deref(), Some("en"));
         let titles: Vec<_> = book.chapters.iter().map(|c| c.title.as_str()).collect();
         assert_eq!(titles, ["CHAPTER I. The Start", "CHAPTER II. The End"]);
         assert_eq!(
@@ -479,7 +482,7 @@ mod tests {
     fn markdown_title_chapters_and_left_out() {
         let md = "---\ntitle: T\nauthor: A\n---\n\n# T\n\nA foreword.\n\n## One\n\nFirst *para*[^1].\n\n![map](m.png)\n\n| a |\n|---|\n| b |\n\n## Two\n\n- item\n\n[^1]: A note.\n";
         let book = read_markdown(md, false);
-        assert_eq!(book.title.as_deref(), Some("T"));
+        assert_eq!(book.meta.title.as_deref(), Some("T"));
         let got: Vec<_> = book
             .chapters
             .iter()

@@ -214,6 +214,7 @@ fn manifest_yaml(
         }
     };
     let language = book
+        .meta
         .language
         .as_deref()
         .and_then(|l| l.split(['-', '_']).next())
@@ -239,10 +240,10 @@ fn manifest_yaml(
         )?;
     }
     for (key, value) in [
-        ("title", &book.title),
-        ("author", &book.author),
-        ("description", &book.description),
-        ("year", &book.year),
+        ("title", &book.meta.title),
+        ("author", &book.meta.author),
+        ("description", &book.meta.description),
+        ("year", &book.meta.year),
     ] {
         if let Some(v) = value {
             writeln!(y, "{key}: {}", quoted(v))?;
@@ -317,7 +318,7 @@ pub(crate) fn summary(book: &Book, imported: &Imported) -> String {
     let _ = writeln!(
         s,
         "imported {} ({}): {} chapters, {chars} characters",
-        book.title.as_deref().unwrap_or("the book"),
+        book.meta.title.as_deref().unwrap_or("the book"),
         book.format,
         book.chapters.len()
     );

@@ -93,19 +93,10 @@ pub struct Segment {
 #[derive(Clone, Debug)]
 pub struct Job {
     pub manifest: PathBuf,
-    pub title: Option<String>,
-    /// Written to the MP3's ID3 tag (TPE1) and the chapter side files.
-    pub author: Option<String>,
+    /// Title, author, narrator, year, description and cover.
+    pub book: crate::book::Metadata,
     /// Written to the MP3's ID3 tag (TALB).
     pub album: Option<String>,
-    /// Written as the composer (ID3 TCOM, MP4 ©wrt), where audiobook players show the reader.
-    pub narrator: Option<String>,
-    /// Written to an M4B's description.
-    pub description: Option<String>,
-    /// Four digits: ID3 TDRC, MP4 date.
-    pub year: Option<String>,
-    /// A JPEG or PNG (checked when loading), embedded as the artwork of MP3 and M4B outputs.
-    pub cover: Option<PathBuf>,
     pub output: PathBuf,
     pub output_format: OutputFormat,
     pub lead_in_ms: u64,
@@ -237,13 +228,16 @@ pub fn load_source(
     let output = book::output(&ctx, path, &base, &header, output_override, output_format)?;
     Ok(Job {
         manifest: path.to_path_buf(),
-        title: header.title,
-        author: header.author,
+        book: crate::book::Metadata {
+            title: header.title,
+            author: header.author,
+            narrator: header.narrator,
+            year,
+            description: header.description,
+            cover,
+            language: None,
+        },
         album: header.album,
-        narrator: header.narrator,
-        description: header.description,
-        year,
-        cover,
         output,
         output_format,
         lead_in_ms: header.lead_in_ms.unwrap_or(0),

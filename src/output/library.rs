@@ -39,8 +39,8 @@ pub(crate) fn place(job: &Job, library: &Path) -> (PathBuf, PathBuf) {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let title = component(job.title.as_deref().unwrap_or(&stem), "Untitled");
-    let author = component(job.author.as_deref().unwrap_or(""), "Unknown Author");
+    let title = component(job.book.title.as_deref().unwrap_or(&stem), "Untitled");
+    let author = component(job.book.author.as_deref().unwrap_or(""), "Unknown Author");
     let folder = library.join(author).join(&title);
     let ext = job
         .output
@@ -54,17 +54,17 @@ pub(crate) fn place(job: &Job, library: &Path) -> (PathBuf, PathBuf) {
 /// The metadata files written beside the audio in the book's folder.
 pub(crate) fn metadata_files(job: &Job, folder: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    if let Some(cover) = &job.cover {
+    if let Some(cover) = &job.book.cover {
         let ext = cover
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_else(|| "jpg".into());
         files.push(folder.join(format!("cover.{ext}")));
     }
-    if job.description.is_some() {
+    if job.book.description.is_some() {
         files.push(folder.join("desc.txt"));
     }
-    if job.narrator.is_some() {
+    if job.book.narrator.is_some() {
         files.push(folder.join("reader.txt"));
     }
     files
@@ -77,9 +77,9 @@ pub(crate) fn write_metadata(job: &Job, folder: &Path) -> std::io::Result<Vec<Pa
     for path in metadata_files(job, folder) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let data = match name.as_deref() {
-            Some("desc.txt") => job.description.clone().map(String::into_bytes),
-            Some("reader.txt") => job.narrator.clone().map(String::into_bytes),
-            _ => match &job.cover {
+            Some("desc.txt") => job.book.description.clone().map(String::into_bytes),
+            Some("reader.txt") => job.book.narrator.clone().map(String::into_bytes),
+            _ => match &job.book.cover {
                 Some(c) if crate::files::identity(c) != crate::files::identity(&path) => Some(
                     crate::files::read_bytes(c, 16 * 1024 * 1024).map_err(std::io::Error::other)?,
                 ),

@@ -35,7 +35,7 @@ pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
     out.push(job.output.with_extension("m3u8"));
     if let Some(folder) = &job.library_folder {
         // A cover already in the book's folder is left where it is, not written over itself.
-        let cover = job.cover.as_deref().map(files::identity);
+        let cover = job.book.cover.as_deref().map(files::identity);
         out.extend(
             library::metadata_files(job, folder)
                 .into_iter()

@@ -215,10 +215,10 @@ pub(crate) fn quote(s: &str) -> String {
 
 pub(crate) fn cue_head(job: &Job) -> String {
     let mut cue = String::new();
-    if let Some(a) = &job.author {
+    if let Some(a) = &job.book.author {
         let _ = writeln!(cue, "PERFORMER \"{}\"", quote(a));
     }
-    if let Some(t) = &job.title {
+    if let Some(t) = &job.book.title {
         let _ = writeln!(cue, "TITLE \"{}\"", quote(t));
     }
     cue
@@ -246,10 +246,10 @@ pub(crate) fn write_whole(
 
     if !chapters.is_empty() {
         let mut meta = String::from(";FFMETADATA1\n");
-        if let Some(t) = &job.title {
+        if let Some(t) = &job.book.title {
             let _ = writeln!(meta, "title={}", ffmetadata_escape(t));
         }
-        if let Some(a) = &job.author {
+        if let Some(a) = &job.book.author {
             let _ = writeln!(meta, "artist={}", ffmetadata_escape(a));
         }
         if let Some(a) = &job.album {

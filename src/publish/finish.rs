@@ -68,7 +68,7 @@ pub(crate) fn write_review(
         })
         .collect();
     let data = review::ReviewData {
-        title: job.title.clone(),
+        title: job.book.title.clone(),
         segments,
     };
     let value = serde_json::to_value(rep)?;

@@ -119,22 +119,21 @@ fn publish_file(
     let job = inputs.job;
     let layout = layout::pieces(job, inputs.plan, inputs.outcomes, file.segments.clone());
     let split = options.split_chapters;
+    let title = &job.book.title;
     let tags = audio::tags::TagSpec {
         // One chapter a file when split: the file is named after it, the book is its album.
-        title: if split {
-            file.chapter.clone().or_else(|| job.title.clone())
-        } else {
-            job.title.clone()
+        book: crate::book::Metadata {
+            title: if split {
+                file.chapter.clone().or_else(|| title.clone())
+            } else {
+                title.clone()
+            },
+            ..job.book.clone()
         },
-        author: job.author.clone(),
         album: job
             .album
             .clone()
-            .or_else(|| split.then(|| job.title.clone()).flatten()),
-        narrator: job.narrator.clone(),
-        year: job.year.clone(),
-        description: job.description.clone(),
-        cover: job.cover.clone(),
+            .or_else(|| split.then(|| title.clone()).flatten()),
         chapters: if split { Vec::new() } else { layout.chapters },
     };
     let audio_options = audio::Options {

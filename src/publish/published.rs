@@ -110,7 +110,7 @@ pub(crate) fn fingerprint(
     options: &Options,
     pieces: Option<&[PieceId]>,
 ) -> Option<String> {
-    let cover_sha256 = match &options.tags.cover {
+    let cover_sha256 = match &options.tags.book.cover {
         Some(cover) => Some(hash_file(cover).ok()?),
         None => None,
     };

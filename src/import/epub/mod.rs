@@ -181,15 +181,18 @@ fn book_of(package: &Package) -> Book {
     let epub3 = package.version.starts_with('3');
     Book {
         format: if epub3 { "EPUB 3" } else { "EPUB 2" },
-        title: package.title.clone(),
-        author: (!package.creators.is_empty()).then(|| package.creators.join(" & ")),
-        language: package.language.clone(),
-        description: package.description.clone(),
-        year: package
-            .date
-            .as_deref()
-            .map(|d| d.chars().take(4).collect::<String>())
-            .filter(|y| y.len() == 4 && y.chars().all(|c| c.is_ascii_digit())),
+        meta: crate::book::Metadata {
+            title: package.title.clone(),
+            author: (!package.creators.is_empty()).then(|| package.creators.join(" & ")),
+            language: package.language.clone(),
+            description: package.description.clone(),
+            year: package
+                .date
+                .as_deref()
+                .map(|d| d.chars().take(4).collect::<String>())
+                .filter(|y| y.len() == 4 && y.chars().all(|c| c.is_ascii_digit())),
+            ..Default::default()
+        },
         ..Book::default()
     }
 }
