@@ -190,23 +190,47 @@ pub fn identity(path: &Path) -> Identity {
     Identity::Path(dir.join(path.file_name().unwrap_or_default()))
 }
 
+/// Why a file cannot be written where it should go.
+#[derive(Debug, thiserror::Error)]
+pub enum NotWritable {
+    #[error("{} is not a file name", .0.display())]
+    NotAFileName(PathBuf),
+    #[error("{} is a directory", .0.display())]
+    Directory(PathBuf),
+    #[error("cannot create the directory {}: {source}", dir.display())]
+    CannotCreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write in {}: {source}", dir.display())]
+    CannotWrite {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Checks, before anything is paid for, that `path` can be written: it is not a directory, its
 /// directory can be created, and a temporary file can be created there (and is removed again).
-pub fn check_writable(path: &Path) -> Result<(), String> {
+pub fn check_writable(path: &Path) -> Result<(), NotWritable> {
     if path.as_os_str().is_empty() || path.file_name().is_none() {
-        return Err(format!("{} is not a file name", path.display()));
+        return Err(NotWritable::NotAFileName(path.to_path_buf()));
     }
     if let Ok(meta) = std::fs::metadata(path)
         && meta.is_dir()
     {
-        return Err(format!("{} is a directory", path.display()));
+        return Err(NotWritable::Directory(path.to_path_buf()));
     }
     let dir = parent_dir(path);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| NotWritable::CannotCreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     temp_beside(path)
         .map(drop)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+        .map_err(|source| NotWritable::CannotWrite {
+            dir: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Whether a key file can be read by other users (group or world bits), with its mode.

@@ -89,7 +89,8 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
         Some(Command::Models(args)) => commands::models::run(&args, env_key).await,
         Some(Command::Emulate(args)) => commands::emulate::run(&args).await,
         Some(Command::Review(args)) => {
-            let page = output::review::rewrite(&args.report).map_err(error::UsageError)?;
+            let page = output::review::rewrite(&args.report)
+                .map_err(|e| error::UsageError(e.to_string()))?;
             println!("review page {}", page.display());
             Ok(EXIT_OK)
         }

@@ -35,9 +35,7 @@ impl LameSink<'_> {
 impl Sink for LameSink<'_> {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
         for chunk in samples.chunks(1 << 16) {
-            self.encoder
-                .encode(chunk, &mut self.buf)
-                .map_err(AudioError::Encode)?;
+            self.encoder.encode(chunk, &mut self.buf)?;
             let r = self.out.write_all(&self.buf);
             r.map_err(|e| self.io(e))?;
             self.buf.clear();
@@ -219,7 +217,7 @@ pub(crate) fn write_mp3_encoded(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&tag).map_err(io)?;
     let mut sink = LameSink {
-        encoder: crate::codec::lame::Mp3Encoder::new(rate, kbps).map_err(AudioError::Encode)?,
+        encoder: crate::codec::lame::Mp3Encoder::new(rate, kbps)?,
         out,
         buf: Vec::new(),
         output,
@@ -233,7 +231,7 @@ pub(crate) fn write_mp3_encoded(
         ..
     } = sink;
     buf.clear();
-    let lame_tag = encoder.finish(&mut buf).map_err(AudioError::Encode)?;
+    let lame_tag = encoder.finish(&mut buf)?;
     out.write_all(&buf).map_err(io)?;
     out.flush().map_err(io)?;
     let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;

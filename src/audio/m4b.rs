@@ -21,7 +21,7 @@ fn ffmpeg() -> OsString {
 }
 
 /// Whether ffmpeg runs, with the message to show when it does not.
-pub(crate) fn check_ffmpeg() -> Result<(), String> {
+pub(crate) fn check_ffmpeg() -> Result<(), AudioError> {
     let ok = Command::new(ffmpeg())
         .arg("-version")
         .stdin(Stdio::null())
@@ -32,7 +32,9 @@ pub(crate) fn check_ffmpeg() -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("an .m4b output needs ffmpeg (its AAC encoder and MP4 muxer), which is not on the PATH; install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or choose an .mp3 or .wav output".into())
+        Err(AudioError::MissingTool(
+            "an .m4b output needs ffmpeg (its AAC encoder and MP4 muxer), which is not on the PATH; install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or choose an .mp3 or .wav output",
+        ))
     }
 }
 

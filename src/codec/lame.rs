@@ -9,12 +9,19 @@ use std::num::NonZeroU32;
 
 use mp3lame_encoder::{Bitrate, Builder, Encoder, FlushGap, MonoPcm, Quality};
 
+use super::AudioError;
+
+/// LAME's refusal, as an encoding failure.
+fn encode_error(e: impl std::fmt::Display) -> AudioError {
+    AudioError::Encode(e.to_string())
+}
+
 /// A mono constant-bitrate LAME encoder.
 pub(crate) struct Mp3Encoder {
     encoder: Encoder,
 }
 
-pub(crate) fn bitrate(kbps: u32) -> Result<Bitrate, String> {
+pub(crate) fn bitrate(kbps: u32) -> Result<Bitrate, AudioError> {
     Ok(match kbps {
         8 => Bitrate::Kbps8,
         16 => Bitrate::Kbps16,
@@ -32,51 +39,48 @@ pub(crate) fn bitrate(kbps: u32) -> Result<Bitrate, String> {
         224 => Bitrate::Kbps224,
         256 => Bitrate::Kbps256,
         320 => Bitrate::Kbps320,
-        other => return Err(format!("no MP3 bitrate of {other} kbps")),
+        other => {
+            return Err(AudioError::Encode(format!(
+                "no MP3 bitrate of {other} kbps"
+            )));
+        }
     })
 }
 
 impl Mp3Encoder {
-    pub(crate) fn new(sample_rate: u32, kbps: u32) -> Result<Self, String> {
-        let mut builder = Builder::new().ok_or("cannot create the MP3 encoder")?;
-        builder.set_num_channels(1).map_err(|e| e.to_string())?;
-        builder
-            .set_sample_rate(sample_rate)
-            .map_err(|e| e.to_string())?;
+    pub(crate) fn new(sample_rate: u32, kbps: u32) -> Result<Self, AudioError> {
+        let mut builder =
+            Builder::new().ok_or(AudioError::Encode("cannot create the MP3 encoder".into()))?;
+        builder.set_num_channels(1).map_err(encode_error)?;
+        builder.set_sample_rate(sample_rate).map_err(encode_error)?;
         builder
             .set_output_sample_rate(NonZeroU32::new(sample_rate))
-            .map_err(|e| e.to_string())?;
-        builder
-            .set_brate(bitrate(kbps)?)
-            .map_err(|e| e.to_string())?;
-        builder
-            .set_quality(Quality::Decent)
-            .map_err(|e| e.to_string())?;
-        builder
-            .set_to_write_vbr_tag(true)
-            .map_err(|e| e.to_string())?;
+            .map_err(encode_error)?;
+        builder.set_brate(bitrate(kbps)?).map_err(encode_error)?;
+        builder.set_quality(Quality::Decent).map_err(encode_error)?;
+        builder.set_to_write_vbr_tag(true).map_err(encode_error)?;
         Ok(Mp3Encoder {
-            encoder: builder.build().map_err(|e| e.to_string())?,
+            encoder: builder.build().map_err(encode_error)?,
         })
     }
 
     /// Encodes `samples`, appending whatever frames are complete to `out`.
-    pub(crate) fn encode(&mut self, samples: &[i16], out: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) fn encode(&mut self, samples: &[i16], out: &mut Vec<u8>) -> Result<(), AudioError> {
         // The encoder writes into spare capacity: it must be reserved first.
         out.reserve(mp3lame_encoder::max_required_buffer_size(samples.len()) + 7200);
         self.encoder
             .encode_to_vec(MonoPcm(samples), out)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(encode_error)
     }
 
     /// Flushes the last frames (every sample, padded to a frame) into `out` and returns the
     /// Info/LAME tag frame that replaces the stream's first frame.
-    pub(crate) fn finish(mut self, out: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+    pub(crate) fn finish(mut self, out: &mut Vec<u8>) -> Result<Vec<u8>, AudioError> {
         out.reserve(7200);
         self.encoder
             .flush_to_vec::<FlushGap>(out)
-            .map_err(|e| e.to_string())?;
+            .map_err(encode_error)?;
         let mut tag = Vec::with_capacity(self.encoder.lame_tag_size().max(1));
         self.encoder.lame_tag_encode_to_vec(&mut tag);
         Ok(tag)
@@ -85,7 +89,7 @@ impl Mp3Encoder {
 
 /// A whole MP3 stream of `samples`, with its Info/LAME tag in the first frame.
 #[cfg(test)]
-pub(crate) fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, String> {
+pub(crate) fn mp3(samples: &[i16], sample_rate: u32, kbps: u32) -> Result<Vec<u8>, AudioError> {
     let mut encoder = Mp3Encoder::new(sample_rate, kbps)?;
     let mut out = Vec::new();
     encoder.encode(samples, &mut out)?;

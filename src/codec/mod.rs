@@ -30,6 +30,9 @@ pub enum AudioError {
     Unsupported(String),
     #[error("MP3 encoding failed: {0}")]
     Encode(String),
+    /// A program the output needs is not there (ffmpeg for `.m4b`); the text says how to get it.
+    #[error("{0}")]
+    MissingTool(&'static str),
     #[error("interrupted by a signal; the previous output is left as it was")]
     Interrupted,
     #[error("writing {path}: {source}")]

@@ -43,7 +43,7 @@ pub(super) fn pronunciations(
     if let Some(file) = &header.pronunciation_file {
         let path = normalize(&base.join(file));
         let source = super::read_input(&path)
-            .map_err(|e| ctx.err(None, Some("pronunciation_file".into()), e))?;
+            .map_err(|e| ctx.err(None, Some("pronunciation_file".into()), e.to_string()))?;
         let from_file = crate::pronounce::parse_pls(&source).map_err(|e| ManifestError {
             file: path.clone(),
             line: Some(e.line),

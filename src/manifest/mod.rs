@@ -125,11 +125,21 @@ pub const DEFAULT_MAX_REQUEST_CHARS: usize = 2_500;
 /// as milliseconds, or worse) and would write silence until the disk is full.
 pub const MAX_PAUSE_MS: u64 = 600_000;
 
+/// An input of the manifest that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub(crate) struct InputError {
+    path: PathBuf,
+    source: crate::files::ReadError,
+}
+
 /// Reads a manifest input (the manifest, a CSV, a `text_file`): a regular UTF-8 file of at
 /// most [`crate::files::MAX_INPUT_BYTES`].
-pub(crate) fn read_input(path: &Path) -> Result<String, String> {
-    crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+pub(crate) fn read_input(path: &Path) -> Result<String, InputError> {
+    crate::files::read_text(path, crate::files::MAX_INPUT_BYTES).map_err(|source| InputError {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub(crate) struct Ctx<'a> {

@@ -203,7 +203,7 @@ impl Resolver<'_> {
             (Some(t), None) => t.clone(),
             (None, Some(file)) => {
                 let full = self.base.join(file);
-                let text = read_input(&full).map_err(|e| at.err("text_file", e))?;
+                let text = read_input(&full).map_err(|e| at.err("text_file", e.to_string()))?;
                 inputs.push(full);
                 text
             }

@@ -92,8 +92,8 @@ pub(super) fn read_yaml(
             .collect::<Vec<_>>(),
         (None, Some(csv_path)) => {
             let csv_file = base.join(csv_path);
-            let csv_source =
-                read_input(&csv_file).map_err(|e| ctx.err(None, Some("segments_csv".into()), e))?;
+            let csv_source = read_input(&csv_file)
+                .map_err(|e| ctx.err(None, Some("segments_csv".into()), e.to_string()))?;
             inputs.push(csv_file.clone());
             let csv_ctx = Ctx { file: &csv_file };
             super::csv::read_csv(&csv_ctx, &csv_source)?

@@ -276,7 +276,7 @@ async fn audio_of(state: &Emulator, item: Item) -> Response {
     })
     .await
     .map_err(|e| e.to_string())
-    .and_then(|r| r);
+    .and_then(|r| r.map_err(|e| e.to_string()));
     match rendered {
         Ok(bytes) => {
             if let Some(issued) = state

@@ -13,8 +13,9 @@ pub(crate) struct Lame {
     encoder: Encoder,
 }
 
-/// Why an MP3 could not be made.
-pub(crate) type LameError = String;
+/// Why an MP3 could not be made: LAME's words.
+#[derive(Debug)]
+pub(crate) struct LameError(pub(crate) String);
 
 impl Lame {
     /// A stream at `sample_rate` and `kbps` (a documented MP3 bitrate).
@@ -26,10 +27,14 @@ impl Lame {
             96 => Bitrate::Kbps96,
             128 => Bitrate::Kbps128,
             192 => Bitrate::Kbps192,
-            other => return Err(format!("the emulator makes no MP3 at {other} kbps")),
+            other => {
+                return Err(LameError(format!(
+                    "the emulator makes no MP3 at {other} kbps"
+                )));
+            }
         };
-        let err = |e: mp3lame_encoder::BuildError| e.to_string();
-        let mut b = Builder::new().ok_or("LAME would not start")?;
+        let err = |e: mp3lame_encoder::BuildError| LameError(e.to_string());
+        let mut b = Builder::new().ok_or(LameError("LAME would not start".into()))?;
         b.set_num_channels(1).map_err(err)?;
         b.set_sample_rate(sample_rate).map_err(err)?;
         b.set_output_sample_rate(NonZeroU32::new(sample_rate))
@@ -48,7 +53,7 @@ impl Lame {
         self.encoder
             .encode_to_vec(MonoPcm(samples), out)
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| LameError(e.to_string()))
     }
 
     /// Appends the last frames to `out` and writes LAME's Info tag over the placeholder frame
@@ -57,7 +62,7 @@ impl Lame {
         out.reserve(7200);
         self.encoder
             .flush_to_vec::<FlushGap>(out)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| LameError(e.to_string()))?;
         // The tag is written into spare capacity: it must be reserved first.
         let mut tag = Vec::with_capacity(self.encoder.lame_tag_size().max(1));
         self.encoder.lame_tag_encode_to_vec(&mut tag);

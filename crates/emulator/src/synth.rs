@@ -28,6 +28,35 @@ pub fn sample_count(text: &str, speed: f64, sample_rate: u32) -> usize {
 /// never holds its whole clip decoded.
 const CHUNK: usize = 16 * 1024;
 
+/// Why the emulator could not make an answer's audio.
+#[derive(Debug)]
+pub enum SynthError {
+    /// A format the emulator does not encode.
+    Unsupported(&'static str),
+    /// More samples than a WAV header can state.
+    TooLong,
+    /// LAME refused.
+    Encode(String),
+}
+
+impl std::fmt::Display for SynthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SynthError::Unsupported(codec) => write!(f, "{codec} is not supported"),
+            SynthError::TooLong => f.write_str("too long for a WAV"),
+            SynthError::Encode(why) => write!(f, "MP3 encoding failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SynthError {}
+
+impl From<crate::lame::LameError> for SynthError {
+    fn from(e: crate::lame::LameError) -> Self {
+        SynthError::Encode(e.0)
+    }
+}
+
 /// Mono 16-bit samples for `text` spoken by `voice_id` at `speed`, given to `sink` a chunk at a
 /// time ([`sample_count`] in all).
 pub fn speak_chunks(
@@ -35,8 +64,8 @@ pub fn speak_chunks(
     voice_id: &str,
     speed: f64,
     sample_rate: u32,
-    sink: &mut dyn FnMut(&[i16]) -> Result<(), String>,
-) -> Result<(), String> {
+    sink: &mut dyn FnMut(&[i16]) -> Result<(), SynthError>,
+) -> Result<(), SynthError> {
     let chars: Vec<char> = text.chars().collect();
     let total = sample_count(text, speed, sample_rate);
     let per_char = total as f64 / chars.len().max(1) as f64;
@@ -107,7 +136,7 @@ pub fn render(
     voice_id: &str,
     speed: f64,
     format: OutputFormat,
-) -> Result<(Vec<u8>, usize), String> {
+) -> Result<(Vec<u8>, usize), SynthError> {
     let total = sample_count(text, speed, format.sample_rate);
     let mut encoder = Encoder::new(format, total)?;
     speak_chunks(text, voice_id, speed, format.sample_rate, &mut |c| {
@@ -117,7 +146,7 @@ pub fn render(
 }
 
 /// Encodes samples in `format`. Opus is not supported (the caller refuses it first).
-pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, String> {
+pub fn encode(samples: &[i16], format: OutputFormat) -> Result<Vec<u8>, SynthError> {
     let mut encoder = Encoder::new(format, samples.len())?;
     encoder.push(samples)?;
     encoder.finish()
@@ -132,14 +161,14 @@ struct Encoder {
 
 impl Encoder {
     /// An encoder for `total` samples (a WAV header states its length first).
-    fn new(format: OutputFormat, total: usize) -> Result<Self, String> {
+    fn new(format: OutputFormat, total: usize) -> Result<Self, SynthError> {
         let mut out = Vec::new();
         let mut mp3 = None;
         match format.codec {
             Codec::Pcm => out.reserve(total * 2),
             Codec::Ulaw | Codec::Alaw => out.reserve(total),
             Codec::Wav => {
-                let data = u32::try_from(total * 2).map_err(|_| "too long for a WAV")?;
+                let data = u32::try_from(total * 2).map_err(|_| SynthError::TooLong)?;
                 out.reserve(44 + total * 2);
                 out.extend_from_slice(b"RIFF");
                 out.extend_from_slice(&(36 + data).to_le_bytes());
@@ -159,14 +188,14 @@ impl Encoder {
             Codec::Mp3 { kbps } => {
                 mp3 = Some(crate::lame::Lame::start(format.sample_rate, kbps)?);
             }
-            Codec::Opus { .. } => return Err("opus is not supported".into()),
+            Codec::Opus { .. } => return Err(SynthError::Unsupported("opus")),
         }
         Ok(Encoder { format, out, mp3 })
     }
 
-    fn push(&mut self, samples: &[i16]) -> Result<(), String> {
+    fn push(&mut self, samples: &[i16]) -> Result<(), SynthError> {
         if let Some(mp3) = &mut self.mp3 {
-            return mp3.feed(samples, &mut self.out);
+            return Ok(mp3.feed(samples, &mut self.out)?);
         }
         match self.format.codec {
             Codec::Ulaw => self.out.extend(samples.iter().map(|&s| linear_to_ulaw(s))),
@@ -178,7 +207,7 @@ impl Encoder {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<u8>, String> {
+    fn finish(mut self) -> Result<Vec<u8>, SynthError> {
         if let Some(mp3) = self.mp3 {
             mp3.end(&mut self.out)?;
         }

@@ -218,7 +218,7 @@ pub(crate) async fn synthesize(
     tokio::task::spawn_blocking(move || synth::render(&text, &voice, speed, format))
         .await
         .map_err(|e| e.to_string())
-        .and_then(|r| r)
+        .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|e| {
             api_error(
                 state,

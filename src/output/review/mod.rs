@@ -180,30 +180,58 @@ pub(crate) fn write(
     Ok(page)
 }
 
+/// Why the review page could not be made again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RewriteError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: files::ReadError,
+    },
+    #[error("{}: not a narrate report ({why})", path.display())]
+    NotAReport { path: PathBuf, why: String },
+    #[error("{}: unreadable review data ({source}); render the manifest again to make it", path.display())]
+    NoData {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Makes the page of a report again from the report and its review data (`narrate review`).
-pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, String> {
+pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, RewriteError> {
     let read = |path: &Path| {
-        files::read_text(path, files::MAX_INPUT_BYTES)
-            .map_err(|e| format!("{}: {e}", path.display()))
+        files::read_text(path, files::MAX_INPUT_BYTES).map_err(|source| RewriteError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
     };
-    let report: Value = serde_json::from_str(&read(report_path)?)
-        .map_err(|e| format!("{}: not a narrate report ({e})", report_path.display()))?;
+    let not_a_report = |why: String| RewriteError::NotAReport {
+        path: report_path.to_path_buf(),
+        why,
+    };
+    let report: Value =
+        serde_json::from_str(&read(report_path)?).map_err(|e| not_a_report(e.to_string()))?;
     if !report["segments"].is_array() {
-        return Err(format!(
-            "{}: not a narrate report (no segments)",
-            report_path.display()
-        ));
+        return Err(not_a_report("no segments".into()));
     }
     let data_file = data_path(report_path);
-    let data: ReviewData = serde_json::from_str(&read(&data_file)?).map_err(|e| {
-        format!(
-            "{}: unreadable review data ({e}); render the manifest again to make it",
-            data_file.display()
-        )
-    })?;
+    let data: ReviewData =
+        serde_json::from_str(&read(&data_file)?).map_err(|source| RewriteError::NoData {
+            path: data_file.clone(),
+            source,
+        })?;
     let page = page_path(report_path);
-    files::write_atomic(&page, render(&report, &data).as_bytes())
-        .map_err(|e| format!("{}: {e}", page.display()))?;
+    files::write_atomic(&page, render(&report, &data).as_bytes()).map_err(|source| {
+        RewriteError::Write {
+            path: page.clone(),
+            source,
+        }
+    })?;
     Ok(page)
 }
 
