@@ -18,3 +18,4 @@ mod recovery;
 mod render;
 mod resilience;
 mod review;
+mod surfaces;

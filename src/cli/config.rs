@@ -107,7 +107,8 @@ fn checked_key(text: &str, origin: &str, what: &str) -> anyhow::Result<ApiKey> {
 /// without a trailing slash, so endpoints join to it.
 pub(crate) fn checked_base_url(raw: &str) -> anyhow::Result<String> {
     let trimmed = raw.trim();
-    let bad = |why: &str| usage(format!("--base-url {trimmed:?}: {why}"));
+    let shown = without_credentials(trimmed);
+    let bad = |why: &str| usage(format!("--base-url {shown:?}: {why}"));
     let url = url::Url::parse(trimmed).map_err(|e| bad(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("must start with http:// or https://"));
@@ -124,6 +125,19 @@ pub(crate) fn checked_base_url(raw: &str) -> anyhow::Result<String> {
         return Err(bad("must not have a query or a fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A URL as it may be shown: whatever stands before an `@` in its authority (a user name and a
+/// password) replaced by `***`, even when the rest does not parse.
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
 }
 
 /// The segment ids of an `--only-file`: one a line; `#` starts a comment, blank lines are
@@ -325,5 +339,27 @@ pub(crate) fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
         voice_id: args.voice_id.clone(),
         model_id: args.model_id.clone(),
         output_format: args.output_format.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_base_url_are_never_shown() {
+        for raw in [
+            "https://user:hunter2@api.example.com/v1",
+            "http://hunter2@[::1",
+            "https://a:hunter2@b@host?x=1",
+        ] {
+            let e = checked_base_url(raw).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(e.contains("***"), "{e}");
+        }
+        assert_eq!(
+            without_credentials("https://api.example.com/a@b"),
+            "https://api.example.com/a@b"
+        );
     }
 }

@@ -48,8 +48,23 @@ impl At<'_> {
 }
 
 /// Whether `text` has nothing to say once control characters are removed.
+/// Whether a text has nothing to say: only white space, control characters and characters
+/// that are never seen or heard (zero-width spaces and joiners, the byte-order mark, soft
+/// hyphens, direction marks, variation selectors and tags: Unicode's default-ignorable code
+/// points). Such a text would be billed for silence.
 pub(crate) fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| c.is_whitespace() || c.is_control())
+    text.chars()
+        .all(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
+}
+
+/// Unicode's default-ignorable code points (DerivedCoreProperties, Default_Ignorable_Code_Point).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 pub(crate) fn pause_message(ms: u64) -> String {
@@ -210,7 +225,7 @@ impl Resolver<'_> {
             (None, None) => return Err(at.err("text", "a segment needs `text` or `text_file`")),
         };
         if is_blank(&text) {
-            return Err(at.err("text", "the text is empty (or only control characters)"));
+            return Err(at.err("text", "the text is empty (or only white space, control characters or invisible characters such as zero-width spaces)"));
         }
         Ok(text)
     }

@@ -96,9 +96,17 @@ pub(crate) fn check_outputs(
             files::check_writable(&file.path)
                 .map_err(|why| UsageError(format!("{}: output {why}", job.manifest.display())))?;
         }
-        let (report, _) = report::paths(&job.output);
-        files::check_writable(&report)
-            .map_err(|why| UsageError(format!("{}: report {why}", job.manifest.display())))?;
+        // Every file written beside it too (reports, captions, CUE, playlist, review page,
+        // library files): one that cannot be written is found before anything is paid for.
+        for path in written_files(job, split) {
+            files::check_writable(&path).map_err(|why| {
+                UsageError(format!(
+                    "{}: {} cannot be written: {why}",
+                    job.manifest.display(),
+                    path.display()
+                ))
+            })?;
+        }
     }
     Ok(())
 }

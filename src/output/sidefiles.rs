@@ -202,15 +202,60 @@ pub(crate) fn write(
     let mut m3u = String::from("#EXTM3U\n");
     for (path, title, seconds) in &files {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let _ = writeln!(m3u, "#EXTINF:{},{title}\n{name}", seconds.round() as u64);
+        let _ = writeln!(
+            m3u,
+            "#EXTINF:{},{}\n{}",
+            seconds.round() as u64,
+            one_line(title),
+            m3u_path(&name)
+        );
     }
     crate::files::write_atomic(&playlist_path, m3u.as_bytes())?;
     written.push(playlist_path);
     Ok(written)
 }
 
+/// A value on one line of a side file: control characters (newlines, tabs...) become spaces,
+/// so a title cannot start a line of its own (a `FILE` or `TRACK` of a CUE sheet, an entry of
+/// a playlist).
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A CUE sheet's quoted value: on one line, with no double quote to end it early.
 pub(crate) fn quote(s: &str) -> String {
-    s.replace('"', "'")
+    one_line(s).replace('"', "'")
+}
+
+/// A playlist entry's path: control characters percent-encoded, so the entry stays one line.
+fn m3u_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() || c == '%' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Caption text for SRT: one line, and no `-->` that a reader would take for a timing line.
+fn srt_text(text: &str) -> String {
+    one_line(text).replace("-->", "->")
+}
+
+/// Caption text for WebVTT, where `<` and `&` start markup: escaped, on one line.
+fn vtt_text(text: &str) -> String {
+    one_line(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub(crate) fn cue_head(job: &Job) -> String {
@@ -339,9 +384,10 @@ pub(crate) fn captions(
                 n += 1;
                 let _ = write!(
                     srt,
-                    "{n}\n{} --> {}\n{text}\n\n",
+                    "{n}\n{} --> {}\n{}\n\n",
                     clock(from, ','),
-                    clock(to, ',')
+                    clock(to, ','),
+                    srt_text(&text)
                 );
                 // Cue ids: the segment and request, and with word timings the cue's number.
                 let id = if words {
@@ -351,9 +397,10 @@ pub(crate) fn captions(
                 };
                 let _ = write!(
                     vtt,
-                    "\n{id}\n{} --> {}\n{text}\n",
+                    "\n{id}\n{} --> {}\n{}\n",
                     clock(from, '.'),
-                    clock(to, '.')
+                    clock(to, '.'),
+                    vtt_text(&text)
                 );
             }
         }

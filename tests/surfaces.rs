@@ -1,0 +1,170 @@
+//! Hostile input on the surfaces added last: invisible text, side files that cannot be written,
+//! titles that carry newlines and markup into side-file formats, credentials in `--base-url`.
+//! Each test fails when its protection is removed (tried when it was written).
+
+use std::path::Path;
+
+use crate::util::*;
+
+/// A manifest of two chapters whose titles and texts carry what a side file must not take in.
+fn hostile_titles(dir: &Path) {
+    write(
+        dir,
+        "book.yaml",
+        "output: out/book.mp3\n\
+         defaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: mp3_22050_32}\n\
+         segments:\n  \
+         - {id: a, chapter: \"One\\nFILE \\\"/etc/passwd\\\" WAVE\\n  TRACK 99 AUDIO\", text: \"Alice --> the rabbit <b>ran</b> & hid.\"}\n  \
+         - {id: b, chapter: \"Two\\r\\n#EXTINF:1,evil\\n/etc/shadow\", text: \"So she was considering.\"}\n",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invisible_text_is_refused_before_anything_is_sent() {
+    let fx = Fixture::default().await;
+    fx.write(
+        "book.yaml",
+        "output: out/book.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n  - {id: a, text: \"Real words.\"}\n  - {id: ghost, text: \"\\u200B\\uFEFF\\u200D\\u2060\\u00AD\"}\n",
+    );
+    let checked = narrate(fx.path(), &["check", "book.yaml"], &[]).await;
+    let rendered = fx.run(&["book.yaml"]).await;
+    for out in [checked, rendered] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("segment \"ghost\""),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        fx.tts_log().is_empty(),
+        "nothing is sent for invisible text"
+    );
+    assert!(!fx.path().join("out/book.mp3").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_file_that_cannot_be_written_is_found_before_paying() {
+    let fx = Fixture::default().await;
+    hostile_titles(fx.path());
+    for side in [
+        "book.srt",
+        "book.vtt",
+        "book.cue",
+        "book.m3u8",
+        "book.review.html",
+    ] {
+        let blocker = fx.path().join("out").join(side);
+        std::fs::create_dir_all(&blocker).unwrap();
+        let out = fx.run(&["book.yaml"]).await;
+        assert_eq!(out.status.code(), Some(2), "{side}: {}", stderr(&out));
+        assert!(stderr(&out).contains(side), "{side}: {}", stderr(&out));
+        assert!(fx.tts_log().is_empty(), "{side}: nothing is paid for");
+        assert!(!fx.path().join("out/book.mp3").exists(), "{side}");
+        std::fs::remove_dir(&blocker).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn titles_and_texts_cannot_add_lines_or_markup_to_side_files() {
+    let fx = Fixture::default().await;
+    hostile_titles(fx.path());
+    let out = fx.run(&["book.yaml", "--split", "chapters"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = |name: &str| String::from_utf8(fx.read(name)).unwrap();
+
+    // The CUE sheet: one FILE and one TRACK per chapter file, every line a known command.
+    let cue = text("out/book.cue");
+    let commands: Vec<&str> = cue
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .all(|c| ["PERFORMER", "TITLE", "FILE", "TRACK", "INDEX", "REM"].contains(c)),
+        "{cue}"
+    );
+    assert_eq!(
+        commands.iter().filter(|c| **c == "FILE").count(),
+        2,
+        "{cue}"
+    );
+    assert_eq!(
+        commands.iter().filter(|c| **c == "TRACK").count(),
+        2,
+        "{cue}"
+    );
+    assert!(
+        !cue.lines().any(|l| l.trim_start().starts_with("TRACK 99")),
+        "{cue}"
+    );
+
+    // The playlist: `#EXTM3U`, then an `#EXTINF` and a path per file, and the paths are the
+    // files written.
+    let m3u = text("out/book.m3u8");
+    let entries: Vec<&str> = m3u.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(entries.len(), 2, "{m3u}");
+    for e in entries {
+        assert!(
+            fx.path().join("out").join(e).is_file(),
+            "{e} is a file written: {m3u}"
+        );
+    }
+
+    // The captions of each chapter file, read by ffmpeg: one cue per request, none added by
+    // the text.
+    let requests = fx.tts_log().len();
+    for ext in ["srt", "vtt"] {
+        let files: Vec<_> = files_under(&fx.path().join("out"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect();
+        assert_eq!(files.len(), 2, "{ext}: one per chapter file");
+        let mut cues = 0;
+        for path in &files {
+            let probe = ffprobe_json(
+                path,
+                &["-count_packets", "-show_entries", "stream=nb_read_packets"],
+            );
+            cues += probe["streams"][0]["nb_read_packets"]
+                .as_str()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap();
+        }
+        assert_eq!(cues, requests, "{ext}");
+        if ext == "vtt" {
+            let all: String = files
+                .iter()
+                .map(|p| std::fs::read_to_string(p).unwrap())
+                .collect();
+            assert!(!all.contains("<b>") && all.contains("&lt;b&gt;"), "{all}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_base_url_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "book.yaml",
+        "output: out/book.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n  - {id: a, text: \"Hello.\"}\n",
+    );
+    for url in [
+        "https://reader:hunter2@api.example.com",
+        "https://reader:hunter2@[::1",
+    ] {
+        let out = narrate(
+            dir.path(),
+            &["check", "book.yaml", "--base-url", url],
+            &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!said.contains("hunter2"), "{said}");
+        assert!(said.contains("***"), "{said}");
+    }
+}
