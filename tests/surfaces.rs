@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use narrate::emulator::{self, Fault, Faults};
+
 use crate::util::*;
 
 /// A manifest of two chapters whose titles and texts carry what a side file must not take in.
@@ -167,4 +169,66 @@ async fn a_password_in_the_base_url_is_never_shown() {
         assert!(!said.contains("hunter2"), "{said}");
         assert!(said.contains("***"), "{said}");
     }
+}
+
+/// A manifest of six sentences read at `speed`, as WAV.
+fn at_speed(dir: &Path, name: &str, speed: f64) {
+    let segments: String = (1..=6)
+        .map(|i| {
+            format!("  - {{id: s{i}, text: \"Sentence number {i} of the shared passage.\"}}\n")
+        })
+        .collect();
+    write(
+        dir,
+        &format!("{name}.yaml"),
+        &format!(
+            "output: out/{name}.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000, voice_settings: {{speed: {speed}}}, pause_after_ms: 0}}\nsegments:\n{segments}"
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_send_never_recovers_another_jobs_take_at_another_speed() {
+    // Half the first attempts are dropped before the answer arrives, so the job looks in the
+    // speech history, where the other job's takes of the same words wait, read slower.
+    let fx = Fixture::new(emulator::Config {
+        faults: Faults {
+            rate: 0.5,
+            seed: 11,
+            kinds: vec![Fault::Reset],
+        },
+        ..Default::default()
+    })
+    .await;
+    at_speed(fx.path(), "slow", 0.8);
+    at_speed(fx.path(), "fast", 1.2);
+    for name in ["slow", "fast"] {
+        let out = fx
+            .run(&[&format!("{name}.yaml"), "--max-retries", "20"])
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+    }
+    let resets = fx
+        .tts_log()
+        .iter()
+        .filter(|e| e["fault"] == "reset" && e["body"]["voice_settings"]["speed"] == 1.2)
+        .count();
+    assert!(resets > 0, "the fast job lost sends");
+    // Every take in the fast book is read at its own speed: the emulator speaks 15 characters
+    // a second at speed 1, so each sentence lasts chars / 15 / speed seconds.
+    let (spec, samples) = read_wav(&fx.path().join("out/fast.wav"));
+    let expected: usize = (1..=6)
+        .map(|i| {
+            let chars = format!("Sentence number {i} of the shared passage.")
+                .chars()
+                .count();
+            (chars as f64 / 15.0 / 1.2 * f64::from(spec.sample_rate)).round() as usize
+        })
+        .sum();
+    let slack = spec.sample_rate as usize / 100;
+    assert!(
+        samples.len().abs_diff(expected) <= slack,
+        "the fast book has {} samples, its own takes {expected}: another job's take was used",
+        samples.len()
+    );
 }

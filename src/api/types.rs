@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of a text-to-speech request. Unset fields are omitted, never sent as `null`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct TtsBody {
     pub text: String,
     pub model_id: String,
@@ -136,6 +136,10 @@ pub struct HistoryItem {
     #[serde(default)]
     pub state: String,
     pub output_format: Option<String>,
+    /// What the request asked for besides its text (its voice settings, and whatever else the
+    /// API records), as the API shows it.
+    #[serde(default)]
+    pub settings: serde_json::Value,
     /// The character timings of its audio.
     pub alignments: Option<HistoryAlignments>,
 }

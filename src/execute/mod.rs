@@ -27,6 +27,7 @@ pub(crate) mod estimate;
 mod recover;
 mod request;
 pub(crate) mod slots;
+mod take;
 
 pub use estimate::{Estimate, RequestKey, body_for, estimate};
 use request::remaining_work;

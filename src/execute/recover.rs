@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::estimate::RequestKey;
 use super::{Request, check_audio};
-use crate::api::{ApiError, HistoryItem};
+use crate::api::{ApiError, HistoryItem, TtsBody};
 use crate::codec::mp3_frames;
 use crate::format::{Codec, OutputFormat};
 use crate::state::journal::Entry;
@@ -35,7 +35,12 @@ pub(super) enum Found {
 }
 
 /// Looks for request `key`, first sent at `sent_unix`, in the speech history.
-pub(super) async fn from_history(req: &Request<'_>, key: &RequestKey, sent_unix: f64) -> Found {
+pub(super) async fn from_history(
+    req: &Request<'_>,
+    key: &RequestKey,
+    body: &TtsBody,
+    sent_unix: f64,
+) -> Found {
     let runner = req.runner;
     let request = &req.plan.requests[req.r];
     let segment = &req.job.segments[request.segment];
@@ -50,7 +55,7 @@ pub(super) async fn from_history(req: &Request<'_>, key: &RequestKey, sent_unix:
     let after = (sent_unix - MARGIN_SECS).floor();
     // A generation still `processing` (its request lost while the API went on) is waited for.
     for _ in 0..MAX_WAITS {
-        match look(req, key, after).await {
+        match look(req, key, body, after).await {
             Look::Found(found) => return found,
             Look::Processing => tokio::time::sleep(WAIT).await,
         }
@@ -69,10 +74,13 @@ enum Look {
     Processing,
 }
 
-async fn look(req: &Request<'_>, key: &RequestKey, after: f64) -> Look {
+async fn look(req: &Request<'_>, key: &RequestKey, body: &TtsBody, after: f64) -> Look {
     let request = &req.plan.requests[req.r];
     let segment = &req.job.segments[request.segment];
+    let format = req.job.output_format.to_string();
     let mut processing = false;
+    // Why a take of the same text was not this request's, for the report.
+    let mut refused: Option<String> = None;
     let mut start: Option<String> = None;
     'pages: for _ in 0..MAX_PAGES {
         let mut query = vec![
@@ -94,10 +102,16 @@ async fn look(req: &Request<'_>, key: &RequestKey, after: f64) -> Look {
                 // Newest first: everything further is older than the send.
                 break 'pages;
             }
-            let same = item.text.as_deref() == Some(request.text.as_str())
-                && item.voice_id.as_deref() == Some(segment.voice_id.as_str())
-                && item.model_id.as_deref() == Some(segment.model_id.as_str());
-            if !same {
+            if item.voice_id.as_deref() != Some(segment.voice_id.as_str()) {
+                continue;
+            }
+            if let Err(why) = super::take::same_take(item, body, &format) {
+                if item.text.as_deref() == Some(request.text.as_str()) {
+                    refused = Some(format!(
+                        "the speech history's take of the same text ({}) {why}",
+                        item.history_item_id
+                    ));
+                }
                 continue;
             }
             if item.state == "processing" {
@@ -114,7 +128,8 @@ async fn look(req: &Request<'_>, key: &RequestKey, after: f64) -> Look {
     if processing {
         Look::Processing
     } else {
-        Look::Found(Found::Missing("not in the speech history".into()))
+        let why = refused.unwrap_or_else(|| "not in the speech history".into());
+        Look::Found(Found::Missing(why))
     }
 }
 

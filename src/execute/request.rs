@@ -194,7 +194,7 @@ async fn recovered(
     outcome: &mut Outcome,
     counted: bool,
 ) -> bool {
-    match recover::from_history(req, key, sent_unix).await {
+    match recover::from_history(req, key, body, sent_unix).await {
         recover::Found::Audio { audio, item } => {
             tracing::info!(
                 segment = %req.job.segments[req.plan.requests[req.r].segment].id,

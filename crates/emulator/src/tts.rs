@@ -356,7 +356,7 @@ fn start_generation(
             voice_id: voice_id.to_string(),
             model_id: accepted.model.model_id.to_string(),
             text: accepted.text.to_string(),
-            settings: body.get("voice_settings").cloned().unwrap_or(Value::Null),
+            settings: history_settings(body),
             format: accepted.format,
             seconds: 0.0,
             created: false,
@@ -446,4 +446,26 @@ pub(crate) fn respond(
         "request-id, history-item-id, character-cost, current-concurrent-requests, maximum-concurrent-requests".into(),
     );
     response
+}
+
+/// What a history item shows of its request besides the text: the voice settings as sent,
+/// and the seed, language, text normalisation and dictionary locators when they were given
+/// (the emulator's choice: the API documents `settings` as an object without saying what it
+/// holds).
+fn history_settings(body: &Value) -> Value {
+    let mut settings = match body.get("voice_settings") {
+        Some(Value::Object(v)) => v.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for field in [
+        "seed",
+        "language_code",
+        "apply_text_normalization",
+        "pronunciation_dictionary_locators",
+    ] {
+        if let Some(v) = body.get(field).filter(|v| !v.is_null()) {
+            settings.insert(field.to_string(), v.clone());
+        }
+    }
+    Value::Object(settings)
 }
