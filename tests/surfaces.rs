@@ -256,3 +256,53 @@ async fn a_lost_send_never_recovers_another_jobs_take_at_another_speed() {
         samples.len()
     );
 }
+
+/// A two-segment book in one chapter.
+fn two_segments(dir: &Path) {
+    write(
+        dir,
+        "book.yaml",
+        "output: out/book.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: mp3_22050_32}\nsegments:\n  - {id: a, text: \"Alice was beginning to get very tired.\"}\n  - {id: b, text: \"So she was considering in her own mind.\"}\n",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_paid_for_an_answer_the_cache_could_not_keep() {
+    let fx = Fixture::default().await;
+    two_segments(fx.path());
+    let cache = fx.path().join(".narrate/cache");
+
+    // The journal, which must record each send before it is made, cannot be written.
+    std::fs::create_dir_all(cache.join("journal.jsonl")).unwrap();
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("journal.jsonl"), "{}", stderr(&out));
+    assert!(fx.tts_log().is_empty(), "nothing is sent");
+    std::fs::remove_dir(cache.join("journal.jsonl")).unwrap();
+
+    // One entry's audio replaced by a directory: that request is not sent (it could not be
+    // kept), the other is rendered, and the message names the file in the way.
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sent = fx.tts_log().len();
+    let audio: Vec<_> = files_under(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "audio"))
+        .collect();
+    assert_eq!(audio.len(), 2, "{audio:?}");
+    std::fs::remove_file(&audio[0]).unwrap();
+    std::fs::remove_file(audio[0].with_extension("json")).unwrap();
+    std::fs::create_dir(&audio[0]).unwrap();
+    for _ in 0..2 {
+        let out = fx.run(&["book.yaml"]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        let name = audio[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(said.contains(&name), "the file in the way is named: {said}");
+    }
+    assert_eq!(
+        fx.tts_log().len(),
+        sent,
+        "nothing is paid for what cannot be kept"
+    );
+}

@@ -100,6 +100,17 @@ impl Caches {
             };
             let cache = Cache::open(&dir)
                 .with_context(|| format!("opening the cache in {}", dir.display()))?;
+            // Each send is journaled first and each answer stored: a cache that cannot take
+            // them is found before anything is paid for.
+            for probe in ["journal.jsonl", "probe"] {
+                files::check_writable(&dir.join(probe)).map_err(|why| {
+                    UsageError(format!(
+                        "{}: the cache in {} cannot be written: {why}",
+                        job.manifest.display(),
+                        dir.display()
+                    ))
+                })?;
+            }
             let removed = cache.remove_leftovers();
             if removed > 0 {
                 tracing::info!(cache = %dir.display(), removed, "removed the temporary files of cache writes a killed run left");

@@ -45,6 +45,34 @@ pub(super) async fn render<'a>(
     (outcome, slot)
 }
 
+/// What settles a request without sending it: its answer in the cache, an earlier run's lost
+/// send found in the speech history (it was paid for), or a cache entry that could never be
+/// written (the request fails, unsent, naming the file in the way).
+async fn settled_before_sending(
+    req: &Request<'_>,
+    key: &RequestKey,
+    body: &TtsBody,
+    outcome: &mut Outcome,
+) -> bool {
+    if !outcome.regenerated && from_cache(req, key, outcome) {
+        return true;
+    }
+    // Sent by an earlier run that never got the answer: it was paid for; look for it first.
+    if let Some(sent) = req.cache.journal().first_sent(&key.key)
+        && recovered(req, key, body, sent, outcome, false).await
+    {
+        return true;
+    }
+    if let Some(path) = req.cache.blocked(&key.key) {
+        outcome.error = Some(format!(
+            "not sent: {} is in the way of its cache entry and is not a file, so an answer could not be kept; remove it",
+            path.display()
+        ));
+        return true;
+    }
+    false
+}
+
 pub(crate) async fn render_once<'a>(
     req: &Request<'a>,
     context: Context,
@@ -58,13 +86,7 @@ pub(crate) async fn render_once<'a>(
         regenerated: req.plan.regenerate[req.r],
         ..Outcome::default()
     };
-    if !outcome.regenerated && from_cache(req, &key, &mut outcome) {
-        return (outcome, held);
-    }
-    // Sent by an earlier run that never got the answer: it was paid for; look for it first.
-    if let Some(sent) = req.cache.journal().first_sent(&key.key)
-        && recovered(req, &key, &body, sent, &mut outcome, false).await
-    {
+    if settled_before_sending(req, &key, &body, &mut outcome).await {
         return (outcome, held);
     }
     let mut first_sent: Option<f64> = None;
@@ -85,8 +107,17 @@ pub(crate) async fn render_once<'a>(
             outcome.error = Some(error);
             return (outcome, None);
         }
+        // The journal line comes before the send: a send it could not record is not made, so
+        // nothing is paid that a later run could not look for.
+        let sent = match journal_send(req, &key, &body) {
+            Ok(sent) => sent,
+            Err(error) => {
+                runner.settle(key.credits, 0.0);
+                outcome.error = Some(error);
+                return (outcome, None);
+            }
+        };
         outcome.attempts += 1;
-        let sent = journal_send(req, &key, &body);
         first_sent.get_or_insert(sent);
         let started = Instant::now();
         let counted_before = outcome.charged_undelivered;
@@ -164,7 +195,7 @@ fn may_be_generated(error: &ApiError) -> bool {
 }
 
 /// Appends the attempt about to be sent to the journal (synced); returns when it was sent.
-fn journal_send(req: &Request<'_>, key: &RequestKey, body: &TtsBody) -> f64 {
+fn journal_send(req: &Request<'_>, key: &RequestKey, body: &TtsBody) -> Result<f64, String> {
     let segment = &req.job.segments[req.plan.requests[req.r].segment];
     let sent_unix = super::unix_now();
     let entry = Entry::Sent {
@@ -175,10 +206,13 @@ fn journal_send(req: &Request<'_>, key: &RequestKey, body: &TtsBody) -> f64 {
         text_sha256: crate::state::cache::sha256_hex(body.text.as_bytes()),
         sent_unix,
     };
-    if let Err(e) = req.cache.journal().append(entry) {
-        tracing::warn!("cannot write the send journal: {e}");
-    }
-    sent_unix
+    req.cache.journal().append(entry).map_err(|e| {
+        format!(
+            "not sent: the send journal in {} cannot be written ({e})",
+            req.cache.dir().display()
+        )
+    })?;
+    Ok(sent_unix)
 }
 
 /// Looks for the request in the speech history; when found, its audio is the answer (stored

@@ -160,6 +160,11 @@ impl Cache {
         })
     }
 
+    /// The folder of the cache.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Removes the temporary files of writes a killed run left unfinished (the state lock is
     /// held, so no other run is writing). Returns how many.
     pub fn remove_leftovers(&self) -> usize {
@@ -230,6 +235,21 @@ impl Cache {
     /// Where the audio of `key` is (or will be) stored.
     pub fn audio_path(&self, key: &str) -> PathBuf {
         self.paths(key).0
+    }
+
+    /// A file of `key`'s entry that could never be written because something else is in its
+    /// place (a directory, a FIFO, a link): an answer paid for could not be kept.
+    pub(crate) fn blocked(&self, key: &str) -> Option<PathBuf> {
+        let (audio, meta) = self.paths(key);
+        let sub = audio.parent().map(Path::to_path_buf);
+        sub.into_iter()
+            .filter(|dir| std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()))
+            .chain(
+                [audio, meta, self.alignment_path(key)]
+                    .into_iter()
+                    .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_file())),
+            )
+            .next()
     }
 
     /// The cached entry for `key`, if complete and sound. A damaged entry (metadata that does

@@ -54,18 +54,64 @@ pub struct Journal {
     sent: HashMap<String, f64>,
     /// History items taken, with the key of the request that took each.
     used: Mutex<HashMap<String, String>>,
+    /// The journal could not be read whole: it is never rewritten or removed, so no send it
+    /// records is forgotten.
+    frozen: bool,
+}
+
+/// The longest journal line read; a longer one is damage and is skipped.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Every entry of the journal at `path`, read a line at a time (however long the journal
+/// grew); a line that does not parse (a torn last line) is skipped. `Err` when the file is
+/// there but cannot be read to its end.
+fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
+    use std::io::{BufRead as _, Read as _};
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut entries = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(entries);
+        }
+        if line.len() > MAX_LINE_BYTES && !line.ends_with(b"\n") {
+            // The rest of an over-long line.
+            let mut rest = Vec::new();
+            reader.read_until(b'\n', &mut rest)?;
+            continue;
+        }
+        if let Ok(entry) = serde_json::from_slice(&line) {
+            entries.push(entry);
+        }
+    }
 }
 
 impl Journal {
-    /// Reads the journal at `path` (missing is empty; unreadable lines are skipped).
+    /// Reads the journal at `path` (missing is empty; unreadable lines are skipped). A journal
+    /// that cannot be read to its end is said, and kept as it is.
     pub fn open(path: &Path) -> Self {
-        let entries: Vec<Entry> = files::read_text(path, files::MAX_INPUT_BYTES)
-            .map(|text| {
-                text.lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (entries, frozen) = match read_entries(path) {
+            Ok(entries) => (entries, false),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: cannot read the send journal ({e}); sends an earlier run made cannot be looked for, and the journal is kept as it is",
+                    path.display()
+                );
+                (Vec::new(), true)
+            }
+        };
         let mut sent = HashMap::new();
         let mut used = HashMap::new();
         for e in &entries {
@@ -89,6 +135,7 @@ impl Journal {
             entries: Mutex::new(entries),
             sent,
             used: Mutex::new(used),
+            frozen,
         }
     }
 
@@ -146,6 +193,9 @@ impl Journal {
     /// Rewrites the journal without the sends whose answer is now cached (`answered`) and
     /// without used items older than two days. Atomic; a failure leaves the journal as it was.
     pub fn compact(&self, answered: impl Fn(&str) -> bool, now_unix: f64) {
+        if self.frozen {
+            return;
+        }
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -225,5 +275,37 @@ mod tests {
         assert_eq!(compacted.used_by("H1").as_deref(), Some("a"));
         compacted.compact(|_| true, 150.0 + USED_KEPT_SECS);
         assert!(!path.exists(), "an empty journal is removed");
+    }
+
+    #[test]
+    fn a_journal_past_any_input_limit_is_read_whole_and_an_unreadable_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut text = String::new();
+        let line = serde_json::to_string(&sent("old", 10.0)).unwrap();
+        // Far past the 64 MB a manifest input may be: one early send, then filler.
+        text.push_str(&line);
+        text.push('\n');
+        let filler = serde_json::to_string(&sent(&"x".repeat(200), 20.0)).unwrap();
+        while text.len() < (files::MAX_INPUT_BYTES as usize) + 1024 {
+            text.push_str(&filler);
+            text.push('\n');
+        }
+        text.push_str(&"y".repeat(MAX_LINE_BYTES * 2));
+        text.push('\n');
+        text.push_str(&serde_json::to_string(&sent("late", 30.0)).unwrap());
+        text.push('\n');
+        std::fs::write(&path, &text).unwrap();
+        let journal = Journal::open(&path);
+        assert_eq!(journal.first_sent("old"), Some(10.0));
+        assert_eq!(journal.first_sent("late"), Some(30.0));
+
+        // A FIFO where the journal should be: never read (it would block), never removed.
+        let fifo = dir.path().join("fifo.jsonl");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo runs");
+        let frozen = Journal::open(&fifo);
+        frozen.compact(|_| true, 0.0);
+        assert!(fifo.exists(), "an unreadable journal is never removed");
     }
 }
