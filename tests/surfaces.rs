@@ -306,3 +306,48 @@ async fn nothing_is_paid_for_an_answer_the_cache_could_not_keep() {
         "nothing is paid for what cannot be kept"
     );
 }
+
+/// A book with one pronunciation rule, `rules` the YAML of its list.
+fn with_rules(rules: &str) -> String {
+    format!(
+        "title: Names\noutput: out/names.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\npronunciations:\n{rules}segments:\n  - {{id: a, text: \"The Cheshire Cat grinned.\"}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_that_cannot_be_spoken_are_refused_and_each_book_has_its_own_dictionary() {
+    let fx = Fixture::default().await;
+    fx.write(
+        "empty.pls",
+        "<?xml version=\"1.0\"?>\n<lexicon version=\"1.0\" xmlns=\"http://www.w3.org/2005/01/pronunciation-lexicon\" alphabet=\"ipa\">\n<lexeme><grapheme></grapheme><alias>nothing</alias></lexeme>\n</lexicon>\n",
+    );
+    fx.write(
+        "empty.yaml",
+        &with_rules("").replace("pronunciations:\n", "pronunciation_file: empty.pls\n"),
+    );
+    fx.write(
+        "newline.yaml",
+        &with_rules("  - {word: Cheshire, alias: \"CHESH\\ner\"}\n"),
+    );
+    for name in ["empty.yaml", "newline.yaml"] {
+        let out = narrate(fx.path(), &["check", name], &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+    }
+    // Two books whose names have no ASCII letters to tell them apart.
+    let rule = "  - {word: Cheshire, alias: \"CHESH-er\"}\n";
+    fx.write(
+        "книга.yaml",
+        &with_rules(rule).replace("out/names", "out/a"),
+    );
+    fx.write("本.yaml", &with_rules(rule).replace("out/names", "out/b"));
+    for name in ["книга.yaml", "本.yaml"] {
+        let out = fx.run(&[name]).await;
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+    }
+    let created = fx
+        .log()
+        .iter()
+        .filter(|e| e["path"] == "/v1/pronunciation-dictionaries/add-from-rules")
+        .count();
+    assert_eq!(created, 2, "each book keeps a dictionary of its own");
+}

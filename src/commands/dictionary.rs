@@ -26,10 +26,16 @@ fn remembered_path(state: &StateDir, job: &Job) -> std::path::PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    state
-        .path()
-        .join("dictionaries")
-        .join(format!("{}.json", crate::output::names::slug(&name)))
+    // A slug keeps ASCII letters and digits only: a name with others (`книга.yaml`, `本.yaml`)
+    // is told apart from its neighbours by a hash of the whole name.
+    let slug = crate::output::names::slug(&name);
+    let file = if name.is_ascii() {
+        format!("{slug}.json")
+    } else {
+        let hash = crate::state::cache::sha256_hex(name.as_bytes());
+        format!("{slug}-{}.json", &hash[..16])
+    };
+    state.path().join("dictionaries").join(file)
 }
 
 /// Makes sure the account has a dictionary with exactly the job's rules and sets

@@ -18,38 +18,75 @@ fn whole_word(text: &str, at: usize, len: usize) -> bool {
         && !text[at + len..].chars().next().is_some_and(inside)
 }
 
-/// Replaces `word` by `alias` in `text` as a rule says (whole words and case by default).
-fn replace(text: &str, word: &str, alias: &str, case_sensitive: bool, boundaries: bool) -> String {
-    if word.is_empty() {
-        return text.to_string();
-    }
-    let (hay, needle) = if case_sensitive {
-        (text.to_string(), word.to_string())
-    } else {
-        (text.to_lowercase(), word.to_lowercase())
-    };
-    // Lowercasing can change lengths; then only exact-case matches are replaced.
-    let hay = if hay.len() == text.len() {
-        hay
-    } else {
-        text.to_string()
-    };
-    let mut out = String::new();
-    let mut from = 0;
-    while let Some(i) = hay[from..].find(&needle) {
-        let at = from + i;
-        if !boundaries || whole_word(text, at, needle.len()) {
-            out.push_str(&text[from..at]);
-            out.push_str(alias);
-            from = at + needle.len();
+/// One alias rule of a dictionary.
+struct Alias<'r> {
+    word: &'r str,
+    alias: &'r str,
+    case_sensitive: bool,
+    boundaries: bool,
+}
+
+impl Alias<'_> {
+    /// The length in bytes of the rule's word where `text[at..]` starts with it.
+    fn matches_at(&self, text: &str, at: usize) -> Option<usize> {
+        let rest = &text[at..];
+        let len = if self.case_sensitive {
+            rest.starts_with(self.word).then_some(self.word.len())?
         } else {
-            let step = text[at..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&text[from..at + step]);
-            from = at + step;
+            let mut taken = 0;
+            let mut chars = rest.chars();
+            for w in self.word.chars() {
+                let c = chars.next()?;
+                if !c.to_lowercase().eq(w.to_lowercase()) {
+                    return None;
+                }
+                taken += c.len_utf8();
+            }
+            taken
+        };
+        (!self.boundaries || whole_word(text, at, len)).then_some(len)
+    }
+}
+
+/// The text with every alias applied in one pass over it: at each place the first rule (in
+/// dictionary order) whose word is there is spoken as its alias, and what an alias says is
+/// never read again, so rules cannot feed each other (nine chained rules do not grow a word
+/// into gigabytes).
+fn apply_aliases(text: &str, rules: &[Alias<'_>]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let hit = rules
+            .iter()
+            .filter(|r| !r.word.is_empty())
+            .find_map(|r| r.matches_at(text, at).map(|len| (r, len)));
+        match hit {
+            Some((rule, len)) => {
+                out.push_str(rule.alias);
+                at += len;
+            }
+            None => {
+                let step = text[at..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&text[at..at + step]);
+                at += step;
+            }
         }
     }
-    out.push_str(&text[from..]);
     out
+}
+
+/// Replaces `word` by `alias` in `text` as a rule says (whole words and case by default).
+#[cfg(test)]
+fn replace(text: &str, word: &str, alias: &str, case_sensitive: bool, boundaries: bool) -> String {
+    apply_aliases(
+        text,
+        &[Alias {
+            word,
+            alias,
+            case_sensitive,
+            boundaries,
+        }],
+    )
 }
 
 /// A request's locators checked (at most 3, each a dictionary and version of the account) and
@@ -72,7 +109,7 @@ pub(crate) fn apply(state: &Emulator, body: &Value, text: &str) -> Result<String
         })]));
     }
     let all = state.dictionaries();
-    let mut out = text.to_string();
+    let mut aliases: Vec<Value> = Vec::new();
     for locator in locators {
         let id = locator
             .get("pronunciation_dictionary_id")
@@ -108,17 +145,18 @@ pub(crate) fn apply(state: &Emulator, body: &Value, text: &str) -> Result<String
                 }
             },
         };
-        for rule in rules.iter().filter(|r| r["type"] == "alias") {
-            out = replace(
-                &out,
-                rule["string_to_replace"].as_str().unwrap_or_default(),
-                rule["alias"].as_str().unwrap_or_default(),
-                rule["case_sensitive"].as_bool().unwrap_or(true),
-                rule["word_boundaries"].as_bool().unwrap_or(true),
-            );
-        }
+        aliases.extend(rules.iter().filter(|r| r["type"] == "alias").cloned());
     }
-    Ok(out)
+    let rules: Vec<Alias<'_>> = aliases
+        .iter()
+        .map(|rule| Alias {
+            word: rule["string_to_replace"].as_str().unwrap_or_default(),
+            alias: rule["alias"].as_str().unwrap_or_default(),
+            case_sensitive: rule["case_sensitive"].as_bool().unwrap_or(true),
+            boundaries: rule["word_boundaries"].as_bool().unwrap_or(true),
+        })
+        .collect();
+    Ok(apply_aliases(text, &rules))
 }
 
 #[cfg(test)]
@@ -140,5 +178,24 @@ mod tests {
         assert_eq!(replace("cheshire", "Cheshire", "X", true, true), "cheshire");
         assert_eq!(replace("cheshire", "Cheshire", "X", false, true), "X");
         assert_eq!(replace("Cheshires", "Cheshire", "X", true, false), "Xs");
+    }
+
+    #[test]
+    fn aliases_are_applied_once_and_never_to_each_others_output() {
+        let words = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+        let aliases: Vec<String> = words[1..].iter().map(|w| format!("{w} {w} {w}")).collect();
+        let rules: Vec<super::Alias<'_>> = words[..9]
+            .iter()
+            .zip(&aliases)
+            .map(|(word, alias)| super::Alias {
+                word,
+                alias,
+                case_sensitive: true,
+                boundaries: true,
+            })
+            .collect();
+        // Chained, a became b b b, then nine b..., 3^9 words: once, it is only "b b b".
+        assert_eq!(super::apply_aliases("a", &rules), "b b b");
+        assert_eq!(super::apply_aliases("a b", &rules), "b b b c c c");
     }
 }
