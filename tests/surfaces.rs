@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use narrate::emulator;
+
 use crate::util::*;
 
 /// A manifest of two chapters whose titles and texts carry what a side file must not take in.
@@ -350,4 +352,69 @@ async fn rules_that_cannot_be_spoken_are_refused_and_each_book_has_its_own_dicti
         .filter(|e| e["path"] == "/v1/pronunciation-dictionaries/add-from-rules")
         .count();
     assert_eq!(created, 2, "each book keeps a dictionary of its own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_bounds_a_trickled_body_and_its_flags() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = emulator::start(emulator::Config {
+        max_connections: 2,
+        body_timeout: std::time::Duration::from_millis(400),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Two clients take every connection and send a body a byte at a time, forever.
+    let mut tricklers = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(emu.addr).await.unwrap();
+        s.write_all(
+            b"POST /v1/text-to-speech/JBFqnCBsd6RMkjVDRZzb HTTP/1.1\r\nhost: x\r\nxi-api-key: k\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        tricklers.push(s);
+    }
+    for s in &mut tricklers {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let mut buf = [0u8; 512];
+            loop {
+                let _ = s.write_all(b" ").await;
+                match tokio::time::timeout(std::time::Duration::from_millis(100), s.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "a trickled body is cut off");
+        let head = String::from_utf8_lossy(&answer);
+        assert!(
+            head.is_empty() || head.starts_with("HTTP/1.1 408"),
+            "{head}"
+        );
+    }
+    // Their connections are free again: another client is served.
+    let models = reqwest::Client::new()
+        .get(format!("{}/v1/models", emu.base_url()))
+        .header("xi-api-key", "k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
+    emu.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    for flag in [
+        &["emulate", "--latency-ms", "18446744073709551615"][..],
+        &["emulate", "--body-timeout", "0"][..],
+        &["emulate", "--max-connections", "0"][..],
+    ] {
+        let out = narrate(dir.path(), flag, &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {}", stderr(&out));
+    }
 }

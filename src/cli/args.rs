@@ -329,6 +329,9 @@ pub struct EmulateArgs {
     /// Seconds a connection may take to send a request's headers (idle keep-alive included)
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub header_timeout: f64,
+    /// Seconds a request's body may take to arrive once its headers have
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub body_timeout: f64,
     /// Serve no speech history (every /v1/history path answers 404)
     #[arg(long)]
     pub no_history: bool,

@@ -4,6 +4,22 @@ use crate::cli::args::EmulateArgs;
 use crate::emulator;
 use crate::error::{EXIT_OK, UsageError};
 
+/// The longest latency an answer may be given: past it, a client's own timeout decides.
+const MAX_LATENCY_MS: u64 = 600_000;
+
+/// A flag's seconds: more than 0, at most an hour.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{flag} {value}: expected seconds between 0 and 3600"
+            ))
+            .into()
+        })
+}
+
 pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
     let tier = args.tier.parse().map_err(|e: String| UsageError(e))?;
     if !(0.0..=1.0).contains(&args.fault_rate) {
@@ -22,17 +38,17 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let header_timeout = std::time::Duration::try_from_secs_f64(args.header_timeout)
-        .ok()
-        .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
-        .ok_or_else(|| {
-            UsageError(format!(
-                "--header-timeout {}: expected seconds between 0 and 3600",
-                args.header_timeout
-            ))
-        })?;
-    if args.max_connections == 0 {
-        return Err(UsageError("--max-connections must be at least 1".into()).into());
+    let header_timeout = seconds("--header-timeout", args.header_timeout)?;
+    let body_timeout = seconds("--body-timeout", args.body_timeout)?;
+    if args.max_connections == 0 || args.max_connections > 65_536 {
+        return Err(UsageError("--max-connections: between 1 and 65536".into()).into());
+    }
+    if args.latency_ms > MAX_LATENCY_MS {
+        return Err(UsageError(format!(
+            "--latency-ms {}: expected milliseconds between 0 and {MAX_LATENCY_MS} (ten minutes)",
+            args.latency_ms
+        ))
+        .into());
     }
     let config = emulator::Config {
         api_key: args.api_key.clone(),
@@ -53,6 +69,7 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         },
         max_connections: args.max_connections,
         header_timeout,
+        body_timeout,
         model_limits: Vec::new(),
         models_down: false,
         subscription_down: false,

@@ -82,6 +82,42 @@ pub(crate) async fn finish(
     response
 }
 
+/// The largest request body read (a PLS file for `add-from-file` is the largest there is).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads a request's whole body within the configured time (and size) before anything else
+/// sees it: a client that trickles its body gets a 408 and its connection closed, so it holds
+/// neither a connection nor a handler.
+pub(crate) async fn body_in_time(
+    State(state): State<Arc<Emulator>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = state.config.body_timeout;
+    let refused = |status: StatusCode, message: &str| {
+        let mut response = (status, axum::Json(json!({"detail": message}))).into_response();
+        response
+            .headers_mut()
+            .insert("connection", HeaderValue::from_static("close"));
+        response
+    };
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large (the emulator's limit).",
+        ),
+        Err(_) => refused(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time (the emulator's limit).",
+        ),
+    }
+}
+
 /// A browser's CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered
 /// `200 OK` on any path, as the API's CORS layer does, before routing.
 pub(crate) async fn preflight(

@@ -179,6 +179,9 @@ pub struct Config {
     /// How long a connection may take to send a request's headers, counted from when the
     /// server starts waiting for them: a slow client, or an idle keep-alive one, is closed.
     pub header_timeout: Duration,
+    /// How long a request's body may take to arrive once its headers have: a client that
+    /// trickles its body is answered 408 and closed, and holds no connection past it.
+    pub body_timeout: Duration,
     /// What the speech history does (a test seam for recovery's failure paths).
     pub history: HistoryMode,
     /// Character limits that differ from the documented ones, `(model_id, limit)`: served by
@@ -215,6 +218,7 @@ impl Default for Config {
             faults: Faults::default(),
             max_connections: 512,
             header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
             history: HistoryMode::default(),
             model_limits: Vec::new(),
             models_down: false,
@@ -236,6 +240,10 @@ pub fn router(state: Arc<Emulator>) -> Router {
             auth::finish,
         ))
         .layer(axum::middleware::from_fn(auth::preflight))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::body_in_time,
+        ))
         .with_state(state)
 }
 
