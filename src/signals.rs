@@ -1,5 +1,7 @@
-//! Signals: SIGINT, SIGTERM and SIGHUP stop a render gracefully (requests in flight finish and
-//! are cached, assembly stops and leaves the previous output); a second signal quits at once.
+//! Signals: SIGINT, SIGTERM and SIGHUP stop a render gracefully (nothing more is sent, requests
+//! in flight may finish and are cached, assembly stops and leaves the previous output). A
+//! second signal, or [`GRACE`] after the first, abandons what is still in flight, and the run
+//! ends with its report; a third quits at once.
 //!
 //! Not responsible for what stopping means to a request (see `execute`).
 
@@ -7,8 +9,11 @@ use std::sync::Arc;
 
 use crate::execute::Runner;
 
-/// On SIGINT, SIGTERM or SIGHUP, stop sending and let requests in flight finish; a second signal
-/// exits at once.
+/// How long requests in flight may go on after the first signal.
+pub(crate) const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// On SIGINT, SIGTERM or SIGHUP, stop sending and let requests in flight finish for [`GRACE`];
+/// a second signal abandons them at once, a third exits.
 pub(crate) async fn stop_on_signals(runner: Arc<Runner>) {
     async fn signal() {
         #[cfg(unix)]
@@ -34,9 +39,16 @@ pub(crate) async fn stop_on_signals(runner: Arc<Runner>) {
     }
     signal().await;
     eprintln!(
-        "narrate: stopping: requests in flight will finish and be cached (signal again to quit at once)"
+        "narrate: stopping: nothing more is sent; requests in flight have {} s to finish and be cached (signal again to stop them now)",
+        GRACE.as_secs()
     );
     runner.interrupt();
+    tokio::select! {
+        () = signal() => {}
+        () = tokio::time::sleep(GRACE) => {}
+    }
+    eprintln!("narrate: stopping now: requests still in flight are abandoned; writing the report");
+    runner.abandon();
     signal().await;
     std::process::exit(130);
 }

@@ -151,7 +151,7 @@ fn kill(child: &std::process::Child, signal: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_gently_and_a_second_signal_quits_at_once() {
+async fn sigterm_stops_gently_and_a_second_signal_ends_the_run_with_its_report() {
     let fx = Fixture::new(emulator::Config {
         latency_ms: 3000,
         ..Default::default()
@@ -167,17 +167,97 @@ async fn sigterm_stops_gently_and_a_second_signal_quits_at_once() {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    // The first signal waits for the request in flight (3 s); the second does not.
+    // The first signal lets the request in flight finish (3 s); the second does not wait.
     assert!(
         second.elapsed() < Duration::from_millis(2000),
         "{:?}",
         second.elapsed()
     );
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("signal again to quit at once"),
+        stderr(&out).contains("signal again to stop them now"),
         "{}",
         stderr(&out)
+    );
+    let report = fx.json("out/book.yaml.report.json");
+    assert_eq!(report["interrupted"], true);
+    assert!(
+        report["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "failed"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_signal_unsent_requests_are_not_waited_through_the_limiter() {
+    let fx = Fixture::default().await;
+    chapter(&fx, "book.yaml", 40, "");
+    let base = fx.base();
+    // One request a second, forty of them: draining the queue would take forty seconds.
+    let child = started(
+        &fx,
+        &[
+            "book.yaml",
+            "--base-url",
+            &base,
+            "--rate",
+            "1",
+            "--concurrency",
+            "4",
+        ],
+    )
+    .await;
+    let signalled = std::time::Instant::now();
+    kill(&child, "TERM");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = fx.json("out/book.yaml.report.json");
+    assert_eq!(report["interrupted"], true);
+    assert!(fx.tts_log().len() < 10, "{} sent", fx.tts_log().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_are_abandoned_after_the_grace_and_the_report_is_written() {
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 60_000,
+        ..Default::default()
+    })
+    .await;
+    chapter(&fx, "book.yaml", 2, "");
+    let base = fx.base();
+    let child = started(&fx, &["book.yaml", "--base-url", &base]).await;
+    let signalled = std::time::Instant::now();
+    kill(&child, "TERM");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = fx.json("out/book.yaml.report.json");
+    assert_eq!(report["interrupted"], true);
+    let errors: Vec<String> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["error"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("abandoned in flight")),
+        "{errors:?}"
     );
 }
 

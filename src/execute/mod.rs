@@ -27,6 +27,7 @@ pub(crate) mod estimate;
 mod recover;
 mod request;
 pub(crate) mod slots;
+mod stopping;
 mod take;
 
 pub use estimate::{Estimate, RequestKey, body_for, estimate};
@@ -112,7 +113,8 @@ pub struct Runner {
     limiter: Option<DefaultDirectRateLimiter>,
     /// Hears of each request done, credit charged and retry (the progress bar, in a render).
     pub(crate) observer: Arc<dyn Observer>,
-    stopped: AtomicBool,
+    /// Running, stopped (nothing more sent) or abandoned (nothing more waited for).
+    pub(crate) stopping: stopping::Stop,
     stop_reason: Mutex<Option<String>>,
     interrupted: AtomicBool,
     /// Set with `interrupted`: assembly in progress stops and leaves the previous output.
@@ -145,7 +147,7 @@ impl Runner {
             settings,
             limiter,
             observer,
-            stopped: AtomicBool::new(false),
+            stopping: stopping::Stop::new(),
             stop_reason: Mutex::new(None),
             interrupted: AtomicBool::new(false),
             cancel: Arc::new(AtomicBool::new(false)),
@@ -159,6 +161,14 @@ impl Runner {
     /// The time used for request-id ages and cache records.
     pub fn now(&self) -> SystemTime {
         SystemTime::now() + self.settings.clock_offset
+    }
+
+    /// Gives up the requests still in flight (a second signal, or the grace after the first):
+    /// the run ends with its report. What they may have cost is looked for in the speech
+    /// history by the next run, which finds their sends in the journal.
+    pub fn abandon(&self) {
+        self.interrupt();
+        self.stopping.abandon();
     }
 
     /// Stops sending (SIGINT, SIGTERM): requests in flight finish and are cached.
@@ -210,7 +220,7 @@ impl Runner {
         if r.is_none() {
             *r = Some(reason);
         }
-        self.stopped.store(true, Ordering::SeqCst);
+        self.stopping.stop();
     }
 }
 

@@ -57,7 +57,14 @@ pub(super) async fn from_history(
     for _ in 0..MAX_WAITS {
         match look(req, key, body, after).await {
             Look::Found(found) => return found,
-            Look::Processing => tokio::time::sleep(WAIT).await,
+            Look::Processing => {
+                let waited = runner.stopping.unless_stopped(tokio::time::sleep(WAIT));
+                if waited.await.is_none() {
+                    return Found::Missing(
+                        "the run was stopped while the take was processing".into(),
+                    );
+                }
+            }
         }
     }
     Found::Missing("still processing in the speech history; rendered again".into())

@@ -45,6 +45,28 @@ pub(super) async fn render<'a>(
     (outcome, slot)
 }
 
+/// A slot (the one handed over, or a new one) and the rate limiter's leave to send, unless
+/// the run stops while waiting for them (`None`): an unsent request never waits out the
+/// queue after a stop.
+async fn wait_to_send<'a>(req: &Request<'a>, held: Option<Slot<'a>>) -> Option<Slot<'a>> {
+    let runner = req.runner;
+    let slot = match held {
+        Some(slot) => slot,
+        None => {
+            let priority = remaining_work(req.plan, req.r);
+            let acquire = runner.slots.acquire(priority, req.participant);
+            runner.stopping.unless_stopped(acquire).await?
+        }
+    };
+    if let Some(limiter) = &runner.limiter {
+        runner
+            .stopping
+            .unless_stopped(limiter.until_ready())
+            .await?;
+    }
+    Some(slot)
+}
+
 /// What settles a request without sending it: its answer in the cache, an earlier run's lost
 /// send found in the speech history (it was paid for), or a cache entry that could never be
 /// written (the request fails, unsent, naming the file in the way).
@@ -91,18 +113,10 @@ pub(crate) async fn render_once<'a>(
     }
     let mut first_sent: Option<f64> = None;
     loop {
-        let slot = match held.take() {
-            Some(slot) => slot,
-            None => {
-                runner
-                    .slots
-                    .acquire(remaining_work(req.plan, req.r), req.participant)
-                    .await
-            }
+        let Some(slot) = wait_to_send(req, held.take()).await else {
+            outcome.error = may_send(runner, 0.0).err();
+            return (outcome, None);
         };
-        if let Some(limiter) = &runner.limiter {
-            limiter.until_ready().await;
-        }
         if let Err(error) = may_send(runner, key.credits) {
             outcome.error = Some(error);
             return (outcome, None);
@@ -121,7 +135,18 @@ pub(crate) async fn render_once<'a>(
         first_sent.get_or_insert(sent);
         let started = Instant::now();
         let counted_before = outcome.charged_undelivered;
-        match attempt(req, &key, &body, &mut outcome).await {
+        let Some(answer) = runner
+            .stopping
+            .unless_abandoned(attempt(req, &key, &body, &mut outcome))
+            .await
+        else {
+            runner.settle(key.credits, 0.0);
+            outcome.error = Some(
+                "abandoned in flight when the run was stopped: it may have been generated and charged; the next run looks for it in the speech history".into(),
+            );
+            return (outcome, None);
+        };
+        match answer {
             Ok(response) => {
                 outcome.latency_ms =
                     Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -267,7 +292,7 @@ async fn recovered(
 /// Whether a request may be sent now: the run is not stopped (a 401 or a signal may have
 /// stopped it while this one waited) and the budget allows `credits` more.
 pub(crate) fn may_send(runner: &Runner, credits: f64) -> Result<(), String> {
-    if runner.stopped.load(Ordering::SeqCst) {
+    if runner.stopping.is_stopped() {
         return Err(format!(
             "not sent: the run was stopped ({})",
             runner.stop_reason().unwrap_or_default()
@@ -417,7 +442,11 @@ pub(crate) async fn after_failure(
             runner.observer.retried();
             let wait = backoff(&runner.settings, outcome.attempts, error);
             tracing::info!(segment = %segment.id, attempt = outcome.attempts, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), %error, "retrying");
-            tokio::time::sleep(wait).await;
+            // A stop ends the wait: `may_send` then says the request was not sent.
+            let _ = runner
+                .stopping
+                .unless_stopped(tokio::time::sleep(wait))
+                .await;
             Next::Again
         }
     }
@@ -432,7 +461,7 @@ pub(crate) fn give_up(runner: &Runner, error: &ApiError, attempts: u32) -> Optio
             "the API failed {in_a_row} attempts in a row, last: {error}; stopping instead of hammering it"
         ));
     }
-    if runner.stopped.load(Ordering::SeqCst) {
+    if runner.stopping.is_stopped() {
         return Some(format!(
             "{error} (the run was stopped: {})",
             runner.stop_reason().unwrap_or_default()
