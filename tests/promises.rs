@@ -194,7 +194,16 @@ async fn sigterm_stops_gently_and_a_second_signal_ends_the_run_with_its_report()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_signal_unsent_requests_are_not_waited_through_the_limiter() {
     let fx = Fixture::default().await;
-    chapter(&fx, "book.yaml", 40, "");
+    // Forty chapters, forty chains that may all run at once.
+    let segments: String = (0..40)
+        .map(|i| format!("  - {{id: s{i}, chapter: C{i}, text: \"Sentence {i} of the book.\"}}\n"))
+        .collect();
+    fx.write(
+        "book.yaml",
+        &format!(
+            "output: out/book.yaml.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n{segments}"
+        ),
+    );
     let base = fx.base();
     // One request a second, forty of them: draining the queue would take forty seconds.
     let child = started(
@@ -206,7 +215,7 @@ async fn after_a_signal_unsent_requests_are_not_waited_through_the_limiter() {
             "--rate",
             "1",
             "--concurrency",
-            "4",
+            "40",
         ],
     )
     .await;
