@@ -76,6 +76,16 @@ impl Client {
         history_item_id: &str,
         limit: u64,
     ) -> Result<(Vec<u8>, String), ApiError> {
+        if !super::plain_id(history_item_id) {
+            return Err(ApiError::Status {
+                status: 200,
+                code: None,
+                message: format!(
+                    "the API listed a history item id narrate will not put in a URL: {history_item_id:?}"
+                ),
+                retry_after: None,
+            });
+        }
         self.get_bytes(&format!("/v1/history/{history_item_id}/audio"), limit)
             .await
     }

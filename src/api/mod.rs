@@ -273,3 +273,33 @@ pub(crate) async fn read_audio(
         .map_err(|e| ApiError::BadAudio(format!("audio_base64: {e}")))?;
     Ok((Bytes::from(audio), timed.alignment))
 }
+
+/// Whether an id the API gave may go into a URL path: 1 to 128 ASCII letters, digits, `-` and
+/// `_`, as the API's ids are. Anything else (`../../v1/user/subscription?x=`) could address
+/// another endpoint with the key.
+pub(crate) fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_ids_go_into_a_url() {
+        assert!(super::plain_id("OC6wybolpiQDhzjCRd1o"));
+        for hostile in [
+            "",
+            "../../v1/user/subscription?x=",
+            "a/b",
+            "a%2Fb",
+            "a b",
+            "é",
+        ] {
+            assert!(!super::plain_id(hostile), "{hostile:?}");
+        }
+        assert!(!super::plain_id(&"a".repeat(129)));
+    }
+}

@@ -52,7 +52,7 @@ pub(crate) async fn ensure(client: &Client, state: &StateDir, job: &mut Job) -> 
         crate::files::read_bytes(&path, crate::files::MAX_STATE_JSON_BYTES)
             .ok()
             .and_then(|b| serde_json::from_slice::<Remembered>(&b).ok())
-            .filter(|r| plain_id(&r.id));
+            .filter(|r| crate::api::plain_id(&r.id));
     let manifest = job.manifest.display().to_string();
     let version = match remembered {
         Some(r) => match client.dictionary(&r.id).await? {
@@ -91,15 +91,6 @@ pub(crate) async fn ensure(client: &Client, state: &StateDir, job: &mut Job) -> 
     Ok(())
 }
 
-/// Whether an id is safe in a URL path (the API's ids are letters and digits).
-fn plain_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictionaries::Version> {
     let stem = job
         .manifest
@@ -108,7 +99,7 @@ async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictio
         .unwrap_or_default();
     let name = format!("narrate {}", job.book.title.as_deref().unwrap_or(&stem));
     let v = client.create_dictionary(&name, &job.pronunciations).await?;
-    if !plain_id(&v.id) {
+    if !crate::api::plain_id(&v.id) {
         anyhow::bail!(
             "the API answered a dictionary id narrate will not use: {:?}",
             v.id
