@@ -355,6 +355,8 @@ pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
     let mut blocks: Blocks = Vec::new();
     let mut text = String::new();
     let mut skip = 0usize;
+    // Inside an inline `<script>` or `<style>` element.
+    let mut inline_code = 0usize;
     let mut metadata = false;
     let mut left: Vec<(&'static str, usize)> = Vec::new();
     let mut count = |what: &'static str| match left.iter_mut().find(|(w, _)| *w == what) {
@@ -397,9 +399,20 @@ pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
             Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock) => {
                 flush(&mut text, &mut blocks, None);
             }
+            Event::InlineHtml(html) => {
+                // Inline `<script>` or `<style>`: what is inside is code, not prose.
+                let tag = html.trim_start_matches('<').to_ascii_lowercase();
+                if tag.starts_with("script") || tag.starts_with("style") {
+                    count("script");
+                    inline_code += 1;
+                } else if tag.starts_with("/script") || tag.starts_with("/style") {
+                    inline_code = inline_code.saturating_sub(1);
+                }
+            }
+            _ if inline_code > 0 => {}
             Event::Text(t) | Event::Code(t) => text.push_str(&t),
             Event::SoftBreak | Event::HardBreak => text.push(' '),
-            Event::Html(_) | Event::InlineHtml(_) => {}
+            Event::Html(_) => {}
             _ => {}
         }
     }
@@ -498,5 +511,19 @@ mod tests {
         let left: std::collections::HashMap<_, _> = book.left_out.iter().cloned().collect();
         assert_eq!((left["image"], left["table"], left["footnote"]), (1, 1, 1));
         assert_eq!(book.skipped[0].reason, "before the first chapter heading");
+    }
+
+    #[test]
+    fn inline_script_and_style_are_not_narrated() {
+        let md = "# One\n\nHello <script>alert('owned')</script>world, <style>p{}</style>again.\n";
+        let book = read_markdown(md, false);
+        let text = book.chapters[0].paragraphs.join(" ");
+        assert!(!text.contains("alert") && !text.contains("p{}"), "{text}");
+        assert!(text.contains("Hello") && text.contains("world") && text.contains("again"));
+        assert!(
+            book.left_out
+                .iter()
+                .any(|(what, n)| *what == "script" && *n == 2)
+        );
     }
 }
