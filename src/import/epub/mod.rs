@@ -76,6 +76,13 @@ impl Archive {
 
 /// Reads an EPUB's chapters.
 pub(crate) fn read(bytes: Vec<u8>, keep_all: bool, options: HtmlOptions) -> Result<Book, String> {
+    // The archive's own count, read before its directory is: a directory of millions of
+    // entries is refused without being parsed.
+    if let Some(n) = declared_entries(&bytes)
+        && n > MAX_ENTRIES as u64
+    {
+        return Err(format!("{n} files, more than narrate reads"));
+    }
     let zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| format!("not a ZIP archive, so not an EPUB ({e})"))?;
     if zip.len() > MAX_ENTRIES {
@@ -95,7 +102,7 @@ pub(crate) fn read(bytes: Vec<u8>, keep_all: bool, options: HtmlOptions) -> Resu
     }
     let package = read_package(&archive.text(&opf_path)?, &opf_path)?;
     let mut book = book_of(&package);
-    book.cover = cover(&mut archive, &package);
+    book.cover = cover(&mut archive, &package, &mut book.skipped);
     let spine = package.spine_documents();
     if spine.is_empty() {
         return Err(format!("{opf_path}: the spine lists no XHTML documents"));
@@ -373,9 +380,40 @@ fn rootfile(container: &str) -> Result<String, String> {
     }
 }
 
+/// How many entries a ZIP archive says its central directory holds (its end record, or the
+/// ZIP64 end record it points to), when it says.
+fn declared_entries(bytes: &[u8]) -> Option<u64> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    // The end record is in the last 22 + 65,535 (its comment) bytes.
+    let from = bytes.len().saturating_sub(22 + 65_535);
+    let end = (from..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&i| u32_at(i) == Some(0x0605_4b50))?;
+    let entries = u16_at(end + 10)?;
+    if entries != u16::MAX {
+        return Some(u64::from(entries));
+    }
+    // ZIP64: the locator just before the end record gives where the ZIP64 end record is.
+    let locator = end.checked_sub(20)?;
+    if u32_at(locator)? != 0x0706_4b50 {
+        return None;
+    }
+    let record = usize::try_from(u64_at(locator + 8)?).ok()?;
+    (u32_at(record)? == 0x0606_4b50).then(|| u64_at(record + 32))?
+}
+
+/// The largest cover narrate keeps.
+const MAX_COVER_BYTES: usize = 16 * 1024 * 1024;
+
 /// The cover image: EPUB 3's `cover-image` item or EPUB 2's `<meta name="cover">`, if it is a
-/// JPEG or PNG of at most 16 MB.
-fn cover(archive: &mut Archive, package: &Package) -> Option<Cover> {
+/// JPEG or PNG of at most 16 MB; one that is not is listed in `skipped` with why.
+fn cover(
+    archive: &mut Archive,
+    package: &Package,
+    skipped: &mut Vec<super::Skipped>,
+) -> Option<Cover> {
     let item = package
         .items
         .values()
@@ -386,9 +424,69 @@ fn cover(archive: &mut Archive, package: &Package) -> Option<Cover> {
                 .as_ref()
                 .and_then(|id| package.items.get(id))
         })?;
-    let bytes = archive.bytes(&item.href).ok()?;
-    if bytes.len() > 16 * 1024 * 1024 {
-        return None;
+    let mut skip = |reason: String| {
+        skipped.push(super::Skipped {
+            title: format!("Cover ({})", item.href),
+            reason,
+        });
+        None
+    };
+    let bytes = match archive.bytes(&item.href) {
+        Ok(bytes) => bytes,
+        Err(e) => return skip(format!("cannot be read: {e}")),
+    };
+    if bytes.len() > MAX_COVER_BYTES {
+        return skip(format!(
+            "{} bytes, more than the 16 MB narrate keeps",
+            bytes.len()
+        ));
     }
-    image_extension(&bytes).map(|extension| Cover { extension, bytes })
+    match image_extension(&bytes) {
+        Some(extension) => Some(Cover { extension, bytes }),
+        None => skip("not a JPEG or PNG image".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_entries;
+
+    #[test]
+    fn the_entry_count_is_read_from_the_end_record() {
+        let mut zip = vec![0u8; 100];
+        let mut end = vec![0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0];
+        end.extend_from_slice(&7u16.to_le_bytes());
+        end.extend_from_slice(&7u16.to_le_bytes());
+        end.extend_from_slice(&[0; 10]);
+        zip.extend_from_slice(&end);
+        assert_eq!(declared_entries(&zip), Some(7));
+        assert_eq!(declared_entries(b"not a zip"), None);
+    }
+
+    #[test]
+    fn a_zip64_directory_of_millions_is_refused_before_it_is_read() {
+        let mut zip = vec![0u8; 64];
+        let record = zip.len() as u64;
+        zip.extend_from_slice(&0x0606_4b50u32.to_le_bytes());
+        zip.extend_from_slice(&[0; 20]);
+        zip.extend_from_slice(&5_000_000u64.to_le_bytes()); // on this disk
+        zip.extend_from_slice(&5_000_000u64.to_le_bytes()); // in all
+        zip.extend_from_slice(&[0; 16]);
+        zip.extend_from_slice(&0x0706_4b50u32.to_le_bytes());
+        zip.extend_from_slice(&0u32.to_le_bytes());
+        zip.extend_from_slice(&record.to_le_bytes());
+        zip.extend_from_slice(&1u32.to_le_bytes());
+        zip.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        zip.extend_from_slice(&[0; 4]);
+        zip.extend_from_slice(&u16::MAX.to_le_bytes());
+        zip.extend_from_slice(&u16::MAX.to_le_bytes());
+        zip.extend_from_slice(&[0xFF; 8]);
+        zip.extend_from_slice(&[0; 2]);
+        assert_eq!(declared_entries(&zip), Some(5_000_000));
+        let refused = super::read(zip, false, Default::default()).map(|_| ());
+        assert_eq!(
+            refused,
+            Err("5000000 files, more than narrate reads".into())
+        );
+    }
 }
