@@ -418,3 +418,43 @@ async fn the_emulator_bounds_a_trickled_body_and_its_flags() {
         assert_eq!(out.status.code(), Some(2), "{flag:?}: {}", stderr(&out));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_inside_the_state_directory_are_not_followed_out_of_it() {
+    let fx = Fixture::default().await;
+    two_segments(fx.path());
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let state = fx.path().join(".narrate");
+    let folder = files_under(&state.join("cache"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "audio"))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap();
+    for place in [
+        folder,
+        state.join("cache/published"),
+        state.join("dictionaries"),
+        state.join("lock"),
+    ] {
+        let kept = place.with_extension("kept");
+        let existed = place.exists();
+        if existed {
+            std::fs::rename(&place, &kept).unwrap();
+        }
+        std::os::unix::fs::symlink(elsewhere.path(), &place).unwrap();
+        let out = fx.run(&["book.yaml", "--only", "a"]).await;
+        assert_eq!(out.status.code(), Some(2), "{place:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "{place:?}: nothing is written through the link"
+        );
+        std::fs::remove_file(&place).unwrap();
+        if existed {
+            std::fs::rename(&kept, &place).unwrap();
+        }
+    }
+}

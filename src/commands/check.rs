@@ -9,7 +9,7 @@ use crate::session::Session;
 
 pub(crate) async fn run(args: &CheckArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
-    let mut jobs = super::load_jobs(&args.manifests, &defaults, None)?;
+    let mut jobs = super::load_jobs(&args.manifests, &defaults, None, false)?;
     let names_checked = match Session::optional(&args.api, env_key).await? {
         Some(session) => {
             let result = super::resolve_voices(&session.client, &mut jobs).await;

@@ -21,11 +21,14 @@ pub(crate) mod render;
 pub(crate) mod summary;
 pub(crate) mod voices;
 
-/// Loads every manifest (or book, imported in memory) before anything is sent.
+/// Loads every manifest (or book, imported in memory) before anything is sent. `writes` says
+/// whether the command may write (a render; `check` and `plan` write nothing, so a book's
+/// cover is left where it is).
 pub(crate) fn load_jobs(
     manifests: &[PathBuf],
     defaults: &manifest::FlagDefaults,
     output: Option<&Path>,
+    writes: bool,
 ) -> anyhow::Result<Vec<Job>> {
     manifests
         .iter()
@@ -41,7 +44,7 @@ pub(crate) fn load_jobs(
                 title_pause_ms: crate::import::DEFAULT_TITLE_PAUSE_MS,
                 ..Default::default()
             };
-            let source = crate::import::manifest_in_memory(m, &options)?;
+            let source = crate::import::manifest_in_memory(m, &options, writes)?;
             Ok(manifest::load_source(m, &source, defaults, output).map_err(UsageError::from)?)
         })
         .collect()

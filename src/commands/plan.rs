@@ -95,7 +95,7 @@ pub(crate) struct ContextView {
 
 pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
-    let mut jobs = super::load_jobs(&args.manifests, &defaults, None)?;
+    let mut jobs = super::load_jobs(&args.manifests, &defaults, None, false)?;
     let source = endpoint(&args.api, env_key.clone(), false)?.source();
     let mut balance = None;
     if let Some(session) = Session::optional(&args.api, env_key).await? {

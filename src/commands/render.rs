@@ -41,7 +41,7 @@ pub(crate) fn distinct_manifests(manifests: &[PathBuf]) -> Vec<PathBuf> {
 /// Renders every manifest of `config`; the exit status is 0 only if all of them succeeded.
 pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
     let manifests = distinct_manifests(&config.manifests);
-    let mut jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref())?;
+    let mut jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref(), true)?;
     if let Some(library) = &config.library {
         for job in &mut jobs {
             let (folder, audio) = output::library::place(job, library);

@@ -271,17 +271,24 @@ pub(crate) fn is_book(path: &Path) -> bool {
 
 /// A book imported in memory, for `narrate render book.epub`: the manifest's text (chapter
 /// texts inline), as if it were written beside the book. Only the cover is written, into the
-/// state directory beside the book (`.narrate/cover-<stem>.jpg`), for the output's artwork.
-pub(crate) fn manifest_in_memory(path: &Path, options: &ImportOptions) -> anyhow::Result<String> {
+/// state directory beside the book (`.narrate/cover-<stem>.jpg`), for the output's artwork,
+/// and only with `write_cover` (`check` and `plan` write nothing: their manifest has no cover).
+pub(crate) fn manifest_in_memory(
+    path: &Path,
+    options: &ImportOptions,
+    write_cover: bool,
+) -> anyhow::Result<String> {
     let book = read_book(path, options)?;
     let base = crate::files::parent_dir(path).to_path_buf();
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "book".into());
-    let cover = match &book.cover {
+    let cover = match book.cover.as_ref().filter(|_| write_cover) {
         Some(c) => {
-            let file = base.join(".narrate").join(format!(
+            let state = base.join(".narrate");
+            crate::state::check_links(&state)?;
+            let file = state.join(format!(
                 "cover-{}.{}",
                 crate::output::names::slug(&stem),
                 c.extension

@@ -76,14 +76,48 @@ impl StateDir {
     }
 }
 
-/// Refuses a state directory, or its `cache/`, that is a symlink leading outside the state
-/// directory's parent: narrate would otherwise write (and trust) files somewhere nobody chose.
+/// The places in a state directory narrate writes through: the directory, its lock and model
+/// limits, its dictionaries' records, its cache with the journal, the published files'
+/// records and each folder of entries.
+fn written_through(dir: &Path) -> Vec<PathBuf> {
+    let cache = dir.join("cache");
+    let mut out = vec![
+        dir.to_path_buf(),
+        dir.join("lock"),
+        dir.join("models.json"),
+        dir.join("dictionaries"),
+        cache.clone(),
+        cache.join("journal.jsonl"),
+        cache.join("published"),
+    ];
+    for folder in [
+        dir.join("dictionaries"),
+        cache.clone(),
+        cache.join("published"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        out.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+                .map(|e| e.path()),
+        );
+    }
+    out
+}
+
+/// Refuses a state directory, or anything inside it narrate writes through (its `cache/`, the
+/// cache's folders, `published/`, `dictionaries/`, the lock, the journal), that is a symlink
+/// leading outside the state directory's parent: narrate would otherwise write (and trust)
+/// files somewhere nobody chose.
 pub fn check_links(dir: &Path) -> Result<(), UsageError> {
     let parent = crate::files::parent_dir(dir);
     let Ok(root) = std::fs::canonicalize(parent) else {
         return Ok(());
     };
-    for path in [dir.to_path_buf(), dir.join("cache")] {
+    for path in written_through(dir) {
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if !is_link {
             continue;
@@ -92,7 +126,7 @@ pub fn check_links(dir: &Path) -> Result<(), UsageError> {
         if !inside {
             let target = std::fs::read_link(&path).unwrap_or_default();
             return Err(UsageError(format!(
-                "the state directory {} is a symlink to {}, outside {}; narrate does not write its cache through links that lead elsewhere (remove the link or pass --state-dir)",
+                "{} (of the state directory) is a symlink to {}, outside {}; narrate does not write its state through links that lead elsewhere (remove the link or pass --state-dir)",
                 path.display(),
                 target.display(),
                 root.display()
