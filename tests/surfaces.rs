@@ -458,3 +458,55 @@ async fn links_inside_the_state_directory_are_not_followed_out_of_it() {
         }
     }
 }
+
+/// The peak resident memory of a process, in MiB (Linux).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_their_answers_hold_bounded_memory() {
+    use std::io::BufRead as _;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = spawn_narrate(
+        dir.path(),
+        &["emulate", "--listen", "127.0.0.1:0"],
+        std::process::Stdio::piped(),
+        std::process::Stdio::null(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(emu.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    // Six clients each ask for 40,000 characters of 48 kHz PCM (about 256 MB each) and never
+    // read a byte of the answers.
+    let text = "All work and no play makes a long answer. ".repeat(1000);
+    let body =
+        serde_json::json!({"text": &text[..40_000], "model_id": "eleven_flash_v2_5"}).to_string();
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /v1/text-to-speech/{NARRATOR}?output_format=pcm_48000 HTTP/1.1\r\nhost: x\r\nxi-api-key: k\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body.as_bytes()).await.unwrap();
+        clients.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let peak = peak_rss_mib(emu.id());
+    let _ = emu.kill();
+    let _ = emu.wait();
+    // One answer's room (256 MiB) and its making; six unbounded ones would be 1.5 GB.
+    assert!(peak < 700, "the emulator reached {peak} MiB");
+    drop(clients);
+}

@@ -109,6 +109,8 @@ struct Completion {
     state: Arc<Emulator>,
     request_id: String,
     all_taken: bool,
+    /// The answer's room among the undelivered ones, held until the body is dropped.
+    _room: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for Completion {
@@ -129,6 +131,7 @@ pub(crate) fn deliver(
     audio: Vec<u8>,
     request_id: &str,
     delivery: Delivery,
+    room: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response {
     let audio = Bytes::from(audio);
     let total_len = audio.len();
@@ -155,6 +158,7 @@ pub(crate) fn deliver(
         state: state.clone(),
         request_id: request_id.to_string(),
         all_taken: count == 0 && !cut,
+        _room: room,
     };
     let stream = futures::stream::unfold(
         (chunks.into_iter().enumerate(), completion),

@@ -57,6 +57,13 @@ impl Dictionary {
     }
 }
 
+/// The most answer bytes (MiB) held for clients that have not taken them yet.
+pub(crate) const UNDELIVERED_MIB: u32 = 256;
+
+/// How long a request waits for room among the undelivered answers before it is told the
+/// system is busy (429).
+pub(crate) const UNDELIVERED_WAIT: Duration = Duration::from_secs(30);
+
 /// Shared server state.
 pub struct Emulator {
     pub(crate) config: Config,
@@ -81,6 +88,9 @@ pub struct Emulator {
     /// Generations synthesized at once: one per core. Requests beyond wait (still counted in
     /// flight, as on a busy server), so memory is bounded by the cores, not by the requests.
     pub(crate) synthesis: tokio::sync::Semaphore,
+    /// Answers made but not yet taken by their clients, in MiB: a client that never reads its
+    /// answer holds its share until it closes, and the whole stays under a bound.
+    pub(crate) undelivered: Arc<tokio::sync::Semaphore>,
 }
 
 impl Emulator {
@@ -118,6 +128,7 @@ impl Emulator {
             synthesis: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            undelivered: Arc::new(tokio::sync::Semaphore::new(UNDELIVERED_MIB as usize)),
         }))
     }
 

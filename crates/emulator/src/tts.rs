@@ -204,11 +204,7 @@ pub(crate) async fn synthesize(
     if delay > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
     }
-    let speed = body
-        .get("voice_settings")
-        .and_then(|s| s.get("speed"))
-        .and_then(|s| s.as_f64())
-        .unwrap_or(1.0);
+    let speed = speed_of(body);
     let (text, voice, format) = (
         accepted.spoken.clone(),
         voice_id.to_string(),
@@ -228,6 +224,41 @@ pub(crate) async fn synthesize(
                 &e,
             )
         })
+}
+
+/// The `voice_settings.speed` of a request (1 when not given).
+fn speed_of(body: &Value) -> f64 {
+    body.get("voice_settings")
+        .and_then(|s| s.get("speed"))
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0)
+}
+
+/// Room among the undelivered answers for one of `text` (its audio, and the timings and
+/// base64 of a `/with-timestamps` answer), waited for a while, else a 429 `system_busy`.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+async fn room_for(
+    state: &Emulator,
+    text: &str,
+    speed: f64,
+    format: crate::format::OutputFormat,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    use super::state::{UNDELIVERED_MIB, UNDELIVERED_WAIT};
+    let samples = synth::sample_count(text, speed, format.sample_rate) as f64;
+    let seconds = samples / f64::from(format.sample_rate.max(1));
+    let bytes = format.bytes_per_second() as f64 * seconds * 1.4 + text.len() as f64 * 64.0;
+    let mib = ((bytes / 1_048_576.0).ceil() as u32).clamp(1, UNDELIVERED_MIB);
+    let wait = state.undelivered.clone().acquire_many_owned(mib);
+    match tokio::time::timeout(UNDELIVERED_WAIT, wait).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(api_error(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "system_busy",
+            "The emulator holds too many answers its clients have not read; try again (the emulator's limit).",
+        )),
+    }
 }
 
 pub(crate) async fn tts_response(
@@ -267,6 +298,32 @@ pub(crate) async fn tts_response(
         Ok(d) => d,
         Err(response) => return response,
     };
+    generate(
+        state,
+        voice_id,
+        body,
+        &accepted,
+        enable_logging,
+        (variant, delivery),
+    )
+    .await
+}
+
+/// An accepted request generated: room for its answer, its charge, the account's concurrency,
+/// its ids and history item, its audio, and the answer delivered as `how` says.
+async fn generate(
+    state: &Arc<Emulator>,
+    voice_id: &str,
+    body: &Value,
+    accepted: &Accepted<'_>,
+    enable_logging: bool,
+    (variant, delivery): (Variant, Delivery),
+) -> Response {
+    // Room for the answer first: a busy 429 charges nothing.
+    let room = match room_for(state, &accepted.spoken, speed_of(body), accepted.format).await {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
     let cost = (accepted.chars as f64 * accepted.model.credits_per_char).ceil();
     let used_before = match charge(state, cost) {
         Ok(before) => before,
@@ -283,11 +340,11 @@ pub(crate) async fn tts_response(
         state,
         voice_id,
         body,
-        &accepted,
+        accepted,
         enable_logging.then_some((used_before, cost)),
     );
     let started = Instant::now();
-    let (audio, sample_count) = match synthesize(state, voice_id, body, &accepted).await {
+    let (audio, sample_count) = match synthesize(state, voice_id, body, accepted).await {
         Ok(a) => a,
         Err(response) => return response,
     };
@@ -298,10 +355,11 @@ pub(crate) async fn tts_response(
         started,
         request_id,
         history_id,
+        room,
     };
     respond(
         state,
-        &accepted,
+        accepted,
         audio,
         sample_count,
         variant,
@@ -374,6 +432,8 @@ pub(crate) struct Answer {
     /// The ids of this generation (its history item is there unless zero retention).
     request_id: String,
     history_id: String,
+    /// Its room among the undelivered answers, given back when the body is dropped.
+    room: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The answer to an accepted request: a new request id, the body (audio, or JSON with
@@ -414,7 +474,7 @@ pub(crate) fn respond(
             with_timestamps(accepted.text, &audio, seconds, variant)
         }
     };
-    let mut response = deliver(state, body, &request_id, delivery);
+    let mut response = deliver(state, body, &request_id, delivery, Some(answer.room));
     if let Delivery::Fault(fault) = delivery {
         response.extensions_mut().insert(fault);
     }
