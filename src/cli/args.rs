@@ -332,6 +332,9 @@ pub struct EmulateArgs {
     /// Seconds a request's body may take to arrive once its headers have
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub body_timeout: f64,
+    /// MiB of answers held for clients that have not read them; past it, requests wait
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub undelivered_mib: u32,
     /// Serve no speech history (every /v1/history path answers 404)
     #[arg(long)]
     pub no_history: bool,

@@ -43,6 +43,9 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
     if args.max_connections == 0 || args.max_connections > 65_536 {
         return Err(UsageError("--max-connections: between 1 and 65536".into()).into());
     }
+    if !(1..=65_536).contains(&args.undelivered_mib) {
+        return Err(UsageError("--undelivered-mib: between 1 and 65536".into()).into());
+    }
     if args.latency_ms > MAX_LATENCY_MS {
         return Err(UsageError(format!(
             "--latency-ms {}: expected milliseconds between 0 and {MAX_LATENCY_MS} (ten minutes)",
@@ -70,6 +73,7 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         max_connections: args.max_connections,
         header_timeout,
         body_timeout,
+        undelivered_mib: args.undelivered_mib,
         model_limits: Vec::new(),
         models_down: false,
         subscription_down: false,

@@ -182,6 +182,9 @@ pub struct Config {
     /// How long a request's body may take to arrive once its headers have: a client that
     /// trickles its body is answered 408 and closed, and holds no connection past it.
     pub body_timeout: Duration,
+    /// The most MiB of answers held for clients that have not read them; past it, a request
+    /// waits for room, then is answered a busy 429.
+    pub undelivered_mib: u32,
     /// What the speech history does (a test seam for recovery's failure paths).
     pub history: HistoryMode,
     /// Character limits that differ from the documented ones, `(model_id, limit)`: served by
@@ -219,6 +222,7 @@ impl Default for Config {
             max_connections: 512,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
+            undelivered_mib: 256,
             history: HistoryMode::default(),
             model_limits: Vec::new(),
             models_down: false,

@@ -57,9 +57,6 @@ impl Dictionary {
     }
 }
 
-/// The most answer bytes (MiB) held for clients that have not taken them yet.
-pub(crate) const UNDELIVERED_MIB: u32 = 256;
-
 /// How long a request waits for room among the undelivered answers before it is told the
 /// system is busy (429).
 pub(crate) const UNDELIVERED_WAIT: Duration = Duration::from_secs(30);
@@ -96,6 +93,7 @@ pub struct Emulator {
 impl Emulator {
     /// The state of an emulator with `config`; opens the request log, if any.
     pub fn new(config: Config) -> std::io::Result<Arc<Self>> {
+        let undelivered = config.undelivered_mib.max(1) as usize;
         let log = match &config.request_log {
             Some(path) => Some(
                 std::fs::OpenOptions::new()
@@ -128,7 +126,7 @@ impl Emulator {
             synthesis: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
-            undelivered: Arc::new(tokio::sync::Semaphore::new(UNDELIVERED_MIB as usize)),
+            undelivered: Arc::new(tokio::sync::Semaphore::new(undelivered)),
         }))
     }
 

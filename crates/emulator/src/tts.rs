@@ -243,11 +243,11 @@ async fn room_for(
     speed: f64,
     format: crate::format::OutputFormat,
 ) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
-    use super::state::{UNDELIVERED_MIB, UNDELIVERED_WAIT};
+    use super::state::UNDELIVERED_WAIT;
     let samples = synth::sample_count(text, speed, format.sample_rate) as f64;
     let seconds = samples / f64::from(format.sample_rate.max(1));
     let bytes = format.bytes_per_second() as f64 * seconds * 1.4 + text.len() as f64 * 64.0;
-    let mib = ((bytes / 1_048_576.0).ceil() as u32).clamp(1, UNDELIVERED_MIB);
+    let mib = ((bytes / 1_048_576.0).ceil() as u32).clamp(1, state.config.undelivered_mib.max(1));
     let wait = state.undelivered.clone().acquire_many_owned(mib);
     match tokio::time::timeout(UNDELIVERED_WAIT, wait).await {
         Ok(Ok(permit)) => Ok(permit),
