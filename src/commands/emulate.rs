@@ -20,8 +20,8 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
         })
 }
 
-pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
-    let tier = args.tier.parse().map_err(|e: String| UsageError(e))?;
+/// Every number the flags give within its range, before anything is served.
+fn check_ranges(args: &EmulateArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.fault_rate) {
         return Err(UsageError(format!(
             "--fault-rate {}: a probability, between 0 and 1",
@@ -38,8 +38,6 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let header_timeout = seconds("--header-timeout", args.header_timeout)?;
-    let body_timeout = seconds("--body-timeout", args.body_timeout)?;
     if args.max_connections == 0 || args.max_connections > 65_536 {
         return Err(UsageError("--max-connections: between 1 and 65536".into()).into());
     }
@@ -53,6 +51,14 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
+    Ok(())
+}
+
+pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
+    let tier = args.tier.parse().map_err(|e: String| UsageError(e))?;
+    check_ranges(args)?;
+    let header_timeout = seconds("--header-timeout", args.header_timeout)?;
+    let body_timeout = seconds("--body-timeout", args.body_timeout)?;
     let config = emulator::Config {
         api_key: args.api_key.clone(),
         tier,
