@@ -1014,3 +1014,43 @@ async fn text_by_a_chapter_pattern_html_headings_and_voice_names() {
         "{yaml}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checking_a_book_writes_nothing_and_its_cover_never_goes_through_a_link() {
+    let fx = Fixture::default().await;
+    let d = fx.path();
+    let jpeg = std::fs::read(cover_jpeg(d)).unwrap();
+    std::fs::remove_file(d.join("cover.jpg")).unwrap();
+    let opf = r#"<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Covered</dc:title><dc:language>en</dc:language></metadata><manifest><item id="c" href="cover.jpg" media-type="image/jpeg" properties="cover-image"/><item id="one" href="one.xhtml" media-type="application/xhtml+xml"/></manifest><spine><itemref idref="one"/></spine></package>"#;
+    let book = d.join("book.epub");
+    let one = page("<body><h1>One</h1><p>A chapter with a cover.</p></body>");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&book).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let entries: [(&str, &[u8]); 5] = [
+            ("mimetype", b"application/epub+zip"),
+            (CONTAINER.0, CONTAINER.1.as_bytes()),
+            ("OEBPS/content.opf", opf.as_bytes()),
+            ("OEBPS/one.xhtml", one.as_bytes()),
+            ("OEBPS/cover.jpg", &jpeg),
+        ];
+        for (name, bytes) in entries {
+            zip.start_file(name, stored).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    let before = files_under(d);
+    let out = narrate(d, &["check", "book.epub"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(files_under(d), before, "check writes nothing");
+
+    // A state directory that leads elsewhere: the cover is not written through it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), d.join(".narrate")).unwrap();
+    let out = fx.run(&["book.epub"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    assert!(fx.tts_log().is_empty());
+}
