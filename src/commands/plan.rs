@@ -203,17 +203,6 @@ pub(crate) fn chain_view(
 ) -> ChainView {
     let chain = &plan.chains[c];
     let now = SystemTime::now();
-    let as_labels = |ids: &[String]| -> Vec<String> {
-        ids.iter()
-            .map(|id| {
-                chain
-                    .requests
-                    .iter()
-                    .find(|&&q| label(job, plan, q) == *id)
-                    .map_or_else(|| id.clone(), |&q| label(job, plan, q))
-            })
-            .collect()
-    };
     let mut done: Vec<Option<plan::Done>> = Vec::new();
     let mut requests = Vec::new();
     for &r in &chain.requests {
@@ -224,7 +213,8 @@ pub(crate) fn chain_view(
         let previous = if !context.previous_request_ids.is_empty() {
             ContextView {
                 kind: "ids",
-                of: as_labels(&context.previous_request_ids),
+                // A cached request's stored id, or the label of one not yet rendered.
+                of: context.previous_request_ids.clone(),
             }
         } else if context.previous_text.is_some() {
             ContextView {
