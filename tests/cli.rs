@@ -173,6 +173,7 @@ async fn help_tables_and_plan_snapshots() {
               --voice-id <ID>                 Voice for segments that name none
               --model-id <ID>                 Model for segments that name none
               --output-format <FORMAT>        output_format for manifests that name none
+              --continuity <chapter|none>     continuity for manifests that state none: chapter (chain a chapter's segments) or none (every segment on its own, all in parallel) [possible values: chapter, none]
               --api-key-file <PATH>           Read the API key from this file (otherwise ELEVENLABS_API_KEY)
               --base-url <URL>                The API's base URL [env: ELEVENLABS_BASE_URL=] [default: https://api.elevenlabs.io]
               --emulate                       Use the built-in emulator on a loopback port: no key, no network, synthetic audio

@@ -376,3 +376,85 @@ async fn model_limits_come_from_the_api_and_are_remembered() {
             .any(|e| e["path"] == "/v1/models")
     );
 }
+
+/// Eight unrelated announcements, one chapter-less row each, with `header` at the top.
+fn announcements(fx: &Fixture, name: &str, header: &str) {
+    let segments: String = (0..8)
+        .map(|i| format!("  - {{id: a{i}, text: \"{name} {i}: platform {i} is open.\"}}\n"))
+        .collect();
+    fx.write(
+        name,
+        &format!(
+            "{header}output: out/{name}.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n{segments}"
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_continuity_none_every_segment_stands_alone_and_they_run_at_once() {
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 300,
+        ..Default::default()
+    })
+    .await;
+    announcements(&fx, "chained.yaml", "");
+    announcements(&fx, "alone.yaml", "continuity: none\n");
+    let context = |e: &serde_json::Value| {
+        [
+            "previous_request_ids",
+            "next_request_ids",
+            "previous_text",
+            "next_text",
+        ]
+        .iter()
+        .any(|k| !e["body"][k].is_null())
+    };
+    let out = fx.run(&["chained.yaml", "--concurrency", "4"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let chained = fx.tts_log();
+    assert!(
+        chained.iter().any(context),
+        "a chapter's rows carry context"
+    );
+    assert!(
+        chained.iter().all(|e| e["concurrent"] == 1),
+        "one at a time"
+    );
+
+    let out = fx.run(&["alone.yaml", "--concurrency", "4"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let alone = &fx.tts_log()[chained.len()..];
+    assert_eq!(alone.len(), 8);
+    assert!(
+        !alone.iter().any(context),
+        "no ids and no neighbouring text"
+    );
+    let most = alone.iter().filter_map(|e| e["concurrent"].as_u64()).max();
+    assert_eq!(most, Some(4), "up to the cap at once");
+
+    // A bare CSV: `--continuity none`, and a warning when many rows would be chained.
+    let rows: String = (0..400)
+        .map(|i| format!("r{i},Row {i} says something.,{NARRATOR}\n"))
+        .collect();
+    fx.write("rows.csv", &format!("id,text,voice_id\n{rows}"));
+    let out = narrate(fx.path(), &["check", "rows.csv"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("in 1 chains"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("--continuity none"),
+        "{}",
+        stderr(&out)
+    );
+    let out = narrate(
+        fx.path(),
+        &["check", "rows.csv", "--continuity", "none"],
+        &[],
+    )
+    .await;
+    assert!(
+        stdout(&out).contains("400 requests in 400 chains"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("continuity none"), "{}", stderr(&out));
+}

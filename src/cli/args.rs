@@ -113,6 +113,10 @@ pub struct DefaultArgs {
     /// output_format for manifests that name none
     #[arg(long, value_name = "FORMAT")]
     pub output_format: Option<String>,
+    /// continuity for manifests that state none: chapter (chain a chapter's segments) or none
+    /// (every segment on its own, all in parallel)
+    #[arg(long, value_name = "chapter|none")]
+    pub continuity: Option<crate::plan::Continuity>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -339,6 +339,7 @@ pub(crate) fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
         voice_id: args.voice_id.clone(),
         model_id: args.model_id.clone(),
         output_format: args.output_format.clone(),
+        continuity: args.continuity,
     }
 }
 

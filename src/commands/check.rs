@@ -41,6 +41,9 @@ pub(crate) async fn run(args: &CheckArgs, env_key: Option<String>) -> anyhow::Re
                 (_, false) => format!("; {names} voice names not checked (no key)"),
             }
         );
+        if let Some(note) = plan::continuity_note(job, &plan) {
+            eprintln!("{}: {note}", job.manifest.display());
+        }
     }
     Ok(EXIT_OK)
 }

@@ -150,6 +150,9 @@ pub(crate) fn label(job: &Job, plan: &Plan, r: usize) -> String {
 /// The plan of one job: chains, and for each request its size, cache state and context.
 pub(crate) fn manifest_plan(job: &Job, state: &StateDir, source: &str) -> ManifestPlan {
     let plan = plan::plan_with_limits(job, &state.remembered_limits());
+    if let Some(note) = plan::continuity_note(job, &plan) {
+        eprintln!("{}: {note}", job.manifest.display());
+    }
     let cache = Cache::open(&state.cache_dir()).ok();
     let estimate = execute::estimate(job, &plan, cache.as_ref(), source);
     let chains = (0..plan.chains.len())

@@ -61,6 +61,8 @@ pub struct FlagDefaults {
     pub voice_id: Option<String>,
     pub model_id: Option<String>,
     pub output_format: Option<String>,
+    /// `--continuity`, for manifests that state none (a bare CSV, a book).
+    pub continuity: Option<crate::plan::Continuity>,
 }
 
 /// A validated segment with every default resolved.
@@ -101,6 +103,9 @@ pub struct Job {
     pub output_format: OutputFormat,
     pub lead_in_ms: u64,
     pub tail_ms: u64,
+    /// What chains requests for continuity: the chapter (with voice and model), or nothing
+    /// (each segment stands alone).
+    pub continuity: crate::plan::Continuity,
     /// Trim each response's leading and trailing silence, so pauses are the manifest's.
     pub trim_silence: bool,
     pub segments: Vec<Segment>,
@@ -253,6 +258,7 @@ pub fn load_source(
         lead_in_ms: header.lead_in_ms.unwrap_or(0),
         tail_ms: header.tail_ms.unwrap_or(0),
         trim_silence: header.trim_silence.unwrap_or(false),
+        continuity: header.continuity.or(flags.continuity).unwrap_or_default(),
         segments,
         inputs,
         subset: None,

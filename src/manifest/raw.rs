@@ -48,6 +48,7 @@ pub(crate) struct RawManifest {
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,
     pub(crate) trim_silence: Option<bool>,
+    pub(crate) continuity: Option<crate::plan::Continuity>,
     pub(crate) defaults: Option<Spanned<RawSegment>>,
     pub(crate) segments: Option<Vec<Spanned<RawSegment>>>,
     pub(crate) segments_csv: Option<String>,
@@ -86,6 +87,7 @@ pub(crate) struct Header {
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,
     pub(crate) trim_silence: Option<bool>,
+    pub(crate) continuity: Option<crate::plan::Continuity>,
 }
 
 /// The CSV columns a segment row may have.

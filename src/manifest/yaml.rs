@@ -120,6 +120,7 @@ pub(super) fn read_yaml(
         lead_in_ms: raw.lead_in_ms,
         tail_ms: raw.tail_ms,
         trim_silence: raw.trim_silence,
+        continuity: raw.continuity,
     };
     Ok((segments, defaults, header))
 }

@@ -81,28 +81,76 @@ impl Plan {
     }
 }
 
-/// Builds the plan of a job.
+/// What chains requests, so each is read as the continuation of the one before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Continuity {
+    /// The segments of a chapter, with one voice and model, are one chain: ids and
+    /// neighbouring text are sent (a book).
+    #[default]
+    Chapter,
+    /// Every segment is its own chain: no ids and no neighbouring text, and all of them run in
+    /// parallel up to the concurrency cap (a batch of unrelated items).
+    #[serde(rename = "none")]
+    #[value(name = "none")]
+    Independent,
+}
+
+/// Rows without a chapter chained one to the next past which `check` and `plan` warn.
+pub const LONG_IMPLICIT_CHAIN: usize = 300;
+
+/// What `check` and `plan` say of a job's continuity: which applies when it is `none`, and a
+/// warning when many segments without a chapter are chained one to the next (unrelated rows
+/// of a CSV conditioning each other's voice, one request at a time).
+pub fn continuity_note(job: &Job, plan: &Plan) -> Option<String> {
+    if job.continuity == Continuity::Independent {
+        return Some(format!(
+            "continuity none: {} chains, one per segment, with no ids or neighbouring text",
+            plan.chains.len()
+        ));
+    }
+    let longest = plan
+        .chains
+        .iter()
+        .filter(|c| c.chapter.is_none())
+        .map(|c| c.requests.len())
+        .max()?;
+    (longest > LONG_IMPLICIT_CHAIN).then(|| {
+        format!(
+            "warning: {longest} requests without a chapter are chained one to the next (each sends its neighbours' ids and text, one at a time); for unrelated items set `continuity: none` in the manifest, or --continuity none"
+        )
+    })
+}
+
+/// Builds the plan of a job: linear in its segments, however many chains.
 pub fn plan(job: &Job) -> Plan {
     let mut requests = Vec::new();
     let mut chains: Vec<Chain> = Vec::new();
+    let mut chain_of: std::collections::HashMap<(Option<&str>, &str, &str, usize), usize> =
+        std::collections::HashMap::new();
     let mut segment_requests = Vec::with_capacity(job.segments.len());
     for (si, segment) in job.segments.iter().enumerate() {
-        let chain = match chains.iter().position(|c| {
-            c.chapter == segment.chapter
-                && c.voice_id == segment.voice_id
-                && c.model_id == segment.model_id
-        }) {
-            Some(c) => c,
-            None => {
-                chains.push(Chain {
-                    chapter: segment.chapter.clone(),
-                    voice_id: segment.voice_id.clone(),
-                    model_id: segment.model_id.clone(),
-                    requests: Vec::new(),
-                });
-                chains.len() - 1
-            }
+        // With no continuity, a segment's own index keeps it apart from every other.
+        let alone = if job.continuity == Continuity::Independent {
+            si
+        } else {
+            0
         };
+        let wanted = (
+            segment.chapter.as_deref(),
+            segment.voice_id.as_str(),
+            segment.model_id.as_str(),
+            alone,
+        );
+        let chain = *chain_of.entry(wanted).or_insert_with(|| {
+            chains.push(Chain {
+                chapter: segment.chapter.clone(),
+                voice_id: segment.voice_id.clone(),
+                model_id: segment.model_id.clone(),
+                requests: Vec::new(),
+            });
+            chains.len() - 1
+        });
         let mut mine = Vec::new();
         for (piece, text) in split_text(&segment.text, request_limit(segment))
             .into_iter()
