@@ -116,7 +116,7 @@ pub struct DefaultArgs {
     /// continuity for manifests that state none: chapter (chain a chapter's segments) or none
     /// (every segment on its own, all in parallel)
     #[arg(long, value_name = "chapter|none")]
-    pub continuity: Option<crate::plan::Continuity>,
+    pub continuity: Option<crate::manifest::Continuity>,
 }
 
 #[derive(Debug, Args, Clone)]

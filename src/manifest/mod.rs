@@ -62,7 +62,22 @@ pub struct FlagDefaults {
     pub model_id: Option<String>,
     pub output_format: Option<String>,
     /// `--continuity`, for manifests that state none (a bare CSV, a book).
-    pub continuity: Option<crate::plan::Continuity>,
+    pub continuity: Option<Continuity>,
+}
+
+/// What chains requests, so each is read as the continuation of the one before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Continuity {
+    /// The segments of a chapter, with one voice and model, are one chain: ids and
+    /// neighbouring text are sent (a book).
+    #[default]
+    Chapter,
+    /// Every segment is its own chain: no ids and no neighbouring text, and all of them run in
+    /// parallel up to the concurrency cap (a batch of unrelated items).
+    #[serde(rename = "none")]
+    #[value(name = "none")]
+    Independent,
 }
 
 /// A validated segment with every default resolved.
@@ -105,7 +120,7 @@ pub struct Job {
     pub tail_ms: u64,
     /// What chains requests for continuity: the chapter (with voice and model), or nothing
     /// (each segment stands alone).
-    pub continuity: crate::plan::Continuity,
+    pub continuity: Continuity,
     /// Trim each response's leading and trailing silence, so pauses are the manifest's.
     pub trim_silence: bool,
     pub segments: Vec<Segment>,

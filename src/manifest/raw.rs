@@ -48,7 +48,7 @@ pub(crate) struct RawManifest {
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,
     pub(crate) trim_silence: Option<bool>,
-    pub(crate) continuity: Option<crate::plan::Continuity>,
+    pub(crate) continuity: Option<crate::manifest::Continuity>,
     pub(crate) defaults: Option<Spanned<RawSegment>>,
     pub(crate) segments: Option<Vec<Spanned<RawSegment>>>,
     pub(crate) segments_csv: Option<String>,
@@ -87,7 +87,7 @@ pub(crate) struct Header {
     pub(crate) lead_in_ms: Option<u64>,
     pub(crate) tail_ms: Option<u64>,
     pub(crate) trim_silence: Option<bool>,
-    pub(crate) continuity: Option<crate::plan::Continuity>,
+    pub(crate) continuity: Option<crate::manifest::Continuity>,
 }
 
 /// The CSV columns a segment row may have.

@@ -81,21 +81,6 @@ impl Plan {
     }
 }
 
-/// What chains requests, so each is read as the continuation of the one before.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Continuity {
-    /// The segments of a chapter, with one voice and model, are one chain: ids and
-    /// neighbouring text are sent (a book).
-    #[default]
-    Chapter,
-    /// Every segment is its own chain: no ids and no neighbouring text, and all of them run in
-    /// parallel up to the concurrency cap (a batch of unrelated items).
-    #[serde(rename = "none")]
-    #[value(name = "none")]
-    Independent,
-}
-
 /// Rows without a chapter chained one to the next past which `check` and `plan` warn.
 pub const LONG_IMPLICIT_CHAIN: usize = 300;
 
@@ -179,6 +164,7 @@ pub fn plan(job: &Job) -> Plan {
     }
 }
 
+pub use crate::manifest::Continuity;
 pub use crate::models::{Limits, plausible_limits};
 
 /// Builds the plan of a job with the API's model limits.
