@@ -8,8 +8,8 @@
 //! (`narrate emulate` with a fixed latency and the Scale tier's 15 slots) so narrate's own CPU
 //! time can be read from this process. Assembly runs in a child process each, so its peak RSS is
 //! its own. `NARRATE_BENCH_QUICK=1` runs a seconds-long version (CI uses it to keep this
-//! compiling and running); `NARRATE_BENCH_ONLY=scheduling`, `=assembly` or `=publish` runs one
-//! part, and `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are
+//! compiling and running); `NARRATE_BENCH_ONLY=scheduling`, `=assembly`, `=publish` or `=rows`
+//! (check and plan of a bare CSV of 10,000 and 100,000 rows) runs one part, and `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are
 //! not pass/fail.
 
 use std::io::Write;
@@ -18,6 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use narrate::cli::{Endpoint, RenderConfig};
+
+#[path = "rows.rs"]
+mod rows;
 use narrate::execute::Concurrency;
 use narrate::format::OutputFormat;
 
@@ -41,11 +44,14 @@ fn main() {
     if only.is_empty() || only == "scheduling" {
         scheduling(quick);
     }
-    if only != "scheduling" && only != "rf64" && only != "publish" {
+    if only != "scheduling" && only != "rf64" && only != "publish" && only != "rows" {
         assembly(quick);
     }
     if only.is_empty() || only == "publish" {
         publish(quick);
+    }
+    if only.is_empty() || only == "rows" {
+        rows::rows(quick);
     }
     // Not part of a default run: it writes a 5 GB file.
     if only == "rf64" {
