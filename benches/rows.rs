@@ -56,7 +56,9 @@ fn measured(dir: &Path, args: &[&str]) -> (f64, f64) {
 pub(crate) fn rows(quick: bool) {
     let sizes: &[usize] = if quick { &[10_000] } else { &[10_000, 100_000] };
     println!();
-    println!("a bare CSV of independent rows: check and plan (goals at 100,000: check 1 s, plan 3 s and 200 MB)");
+    println!(
+        "a bare CSV of independent rows: check and plan (goals at 100,000: check 1 s, plan 3 s and 200 MB)"
+    );
     println!(
         "{:>8}  {:<10} {:>9} {:>8} {:>9} {:>8}",
         "rows", "continuity", "check s", "MB", "plan s", "MB"
