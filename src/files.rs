@@ -136,26 +136,37 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     commit(temp, path)
 }
 
-/// Removes the temporary files a killed run left beside `path` (see [`temp_beside`]).
+/// Removes the temporary files a killed run left beside each of `paths` (see
+/// [`temp_beside`]), reading each directory once however many of its files are listed.
 /// Returns how many were removed.
-pub fn remove_leftovers(path: &Path) -> usize {
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return 0;
-    };
-    let prefix = format!(".{name}.narrate-");
-    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
-        return 0;
-    };
+pub fn remove_leftovers<'a>(paths: impl IntoIterator<Item = &'a Path>) -> usize {
+    use std::collections::{HashMap, HashSet};
+    let mut by_dir: HashMap<&Path, HashSet<String>> = HashMap::new();
+    for path in paths {
+        if let Some(name) = path.file_name() {
+            by_dir
+                .entry(parent_dir(path))
+                .or_default()
+                .insert(name.to_string_lossy().into_owned());
+        }
+    }
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file
-            && file_name.starts_with(&prefix)
-            && file_name.ends_with(".part")
-            && std::fs::remove_file(entry.path()).is_ok()
-        {
-            removed += 1;
+    for (dir, names) in by_dir {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let ours = file_name
+                .strip_prefix('.')
+                .and_then(|n| n.rsplit_once(".narrate-"))
+                .is_some_and(|(name, rest)| rest.ends_with(".part") && names.contains(name));
+            if ours
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
         }
     }
     removed
@@ -212,6 +223,15 @@ pub enum NotWritable {
 /// Checks, before anything is paid for, that `path` can be written: it is not a directory, its
 /// directory can be created, and a temporary file can be created there (and is removed again).
 pub fn check_writable(path: &Path) -> Result<(), NotWritable> {
+    check_writable_among(path, &mut std::collections::HashSet::new())
+}
+
+/// [`check_writable`] for one of many paths: a directory in `checked` is not created and tried
+/// again, so a thousand files in one folder cost one trial file.
+pub fn check_writable_among<'a>(
+    path: &'a Path,
+    checked: &mut std::collections::HashSet<&'a Path>,
+) -> Result<(), NotWritable> {
     if path.as_os_str().is_empty() || path.file_name().is_none() {
         return Err(NotWritable::NotAFileName(path.to_path_buf()));
     }
@@ -221,6 +241,9 @@ pub fn check_writable(path: &Path) -> Result<(), NotWritable> {
         return Err(NotWritable::Directory(path.to_path_buf()));
     }
     let dir = parent_dir(path);
+    if checked.contains(dir) {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).map_err(|source| NotWritable::CannotCreateDir {
         dir: dir.to_path_buf(),
         source,
@@ -230,7 +253,9 @@ pub fn check_writable(path: &Path) -> Result<(), NotWritable> {
         .map_err(|source| NotWritable::CannotWrite {
             dir: dir.to_path_buf(),
             source,
-        })
+        })?;
+    checked.insert(dir);
+    Ok(())
 }
 
 /// Whether a key file can be read by other users (group or world bits), with its mode.
@@ -321,7 +346,7 @@ mod tests {
         let left = temp_beside(&out).unwrap().keep().unwrap().1;
         let other = dir.path().join(".other.mp3.narrate-abc.part");
         std::fs::write(&other, "").unwrap();
-        assert_eq!(remove_leftovers(&out), 1);
+        assert_eq!(remove_leftovers([out.as_path()]), 1);
         assert!(!left.exists());
         assert!(other.exists());
     }

@@ -458,3 +458,118 @@ async fn with_continuity_none_every_segment_stands_alone_and_they_run_at_once() 
     );
     assert!(stderr(&out).contains("continuity none"), "{}", stderr(&out));
 }
+
+/// The modification time and inode of each file in `dir`, by name.
+fn stamps(dir: &Path) -> HashMap<String, (std::time::SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, (meta.modified().unwrap(), meta.ino()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_job_writes_a_file_per_row_and_a_rerun_rewrites_only_the_changed_row() {
+    let fx = Fixture::default().await;
+    // More rows than render tasks exist at once, so the window of tasks moves along.
+    let rows = 1_100;
+    let csv = |changed: &str| -> String {
+        let mut text = String::from("id,text,voice_id\n");
+        for i in 0..rows {
+            let word = if i == 7 { changed } else { "open" };
+            text.push_str(&format!("item-{i},Platform {i} is {word}.,{NARRATOR}\n"));
+        }
+        text
+    };
+    fx.write("rows.csv", &csv("open"));
+    let args = [
+        "rows.csv",
+        "--continuity",
+        "none",
+        "--split",
+        "segments",
+        "-o",
+        "out/tonight.mp3",
+        "--output-format",
+        "mp3_22050_32",
+        "--rate",
+        "1000",
+        "--concurrency",
+        "8",
+    ];
+    let out = fx.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = fx.path().join("out/tonight");
+    let first = stamps(&folder);
+    assert_eq!(first.len(), rows, "one file per row and nothing else");
+    assert!(first.contains_key("item-0.mp3") && first.contains_key("item-1099.mp3"));
+    let log = fx.tts_log();
+    assert_eq!(log.len(), rows);
+    assert!(
+        log.iter().all(
+            |e| e["body"]["previous_request_ids"].is_null() && e["body"]["next_text"].is_null()
+        )
+    );
+    // Each file holds its own row's audio: ffprobe reads the one of item-7 as an MP3 of about
+    // the length the report gives.
+    let report = fx.json("out/tonight.report.json");
+    let outputs = report["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), rows);
+    let seven = &report["segments"][7];
+    assert_eq!(seven["file"], "out/tonight/item-7.mp3");
+    let probe = ffprobe_json(&folder.join("item-7.mp3"), &["-show_format"]);
+    assert_eq!(probe["format"]["format_name"], "mp3");
+    let seconds = secs(&probe["format"]["duration"]);
+    let reported =
+        seven["end_seconds"].as_f64().unwrap() - seven["start_seconds"].as_f64().unwrap();
+    assert!((seconds - reported).abs() < 0.1, "{seconds} vs {reported}");
+    let playlist = String::from_utf8(fx.read("out/tonight.m3u8")).unwrap();
+    assert!(playlist.contains("\ntonight/item-7.mp3\n"), "{playlist}");
+
+    // One row changed: one request, one file written again, the others untouched on disk.
+    fx.write("rows.csv", &csv("closed"));
+    let out = fx.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), rows + 1);
+    let second = stamps(&folder);
+    let rewritten: Vec<&String> = second
+        .iter()
+        .filter(|(name, stamp)| first.get(*name) != Some(stamp))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(rewritten, ["item-7.mp3"]);
+
+    // Ids that cannot name their files are refused before anything is sent.
+    // (The manifest itself refuses ids with separators, `.` and `..`.)
+    let long = "x".repeat(201);
+    for (ids, says) in [
+        (["..", "b"], "not a valid id"),
+        ([".hidden", "b"], "hidden file"),
+        (["Item", "item"], "would be the file of"),
+        ([long.as_str(), "b"], "over 200 bytes"),
+    ] {
+        let rows: String = ids
+            .iter()
+            .map(|id| format!("{id},Hello.,{NARRATOR}\n"))
+            .collect();
+        fx.write("bad.csv", &format!("id,text,voice_id\n{rows}"));
+        let mut bad = args;
+        bad[0] = "bad.csv";
+        bad[6] = "out/bad.mp3";
+        let before = fx.tts_log().len();
+        let out = fx.run(&bad).await;
+        assert_eq!(out.status.code(), Some(2), "{ids:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{ids:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("bad.csv:"),
+            "names the file and line: {}",
+            stderr(&out)
+        );
+        assert_eq!(fx.tts_log().len(), before, "{ids:?}: nothing sent");
+    }
+}

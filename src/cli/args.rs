@@ -76,14 +76,7 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
-/// `--split`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Split {
-    /// One output file.
-    None,
-    /// One file per chapter.
-    Chapters,
-}
+pub use crate::output::names::Split;
 
 /// `--other-chapters`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -157,7 +150,7 @@ pub struct RenderArgs {
     /// With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached)
     #[arg(long, value_enum, default_value = "omit", value_name = "omit|cached")]
     pub other_chapters: OtherChapters,
-    /// Chapter files assembled at once with --split chapters (default: the core count)
+    /// Files assembled at once with --split (default: the core count)
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
@@ -178,7 +171,7 @@ pub struct RenderArgs {
     /// Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
     #[arg(long)]
     pub audiobook: bool,
-    /// One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT
+    /// One output file, one per chapter (OUTPUT-STEM-01-chapter-title.EXT) or one per segment (OUTPUT-STEM/ID.EXT)
     #[arg(long, value_enum, default_value = "none")]
     pub split: Split,
     /// Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::args::{ApiArgs, DefaultArgs, RenderArgs, Split};
+use super::args::{ApiArgs, DefaultArgs, RenderArgs};
 use crate::api::ApiKey;
 use crate::error::usage;
 use crate::execute::Concurrency;
@@ -296,7 +296,7 @@ impl RenderConfig {
                 loudness: args.loudness || args.audiobook,
                 loudness_target: args.loudness_target,
                 audiobook: args.audiobook,
-                split_chapters: args.split == Split::Chapters,
+                split: args.split,
                 gapless: args.gapless,
                 jobs: jobs(args.jobs)?,
             },

@@ -133,7 +133,7 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
             return Err(UsageError(format!("--only {id}: no segment has this id")).into());
         }
     }
-    let split = config.publish.split_chapters;
+    let split = config.publish.split;
     output::check_outputs(jobs, split, config.endpoint.key_file.as_deref())?;
     if let Some(job) = jobs.iter().find(|j| {
         j.output
@@ -145,12 +145,13 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
     }
     let caches = Caches::open(config, jobs)?;
     for job in jobs {
-        for file in output_files(job, split) {
-            let path = file.path;
-            let removed = files::remove_leftovers(&path);
-            if removed > 0 {
-                tracing::info!(output = %path.display(), removed, "removed temporary files of an earlier run that was killed");
-            }
+        let outputs: Vec<_> = output_files(job, split)
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        let removed = files::remove_leftovers(outputs.iter().map(PathBuf::as_path));
+        if removed > 0 {
+            tracing::info!(output = %job.output.display(), removed, "removed temporary files of an earlier run that was killed");
         }
     }
     Ok(caches)
@@ -199,11 +200,14 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         config.execute_settings(source),
         progress.clone(),
     ));
-    // Every chain of every job is known before the first slot is handed out, so the longest
-    // goes first from the start.
-    runner
-        .slots
-        .expect(plans.iter().map(Plan::slot_participants).sum());
+    // Every chain of every job (up to each job's window of tasks, longest first) is known
+    // before the first slot is handed out, so the longest goes first from the start.
+    runner.slots.expect(
+        plans
+            .iter()
+            .map(|p| p.slot_participants().min(crate::execute::TASK_WINDOW))
+            .sum(),
+    );
     let signals = tokio::spawn(signals::stop_on_signals(runner.clone()));
     let publishing = Arc::new(config.publish.clone());
     let tasks = jobs
@@ -287,7 +291,7 @@ pub(crate) async fn render_job(
             .map(|f| (f.path.as_path(), &f.placement))
             .collect(),
         request_spans,
-        split: publishing.split_chapters,
+        split: publishing.split != crate::output::names::Split::None,
     });
     let mut rep = report::build(
         &job,
@@ -314,7 +318,7 @@ pub(crate) async fn render_job(
     }
     let report_paths = report::write(&rep, &job.output)?;
     let timestamps = runner.settings.timestamps;
-    publish::finish::write_side_files(timestamps, &job, &plan, &outcomes, &rep)?;
+    publish::finish::write_side_files(timestamps, publishing.split, &job, &plan, &outcomes, &rep)?;
     if rep.status == Status::Ok {
         publish::finish::write_review(&job, &plan, &rep, &report_paths.0, &assembled.peaks)?;
     }

@@ -46,7 +46,7 @@ pub(crate) fn shown(r: &Rendered) -> String {
     });
     match outputs.len() {
         1 => format!("{} (1 chapter file)", outputs[0].path),
-        n => format!("{} ... {last} ({n} chapter files)", outputs[0].path),
+        n => format!("{} ... {last} ({n} files)", outputs[0].path),
     }
 }
 

@@ -335,34 +335,73 @@ pub async fn execute(
     // Longest chain first: it bounds the run's length.
     let mut order: Vec<usize> = (0..plan.chains.len()).collect();
     order.sort_by_key(|&c| std::cmp::Reverse(work(c)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for c in order {
-        if plan.chains[c].sequential(&plan) {
-            let participant = shared.runner.slots.participant();
-            tasks.spawn(run_chain(shared.clone(), c, participant));
-        } else {
-            for &r in &plan.chains[c].requests {
-                let shared = shared.clone();
-                let participant = shared.runner.slots.participant();
-                tasks.spawn(async move {
-                    let context = plan::context_for(&shared.plan, r, &[], &[], shared.runner.now());
-                    let outcome = request::render(shared.request(r, participant), context, None)
-                        .await
-                        .0;
-                    shared.runner.slots.arrive(participant);
-                    vec![(r, outcome)]
-                });
+    // A stitching chain is one task; each request of a chain that does not stitch is its own.
+    let units: Vec<Unit> = order
+        .into_iter()
+        .flat_map(|c| -> Vec<Unit> {
+            if plan.chains[c].sequential(&plan) {
+                vec![Unit::Chain(c)]
+            } else {
+                plan.chains[c]
+                    .requests
+                    .iter()
+                    .map(|&r| Unit::Request(r))
+                    .collect()
             }
-        }
-    }
+        })
+        .collect();
+    let mut units = units.into_iter();
+    let mut tasks = tokio::task::JoinSet::new();
     let mut outcomes = vec![Outcome::default(); plan.requests.len()];
-    while let Some(result) = tasks.join_next().await {
+    loop {
+        // At most TASK_WINDOW tasks exist at once, so memory stays flat in the number of
+        // requests; the window is far above any concurrency cap, so no slot waits for one.
+        while tasks.len() < TASK_WINDOW
+            && let Some(unit) = units.next()
+        {
+            let participant = shared.runner.slots.participant();
+            tasks.spawn(run_unit(shared.clone(), unit, participant));
+        }
+        let Some(result) = tasks.join_next().await else {
+            break;
+        };
         for (r, outcome) in result.expect("render task panicked") {
             outcomes[r] = outcome;
         }
     }
     await_writes(&mut outcomes).await;
     outcomes
+}
+
+/// The most render tasks one job has at once (the first slots wait for as many, see
+/// `Slots::expect`).
+pub(crate) const TASK_WINDOW: usize = 1024;
+
+/// What one render task does: a chain that stitches, or one request on its own.
+#[derive(Clone, Copy)]
+enum Unit {
+    Chain(usize),
+    Request(usize),
+}
+
+/// Runs one unit, then waits for its cache writes (its slot already given back), so a finished
+/// task holds no write in progress.
+async fn run_unit(shared: Shared, unit: Unit, participant: u64) -> Vec<(usize, Outcome)> {
+    let mut out = match unit {
+        Unit::Chain(c) => run_chain(shared, c, participant).await,
+        Unit::Request(r) => {
+            let context = plan::context_for(&shared.plan, r, &[], &[], shared.runner.now());
+            let outcome = request::render(shared.request(r, participant), context, None)
+                .await
+                .0;
+            shared.runner.slots.arrive(participant);
+            vec![(r, outcome)]
+        }
+    };
+    for (_, outcome) in &mut out {
+        settle_write(outcome).await;
+    }
+    out
 }
 
 /// The requests of a chain that stitches, in order: each sends its predecessors' ids.
@@ -402,18 +441,23 @@ pub(crate) async fn run_chain(shared: Shared, c: usize, participant: u64) -> Vec
 /// Waits for every cache write; a response that could not be stored fails its request.
 pub(crate) async fn await_writes(outcomes: &mut [Outcome]) {
     for outcome in outcomes {
-        let Some(write) = outcome.write.take() else {
-            continue;
-        };
-        let handle = write.0.lock().expect("write lock").take();
-        if let Some(handle) = handle {
-            let stored = handle
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-            if let Err(e) = stored {
-                outcome.audio = None;
-                outcome.error = Some(format!("cannot store the response: {e}"));
-            }
+        settle_write(outcome).await;
+    }
+}
+
+/// Waits for one outcome's cache write, if it has one in progress.
+async fn settle_write(outcome: &mut Outcome) {
+    let Some(write) = outcome.write.take() else {
+        return;
+    };
+    let handle = write.0.lock().expect("write lock").take();
+    if let Some(handle) = handle {
+        let stored = handle
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = stored {
+            outcome.audio = None;
+            outcome.error = Some(format!("cannot store the response: {e}"));
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::error::UsageError;
 use crate::files;
 use crate::manifest::Job;
+use names::Split;
 
 pub(crate) mod audiobook;
 pub(crate) mod library;
@@ -17,12 +18,12 @@ pub(crate) mod report;
 pub(crate) mod review;
 pub(crate) mod sidefiles;
 
-/// Every file a job writes: its audio (one file, or one per chapter), both reports and the side
-/// files beside them.
-pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
+/// Every file a job writes: its audio (one file, or one per chapter or segment), both reports
+/// and the side files beside them (captions beside each chapter file too).
+pub(crate) fn written_files(job: &Job, split: Split) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for names::OutputFile { path, .. } in names::output_files(job, split) {
-        if split {
+        if split == Split::Chapters {
             let [_, _, srt, vtt] = sidefiles::paths(&path);
             out.extend([srt, vtt]);
         }
@@ -47,13 +48,14 @@ pub(crate) fn written_files(job: &Job, split: bool) -> Vec<PathBuf> {
 
 /// Refuses, before anything is sent, an output (or a file written beside it) that is one of the
 /// inputs (a manifest, a `text_file`, a CSV, the key file) or another output of this
-/// invocation, and an output that cannot be written (a directory, a read-only place).
+/// invocation, an output that cannot be written (a directory, a read-only place), and with
+/// `--split segments` an id that cannot name its file.
 pub(crate) fn check_outputs(
     jobs: &[Job],
-    split: bool,
+    split: Split,
     key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     let mut inputs: HashMap<files::Identity, PathBuf> = HashMap::new();
     for path in jobs
         .iter()
@@ -67,8 +69,12 @@ pub(crate) fn check_outputs(
     }
     let mut outputs: HashMap<files::Identity, (PathBuf, &std::path::Path)> = HashMap::new();
     for job in jobs {
-        for path in written_files(job, split) {
-            let id = files::identity(&path);
+        if split == Split::Segments {
+            names::check_segment_names(job)?;
+        }
+        let written = written_files(job, split);
+        for path in &written {
+            let id = files::identity(path);
             if let Some(input) = inputs.get(&id) {
                 return Err(UsageError(format!(
                     "{}: the output {} is the input {}; narrate never writes over its inputs (choose another output)",
@@ -90,16 +96,14 @@ pub(crate) fn check_outputs(
                 ))
                 .into());
             }
-            outputs.insert(id, (path, job.manifest.as_path()));
+            outputs.insert(id, (path.clone(), job.manifest.as_path()));
         }
-        for file in names::output_files(job, split) {
-            files::check_writable(&file.path)
-                .map_err(|why| UsageError(format!("{}: output {why}", job.manifest.display())))?;
-        }
-        // Every file written beside it too (reports, captions, CUE, playlist, review page,
-        // library files): one that cannot be written is found before anything is paid for.
-        for path in written_files(job, split) {
-            files::check_writable(&path).map_err(|why| {
+        // Every file written (audio, reports, captions, CUE, playlist, review page, library
+        // files): one that cannot be written is found before anything is paid for. Each
+        // folder is tried once.
+        let mut checked = HashSet::new();
+        for path in &written {
+            files::check_writable_among(path, &mut checked).map_err(|why| {
                 UsageError(format!(
                     "{}: {} cannot be written: {why}",
                     job.manifest.display(),

@@ -299,11 +299,13 @@ pub(crate) fn segment_report(
         start_seconds: requests.first().and_then(|r| r.start_seconds),
         end_seconds: requests.last().and_then(|r| r.end_seconds),
         error: error.map(|e| format!("segment {}: {e}", segment.id)),
+        // In the file of its first request; a file's segments are measured in order.
         loudness: timeline.and_then(|t| {
-            t.files
-                .iter()
-                .filter_map(|(_, p)| p.loudness.as_ref())
-                .find_map(|m| m.segments.iter().find(|(s, _)| *s == si).map(|(_, l)| *l))
+            let r = *plan.segment_requests[si].first()?;
+            let (_, placement) = t.files.get(t.request_spans.get(r)?.file)?;
+            let measured = &placement.loudness.as_ref()?.segments;
+            let k = measured.binary_search_by_key(&si, |(s, _)| *s).ok()?;
+            Some(measured[k].1)
         }),
         file: timeline.filter(|t| t.split).and_then(|t| {
             plan.segment_requests[si]
@@ -350,7 +352,7 @@ pub(crate) fn build(
     };
     let mut segments = Vec::with_capacity(job.segments.len());
     for si in 0..job.segments.len() {
-        let mut requests = Vec::new();
+        let mut requests = Vec::with_capacity(plan.segment_requests[si].len());
         let mut error = None;
         for &r in &plan.segment_requests[si] {
             let o = &outcomes[r];

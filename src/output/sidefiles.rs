@@ -7,10 +7,12 @@
 //! Everything is derived from the report's offsets, so the files agree with it by construction.
 //! Not responsible for the audio or the report (see `audio`, `report`).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::report::Report;
+use super::names::Split;
+use super::report::{Report, SegmentReport};
 use crate::api::Alignment;
 use crate::audio::tags::ffmetadata_escape;
 use crate::manifest::Job;
@@ -154,39 +156,48 @@ pub(crate) fn word_cues(alignment: &Alignment) -> Vec<(f64, f64, String)> {
 }
 
 /// Writes the side files of a successful render. `alignments[r]` is where request `r`'s
-/// character timings are stored, if it has them. A split output gets captions beside each
-/// chapter file, one CUE sheet over the files and an M3U playlist.
+/// character timings are stored, if it has them. A split output gets one CUE sheet over the
+/// files and an M3U playlist, and when split by chapter captions beside each chapter file.
 pub(crate) fn write(
     job: &Job,
     plan: &Plan,
     report: &Report,
     alignments: &[Option<PathBuf>],
+    split: Split,
 ) -> std::io::Result<Vec<PathBuf>> {
     if report.outputs.is_empty() {
         return write_whole(job, plan, report, alignments);
     }
     let mut written = Vec::new();
     let mut files = Vec::new();
+    // Each file's first segment, found in one pass.
+    let mut first: HashMap<&str, &SegmentReport> = HashMap::new();
+    for s in &report.segments {
+        if let Some(file) = &s.file {
+            first.entry(file.as_str()).or_insert(s);
+        }
+    }
     for output in &report.outputs {
         let path = Path::new(&output.path);
-        let [_, _, srt_path, vtt_path] = paths(path);
-        let (srt, vtt) = captions(plan, report, alignments, Some(&output.path));
-        crate::files::write_atomic(&srt_path, srt.as_bytes())?;
-        crate::files::write_atomic(&vtt_path, vtt.as_bytes())?;
-        written.push(srt_path);
-        written.push(vtt_path);
-        let title = report
-            .segments
-            .iter()
-            .find(|s| s.file.as_deref() == Some(&output.path))
-            .and_then(|s| s.chapter.clone())
-            .unwrap_or_default();
-        files.push((path, title, output.audio_seconds));
+        if split == Split::Chapters {
+            let [_, _, srt_path, vtt_path] = paths(path);
+            let (srt, vtt) = captions(plan, report, alignments, Some(&output.path));
+            crate::files::write_atomic(&srt_path, srt.as_bytes())?;
+            crate::files::write_atomic(&vtt_path, vtt.as_bytes())?;
+            written.push(srt_path);
+            written.push(vtt_path);
+        }
+        let segment = first.get(output.path.as_str());
+        let title = match split {
+            Split::Segments => segment.map(|s| s.id.clone()),
+            _ => segment.and_then(|s| s.chapter.clone()),
+        };
+        files.push((path, title.unwrap_or_default(), output.audio_seconds));
     }
     let [_, cue_path, _, _] = paths(&job.output);
     let mut cue = cue_head(job);
     for (i, (path, title, _)) in files.iter().enumerate() {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let name = beside(path, &job.output);
         let _ = write!(
             cue,
             "FILE \"{}\" {}\n  TRACK {:02} AUDIO\n    TITLE \"{}\"\n    INDEX 01 00:00:00\n",
@@ -201,7 +212,7 @@ pub(crate) fn write(
     let playlist_path = job.output.with_extension("m3u8");
     let mut m3u = String::from("#EXTM3U\n");
     for (path, title, seconds) in &files {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let name = beside(path, &job.output);
         let _ = writeln!(
             m3u,
             "#EXTINF:{},{}\n{}",
@@ -213,6 +224,15 @@ pub(crate) fn write(
     crate::files::write_atomic(&playlist_path, m3u.as_bytes())?;
     written.push(playlist_path);
     Ok(written)
+}
+
+/// How a side file beside `output` names `path`: relative to the output's folder (a segment's
+/// file is in a folder of its own), else by its file name.
+fn beside(path: &Path, output: &Path) -> String {
+    path.strip_prefix(crate::files::parent_dir(output))
+        .unwrap_or_else(|_| Path::new(path.file_name().unwrap_or_default()))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A value on one line of a side file: control characters (newlines, tabs...) become spaces,

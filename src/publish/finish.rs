@@ -18,6 +18,7 @@ use crate::plan::Plan;
 /// cached audio has no character timings for word-timed captions.
 pub(crate) fn write_side_files(
     timestamps: bool,
+    split: crate::output::names::Split,
     job: &Job,
     plan: &Plan,
     outcomes: &[Outcome],
@@ -37,7 +38,7 @@ pub(crate) fn write_side_files(
         }
     }
     if rep.status == Status::Ok {
-        sidefiles::write(job, plan, rep, &alignments)
+        sidefiles::write(job, plan, rep, &alignments, split)
             .with_context(|| format!("writing the side files of {}", job.output.display()))?;
     }
     Ok(())
@@ -71,8 +72,9 @@ pub(crate) fn write_review(
         title: job.book.title.clone(),
         segments,
     };
-    let value = serde_json::to_value(rep)?;
-    review::write(&value, report_path, &data)
+    // The page reads the report as written, through a small typed view of it.
+    let view: review::PageReport = serde_json::from_slice(&serde_json::to_vec(rep)?)?;
+    review::write(&view, report_path, &data)
         .with_context(|| format!("writing the review page of {}", job.output.display()))?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicBool;
 use crate::audio::{self, AudioError, Placement, RequestSpan};
 use crate::execute::Outcome;
 use crate::manifest::Job;
+pub use crate::output::names::Split;
 use crate::output::names::{OutputFile, output_files};
 use crate::plan::Plan;
 
@@ -31,8 +32,8 @@ pub struct Options {
     pub loudness_target: Option<f64>,
     /// Check the audiobook rules on the report (`--audiobook`).
     pub audiobook: bool,
-    /// One file per chapter (`--split chapters`).
-    pub split_chapters: bool,
+    /// One file, or one per chapter or per segment (`--split`).
+    pub split: Split,
     /// Encode `.mp3` once instead of copying frames (`--gapless`).
     pub gapless: bool,
     /// Files assembled at once (`--jobs`).
@@ -66,11 +67,11 @@ pub(crate) struct Inputs<'a> {
 }
 
 /// Assembles every output file of a job (one, or one per chapter) from its rendered requests:
-/// with `--split chapters`, up to `--jobs` files at once, each decoding on one thread (memory
+/// with `--split`, up to `--jobs` files at once, each decoding on one thread (memory
 /// stays one response per file). A file already there, made from the same inputs and intact,
 /// is kept.
 pub(crate) fn assemble(options: &Options, inputs: &Inputs<'_>) -> Result<Assembled, AudioError> {
-    let files = output_files(inputs.job, options.split_chapters);
+    let files = output_files(inputs.job, options.split);
     let threads = options.jobs.clamp(1, files.len().max(1));
     let results = pool::run(files.len(), threads, |k| {
         publish_file(options, inputs, &files[k], threads > 1)
@@ -118,7 +119,7 @@ fn publish_file(
 ) -> Result<(Placement, Vec<(usize, usize)>), AudioError> {
     let job = inputs.job;
     let layout = layout::pieces(job, inputs.plan, inputs.outcomes, file.segments.clone());
-    let split = options.split_chapters;
+    let split = options.split != Split::None;
     let title = &job.book.title;
     let tags = audio::tags::TagSpec {
         // One chapter a file when split: the file is named after it, the book is its album.

@@ -12,9 +12,12 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::files;
+
+mod view;
+
+pub(crate) use view::PageReport;
 
 /// The page, with `__DATA__` where the review data goes.
 const PAGE: &str = include_str!("page.html");
@@ -82,94 +85,42 @@ pub(crate) fn downsample(peaks: &[u8]) -> Vec<u8> {
 }
 
 /// The file name an audio file is referenced by from the page (the page sits beside it).
-fn name(path: &str) -> String {
+pub(super) fn name(path: &str) -> String {
     Path::new(path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
-/// The page's data: the report's facts per segment, with texts and waveforms.
-fn page_data(report: &Value, data: &ReviewData) -> Value {
-    let split = report["outputs"].as_array().is_some_and(|o| !o.is_empty());
-    let output = name(report["output"].as_str().unwrap_or(""));
-    let files: Vec<String> = if split {
-        report["outputs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| name(o["path"].as_str().unwrap_or("")))
-            .collect()
-    } else {
-        vec![output.clone()]
-    };
-    let extra: std::collections::HashMap<&str, &SegmentData> =
-        data.segments.iter().map(|s| (s.id.as_str(), s)).collect();
-    let segments: Vec<Value> = report["segments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            let id = s["id"].as_str().unwrap_or("");
-            let requests = s["requests"].as_array().cloned().unwrap_or_default();
-            let retries: u64 = requests
-                .iter()
-                .map(|r| r["attempts"].as_u64().unwrap_or(0).saturating_sub(1))
-                .sum();
-            let any = |field: &str| requests.iter().any(|r| r[field] == true);
-            json!({
-                "id": id,
-                "chapter": s["chapter"],
-                "text": extra.get(id).map_or("", |e| e.text.as_str()),
-                "peaks": extra.get(id).map(|e| e.peaks.clone()).unwrap_or_default(),
-                "start": s["start_seconds"],
-                "end": s["end_seconds"],
-                "status": s["status"],
-                "attempts": s["attempts"],
-                "retries": retries,
-                "cached": s["cached"],
-                "regenerated": s["regenerated"],
-                "recovered": any("recovered"),
-                "fallback": any("used_previous_text"),
-                "loudness_jump": s["loudness_jump"],
-                "lufs": s["loudness"]["integrated_lufs"],
-                "error": s["error"],
-                "file": if split { name(s["file"].as_str().unwrap_or("")) } else { output.clone() },
-            })
-        })
-        .collect();
-    json!({
-        "title": data.title,
-        "manifest": report["manifest"],
-        "output": report["output"],
-        "status": report["status"],
-        "synthetic": report["synthetic"],
-        "audiobook": report["audiobook"],
-        "outputs": report["outputs"],
-        "files": files,
-        "segments": segments,
-    })
-}
-
 /// JSON that can sit inside a `<script>` element: nothing in it can end the element or start
 /// markup.
-fn script_safe(json: &str) -> String {
-    json.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+fn script_safe(json: &str, out: &mut String) {
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// The page for `report` (as written) and its review data.
-pub(crate) fn render(report: &Value, data: &ReviewData) -> String {
-    let json = serde_json::to_string(&page_data(report, data)).unwrap_or_else(|_| "{}".into());
-    PAGE.replace("__DATA__", &script_safe(&json))
+pub(crate) fn render(report: &PageReport, data: &ReviewData) -> String {
+    let json = report.page_json(data).unwrap_or_else(|_| "{}".into());
+    let (before, after) = PAGE.split_once("__DATA__").unwrap_or((PAGE, ""));
+    let mut page = String::with_capacity(PAGE.len() + json.len() + json.len() / 8);
+    page.push_str(before);
+    script_safe(&json, &mut page);
+    page.push_str(after);
+    page
 }
 
 /// Writes the review data and the page of a report at `report_path`.
 pub(crate) fn write(
-    report: &Value,
+    report: &PageReport,
     report_path: &Path,
     data: &ReviewData,
 ) -> std::io::Result<PathBuf> {
@@ -214,11 +165,8 @@ pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, RewriteError> {
         path: report_path.to_path_buf(),
         why,
     };
-    let report: Value =
+    let report: PageReport =
         serde_json::from_str(&read(report_path)?).map_err(|e| not_a_report(e.to_string()))?;
-    if !report["segments"].is_array() {
-        return Err(not_a_report("no segments".into()));
-    }
     let data_file = data_path(report_path);
     let data: ReviewData =
         serde_json::from_str(&read(&data_file)?).map_err(|source| RewriteError::NoData {
@@ -238,12 +186,16 @@ pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, RewriteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn manifest_text_cannot_end_the_script_element() {
-        let report = json!({"output": "out/a.mp3", "manifest": "a.yaml", "segments": [
-            {"id": "a", "chapter": "\"quoted\" </script><b>", "requests": []}
-        ]});
+        let report: PageReport = serde_json::from_value(
+            json!({"output": "out/a.mp3", "manifest": "a.yaml", "segments": [
+                {"id": "a", "chapter": "\"quoted\" </script><b>", "requests": []}
+            ]}),
+        )
+        .unwrap();
         let data = ReviewData {
             title: Some("</script><script>alert(1)</script>".into()),
             segments: vec![SegmentData {
