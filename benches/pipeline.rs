@@ -52,6 +52,7 @@ fn main() {
     }
     if only.is_empty() || only == "rows" {
         rows::rows(quick);
+        rows::throughput(quick);
     }
     // Not part of a default run: it writes a 5 GB file.
     if only == "rf64" {

@@ -2,7 +2,9 @@
 //! chained (`continuity: chapter`, one chain) and independent (`--continuity none`, a chain a
 //! row), run as the binary is run, with their wall time and peak resident memory (read from
 //! /proc while the child runs, every 5 ms). `plan` asks an in-process emulator (`--emulate`) for
-//! the account and the model limits.
+//! the account and the model limits. Then the throughput at the account's cap: 1,000 and 10,000
+//! independent rows rendered against `narrate emulate` with 15 slots and 300 ms of latency, one
+//! file per row, against the bound (requests / 15 x latency).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -29,6 +31,7 @@ fn measured(dir: &Path, args: &[&str]) -> (f64, f64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_narrate"))
         .current_dir(dir)
         .args(args)
+        .env("ELEVENLABS_API_KEY", "bench")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -79,5 +82,60 @@ pub(crate) fn rows(quick: bool) {
                 "{rows:>8}  {continuity:<10} {check_s:>9.2} {check_mb:>8.1} {plan_s:>9.2} {plan_mb:>8.1}"
             );
         }
+    }
+}
+
+/// Renders independent rows at the cap: wall time against the bound, and peak memory.
+pub(crate) fn throughput(quick: bool) {
+    let (latency_ms, sizes): (u64, &[usize]) = if quick {
+        (30, &[100, 1_000])
+    } else {
+        (300, &[1_000, 10_000])
+    };
+    let slots = super::SLOTS;
+    let emulator = super::start_emulator(latency_ms);
+    println!();
+    println!(
+        "independent rows at the cap: {slots} slots, emulator latency {latency_ms} ms, --split segments (goals: within 1.1x of the bound, peak memory of the largest within 1.3x of the smallest)"
+    );
+    println!(
+        "{:>8} {:>9} {:>9} {:>7} {:>8}",
+        "rows", "wall s", "bound s", "ratio", "MB"
+    );
+    for &rows in sizes {
+        // A folder, and so a cache, of its own: nothing comes from an earlier size's run.
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv(dir.path(), rows);
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let output = format!("out-{rows}/rows.wav");
+        let (wall, mb) = measured(
+            dir.path(),
+            &[
+                "render",
+                &name,
+                "--continuity",
+                "none",
+                "--split",
+                "segments",
+                "-o",
+                &output,
+                "--output-format",
+                "pcm_16000",
+                "--concurrency",
+                &slots.to_string(),
+                // The default (10 a second) would be the bound instead of the cap.
+                "--rate",
+                "1000",
+                "--base-url",
+                &emulator.base,
+                "--progress",
+                "never",
+            ],
+        );
+        let bound = rows.div_ceil(slots) as f64 * latency_ms as f64 / 1000.0;
+        println!(
+            "{rows:>8} {wall:>9.2} {bound:>9.2} {:>7.3} {mb:>8.1}",
+            wall / bound
+        );
     }
 }

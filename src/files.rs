@@ -136,6 +136,21 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     commit(temp, path)
 }
 
+/// Writes `path` atomically like [`write_atomic`], from a writer (buffered) that `fill` writes
+/// to: a large file is never held in memory whole.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let temp = temp_beside(path)?;
+    let mut w = std::io::BufWriter::with_capacity(256 * 1024, temp);
+    fill(&mut w)?;
+    let temp = w
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
+    commit(temp, path)
+}
+
 /// Removes the temporary files a killed run left beside each of `paths` (see
 /// [`temp_beside`]), reading each directory once however many of its files are listed.
 /// Returns how many were removed.

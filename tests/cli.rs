@@ -160,13 +160,13 @@ async fn help_tables_and_plan_snapshots() {
               --only-file <FILE>              Like --only, with the ids in a file: one a line, `#` starts a comment (the review page saves one)
               --chapters <LIST>               Only these chapters, by number (as --split chapters numbers them) or title: 2,5-7,"Pig and Pepper"
               --other-chapters <omit|cached>  With --chapters, the other chapters: left out (omit; the output is OUTPUT-STEM.chapters-N.EXT) or taken from the cache into the whole output while the listed ones are rendered again (cached) [default: omit] [possible values: omit, cached]
-              --jobs <N>                      Chapter files assembled at once with --split chapters (default: the core count)
+              --jobs <N>                      Files assembled at once with --split (default: the core count)
               --library <DIR>                 Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
               --max-credits <N>               Refuse to start above this many estimated credits, and stop sending before spending more
               --loudness                      Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
               --loudness-target <LUFS>        Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
               --audiobook                     Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
-              --split <SPLIT>                 One output file per chapter, named after it: OUTPUT-STEM-01-chapter-title.EXT [default: none] [possible values: none, chapters]
+              --split <SPLIT>                 One output file, one per chapter (OUTPUT-STEM-01-chapter-title.EXT) or one per segment (OUTPUT-STEM/ID.EXT) [default: none] [possible values: none, chapters, segments]
               --gapless                       Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
               --timestamps                    Render through /with-timestamps and write word-timed captions (.srt, .vtt)
               --progress <PROGRESS>           Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]

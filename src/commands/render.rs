@@ -320,7 +320,7 @@ pub(crate) async fn render_job(
     let timestamps = runner.settings.timestamps;
     publish::finish::write_side_files(timestamps, publishing.split, &job, &plan, &outcomes, &rep)?;
     if rep.status == Status::Ok {
-        publish::finish::write_review(&job, &plan, &rep, &report_paths.0, &assembled.peaks)?;
+        publish::finish::write_review(&job, &plan, &report_paths.0, &assembled.peaks)?;
     }
     let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
     Ok(Rendered {

@@ -483,9 +483,10 @@ pub(crate) fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, 
     if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let json = serde_json::to_vec_pretty(report)?;
-    crate::files::write_atomic(&json_path, &json)
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    crate::files::write_atomic_with(&json_path, |w| {
+        serde_json::to_writer_pretty(w, report).map_err(std::io::Error::other)
+    })
+    .with_context(|| format!("writing {}", json_path.display()))?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "id",

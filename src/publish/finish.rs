@@ -48,7 +48,6 @@ pub(crate) fn write_side_files(
 pub(crate) fn write_review(
     job: &Job,
     plan: &Plan,
-    rep: &Report,
     report_path: &Path,
     peaks: &[Vec<u8>],
 ) -> anyhow::Result<()> {
@@ -73,7 +72,10 @@ pub(crate) fn write_review(
         segments,
     };
     // The page reads the report as written, through a small typed view of it.
-    let view: review::PageReport = serde_json::from_slice(&serde_json::to_vec(rep)?)?;
+    let file = std::fs::File::open(report_path)
+        .with_context(|| format!("reading {}", report_path.display()))?;
+    let view: review::PageReport = serde_json::from_reader(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", report_path.display()))?;
     review::write(&view, report_path, &data)
         .with_context(|| format!("writing the review page of {}", job.output.display()))?;
     Ok(())

@@ -92,30 +92,70 @@ pub(super) fn name(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// JSON that can sit inside a `<script>` element: nothing in it can end the element or start
-/// markup.
-fn script_safe(json: &str, out: &mut String) {
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
+/// A writer of JSON that can sit inside a `<script>` element: nothing written through it can
+/// end the element or start markup (`<`, `>`, `&`, U+2028 and U+2029 become `\uXXXX`).
+struct ScriptSafe<W> {
+    inner: W,
+    /// The start of a U+2028 or U+2029 whose end is still to come.
+    held: Vec<u8>,
+}
+
+impl<W: std::io::Write> std::io::Write for ScriptSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = std::mem::take(&mut self.held);
+        bytes.extend_from_slice(buf);
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped: Option<(&[u8], usize)> = match bytes[i] {
+                b'<' => Some((b"\\u003c", 1)),
+                b'>' => Some((b"\\u003e", 1)),
+                b'&' => Some((b"\\u0026", 1)),
+                0xE2 if bytes.len() - i < 3 && [0xE2, 0x80].starts_with(&bytes[i..]) => {
+                    // Perhaps the start of U+2028/2029: wait for the rest.
+                    self.held = bytes[i..].to_vec();
+                    self.inner.write_all(&bytes[start..i])?;
+                    return Ok(buf.len());
+                }
+                0xE2 if bytes[i..].starts_with(&[0xE2, 0x80, 0xA8]) => Some((b"\\u2028", 3)),
+                0xE2 if bytes[i..].starts_with(&[0xE2, 0x80, 0xA9]) => Some((b"\\u2029", 3)),
+                _ => None,
+            };
+            if let Some((with, len)) = escaped {
+                self.inner.write_all(&bytes[start..i])?;
+                self.inner.write_all(with)?;
+                i += len;
+                start = i;
+            } else {
+                i += 1;
+            }
         }
+        self.inner.write_all(&bytes[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        self.inner.write_all(&held)?;
+        self.inner.flush()
     }
 }
 
-/// The page for `report` (as written) and its review data.
-pub(crate) fn render(report: &PageReport, data: &ReviewData) -> String {
-    let json = report.page_json(data).unwrap_or_else(|_| "{}".into());
+/// Writes the page for `report` (as written) and its review data to `w`.
+pub(crate) fn render_to(
+    report: &PageReport,
+    data: &ReviewData,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let (before, after) = PAGE.split_once("__DATA__").unwrap_or((PAGE, ""));
-    let mut page = String::with_capacity(PAGE.len() + json.len() + json.len() / 8);
-    page.push_str(before);
-    script_safe(&json, &mut page);
-    page.push_str(after);
-    page
+    w.write_all(before.as_bytes())?;
+    let mut safe = ScriptSafe {
+        inner: &mut *w,
+        held: Vec::new(),
+    };
+    report.page_json(data, &mut safe)?;
+    std::io::Write::flush(&mut safe)?;
+    w.write_all(after.as_bytes())
 }
 
 /// Writes the review data and the page of a report at `report_path`.
@@ -124,10 +164,11 @@ pub(crate) fn write(
     report_path: &Path,
     data: &ReviewData,
 ) -> std::io::Result<PathBuf> {
-    let json = serde_json::to_vec(data).map_err(std::io::Error::other)?;
-    files::write_atomic(&data_path(report_path), &json)?;
+    files::write_atomic_with(&data_path(report_path), |w| {
+        serde_json::to_writer(w, data).map_err(std::io::Error::other)
+    })?;
     let page = page_path(report_path);
-    files::write_atomic(&page, render(report, data).as_bytes())?;
+    files::write_atomic_with(&page, |w| render_to(report, data, w))?;
     Ok(page)
 }
 
@@ -174,7 +215,7 @@ pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, RewriteError> {
             source,
         })?;
     let page = page_path(report_path);
-    files::write_atomic(&page, render(&report, &data).as_bytes()).map_err(|source| {
+    files::write_atomic_with(&page, |w| render_to(&report, &data, w)).map_err(|source| {
         RewriteError::Write {
             path: page.clone(),
             source,
@@ -187,6 +228,12 @@ pub(crate) fn rewrite(report_path: &Path) -> Result<PathBuf, RewriteError> {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    fn render(report: &PageReport, data: &ReviewData) -> String {
+        let mut page = Vec::new();
+        render_to(report, data, &mut page).unwrap();
+        String::from_utf8(page).unwrap()
+    }
 
     #[test]
     fn manifest_text_cannot_end_the_script_element() {
@@ -217,6 +264,28 @@ mod tests {
             value["segments"][0]["text"],
             "<script>alert(1)</script> & \u{2028}"
         );
+    }
+
+    #[test]
+    fn script_safe_escapes_across_writes_cut_anywhere() {
+        use std::io::Write as _;
+        let text = "a\u{2028}b<c>&d\u{2029}\u{e9}\u{2026}";
+        let want = "a\\u2028b\\u003cc\\u003e\\u0026d\\u2029\u{e9}\u{2026}";
+        for chunk in 1..=4 {
+            let mut out = ScriptSafe {
+                inner: Vec::new(),
+                held: Vec::new(),
+            };
+            for piece in text.as_bytes().chunks(chunk) {
+                out.write_all(piece).unwrap();
+            }
+            out.flush().unwrap();
+            assert_eq!(
+                String::from_utf8(out.inner).unwrap(),
+                want,
+                "chunks of {chunk}"
+            );
+        }
     }
 
     #[test]

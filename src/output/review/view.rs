@@ -36,30 +36,32 @@ struct PageOutput {
     audiobook: Value,
 }
 
+/// One segment as the page reads it: typed fields, so a report of 100,000 segments is read
+/// in a few megabytes.
 #[derive(Debug, Deserialize)]
 struct PageSegment {
     #[serde(default)]
     id: String,
     #[serde(default)]
-    chapter: Value,
+    chapter: Option<String>,
     #[serde(default)]
-    start_seconds: Value,
+    start_seconds: Option<f64>,
     #[serde(default)]
-    end_seconds: Value,
+    end_seconds: Option<f64>,
     #[serde(default)]
-    status: Value,
+    status: Option<String>,
     #[serde(default)]
-    attempts: Value,
+    attempts: Option<u64>,
     #[serde(default)]
-    cached: Value,
+    cached: bool,
     #[serde(default)]
-    regenerated: Value,
+    regenerated: bool,
     #[serde(default)]
-    loudness_jump: Value,
+    loudness_jump: bool,
     #[serde(default)]
     loudness: Option<PageLoudness>,
     #[serde(default)]
-    error: Value,
+    error: Option<String>,
     #[serde(default)]
     file: Option<String>,
     #[serde(default)]
@@ -69,17 +71,17 @@ struct PageSegment {
 #[derive(Debug, Deserialize)]
 struct PageLoudness {
     #[serde(default)]
-    integrated_lufs: Value,
+    integrated_lufs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct PageRequest {
     #[serde(default)]
-    attempts: Value,
+    attempts: u64,
     #[serde(default)]
-    recovered: Value,
+    recovered: bool,
     #[serde(default)]
-    used_previous_text: Value,
+    used_previous_text: bool,
 }
 
 /// What the page's script reads.
@@ -100,27 +102,32 @@ struct PageData<'a> {
 #[derive(Serialize)]
 struct SegmentView<'a> {
     id: &'a str,
-    chapter: &'a Value,
+    chapter: &'a Option<String>,
     text: &'a str,
     peaks: &'a [u8],
-    start: &'a Value,
-    end: &'a Value,
-    status: &'a Value,
-    attempts: &'a Value,
+    start: Option<f64>,
+    end: Option<f64>,
+    status: &'a Option<String>,
+    attempts: Option<u64>,
     retries: u64,
-    cached: &'a Value,
-    regenerated: &'a Value,
+    cached: bool,
+    regenerated: bool,
     recovered: bool,
     fallback: bool,
-    loudness_jump: &'a Value,
-    lufs: &'a Value,
-    error: &'a Value,
+    loudness_jump: bool,
+    lufs: Option<f64>,
+    error: &'a Option<String>,
     file: String,
 }
 
 impl PageReport {
-    /// The page's data, as JSON: the report's facts per segment, with texts and waveforms.
-    pub(crate) fn page_json(&self, data: &ReviewData) -> serde_json::Result<String> {
+    /// Writes the page's data as JSON: the report's facts per segment, with texts and
+    /// waveforms.
+    pub(crate) fn page_json(
+        &self,
+        data: &ReviewData,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         let split = !self.outputs.is_empty();
         let output = name(self.output.as_str().unwrap_or(""));
         let files = if split {
@@ -130,35 +137,32 @@ impl PageReport {
         };
         let extra: std::collections::HashMap<&str, &SegmentData> =
             data.segments.iter().map(|s| (s.id.as_str(), s)).collect();
-        let null = &Value::Null;
         let segments = self
             .segments
             .iter()
             .map(|s| {
                 let e = extra.get(s.id.as_str());
-                let any = |f: fn(&PageRequest) -> &Value| {
-                    s.requests.iter().any(|r| f(r) == &Value::Bool(true))
-                };
+                let any = |f: fn(&PageRequest) -> bool| s.requests.iter().any(f);
                 SegmentView {
                     id: &s.id,
                     chapter: &s.chapter,
                     text: e.map_or("", |e| e.text.as_str()),
                     peaks: e.map_or(&[], |e| e.peaks.as_slice()),
-                    start: &s.start_seconds,
-                    end: &s.end_seconds,
+                    start: s.start_seconds,
+                    end: s.end_seconds,
                     status: &s.status,
-                    attempts: &s.attempts,
+                    attempts: s.attempts,
                     retries: s
                         .requests
                         .iter()
-                        .map(|r| r.attempts.as_u64().unwrap_or(0).saturating_sub(1))
+                        .map(|r| r.attempts.saturating_sub(1))
                         .sum(),
-                    cached: &s.cached,
-                    regenerated: &s.regenerated,
-                    recovered: any(|r| &r.recovered),
-                    fallback: any(|r| &r.used_previous_text),
-                    loudness_jump: &s.loudness_jump,
-                    lufs: s.loudness.as_ref().map_or(null, |l| &l.integrated_lufs),
+                    cached: s.cached,
+                    regenerated: s.regenerated,
+                    recovered: any(|r| r.recovered),
+                    fallback: any(|r| r.used_previous_text),
+                    loudness_jump: s.loudness_jump,
+                    lufs: s.loudness.as_ref().and_then(|l| l.integrated_lufs),
                     error: &s.error,
                     file: match (&s.file, split) {
                         (Some(f), true) => name(f),
@@ -168,7 +172,7 @@ impl PageReport {
                 }
             })
             .collect();
-        serde_json::to_string(&PageData {
+        let page = PageData {
             title: &data.title,
             manifest: &self.manifest,
             output: &self.output,
@@ -178,6 +182,7 @@ impl PageReport {
             outputs: &self.outputs,
             files,
             segments,
-        })
+        };
+        serde_json::to_writer(w, &page).map_err(std::io::Error::other)
     }
 }
