@@ -128,8 +128,12 @@ impl Caches {
 /// The checks that need nothing but the disk: `--only` ids, outputs (and ffmpeg for `.m4b`),
 /// locks, leftovers.
 pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Result<Caches> {
+    let known: std::collections::HashSet<&str> = jobs
+        .iter()
+        .flat_map(|j| j.segments.iter().map(|s| s.id.as_str()))
+        .collect();
     for id in &config.only {
-        if !jobs.iter().any(|j| j.segments.iter().any(|s| s.id == *id)) {
+        if !known.contains(id.as_str()) {
             return Err(UsageError(format!("--only {id}: no segment has this id")).into());
         }
     }

@@ -180,8 +180,10 @@ pub fn plan_with_limits(job: &Job, limits: &Limits) -> Plan {
 
 /// Marks the requests of these segments for regeneration (`--only`).
 pub fn mark_regenerate(plan: &mut Plan, job: &Job, ids: &[String]) {
+    // A set: `--only-file` may list tens of thousands of ids.
+    let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
     for (si, segment) in job.segments.iter().enumerate() {
-        if ids.contains(&segment.id) {
+        if ids.contains(segment.id.as_str()) {
             for &r in &plan.segment_requests[si] {
                 plan.regenerate[r] = true;
             }
