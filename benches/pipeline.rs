@@ -260,6 +260,8 @@ fn scheduling(quick: bool) {
             state_dir: Some(dir.path().join("state")),
             no_cache: false,
             max_credits: None,
+            max_duration: None,
+            exit_nothing_to_do: None,
             only: Vec::new(),
             clock_offset: Duration::ZERO,
             progress: narrate::progress::ProgressMode::Never,

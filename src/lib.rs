@@ -74,7 +74,10 @@ pub(crate) mod xml;
 
 pub use commands::render::{render, render_jobs};
 pub use commands::summary::Rendered;
-pub use error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_code_for};
+pub use error::{
+    EXIT_BUDGET, EXIT_DEADLINE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE,
+    exit_code_for,
+};
 
 use cli::{Cli, Command, RenderConfig};
 

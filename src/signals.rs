@@ -52,3 +52,20 @@ pub(crate) async fn stop_on_signals(runner: Arc<Runner>) {
     signal().await;
     std::process::exit(130);
 }
+
+/// At `after` from now (`--max-duration`), stop sending: requests in flight have [`GRACE`] to
+/// finish and be cached, then are abandoned, and the run ends with its report and exit status
+/// 4. Unlike a signal, assembly of what is complete is not cancelled.
+pub(crate) async fn stop_at_deadline(runner: Arc<Runner>, after: std::time::Duration) {
+    tokio::time::sleep(after).await;
+    eprintln!(
+        "narrate: the --max-duration deadline was reached: nothing more is sent; requests in flight have {} s to finish and be cached",
+        GRACE.as_secs()
+    );
+    runner.reach_limit(
+        crate::execute::Limit::Deadline,
+        Some("the --max-duration deadline was reached".into()),
+    );
+    tokio::time::sleep(GRACE).await;
+    runner.stopping.abandon();
+}

@@ -777,11 +777,12 @@ async fn credits_of_cut_deliveries_are_in_the_report_and_the_budget() {
     assert!(charged <= max, "charged {charged} > --max-credits {max}");
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "the budget stopped it: {}",
+        Some(3),
+        "the budget stopped it, with the budget's status: {}",
         stdout(&out)
     );
     let report = read_json(&dir.path().join("out/book.report.json"));
+    assert_eq!(report["stopped_by"], "budget");
     assert_eq!(report["totals"]["credits"].as_f64().unwrap(), charged);
     emu.stop().await;
 }
@@ -870,7 +871,7 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     let lock = std::fs::File::create(dir.path().join(".narrate/lock")).unwrap();
     lock.try_lock().unwrap();
     let out = run_against(dir.path(), &base, &["book.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("another narrate run"),
         "{}",
@@ -1041,7 +1042,7 @@ async fn sighup_stops_like_sigterm_and_sigint_during_assembly_leaves_the_output(
         .await
         .unwrap();
     let err = rest.join().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(130), "{err}");
     let report = read_json(&dir.path().join("out/book.report.json"));
     assert_eq!(report["interrupted"], true);
     assert!(!dir.path().join("out/book.wav").exists());
@@ -1065,7 +1066,7 @@ async fn sighup_stops_like_sigterm_and_sigint_during_assembly_leaves_the_output(
         .await
         .unwrap();
     let err = rest.join().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(stdout(&out).starts_with("interrupted"), "{}", stdout(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     assert_eq!(report["interrupted"], true);

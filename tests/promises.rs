@@ -95,7 +95,7 @@ async fn the_budget_holds_with_several_requests_in_flight() {
     let out = fx
         .run(&["book.yaml", "--concurrency", "3", "--max-credits", "175"])
         .await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let sent = fx.tts_log();
     assert_eq!(sent.len(), 11, "exactly what fits was sent");
     assert!(
@@ -173,7 +173,7 @@ async fn sigterm_stops_gently_and_a_second_signal_ends_the_run_with_its_report()
         "{:?}",
         second.elapsed()
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("signal again to stop them now"),
         "{}",
@@ -229,7 +229,7 @@ async fn after_a_signal_unsent_requests_are_not_waited_through_the_limiter() {
         "{:?}",
         signalled.elapsed()
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let report = fx.json("out/book.yaml.report.json");
     assert_eq!(report["interrupted"], true);
     assert!(fx.tts_log().len() < 10, "{} sent", fx.tts_log().len());
@@ -255,7 +255,7 @@ async fn requests_in_flight_are_abandoned_after_the_grace_and_the_report_is_writ
         took >= Duration::from_secs(9) && took < Duration::from_secs(20),
         "{took:?}"
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let report = fx.json("out/book.yaml.report.json");
     assert_eq!(report["interrupted"], true);
     let errors: Vec<String> = report["segments"]

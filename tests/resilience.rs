@@ -279,7 +279,7 @@ async fn sigint_stops_cleanly_and_the_report_says_interrupted() {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("interrupted"), "{}", stdout(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     assert_eq!(report["interrupted"], true);
@@ -329,7 +329,7 @@ async fn quota_running_out_mid_run_stops_it_and_a_rerun_finishes() {
     book(dir.path());
     let base = emu.base_url();
     let out = run_against(dir.path(), &base, &["book.yaml", "--concurrency", "1"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("quota_exceeded"), "{}", stderr(&out));
     let statuses: Vec<u64> = tts_log(dir.path())
         .iter()
@@ -499,7 +499,7 @@ async fn budgets_balance_and_the_state_lock() {
     // Another run holds the state directory: refused with a clear message.
     let lock = narrate::state::lock_state_dir(&dir.path().join(".narrate")).unwrap();
     let out = run_against(dir.path(), &base, &["book.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5), "the lock's own status");
     assert!(
         stderr(&out).contains("another narrate run"),
         "{}",
@@ -538,7 +538,7 @@ async fn max_credits_stops_sending_when_actual_costs_pass_it() {
             "1",
         ])
         .await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     let spent = report["totals"]["credits"].as_f64().unwrap();
     assert!(spent <= estimate, "spent {spent} of a budget of {estimate}");

@@ -9,6 +9,7 @@ mod emulator;
 mod hostile;
 mod import;
 mod manifest_errors;
+mod nightly;
 mod oracles;
 mod promises;
 mod pronounce;

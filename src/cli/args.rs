@@ -162,6 +162,12 @@ pub struct RenderArgs {
     /// Refuse to start above this many estimated credits, and stop sending before spending more
     #[arg(long, value_name = "N")]
     pub max_credits: Option<f64>,
+    /// Stop sending at this deadline (90s, 45m, 2h, 1h30m): requests in flight finish, the report is written, exit status 4
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration::parse)]
+    pub max_duration: Option<std::time::Duration>,
+    /// Exit with this status when there was nothing to do: every request cached and every output unchanged (default 0)
+    #[arg(long, value_name = "N")]
+    pub exit_nothing_to_do: Option<u8>,
     /// Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
     #[arg(long)]
     pub loudness: bool,

@@ -185,6 +185,10 @@ pub struct RenderConfig {
     pub state_dir: Option<PathBuf>,
     pub no_cache: bool,
     pub max_credits: Option<f64>,
+    /// `--max-duration`: nothing more is sent after it.
+    pub max_duration: Option<Duration>,
+    /// `--exit-nothing-to-do`.
+    pub exit_nothing_to_do: Option<u8>,
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
     /// `--library`: the Audiobookshelf library the outputs go into.
@@ -289,6 +293,8 @@ impl RenderConfig {
             state_dir: args.state_dir.clone(),
             no_cache: args.no_cache,
             max_credits: args.max_credits,
+            max_duration: args.max_duration,
+            exit_nothing_to_do: args.exit_nothing_to_do,
             only,
             clock_offset: Duration::from_secs(args.clock_offset_secs),
             progress: args.progress,

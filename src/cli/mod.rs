@@ -5,6 +5,7 @@
 
 pub(crate) mod args;
 pub(crate) mod config;
+pub(crate) mod duration;
 
 pub use args::{Cli, Command, DEFAULT_BASE_URL, LogArgs, LogFormat, Split};
 pub use config::{Endpoint, RenderConfig};

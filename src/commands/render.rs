@@ -65,7 +65,7 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
                 .with_context(|| format!("writing the library files in {}", folder.display()))?;
         }
     }
-    Ok(super::summary::print(&rendered))
+    Ok(super::summary::print(&rendered, config.exit_nothing_to_do))
 }
 
 /// The caches of the jobs, with the state directories' locks held while they live. Without a
@@ -213,6 +213,9 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
             .sum(),
     );
     let signals = tokio::spawn(signals::stop_on_signals(runner.clone()));
+    let deadline = config
+        .max_duration
+        .map(|after| tokio::spawn(signals::stop_at_deadline(runner.clone(), after)));
     let publishing = Arc::new(config.publish.clone());
     let tasks = jobs
         .into_iter()
@@ -224,6 +227,9 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
     let results = futures::future::join_all(tasks).await;
     progress.finish();
     signals.abort();
+    if let Some(deadline) = deadline {
+        deadline.abort();
+    }
     session.close().await;
     for cache in &caches.caches {
         cache.compact_journal();
@@ -307,6 +313,7 @@ pub(crate) async fn render_job(
         runner.settings.synthetic,
     );
     rep.interrupted = runner.was_interrupted();
+    rep.stopped_by = runner.limit_reached();
     if publishing.audiobook {
         output::audiobook::audiobook(&job, &mut rep);
     }

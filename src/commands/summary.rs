@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
-use crate::error::{EXIT_FAILED, EXIT_OK};
+use crate::error::{EXIT_BUDGET, EXIT_DEADLINE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use crate::execute::Limit;
 use crate::manifest::Job;
 use crate::output::audiobook::audiobook_summary;
-use crate::output::report::{Report, Status};
+use crate::output::report::{Published, Report, Status};
 
 /// What rendering one manifest produced.
 pub struct Rendered {
@@ -17,18 +18,49 @@ pub struct Rendered {
     pub report_paths: (PathBuf, PathBuf),
 }
 
-/// Prints the summary of every rendered manifest; the exit status is 0 only if all succeeded.
-pub(crate) fn print(rendered: &[Rendered]) -> u8 {
+/// Prints the summary of every rendered manifest and gives the exit status: 0 only if all
+/// succeeded (or `nothing_to_do` when asked for and nothing was), else the most telling of
+/// interrupted (130), deadline (4), budget (3) and failed (1).
+pub(crate) fn print(rendered: &[Rendered], nothing_to_do: Option<u8>) -> u8 {
     let mut status = EXIT_OK;
     for r in rendered {
-        if r.report.status == Status::Ok {
+        let rep = &r.report;
+        if rep.status == Status::Ok {
             print_ok(r);
-        } else {
-            status = EXIT_FAILED;
-            print_failed(r);
+            continue;
         }
+        print_failed(r);
+        let this = if rep.interrupted {
+            EXIT_INTERRUPTED
+        } else {
+            match rep.stopped_by {
+                Some(Limit::Deadline) => EXIT_DEADLINE,
+                Some(Limit::Budget) => EXIT_BUDGET,
+                None => EXIT_FAILED,
+            }
+        };
+        status = status.max(this);
     }
-    status
+    match nothing_to_do {
+        Some(code) if status == EXIT_OK && rendered.iter().all(|r| idle(&r.report)) => code,
+        _ => status,
+    }
+}
+
+/// Whether a successful render did nothing: every request came from the cache and every
+/// output was kept as it was.
+fn idle(report: &Report) -> bool {
+    let reused = match &report.published {
+        Some(p) => *p == Published::Reused,
+        None => {
+            !report.outputs.is_empty()
+                && report
+                    .outputs
+                    .iter()
+                    .all(|o| o.published == Published::Reused)
+        }
+    };
+    report.totals.cache_hits == report.totals.requests && reused
 }
 
 /// The output as the summary shows it: the file, or for a split output the first file and the

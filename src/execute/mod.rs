@@ -116,6 +116,8 @@ pub struct Runner {
     /// Running, stopped (nothing more sent) or abandoned (nothing more waited for).
     pub(crate) stopping: stopping::Stop,
     stop_reason: Mutex<Option<String>>,
+    /// The limit that ended the run early, if one did (the first reached).
+    limit: Mutex<Option<Limit>>,
     interrupted: AtomicBool,
     /// Set with `interrupted`: assembly in progress stops and leaves the previous output.
     pub cancel: Arc<AtomicBool>,
@@ -126,6 +128,16 @@ pub struct Runner {
     history_unavailable: AtomicBool,
     /// History items taken by requests of this run, so no two take the same.
     used_history: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A limit that ends a run before everything is sent; each has its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// `--max-credits`, or the account's quota (`quota_exceeded`).
+    Budget,
+    /// `--max-duration`.
+    Deadline,
 }
 
 /// Credits charged and reserved for requests in flight, against `--max-credits`.
@@ -149,6 +161,7 @@ impl Runner {
             observer,
             stopping: stopping::Stop::new(),
             stop_reason: Mutex::new(None),
+            limit: Mutex::new(None),
             interrupted: AtomicBool::new(false),
             cancel: Arc::new(AtomicBool::new(false)),
             failures_in_a_row: AtomicU32::new(0),
@@ -178,6 +191,19 @@ impl Runner {
         self.stop("interrupted".into());
     }
 
+    /// The limit that ended the run early, if one did.
+    pub fn limit_reached(&self) -> Option<Limit> {
+        *self.limit.lock().expect("limit lock")
+    }
+
+    /// A limit was reached; with `stop`, nothing more is sent (`reason` says why).
+    pub(crate) fn reach_limit(&self, limit: Limit, stop: Option<String>) {
+        self.limit.lock().expect("limit lock").get_or_insert(limit);
+        if let Some(reason) = stop {
+            self.stop(reason);
+        }
+    }
+
     /// Whether the run was interrupted by a signal.
     pub fn was_interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)
@@ -194,6 +220,7 @@ impl Runner {
         if let Some(max) = self.settings.max_credits
             && b.spent + b.reserved + estimate > max
         {
+            self.reach_limit(Limit::Budget, None);
             return Err(format!(
                 "not sent: --max-credits {max} would be exceeded ({} spent, {} in flight, {estimate} needed)",
                 b.spent, b.reserved

@@ -412,6 +412,9 @@ pub(crate) async fn after_failure(
     tracing::debug!(segment = %segment.id, attempt = outcome.attempts, %error, "request failed");
     match disposition {
         Disposition::Fatal => {
+            if matches!(error, ApiError::Status { code: Some(c), .. } if c == "quota_exceeded") {
+                runner.reach_limit(super::Limit::Budget, None);
+            }
             runner.stop(error.to_string());
             outcome.error = Some(error.to_string());
             Next::Done

@@ -41,6 +41,8 @@ pub struct Report {
     pub synthetic: bool,
     /// True when SIGINT or SIGTERM stopped the run before it finished.
     pub interrupted: bool,
+    /// The limit that stopped the run early: `budget` or `deadline` (null when none did).
+    pub stopped_by: Option<crate::execute::Limit>,
     pub started_at: String,
     pub finished_at: String,
     pub wall_seconds: f64,
@@ -386,6 +388,7 @@ pub(crate) fn build(
         output: job.output.display().to_string(),
         synthetic,
         interrupted: false,
+        stopped_by: None,
         started_at: rfc3339(started),
         finished_at: rfc3339(finished),
         wall_seconds: round(

@@ -44,7 +44,7 @@ impl StateDir {
     }
 
     /// Takes the lock for this process's lifetime (see [`lock_state_dir`]).
-    pub fn lock(&self) -> Result<std::fs::File, UsageError> {
+    pub fn lock(&self) -> anyhow::Result<std::fs::File> {
         lock_state_dir(&self.0)
     }
 
@@ -138,7 +138,7 @@ pub fn check_links(dir: &Path) -> Result<(), UsageError> {
 
 /// Takes the state directory's lock for this process's lifetime, so two runs never share a
 /// cache at once. The operating system releases it when the process ends, even by `kill -9`.
-pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, UsageError> {
+pub fn lock_state_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let fail = |e: std::io::Error| {
         UsageError(format!(
             "cannot use the state directory {}: {e}",
@@ -155,10 +155,11 @@ pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, UsageError> {
         .map_err(fail)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(UsageError(format!(
+        Err(std::fs::TryLockError::WouldBlock) => Err(crate::error::LockHeld(format!(
             "another narrate run is using the state directory {}; wait for it to finish, or give this run its own --state-dir",
             dir.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+        ))
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e).into()),
     }
 }

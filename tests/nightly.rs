@@ -1,0 +1,83 @@
+//! The nightly job's contract: the exit statuses a scheduler acts on (the deadline, nothing to
+//! do), each driven by the emulator.
+
+use narrate::emulator;
+
+use crate::util::*;
+
+/// One chapter of `n` sentences, in one chain.
+fn chapter(fx: &Fixture, n: usize) {
+    let segments: String = (0..n)
+        .map(|i| format!("  - {{id: s{i}, text: \"Tonight's item number {i} is ready.\"}}\n"))
+        .collect();
+    fx.write(
+        "job.yaml",
+        &format!(
+            "output: out/job.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n{segments}"
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_stops_sending_writes_the_report_and_the_next_run_resumes() {
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 1_500,
+        ..Default::default()
+    })
+    .await;
+    chapter(&fx, 6);
+    // One chain: a request every 1.5 s. At 2 s the second is in flight: it finishes and is
+    // cached, and nothing more is sent.
+    let out = fx.run(&["job.yaml", "--max-duration", "2s"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--max-duration"), "{}", stderr(&out));
+    assert_eq!(
+        fx.tts_log().len(),
+        2,
+        "what was in flight finished; nothing after"
+    );
+    let report = fx.json("out/job.report.json");
+    assert_eq!(report["stopped_by"], "deadline");
+    let ok = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "ok")
+        .count();
+    assert_eq!(ok, 2);
+    assert!(!fx.path().join("out/job.mp3").exists(), "no partial output");
+
+    // The next run sends only the rest.
+    let out = fx.run(&["job.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), 6);
+
+    // A bad duration is a usage error, before anything is sent.
+    let out = fx.run(&["job.yaml", "--max-duration", "30m1h"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a duration"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_to_do_has_its_own_status_only_when_asked_for() {
+    let fx = Fixture::default().await;
+    chapter(&fx, 3);
+    let asked = ["job.yaml", "--exit-nothing-to-do", "9"];
+    // The first run does something.
+    let out = fx.run(&asked).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Everything cached and the output unchanged: 9 when asked, 0 otherwise.
+    let out = fx.run(&asked).await;
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    let out = fx.run(&["job.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The output gone: it is written again, which is something.
+    std::fs::remove_file(fx.path().join("out/job.mp3")).unwrap();
+    let out = fx.run(&asked).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), 3, "nothing was sent again");
+}
