@@ -98,5 +98,16 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Some(Command::Import(args)) => commands::import::run(&args),
+        Some(Command::Completions(args)) => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(args.shell, &mut Cli::command(), "narrate", &mut out);
+            Ok(EXIT_OK)
+        }
+        Some(Command::Man(_)) => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(EXIT_OK)
+        }
     }
 }

@@ -60,6 +60,8 @@ fn main() -> ExitCode {
         Some(Command::Emulate(a)) => &a.log,
         Some(Command::Review(a)) => &a.log,
         Some(Command::Import(a)) => &a.log,
+        Some(Command::Completions(a)) => &a.log,
+        Some(Command::Man(a)) => &a.log,
         None => &cli.render.api.log,
     };
     init_logging(log);

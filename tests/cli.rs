@@ -135,15 +135,17 @@ async fn help_tables_and_plan_snapshots() {
                narrate <COMMAND>
 
         Commands:
-          render   Render each manifest (the default command)
-          plan     Show the requests, characters and estimated credits of each manifest; sends no TTS request
-          check    Validate manifests without sending anything
-          voices   List the account's voices (GET /v2/voices, every page)
-          models   List the models and their per-request character limits (GET /v1/models)
-          emulate  Run the built-in ElevenLabs-compatible API server
-          review   Write the review page of a render again, beside its report
-          import   Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
-          help     Print this message or the help of the given subcommand(s)
+          render       Render each manifest (the default command)
+          plan         Show the requests, characters and estimated credits of each manifest; sends no TTS request
+          check        Validate manifests without sending anything
+          voices       List the account's voices (GET /v2/voices, every page)
+          models       List the models and their per-request character limits (GET /v1/models)
+          emulate      Run the built-in ElevenLabs-compatible API server
+          review       Write the review page of a render again, beside its report
+          import       Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
+          completions  Print a shell's completion script for narrate (bash, zsh, fish, powershell, elvish)
+          man          Print narrate's manual page (roff), for man -l or a man directory
+          help         Print this message or the help of the given subcommand(s)
 
         Arguments:
           <MANIFEST>...  Manifests to render (.yaml, .yml or .csv), or books (.epub, .md, .txt, .html) imported in memory
@@ -163,6 +165,8 @@ async fn help_tables_and_plan_snapshots() {
               --jobs <N>                      Files assembled at once with --split (default: the core count)
               --library <DIR>                 Write the output where Audiobookshelf finds it: DIR/<Author>/<Title>/, with cover.jpg, desc.txt and reader.txt
               --max-credits <N>               Refuse to start above this many estimated credits, and stop sending before spending more
+              --max-duration <DURATION>       Stop sending at this deadline (90s, 45m, 2h, 1h30m): requests in flight finish, the report is written, exit status 4
+              --exit-nothing-to-do <N>        Exit with this status when there was nothing to do: every request cached and every output unchanged (default 0)
               --loudness                      Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
               --loudness-target <LUFS>        Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
               --audiobook                     Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report

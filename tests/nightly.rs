@@ -81,3 +81,71 @@ async fn nothing_to_do_has_its_own_status_only_when_asked_for() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fx.tts_log().len(), 3, "nothing was sent again");
 }
+
+/// The bash completion, sourced into bash, completes `words` (the last one being typed).
+fn complete(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let line = words.join(" ");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source {}\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_LINE='{line}'\nCOMP_POINT=${{#COMP_LINE}}\n_narrate narrate {} {}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        quoted[words.len() - 1],
+        quoted[words.len() - 2],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_completes_subcommands_and_flags_and_man_renders_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = narrate(dir.path(), &["completions", "bash"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = write(dir.path(), "narrate.bash", &stdout(&out));
+    assert_eq!(complete(&script, &["narrate", "compl"]), ["completions"]);
+    assert_eq!(
+        complete(&script, &["narrate", "render", "--max-du"]),
+        ["--max-duration"]
+    );
+    let splits = complete(&script, &["narrate", "render", "--split", ""]);
+    assert!(splits.contains(&"segments".to_string()), "{splits:?}");
+
+    let out = narrate(dir.path(), &["man"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = write(dir.path(), "narrate.1", &stdout(&out));
+    let shown = std::process::Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man is required by the tests: apt-get install man-db");
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("NAME") && text.contains("narrate"), "{text}");
+    assert!(text.contains("--max-duration"), "{text}");
+
+    // Every shell clap knows gets a script.
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = narrate(dir.path(), &["completions", shell], &[]).await;
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        assert!(stdout(&out).contains("max-duration"), "{shell}");
+    }
+}

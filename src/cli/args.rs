@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render each manifest (the default command)
-    Render(RenderArgs),
+    Render(Box<RenderArgs>),
     /// Show the requests, characters and estimated credits of each manifest; sends no TTS request
     Plan(PlanArgs),
     /// Validate manifests without sending anything
@@ -44,6 +44,25 @@ pub enum Command {
     Review(ReviewArgs),
     /// Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
     Import(ImportArgs),
+    /// Print a shell's completion script for narrate (bash, zsh, fish, powershell, elvish)
+    Completions(CompletionsArgs),
+    /// Print narrate's manual page (roff), for man -l or a man directory
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Where the API is and how to authenticate.
