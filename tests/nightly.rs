@@ -47,9 +47,35 @@ async fn a_deadline_stops_sending_writes_the_report_and_the_next_run_resumes() {
     assert_eq!(ok, 2);
     assert!(!fx.path().join("out/job.mp3").exists(), "no partial output");
 
-    // The next run sends only the rest.
-    let out = fx.run(&["job.yaml"]).await;
+    // `retry` sends exactly the four the report lists as failed, each with its neighbours'
+    // ids as context, and writes the output.
+    let base = fx.base();
+    let retry = ["retry", "out/job.report.json", "--base-url", &base];
+    let out = narrate(fx.path(), &retry, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("s2 s3 s4 s5"), "{}", stdout(&out));
+    let log = fx.tts_log();
+    assert_eq!(log.len(), 6, "only the failed ones were sent again");
+    let texts: Vec<&str> = log[2..]
+        .iter()
+        .map(|e| e["body"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        (2..6)
+            .map(|i| format!("Tonight's item number {i} is ready."))
+            .collect::<Vec<_>>()
+    );
+    assert!(!log[2]["body"]["previous_request_ids"].is_null());
+    assert!(fx.path().join("out/job.mp3").exists());
+    // Nothing failed now: nothing to do, nothing sent.
+    let out = narrate(fx.path(), &retry, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("nothing to retry"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(fx.tts_log().len(), 6);
 
     // A bad duration is a usage error, before anything is sent.

@@ -44,10 +44,28 @@ pub enum Command {
     Review(ReviewArgs),
     /// Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
     Import(ImportArgs),
+    /// Render again only the segments a report lists as failed (the others from the cache), with the render flags after the report
+    Retry(RetryArgs),
     /// Print a shell's completion script for narrate (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
     /// Print narrate's manual page (roff), for man -l or a man directory
     Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RetryArgs {
+    /// The report of a render, such as out/book.report.json
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+    /// Render flags, as the first run had them (such as --state-dir DIR, --base-url URL)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "FLAGS"
+    )]
+    pub flags: Vec<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -18,6 +18,7 @@ pub(crate) mod import;
 pub(crate) mod models;
 pub(crate) mod plan;
 pub(crate) mod render;
+pub(crate) mod retry;
 pub(crate) mod summary;
 pub(crate) mod voices;
 
