@@ -262,6 +262,7 @@ fn scheduling(quick: bool) {
             max_credits: None,
             max_duration: None,
             exit_nothing_to_do: None,
+            outcomes: Default::default(),
             only: Vec::new(),
             clock_offset: Duration::ZERO,
             progress: narrate::progress::ProgressMode::Never,

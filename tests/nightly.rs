@@ -175,3 +175,182 @@ async fn bash_completes_subcommands_and_flags_and_man_renders_the_page() {
         assert!(stdout(&out).contains("max-duration"), "{shell}");
     }
 }
+
+/// What a tiny HTTP server on loopback heard: each request's method, path, headers and body.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+/// Serves on loopback until the test ends: answers 200, or for paths under `/moved` a 307 to
+/// `elsewhere`.
+fn listener(elsewhere: Option<String>) -> (String, Heard) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let heard: Heard = Default::default();
+    let log = heard.clone();
+    std::thread::spawn(move || {
+        for stream in server.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                head.push_str(&line);
+                line.clear();
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let mut first = head.lines().next().unwrap_or("").split(' ');
+            let (method, path) = (
+                first.next().unwrap_or("").to_string(),
+                first.next().unwrap_or("").to_string(),
+            );
+            let answer = match (&elsewhere, path.starts_with("/moved")) {
+                (Some(to), true) => format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {to}{path}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                ),
+                _ => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK"
+                    .to_string(),
+            };
+            log.lock().unwrap().push((
+                method,
+                path,
+                head,
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (base, heard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_a_summary_and_pings_tell_monitoring_how_the_night_went() {
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 1_500,
+        ..Default::default()
+    })
+    .await;
+    chapter(&fx, 3);
+    // A manifest name that needs escaping in a label.
+    std::fs::rename(
+        fx.path().join("job.yaml"),
+        fx.path().join("night \"one\".yaml"),
+    )
+    .unwrap();
+    let (ping, heard) = listener(None);
+    let url = format!("{ping}/ping/abc");
+    let args = [
+        "night \"one\".yaml",
+        "--metrics-textfile",
+        "metrics/narrate.prom",
+        "--summary-json",
+        "summary.json",
+        "--log-format",
+        "json",
+        "--notify-url",
+        &url,
+    ];
+    let out = fx.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let promtool = |path: &str| {
+        let out = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(fx.path().join(path)).unwrap())
+            .output()
+            .expect("promtool is required by the tests: apt-get install prometheus");
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    promtool("metrics/narrate.prom");
+    let metrics = String::from_utf8(fx.read("metrics/narrate.prom")).unwrap();
+    assert!(metrics.contains("narrate_exit_status 0\n"), "{metrics}");
+    let label = r#"manifest="night \"one\".yaml""#;
+    assert!(
+        metrics.contains(&format!("narrate_segments{{{label},status=\"ok\"}} 3\n")),
+        "{metrics}"
+    );
+    let success = metrics
+        .lines()
+        .find(|l| l.starts_with("narrate_last_success_timestamp_seconds"))
+        .unwrap()
+        .to_string();
+    // The summary: the file, and the last line of the JSON log.
+    let summary = fx.json("summary.json");
+    assert_eq!(summary["exit_status"], 0);
+    assert_eq!(summary["manifests"][0]["segments"], 3);
+    let last: serde_json::Value =
+        serde_json::from_str(stderr(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "summary");
+    assert_eq!(last["status"], "ok");
+    // The pings: start, then success with the summary; never the key.
+    let pings = heard.lock().unwrap().clone();
+    let paths: Vec<&str> = pings.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(paths, ["/ping/abc/start", "/ping/abc"]);
+    assert!(
+        pings
+            .iter()
+            .all(|p| p.0 == "POST" && !p.2.contains(SECRET_KEY))
+    );
+    let body: serde_json::Value = serde_json::from_str(&pings[1].3).unwrap();
+    assert_eq!(body["exit_status"], 0);
+
+    // A night that misses its deadline: status 4 everywhere, the last success kept.
+    std::fs::write(
+        fx.path().join("night \"one\".yaml"),
+        std::fs::read_to_string(fx.path().join("night \"one\".yaml"))
+            .unwrap()
+            .replace("is ready", "is late"),
+    )
+    .unwrap();
+    let mut late = args.to_vec();
+    late.extend(["--max-duration", "1s"]);
+    let out = fx.run(&late).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    promtool("metrics/narrate.prom");
+    let metrics = String::from_utf8(fx.read("metrics/narrate.prom")).unwrap();
+    assert!(metrics.contains("narrate_exit_status 4\n"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("{success}\n")),
+        "the last success is kept: {metrics}"
+    );
+    assert_eq!(fx.json("summary.json")["status"], "deadline");
+    let pings = heard.lock().unwrap().clone();
+    assert_eq!(pings.last().unwrap().1, "/ping/abc/4");
+
+    // A redirect to another origin is not followed, and a ping that fails changes nothing.
+    let (other, other_heard) = listener(None);
+    let (moved, _) = listener(Some(other));
+    let out = fx
+        .run(&[
+            "night \"one\".yaml",
+            "--notify-url",
+            &format!("{moved}/moved"),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        other_heard.lock().unwrap().is_empty(),
+        "nothing reached the other origin"
+    );
+    let out = fx
+        .run(&[
+            "night \"one\".yaml",
+            "--notify-url",
+            "http://127.0.0.1:9/nobody",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ping"), "{}", stderr(&out));
+}

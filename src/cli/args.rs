@@ -205,6 +205,15 @@ pub struct RenderArgs {
     /// Exit with this status when there was nothing to do: every request cached and every output unchanged (default 0)
     #[arg(long, value_name = "N")]
     pub exit_nothing_to_do: Option<u8>,
+    /// Write the run's summary (exit status, counts, credits, seconds, reports) to this file as one JSON object
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// Write the run's metrics in the Prometheus text format to this file (for node_exporter's textfile collector)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+    /// Ping a dead-man's switch: URL/start at the start, URL on success, URL/<exit status> otherwise, the summary as the body
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Option<String>,
     /// Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
     #[arg(long)]
     pub loudness: bool,

@@ -106,9 +106,15 @@ fn checked_key(text: &str, origin: &str, what: &str) -> anyhow::Result<ApiKey> {
 /// The base URL, parsed: `http` or `https`, a host, no credentials, query or fragment. Returned
 /// without a trailing slash, so endpoints join to it.
 pub(crate) fn checked_base_url(raw: &str) -> anyhow::Result<String> {
+    checked_url("--base-url", raw)
+}
+
+/// A URL a flag names: http or https, with a host, without credentials, a query or a fragment;
+/// without its trailing '/'.
+fn checked_url(flag: &str, raw: &str) -> anyhow::Result<String> {
     let trimmed = raw.trim();
     let shown = without_credentials(trimmed);
-    let bad = |why: &str| usage(format!("--base-url {shown:?}: {why}"));
+    let bad = |why: &str| usage(format!("{flag} {shown:?}: {why}"));
     let url = url::Url::parse(trimmed).map_err(|e| bad(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("must start with http:// or https://"));
@@ -172,6 +178,20 @@ fn only_file(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
+/// Where a run's outcome goes besides stdout: set from the command line (see
+/// `commands::outcome`).
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes {
+    /// `--summary-json PATH`.
+    pub summary_json: Option<PathBuf>,
+    /// `--metrics-textfile PATH`.
+    pub metrics_textfile: Option<PathBuf>,
+    /// `--notify-url URL` (checked: http or https, no credentials).
+    pub notify_url: Option<String>,
+    /// The summary as the last line of the log (`--log-format json`).
+    pub summary_line: bool,
+}
+
 /// A validated `render`.
 #[derive(Clone, Debug)]
 pub struct RenderConfig {
@@ -189,6 +209,8 @@ pub struct RenderConfig {
     pub max_duration: Option<Duration>,
     /// `--exit-nothing-to-do`.
     pub exit_nothing_to_do: Option<u8>,
+    /// The summary, metrics and pings of the run.
+    pub outcomes: Outcomes,
     /// Segment ids to render again (`--only`).
     pub only: Vec<String>,
     /// `--library`: the Audiobookshelf library the outputs go into.
@@ -295,6 +317,16 @@ impl RenderConfig {
             max_credits: args.max_credits,
             max_duration: args.max_duration,
             exit_nothing_to_do: args.exit_nothing_to_do,
+            outcomes: Outcomes {
+                summary_json: args.summary_json.clone(),
+                metrics_textfile: args.metrics_textfile.clone(),
+                notify_url: args
+                    .notify_url
+                    .as_deref()
+                    .map(|u| checked_url("--notify-url", u))
+                    .transpose()?,
+                summary_line: args.api.log.log_format == super::args::LogFormat::Json,
+            },
             only,
             clock_offset: Duration::from_secs(args.clock_offset_secs),
             progress: args.progress,

@@ -16,6 +16,7 @@ pub(crate) mod dictionary;
 pub(crate) mod emulate;
 pub(crate) mod import;
 pub(crate) mod models;
+pub(crate) mod outcome;
 pub(crate) mod plan;
 pub(crate) mod render;
 pub(crate) mod retry;

@@ -38,8 +38,34 @@ pub(crate) fn distinct_manifests(manifests: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Renders every manifest of `config`; the exit status is 0 only if all of them succeeded.
+/// Renders every manifest of `config` and says how it went (the summary line, the summary and
+/// metrics files, the pings); the exit status is 0 only if all of them succeeded.
 pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
+    let started = SystemTime::now();
+    let outcomes = config.outcomes.clone();
+    let nothing_to_do = config.exit_nothing_to_do;
+    outcomes.started().await;
+    let (rendered, result) = match render_all(config).await {
+        Ok((rendered, code)) => (rendered, Ok(code)),
+        Err(e) => (Vec::new(), Err(e)),
+    };
+    let code = match &result {
+        Ok(code) => *code,
+        Err(e) => crate::error::exit_code_for(e),
+    };
+    let summary = super::outcome::summary(
+        &rendered,
+        code,
+        nothing_to_do,
+        result.as_ref().err(),
+        started,
+    );
+    outcomes.finished(&rendered, code, &summary).await;
+    result
+}
+
+/// The render itself: every manifest, with the exit status of the whole.
+async fn render_all(config: RenderConfig) -> anyhow::Result<(Vec<Rendered>, u8)> {
     let manifests = distinct_manifests(&config.manifests);
     let mut jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref(), true)?;
     if let Some(library) = &config.library {
@@ -65,7 +91,8 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
                 .with_context(|| format!("writing the library files in {}", folder.display()))?;
         }
     }
-    Ok(super::summary::print(&rendered, config.exit_nothing_to_do))
+    let code = super::summary::print(&rendered, config.exit_nothing_to_do);
+    Ok((rendered, code))
 }
 
 /// The caches of the jobs, with the state directories' locks held while they live. Without a
@@ -139,6 +166,27 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
     }
     let split = config.publish.split;
     output::check_outputs(jobs, split, config.endpoint.key_file.as_deref())?;
+    let inputs: std::collections::HashSet<files::Identity> = jobs
+        .iter()
+        .flat_map(|j| &j.inputs)
+        .map(|p| files::identity(p))
+        .collect();
+    let outcomes = &config.outcomes;
+    for (flag, path) in [
+        ("--summary-json", &outcomes.summary_json),
+        ("--metrics-textfile", &outcomes.metrics_textfile),
+    ] {
+        let Some(path) = path else { continue };
+        if inputs.contains(&files::identity(path)) {
+            return Err(UsageError(format!(
+                "{flag} {}: that is an input of this run; narrate never writes over its inputs",
+                path.display()
+            ))
+            .into());
+        }
+        files::check_writable(path)
+            .map_err(|why| UsageError(format!("{flag} {}: {why}", path.display())))?;
+    }
     if let Some(job) = jobs.iter().find(|j| {
         j.output
             .extension()
