@@ -168,6 +168,9 @@ async fn help_tables_and_plan_snapshots() {
               --max-credits <N>               Refuse to start above this many estimated credits, and stop sending before spending more
               --max-duration <DURATION>       Stop sending at this deadline (90s, 45m, 2h, 1h30m): requests in flight finish, the report is written, exit status 4
               --exit-nothing-to-do <N>        Exit with this status when there was nothing to do: every request cached and every output unchanged (default 0)
+              --summary-json <PATH>           Write the run's summary (exit status, counts, credits, seconds, reports) to this file as one JSON object
+              --metrics-textfile <PATH>       Write the run's metrics in the Prometheus text format to this file (for node_exporter's textfile collector)
+              --notify-url <URL>              Ping a dead-man's switch: URL/start at the start, URL on success, URL/<exit status> otherwise, the summary as the body
               --loudness                      Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
               --loudness-target <LUFS>        Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
               --audiobook                     Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report

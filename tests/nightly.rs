@@ -353,4 +353,63 @@ async fn metrics_a_summary_and_pings_tell_monitoring_how_the_night_went() {
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("ping"), "{}", stderr(&out));
+
+    // A run that ends before rendering still says so.
+    fx.write("broken.yaml", "segments: [\n");
+    let out = fx
+        .run(&["broken.yaml", "--summary-json", "summary.json"])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let summary = fx.json("summary.json");
+    assert_eq!(summary["status"], "usage");
+    assert!(
+        summary["error"].as_str().unwrap().contains("broken.yaml"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_examples_use_flags_narrate_has() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let read = |name: &str| std::fs::read_to_string(deploy.join(name)).unwrap();
+    // The narrate command of the systemd service (continued lines joined) and of the crontab.
+    let service = read("narrate-nightly.service").replace("\\\n", " ");
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/narrate "))
+        .unwrap()
+        .to_string();
+    let cron = read("crontab");
+    let cron = cron
+        .lines()
+        .find_map(|l| l.split("/usr/local/bin/narrate ").nth(1))
+        .unwrap()
+        .split(" >>")
+        .next()
+        .unwrap()
+        .to_string();
+    let cronjob: serde_json::Value = serde_saphyr::from_str(&read("cronjob.yaml")).unwrap();
+    let k8s: Vec<String> = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        [0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        exec.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+        cron.split_whitespace().map(str::to_string).collect(),
+        k8s,
+    ] {
+        assert_eq!(args[0], "render", "{args:?}");
+        // Every flag and value before --help is parsed; an unknown one is an error.
+        let mut with_help: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_help.push("--help");
+        let out = narrate(dir.path(), &with_help, &[]).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(args.iter().any(|a| a == "--max-duration"), "{args:?}");
+    }
 }
