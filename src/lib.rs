@@ -98,6 +98,7 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Some(Command::Import(args)) => commands::import::run(&args),
+        Some(Command::Feed(args)) => commands::feed::run(&args),
         Some(Command::Retry(args)) => match commands::retry::render_args(&args)? {
             Some(render_args) => render(RenderConfig::from_args(&render_args, env_key)?).await,
             None => Ok(EXIT_OK),

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         Some(Command::Import(a)) => &a.log,
         Some(Command::Completions(a)) => &a.log,
         Some(Command::Retry(a)) => &a.log,
+        Some(Command::Feed(a)) => &a.log,
         Some(Command::Man(a)) => &a.log,
         None => &cli.render.api.log,
     };

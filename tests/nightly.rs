@@ -413,3 +413,162 @@ async fn the_deploy_examples_use_flags_narrate_has() {
         assert!(args.iter().any(|a| a == "--max-duration"), "{args:?}");
     }
 }
+
+/// Reads a feed with feedparser (and Apple's required tags with ElementTree): a JSON summary.
+const READ_FEED: &str = r#"
+import json, sys, feedparser
+import xml.etree.ElementTree as ET
+path = sys.argv[1]
+d = feedparser.parse(path)
+ns = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0"}
+channel = ET.parse(path).getroot().find("channel")
+apple_channel = all(channel.find(t, ns) is not None for t in ["title", "description", "language", "itunes:image", "itunes:category", "itunes:explicit"])
+items = channel.findall("item")
+apple_items = all(i.find("title") is not None and i.find("guid") is not None and i.find("enclosure") is not None and all(i.find("enclosure").get(a) for a in ["url", "length", "type"]) for i in items)
+print(json.dumps({
+    "bozo": d.bozo, "title": d.feed.get("title"), "image": d.feed.get("image", {}).get("href"),
+    "apple_channel": apple_channel, "apple_items": apple_items,
+    "entries": [{"id": e.id, "title": e.title, "duration": e.get("itunes_duration"), "published": e.get("published_parsed") is not None,
+                 "enclosure": [{"href": l.href, "length": l.length, "type": l.type} for l in e.enclosures]} for e in d.entries],
+    "transcripts": [i.find("podcast:transcript", ns).get("url") if i.find("podcast:transcript", ns) is not None else None for i in items],
+    "chapters": [i.find("podcast:chapters", ns).get("url") if i.find("podcast:chapters", ns) is not None else None for i in items],
+}))
+"#;
+
+/// An episode's manifest: two chapters of two sentences.
+fn episode(fx: &Fixture, name: &str) {
+    fx.write(
+        &format!("{name}.yaml"),
+        &format!(
+            "title: \"Tonight <{name}> & more\"\noutput: out/{name}.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n  - {{id: a, chapter: Headlines, text: \"The {name} headlines.\"}}\n  - {{id: b, chapter: Headlines, text: \"More of them.\"}}\n  - {{id: c, chapter: Weather, text: \"Rain tonight.\"}}\n"
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nights_make_one_feed_of_five_episodes_with_stable_guids() {
+    let fx = Fixture::default().await;
+    let read = |fx: &Fixture| -> serde_json::Value {
+        let out = std::process::Command::new("python3")
+            .args(["-c", READ_FEED])
+            .arg(fx.path().join("out/feed.xml"))
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let feed = |fx: &Fixture, days: &[&str]| {
+        let mut args = vec![
+            "feed".to_string(),
+            "out/feed.xml".into(),
+            "--feed-base-url".into(),
+            "https://cdn.example.com/night".into(),
+            "--title".into(),
+            "Night \"news\"\n<b>".into(),
+            "--image".into(),
+            "https://cdn.example.com/cover.jpg".into(),
+        ];
+        args.extend(days.iter().map(|d| format!("out/{d}.report.json")));
+        let dir = fx.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            narrate(&dir, &args, &[]).await
+        }
+    };
+    for name in ["ep1", "ep2", "ep3"] {
+        episode(&fx, name);
+    }
+    let out = fx.run(&["ep1.yaml", "ep2.yaml", "ep3.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = feed(&fx, &["ep1", "ep2", "ep3"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let day1 = read(&fx);
+    assert_eq!(day1["entries"].as_array().unwrap().len(), 3);
+
+    // Day 2: two more, and the feed made again from all five reports.
+    for name in ["ep4", "ep5"] {
+        episode(&fx, name);
+    }
+    let out = fx.run(&["ep4.yaml", "ep5.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = feed(&fx, &["ep1", "ep2", "ep3", "ep4", "ep5"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let day2 = read(&fx);
+    assert_eq!(day2["bozo"], false, "{day2}");
+    assert_eq!(day2["apple_channel"], true);
+    assert_eq!(day2["apple_items"], true);
+    assert_eq!(day2["title"], "Night \"news\" <b>");
+    assert_eq!(day2["image"], "https://cdn.example.com/cover.jpg");
+    let entries = day2["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "no episode twice");
+    let ids: std::collections::HashSet<&str> =
+        entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 5);
+    for old in day1["entries"].as_array().unwrap() {
+        assert!(
+            ids.contains(old["id"].as_str().unwrap()),
+            "GUIDs are stable"
+        );
+    }
+    for e in entries {
+        assert_eq!(e["published"], true);
+        assert!(e["duration"].as_str().unwrap().starts_with("0:00:"), "{e}");
+        assert!(
+            e["title"].as_str().unwrap().starts_with("Tonight <ep"),
+            "{e}"
+        );
+        let enclosure = &e["enclosure"][0];
+        assert_eq!(enclosure["type"], "audio/mpeg");
+        let href = enclosure["href"].as_str().unwrap();
+        let name = href.strip_prefix("https://cdn.example.com/night/").unwrap();
+        let on_disk = std::fs::metadata(fx.path().join("out").join(name))
+            .unwrap()
+            .len();
+        assert_eq!(enclosure["length"], on_disk.to_string(), "{href}");
+    }
+    // Each episode links its captions and its chapters (two chapters, in order).
+    for url in day2["transcripts"].as_array().unwrap() {
+        assert!(url.as_str().unwrap().ends_with(".vtt"), "{url}");
+    }
+    let chapters = day2["chapters"][0].as_str().unwrap();
+    let name = chapters
+        .strip_prefix("https://cdn.example.com/night/")
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&fx.read(&format!("out/{name}"))).unwrap();
+    let titles: Vec<&str> = json["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Headlines", "Weather"]);
+    assert!(json["chapters"][1]["startTime"].as_f64().unwrap() > 0.0);
+
+    // A feed narrate did not make is not written over.
+    std::fs::write(fx.path().join("out/theirs.xml"), "<rss/>").unwrap();
+    let out = narrate(
+        fx.path(),
+        &[
+            "feed",
+            "out/theirs.xml",
+            "out/ep1.report.json",
+            "--feed-base-url",
+            "https://x.example",
+            "--title",
+            "T",
+            "--image",
+            "https://x.example/c.jpg",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(fx.path().join("out/theirs.xml")).unwrap(),
+        "<rss/>"
+    );
+}

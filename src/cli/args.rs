@@ -46,6 +46,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Render again only the segments a report lists as failed (the others from the cache), with the render flags after the report
     Retry(RetryArgs),
+    /// Add the episodes of finished renders to a podcast feed (RSS 2.0, Apple and Podcasting 2.0 tags), or update them
+    Feed(FeedArgs),
     /// Print a shell's completion script for narrate (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
     /// Print narrate's manual page (roff), for man -l or a man directory
@@ -64,6 +66,45 @@ pub struct RetryArgs {
         value_name = "FLAGS"
     )]
     pub flags: Vec<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FeedArgs {
+    /// The feed to write or update, such as out/feed.xml (its episodes are kept beside it in FEED.narrate.json)
+    #[arg(value_name = "FEED")]
+    pub feed: PathBuf,
+    /// Reports of finished renders: each output file becomes an episode
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Where the feed's folder is served: an episode's URL is this and its path from the feed
+    #[arg(long, value_name = "URL")]
+    pub feed_base_url: String,
+    /// The podcast's title (needed for a new feed)
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The podcast's cover image URL, 1400 to 3000 pixels square (needed for a new feed)
+    #[arg(long, value_name = "URL")]
+    pub image: Option<String>,
+    /// The podcast's description (default: its title)
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The podcast's author
+    #[arg(long)]
+    pub author: Option<String>,
+    /// The podcast's language (default en)
+    #[arg(long)]
+    pub language: Option<String>,
+    /// The podcast's Apple category (default "Society & Culture")
+    #[arg(long)]
+    pub category: Option<String>,
+    /// The podcast's web page (default: the base URL)
+    #[arg(long, value_name = "URL")]
+    pub link: Option<String>,
+    /// Whether the podcast is explicit (default false)
+    #[arg(long, value_name = "true|false")]
+    pub explicit: Option<bool>,
     #[command(flatten)]
     pub log: LogArgs,
 }

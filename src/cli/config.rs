@@ -111,7 +111,7 @@ pub(crate) fn checked_base_url(raw: &str) -> anyhow::Result<String> {
 
 /// A URL a flag names: http or https, with a host, without credentials, a query or a fragment;
 /// without its trailing '/'.
-fn checked_url(flag: &str, raw: &str) -> anyhow::Result<String> {
+pub(crate) fn checked_url(flag: &str, raw: &str) -> anyhow::Result<String> {
     let trimmed = raw.trim();
     let shown = without_credentials(trimmed);
     let bad = |why: &str| usage(format!("{flag} {shown:?}: {why}"));

@@ -14,6 +14,7 @@ pub(crate) mod budget;
 pub(crate) mod check;
 pub(crate) mod dictionary;
 pub(crate) mod emulate;
+pub(crate) mod feed;
 pub(crate) mod import;
 pub(crate) mod models;
 pub(crate) mod outcome;

@@ -12,6 +12,7 @@ use crate::manifest::Job;
 use names::Split;
 
 pub(crate) mod audiobook;
+pub(crate) mod feed;
 pub(crate) mod library;
 pub(crate) mod names;
 pub(crate) mod report;
