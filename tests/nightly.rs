@@ -572,3 +572,65 @@ async fn two_nights_make_one_feed_of_five_episodes_with_stable_guids() {
         "<rss/>"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_deadline_the_rows_that_are_complete_get_their_files() {
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 1_500,
+        ..Default::default()
+    })
+    .await;
+    let rows: String = (0..6)
+        .map(|i| format!("row-{i},Row {i} is ready.,{NARRATOR}\n"))
+        .collect();
+    fx.write("rows.csv", &format!("id,text,voice_id\n{rows}"));
+    let args = [
+        "rows.csv",
+        "--continuity",
+        "none",
+        "--split",
+        "segments",
+        "-o",
+        "out/rows.mp3",
+        "--output-format",
+        "mp3_22050_32",
+        "--concurrency",
+        "2",
+    ];
+    // Two at a time, 1.5 s each: at 2 s two are done and two in flight, which finish; the last
+    // two are never sent.
+    let mut late = args.to_vec();
+    late.extend(["--max-duration", "2s"]);
+    let out = fx.run(&late).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), 4);
+    let report = fx.json("out/rows.report.json");
+    let listed: Vec<&str> = report["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    let on_disk = files_under(&fx.path().join("out/rows"));
+    assert_eq!(on_disk.len(), 4, "{on_disk:?}");
+    for path in &listed {
+        let probe = ffprobe_json(&fx.path().join(path), &["-show_format"]);
+        assert_eq!(probe["format"]["format_name"], "mp3", "{path}");
+    }
+    for s in report["segments"].as_array().unwrap() {
+        assert_eq!(s["status"] == "ok", !s["file"].is_null(), "{s}");
+    }
+    // The next run renders the other two and keeps the four.
+    let out = fx.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), 6);
+    let report = fx.json("out/rows.report.json");
+    let reused = report["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["published"] == "reused")
+        .count();
+    assert_eq!(reused, 4);
+}

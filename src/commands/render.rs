@@ -308,6 +308,34 @@ async fn prepare_online(
     Ok(jobs)
 }
 
+/// A job's files, when every request was rendered (or, with `partial`, those that are complete)
+/// and no signal came: an interrupted run never replaces the previous output.
+fn assemble(
+    runner: &Runner,
+    publishing: &publish::Options,
+    job: &Job,
+    plan: &Plan,
+    outcomes: &[execute::Outcome],
+    records: &std::path::Path,
+    partial: bool,
+) -> (Assembled, Option<crate::audio::AudioError>) {
+    let all_ok = outcomes.iter().all(|o| o.audio.is_some());
+    if !(all_ok || partial) || runner.was_interrupted() {
+        return (Assembled::default(), None);
+    }
+    let inputs = publish::Inputs {
+        job,
+        plan,
+        outcomes,
+        records,
+        cancel: runner.cancel.clone(),
+    };
+    match publish::assemble(publishing, &inputs, !all_ok) {
+        Ok(a) => (a, None),
+        Err(e) => (Assembled::default(), Some(e)),
+    }
+}
+
 /// Renders one job: its requests, then (when all succeeded and no signal came) its files, then
 /// its reports and, on success, its side files and review page.
 pub(crate) async fn render_job(
@@ -324,32 +352,29 @@ pub(crate) async fn render_job(
     let outcomes =
         execute::execute(runner.clone(), job.clone(), plan.clone(), Arc::new(cache)).await;
     let all_ok = outcomes.iter().all(|o| o.audio.is_some());
-    // An interrupted run never replaces the previous output, even when every request is done.
-    let assembled = (all_ok && !runner.was_interrupted()).then(|| {
-        let inputs = publish::Inputs {
-            job: &job,
-            plan: &plan,
-            outcomes: &outcomes,
-            records: &records,
-            cancel: runner.cancel.clone(),
-        };
-        publish::assemble(&publishing, &inputs)
-    });
-    let (mut assembled, assembly_error) = match assembled {
-        Some(Ok(a)) => (a, None),
-        Some(Err(e)) => (Assembled::default(), Some(e)),
-        None => (Assembled::default(), None),
-    };
-    let assembled_all = all_ok && assembly_error.is_none() && !runner.was_interrupted();
+    // A run a limit stopped (the deadline, the budget) still writes the files of a split output
+    // that are complete.
+    let split = publishing.split != crate::output::names::Split::None;
+    let partial = !all_ok && split && runner.limit_reached().is_some();
+    let (mut assembled, assembly_error) = assemble(
+        &runner,
+        &publishing,
+        &job,
+        &plan,
+        &outcomes,
+        &records,
+        partial,
+    );
+    let placed = (all_ok || partial) && assembly_error.is_none() && !runner.was_interrupted();
     let request_spans = std::mem::take(&mut assembled.spans);
-    let timeline = assembled_all.then(|| report::Timeline {
+    let timeline = placed.then(|| report::Timeline {
         files: assembled
             .files
             .iter()
             .map(|f| (f.path.as_path(), &f.placement))
             .collect(),
         request_spans,
-        split: publishing.split != crate::output::names::Split::None,
+        split,
     });
     let mut rep = report::build(
         &job,

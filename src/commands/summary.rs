@@ -108,8 +108,12 @@ pub(crate) fn print_failed(r: &Rendered) {
         .iter()
         .filter(|s| s.status != Status::Ok)
         .count();
+    let written = match r.report.outputs.len() {
+        0 => "output not written".to_string(),
+        n => format!("the {n} complete files written"),
+    };
     println!(
-        "{} {}: {} segments ok, {failed} failed, {} credits, {:.1} s; output not written; report {}",
+        "{} {}: {} segments ok, {failed} failed, {} credits, {:.1} s; {written}; report {}",
         if r.report.interrupted {
             "interrupted"
         } else {

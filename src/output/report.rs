@@ -192,29 +192,34 @@ pub(crate) struct Timeline<'a> {
     /// The assembled files: one, or one per chapter with `--split chapters`.
     pub files: Vec<(&'a std::path::Path, &'a Placement)>,
     /// For each request: the file it is in, its sample span there, and what `trim_silence`
-    /// cut from its audio.
-    pub request_spans: Vec<crate::audio::RequestSpan>,
+    /// cut from its audio; `None` for a request in no file written (a run a limit stopped).
+    pub request_spans: Vec<Option<crate::audio::RequestSpan>>,
     /// Whether the output was split into chapter files.
     pub split: bool,
 }
 
 impl Timeline<'_> {
+    /// Where request `r` is, when it is in a file written.
+    fn span(&self, r: usize) -> Option<&crate::audio::RequestSpan> {
+        self.request_spans.get(r)?.as_ref()
+    }
+
     /// Where request `r` starts and ends in its file, in seconds.
-    fn seconds(&self, r: usize) -> (f64, f64) {
-        let span = &self.request_spans[r];
+    fn seconds(&self, r: usize) -> Option<(f64, f64)> {
+        let span = self.span(r)?;
         let placement = self.files[span.file].1;
-        (
+        Some((
             placement.seconds(span.samples.start),
             placement.seconds(span.samples.end),
-        )
+        ))
     }
 
     /// What `trim_silence` cut from request `r`, in milliseconds at each end.
-    fn trimmed_ms(&self, r: usize) -> [f64; 2] {
-        let crate::audio::RequestSpan { file, edit, .. } = self.request_spans[r].clone();
-        let rate = self.files[file].1.sample_rate;
+    fn trimmed_ms(&self, r: usize) -> Option<[f64; 2]> {
+        let span = self.span(r)?;
+        let rate = self.files[span.file].1.sample_rate;
         let ms = |n: u64| round(n as f64 * 1000.0 / f64::from(rate));
-        [ms(edit.head), ms(edit.tail)]
+        Some([ms(span.edit.head), ms(span.edit.tail)])
     }
 }
 
@@ -247,7 +252,7 @@ pub(crate) fn request_report(
             o.context.next_text.is_some(),
         ),
     };
-    let span = timeline.map(|t| t.seconds(r));
+    let span = timeline.and_then(|t| t.seconds(r));
     RequestReport {
         request_id: o.meta.as_ref().and_then(|m| m.request_id.clone()),
         characters: plan.requests[r].text.chars().count(),
@@ -269,7 +274,7 @@ pub(crate) fn request_report(
         recovery: o.recovery.clone(),
         trimmed_ms: timeline
             .filter(|_| job.trim_silence)
-            .map(|t| t.trimmed_ms(r)),
+            .and_then(|t| t.trimmed_ms(r)),
     }
 }
 
@@ -304,7 +309,7 @@ pub(crate) fn segment_report(
         // In the file of its first request; a file's segments are measured in order.
         loudness: timeline.and_then(|t| {
             let r = *plan.segment_requests[si].first()?;
-            let (_, placement) = t.files.get(t.request_spans.get(r)?.file)?;
+            let (_, placement) = t.files.get(t.span(r)?.file)?;
             let measured = &placement.loudness.as_ref()?.segments;
             let k = measured.binary_search_by_key(&si, |(s, _)| *s).ok()?;
             Some(measured[k].1)
@@ -312,7 +317,8 @@ pub(crate) fn segment_report(
         file: timeline.filter(|t| t.split).and_then(|t| {
             plan.segment_requests[si]
                 .first()
-                .map(|&r| t.files[t.request_spans[r].file].0.display().to_string())
+                .and_then(|&r| t.span(r))
+                .map(|span| t.files[span.file].0.display().to_string())
         }),
         loudness_jump: false,
         requests,

@@ -51,7 +51,8 @@ pub(crate) struct PublishedFile {
 #[derive(Default)]
 pub(crate) struct Assembled {
     pub(crate) files: Vec<PublishedFile>,
-    pub(crate) spans: Vec<RequestSpan>,
+    /// Where each request landed; `None` for a request in no file written.
+    pub(crate) spans: Vec<Option<RequestSpan>>,
     pub(crate) peaks: Vec<Vec<u8>>,
 }
 
@@ -69,9 +70,24 @@ pub(crate) struct Inputs<'a> {
 /// Assembles every output file of a job (one, or one per chapter) from its rendered requests:
 /// with `--split`, up to `--jobs` files at once, each decoding on one thread (memory
 /// stays one response per file). A file already there, made from the same inputs and intact,
-/// is kept.
-pub(crate) fn assemble(options: &Options, inputs: &Inputs<'_>) -> Result<Assembled, AudioError> {
-    let files = output_files(inputs.job, options.split);
+/// is kept. With `complete_only`, only the files whose requests were all rendered are made.
+pub(crate) fn assemble(
+    options: &Options,
+    inputs: &Inputs<'_>,
+    complete_only: bool,
+) -> Result<Assembled, AudioError> {
+    let mut files = output_files(inputs.job, options.split);
+    if complete_only {
+        // A run a limit stopped: the files whose every request was rendered.
+        let plan = inputs.plan;
+        files.retain(|f| {
+            f.segments.clone().all(|si| {
+                plan.segment_requests[si]
+                    .iter()
+                    .all(|&r| inputs.outcomes[r].audio.is_some())
+            })
+        });
+    }
     let threads = options.jobs.clamp(1, files.len().max(1));
     let results = pool::run(files.len(), threads, |k| {
         publish_file(options, inputs, &files[k], threads > 1)
@@ -86,7 +102,7 @@ pub(crate) fn assemble(options: &Options, inputs: &Inputs<'_>) -> Result<Assembl
     let requests = inputs.plan.requests.len();
     let mut out = Assembled {
         files: Vec::with_capacity(files.len()),
-        spans: vec![RequestSpan::default(); requests],
+        spans: vec![None; requests],
         peaks: vec![Vec::new(); requests],
     };
     for (file, result) in files.into_iter().zip(results) {
@@ -94,11 +110,11 @@ pub(crate) fn assemble(options: &Options, inputs: &Inputs<'_>) -> Result<Assembl
             return Err(AudioError::Interrupted);
         };
         for (r, i) in index {
-            out.spans[r] = RequestSpan {
+            out.spans[r] = Some(RequestSpan {
                 file: out.files.len(),
                 samples: placement.spans[i].clone(),
                 edit: placement.edits[i],
-            };
+            });
             out.peaks[r] = placement.peaks.get(i).cloned().unwrap_or_default();
         }
         out.files.push(PublishedFile {
