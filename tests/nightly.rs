@@ -634,3 +634,48 @@ async fn at_the_deadline_the_rows_that_are_complete_get_their_files() {
         .count();
     assert_eq!(reused, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_sends_exactly_the_segments_that_failed() {
+    let fx = Fixture::default().await;
+    // Three of six name a voice the account does not have: 404, failed at once.
+    let segments: String = (0..6)
+        .map(|i| {
+            let voice = if i % 2 == 1 {
+                "NoSuchVoice000000000"
+            } else {
+                NARRATOR
+            };
+            format!("  - {{id: s{i}, voice_id: {voice}, text: \"Item {i} tonight.\"}}\n")
+        })
+        .collect();
+    fx.write(
+        "job.yaml",
+        &format!("continuity: none\noutput: out/job.mp3\ndefaults: {{output_format: mp3_22050_32}}\nsegments:\n{segments}"),
+    );
+    let out = fx.run(&["job.yaml"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let first = fx.tts_log().len();
+    let base = fx.base();
+    let out = narrate(
+        fx.path(),
+        &["retry", "out/job.report.json", "--base-url", &base],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "they fail again: {}",
+        stderr(&out)
+    );
+    let mut again: Vec<String> = fx.tts_log()[first..]
+        .iter()
+        .map(|e| e["body"]["text"].as_str().unwrap().to_string())
+        .collect();
+    again.sort();
+    assert_eq!(
+        again,
+        ["Item 1 tonight.", "Item 3 tonight.", "Item 5 tonight."]
+    );
+}
