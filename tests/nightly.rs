@@ -679,3 +679,28 @@ async fn retry_sends_exactly_the_segments_that_failed() {
         ["Item 1 tonight.", "Item 3 tonight.", "Item 5 tonight."]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_that_never_answers_does_not_hold_the_job() {
+    // A server that accepts and never answers.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ping", server.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in server.incoming() {
+            held.push(stream);
+        }
+    });
+    let fx = Fixture::default().await;
+    chapter(&fx, 2);
+    let started = std::time::Instant::now();
+    let out = fx.run(&["job.yaml", "--notify-url", &url]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ping"), "{}", stderr(&out));
+    // Two pings of at most 5 s each, and the render; far less than a stalled connection.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
