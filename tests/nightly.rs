@@ -5,6 +5,19 @@ use narrate::emulator;
 
 use crate::util::*;
 
+/// Runs a tool the tests judge with; it must succeed (its output is in the message if not).
+fn succeeded(cmd: &mut std::process::Command, missing: &str) -> std::process::Output {
+    let out = cmd.output().expect(missing);
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// One chapter of `n` sentences, in one chain.
 fn chapter(fx: &Fixture, n: usize) {
     let segments: String = (0..n)
@@ -120,14 +133,9 @@ fn complete(script: &std::path::Path, words: &[&str]) -> Vec<String> {
         quoted[words.len() - 1],
         quoted[words.len() - 2],
     );
-    let out = std::process::Command::new("bash")
-        .args(["--norc", "-c", &program])
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        std::process::Command::new("bash").args(["--norc", "-c", &program]),
+        "bash runs",
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -152,17 +160,13 @@ async fn bash_completes_subcommands_and_flags_and_man_renders_the_page() {
     let out = narrate(dir.path(), &["man"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let page = write(dir.path(), "narrate.1", &stdout(&out));
-    let shown = std::process::Command::new("man")
-        .arg("-l")
-        .arg(&page)
-        .env("MANPAGER", "cat")
-        .env("MANWIDTH", "100")
-        .output()
-        .expect("man is required by the tests: apt-get install man-db");
-    assert!(
-        shown.status.success(),
-        "{}",
-        String::from_utf8_lossy(&shown.stderr)
+    let shown = succeeded(
+        std::process::Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100"),
+        "man is required by the tests: apt-get install man-db",
     );
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("NAME") && text.contains("narrate"), "{text}");
@@ -261,16 +265,11 @@ async fn metrics_a_summary_and_pings_tell_monitoring_how_the_night_went() {
     let out = fx.run(&args).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let promtool = |path: &str| {
-        let out = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::fs::File::open(fx.path().join(path)).unwrap())
-            .output()
-            .expect("promtool is required by the tests: apt-get install prometheus");
-        assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            std::process::Command::new("promtool")
+                .args(["check", "metrics"])
+                .stdin(std::fs::File::open(fx.path().join(path)).unwrap()),
+            "promtool is required by the tests: apt-get install prometheus",
         );
     };
     promtool("metrics/narrate.prom");
@@ -449,15 +448,11 @@ fn episode(fx: &Fixture, name: &str) {
 async fn two_nights_make_one_feed_of_five_episodes_with_stable_guids() {
     let fx = Fixture::default().await;
     let read = |fx: &Fixture| -> serde_json::Value {
-        let out = std::process::Command::new("python3")
-            .args(["-c", READ_FEED])
-            .arg(fx.path().join("out/feed.xml"))
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            std::process::Command::new("python3")
+                .args(["-c", READ_FEED])
+                .arg(fx.path().join("out/feed.xml")),
+            "python3 runs",
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };

@@ -169,10 +169,7 @@ fn with_flags(mut c: Channel, args: &FeedArgs) -> Channel {
 
 /// The episodes of a report: its output, or each file of a split output.
 fn episodes(path: &Path) -> anyhow::Result<Vec<Episode>> {
-    let text = files::read_text(path, files::MAX_INPUT_BYTES)
-        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-    let report: Report = serde_json::from_str(&text)
-        .map_err(|e| UsageError(format!("{}: not a narrate report ({e})", path.display())))?;
+    let report: Report = super::read_report(path)?;
     if report.status != "ok" {
         return Err(UsageError(format!(
             "{}: the render failed; only a finished render is published (narrate retry {} first)",

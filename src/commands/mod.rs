@@ -75,3 +75,16 @@ pub(crate) async fn resolve_voices(client: &Client, jobs: &mut [Job]) -> anyhow:
     }
     Ok(())
 }
+
+/// A report a render wrote, read back (bounded) into the fields `T` needs of it (`retry`,
+/// `feed`).
+pub(crate) fn read_report<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, UsageError> {
+    let text = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: not a narrate report ({e}); give the .report.json a render wrote",
+            path.display()
+        ))
+    })
+}

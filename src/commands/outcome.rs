@@ -37,15 +37,6 @@ fn status_name(code: u8, nothing_to_do: Option<u8>) -> &'static str {
     }
 }
 
-/// How many segments of a render failed.
-fn failed(r: &Rendered) -> usize {
-    r.report
-        .segments
-        .iter()
-        .filter(|s| s.status != Status::Ok)
-        .count()
-}
-
 /// The run's summary: its exit status, what each manifest did and the totals.
 pub(crate) fn summary(
     rendered: &[Rendered],
@@ -66,7 +57,7 @@ pub(crate) fn summary(
                 "stopped_by": r.report.stopped_by,
                 "interrupted": r.report.interrupted,
                 "segments": t.segments,
-                "failed": failed(r),
+                "failed": r.report.failed_segments(),
                 "requests": t.requests,
                 "cache_hits": t.cache_hits,
                 "retries": t.retries,
@@ -79,16 +70,17 @@ pub(crate) fn summary(
         })
         .collect();
     let sum = |f: fn(&Rendered) -> f64| rendered.iter().map(f).sum::<f64>();
+    let finished = SystemTime::now();
     json!({
         "event": "summary",
         "exit_status": code,
         "status": status_name(code, nothing_to_do),
         "error": error.map(|e| format!("{e:#}")),
         "started_at": report::rfc3339(started),
-        "finished_at": report::rfc3339(SystemTime::now()),
-        "seconds": SystemTime::now().duration_since(started).map_or(0.0, |d| d.as_secs_f64()),
+        "finished_at": report::rfc3339(finished),
+        "seconds": finished.duration_since(started).map_or(0.0, |d| d.as_secs_f64()),
         "segments": sum(|r| r.report.totals.segments as f64),
-        "failed": sum(|r| failed(r) as f64),
+        "failed": sum(|r| r.report.failed_segments() as f64),
         "requests": sum(|r| r.report.totals.requests as f64),
         "credits": sum(|r| r.report.totals.credits),
         "manifests": manifests,
@@ -122,9 +114,7 @@ fn earlier_successes(path: &Path) -> Vec<(String, String)> {
 /// the last run), with each manifest's last success time kept from `earlier` when this run did
 /// not succeed.
 pub(crate) fn metrics(rendered: &[Rendered], code: u8, earlier: &[(String, String)]) -> String {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = crate::execute::unix_now();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, rows: Vec<(String, String)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -166,7 +156,7 @@ pub(crate) fn metrics(rendered: &[Rendered], code: u8, earlier: &[(String, Strin
     let segments = rendered
         .iter()
         .flat_map(|r| {
-            let failed = failed(r);
+            let failed = r.report.failed_segments();
             let ok = r.report.totals.segments - failed;
             [
                 (format!("{{{},status=\"ok\"}}", m(r)), ok.to_string()),

@@ -165,28 +165,15 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
         }
     }
     let split = config.publish.split;
-    output::check_outputs(jobs, split, config.endpoint.key_file.as_deref())?;
-    let inputs: std::collections::HashSet<files::Identity> = jobs
-        .iter()
-        .flat_map(|j| &j.inputs)
-        .map(|p| files::identity(p))
-        .collect();
     let outcomes = &config.outcomes;
-    for (flag, path) in [
+    let run_files: Vec<(&str, &std::path::Path)> = [
         ("--summary-json", &outcomes.summary_json),
         ("--metrics-textfile", &outcomes.metrics_textfile),
-    ] {
-        let Some(path) = path else { continue };
-        if inputs.contains(&files::identity(path)) {
-            return Err(UsageError(format!(
-                "{flag} {}: that is an input of this run; narrate never writes over its inputs",
-                path.display()
-            ))
-            .into());
-        }
-        files::check_writable(path)
-            .map_err(|why| UsageError(format!("{flag} {}: {why}", path.display())))?;
-    }
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path.as_deref()?)))
+    .collect();
+    output::check_outputs(jobs, split, config.endpoint.key_file.as_deref(), &run_files)?;
     if let Some(job) = jobs.iter().find(|j| {
         j.output
             .extension()
@@ -308,29 +295,19 @@ async fn prepare_online(
     Ok(jobs)
 }
 
-/// A job's files, when every request was rendered (or, with `partial`, those that are complete)
-/// and no signal came: an interrupted run never replaces the previous output.
+/// A job's files, when every request was rendered (`all_ok`; or, with `partial`, those that
+/// are complete) and no signal came: an interrupted run never replaces the previous output.
 fn assemble(
     runner: &Runner,
     publishing: &publish::Options,
-    job: &Job,
-    plan: &Plan,
-    outcomes: &[execute::Outcome],
-    records: &std::path::Path,
+    inputs: &publish::Inputs<'_>,
+    all_ok: bool,
     partial: bool,
 ) -> (Assembled, Option<crate::audio::AudioError>) {
-    let all_ok = outcomes.iter().all(|o| o.audio.is_some());
     if !(all_ok || partial) || runner.was_interrupted() {
         return (Assembled::default(), None);
     }
-    let inputs = publish::Inputs {
-        job,
-        plan,
-        outcomes,
-        records,
-        cancel: runner.cancel.clone(),
-    };
-    match publish::assemble(publishing, &inputs, !all_ok) {
+    match publish::assemble(publishing, inputs, !all_ok) {
         Ok(a) => (a, None),
         Err(e) => (Assembled::default(), Some(e)),
     }
@@ -356,15 +333,14 @@ pub(crate) async fn render_job(
     // that are complete.
     let split = publishing.split != crate::output::names::Split::None;
     let partial = !all_ok && split && runner.limit_reached().is_some();
-    let (mut assembled, assembly_error) = assemble(
-        &runner,
-        &publishing,
-        &job,
-        &plan,
-        &outcomes,
-        &records,
-        partial,
-    );
+    let inputs = publish::Inputs {
+        job: &job,
+        plan: &plan,
+        outcomes: &outcomes,
+        records: &records,
+        cancel: runner.cancel.clone(),
+    };
+    let (mut assembled, assembly_error) = assemble(&runner, &publishing, &inputs, all_ok, partial);
     let placed = (all_ok || partial) && assembly_error.is_none() && !runner.was_interrupted();
     let request_spans = std::mem::take(&mut assembled.spans);
     let timeline = placed.then(|| report::Timeline {

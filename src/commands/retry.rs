@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use crate::cli::args::{Cli, Command, RenderArgs, RetryArgs};
 use crate::error::UsageError;
-use crate::files;
 
 /// The fields of a report that a retry reads.
 #[derive(Deserialize)]
@@ -31,14 +30,7 @@ struct Segment {
 /// The render a retry makes, or `None` (said on stdout) when the report lists no failure.
 pub(crate) fn render_args(args: &RetryArgs) -> anyhow::Result<Option<RenderArgs>> {
     let path = &args.report;
-    let text = files::read_text(path, files::MAX_INPUT_BYTES)
-        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-    let report: Failed = serde_json::from_str(&text).map_err(|e| {
-        UsageError(format!(
-            "{}: not a narrate report ({e}); give the .report.json a render wrote",
-            path.display()
-        ))
-    })?;
+    let report: Failed = super::read_report(path)?;
     let failed: Vec<&str> = report
         .segments
         .iter()

@@ -102,12 +102,7 @@ pub(crate) fn print_ok(r: &Rendered) {
 
 pub(crate) fn print_failed(r: &Rendered) {
     let t = &r.report.totals;
-    let failed = r
-        .report
-        .segments
-        .iter()
-        .filter(|s| s.status != Status::Ok)
-        .count();
+    let failed = r.report.failed_segments();
     let written = match r.report.outputs.len() {
         0 => "output not written".to_string(),
         n => format!("the {n} complete files written"),

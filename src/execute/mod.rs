@@ -396,7 +396,6 @@ pub async fn execute(
             outcomes[r] = outcome;
         }
     }
-    await_writes(&mut outcomes).await;
     outcomes
 }
 
@@ -465,14 +464,8 @@ pub(crate) async fn run_chain(shared: Shared, c: usize, participant: u64) -> Vec
     out
 }
 
-/// Waits for every cache write; a response that could not be stored fails its request.
-pub(crate) async fn await_writes(outcomes: &mut [Outcome]) {
-    for outcome in outcomes {
-        settle_write(outcome).await;
-    }
-}
-
-/// Waits for one outcome's cache write, if it has one in progress.
+/// Waits for one outcome's cache write, if it has one in progress; a response that could not be
+/// stored fails its request.
 async fn settle_write(outcome: &mut Outcome) {
     let Some(write) = outcome.write.take() else {
         return;

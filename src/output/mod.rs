@@ -50,11 +50,14 @@ pub(crate) fn written_files(job: &Job, split: Split) -> Vec<PathBuf> {
 /// Refuses, before anything is sent, an output (or a file written beside it) that is one of the
 /// inputs (a manifest, a `text_file`, a CSV, the key file) or another output of this
 /// invocation, an output that cannot be written (a directory, a read-only place), and with
-/// `--split segments` an id that cannot name its file.
+/// `--split segments` an id that cannot name its file. `run_files` are the files of the whole
+/// run (`--summary-json`, `--metrics-textfile`), each with its flag: never an input (the key
+/// file included), and writable.
 pub(crate) fn check_outputs(
     jobs: &[Job],
     split: Split,
     key_file: Option<&std::path::Path>,
+    run_files: &[(&str, &std::path::Path)],
 ) -> anyhow::Result<()> {
     use std::collections::{HashMap, HashSet};
     let mut inputs: HashMap<files::Identity, PathBuf> = HashMap::new();
@@ -112,6 +115,17 @@ pub(crate) fn check_outputs(
                 ))
             })?;
         }
+    }
+    for &(flag, path) in run_files {
+        if inputs.contains_key(&files::identity(path)) {
+            return Err(UsageError(format!(
+                "{flag} {}: that is an input of this run; narrate never writes over its inputs",
+                path.display()
+            ))
+            .into());
+        }
+        files::check_writable(path)
+            .map_err(|why| UsageError(format!("{flag} {}: {why}", path.display())))?;
     }
     Ok(())
 }

@@ -343,6 +343,16 @@ pub(crate) fn output_reports(timeline: Option<&Timeline<'_>>) -> Vec<OutputRepor
         .collect()
 }
 
+impl Report {
+    /// How many of its segments failed.
+    pub fn failed_segments(&self) -> usize {
+        self.segments
+            .iter()
+            .filter(|s| s.status != Status::Ok)
+            .count()
+    }
+}
+
 /// Builds the report of one manifest.
 pub(crate) fn build(
     job: &Job,
