@@ -353,6 +353,22 @@ async fn metrics_a_summary_and_pings_tell_monitoring_how_the_night_went() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("ping"), "{}", stderr(&out));
 
+    // The summary never goes over an input.
+    let manifest = std::fs::read(fx.path().join("night \"one\".yaml")).unwrap();
+    let out = fx
+        .run(&["night \"one\".yaml", "--summary-json", "night \"one\".yaml"])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("input of this run"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(fx.path().join("night \"one\".yaml")).unwrap(),
+        manifest
+    );
+
     // A run that ends before rendering still says so.
     fx.write("broken.yaml", "segments: [\n");
     let out = fx
@@ -361,6 +377,7 @@ async fn metrics_a_summary_and_pings_tell_monitoring_how_the_night_went() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let summary = fx.json("summary.json");
     assert_eq!(summary["status"], "usage");
+    assert_eq!(summary["failed"], 0, "counts are whole numbers: {summary}");
     assert!(
         summary["error"].as_str().unwrap().contains("broken.yaml"),
         "{summary}"

@@ -19,8 +19,9 @@ use crate::output::report::{self, Status};
 /// How long a ping may take; it never holds the exit longer.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The largest earlier metrics file read back (for the last success times it keeps).
-const MAX_METRICS_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest earlier summary or metrics file read back (to know it is one, and for the
+/// last success times a metrics file keeps).
+const MAX_RUN_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The name of an exit status, for the summary and the pings.
 fn status_name(code: u8, nothing_to_do: Option<u8>) -> &'static str {
@@ -69,7 +70,7 @@ pub(crate) fn summary(
             })
         })
         .collect();
-    let sum = |f: fn(&Rendered) -> f64| rendered.iter().map(f).sum::<f64>();
+    let count = |f: fn(&Rendered) -> usize| rendered.iter().map(f).sum::<usize>();
     let finished = SystemTime::now();
     json!({
         "event": "summary",
@@ -79,10 +80,10 @@ pub(crate) fn summary(
         "started_at": report::rfc3339(started),
         "finished_at": report::rfc3339(finished),
         "seconds": finished.duration_since(started).map_or(0.0, |d| d.as_secs_f64()),
-        "segments": sum(|r| r.report.totals.segments as f64),
-        "failed": sum(|r| r.report.failed_segments() as f64),
-        "requests": sum(|r| r.report.totals.requests as f64),
-        "credits": sum(|r| r.report.totals.credits),
+        "segments": count(|r| r.report.totals.segments),
+        "failed": count(|r| r.report.failed_segments()),
+        "requests": count(|r| r.report.totals.requests),
+        "credits": rendered.iter().fold(0.0, |sum, r| sum + r.report.totals.credits),
         "manifests": manifests,
     })
 }
@@ -97,7 +98,7 @@ fn label(value: &str) -> String {
 
 /// The last success time of each manifest in an earlier metrics file, by escaped label.
 fn earlier_successes(path: &Path) -> Vec<(String, String)> {
-    let Ok(text) = crate::files::read_text(path, MAX_METRICS_BYTES) else {
+    let Ok(text) = crate::files::read_text(path, MAX_RUN_FILE_BYTES) else {
         return Vec::new();
     };
     text.lines()
@@ -236,16 +237,21 @@ impl Outcomes {
     /// status stays the render's.
     pub(crate) async fn finished(&self, rendered: &[Rendered], code: u8, summary: &Value) {
         let line = summary.to_string();
-        if let Some(path) = &self.summary_json
-            && let Err(e) = crate::files::write_atomic(path, format!("{line}\n").as_bytes())
-        {
-            tracing::warn!("cannot write the summary {}: {e}", path.display());
+        if let Some(path) = &self.summary_json {
+            let earlier_summary = |text: &str| {
+                serde_json::from_str::<Value>(text).is_ok_and(|v| v["event"] == "summary")
+            };
+            replace_own(
+                path,
+                "summary",
+                earlier_summary,
+                format!("{line}\n").as_bytes(),
+            );
         }
         if let Some(path) = &self.metrics_textfile {
             let text = metrics(rendered, code, &earlier_successes(path));
-            if let Err(e) = crate::files::write_atomic(path, text.as_bytes()) {
-                tracing::warn!("cannot write the metrics {}: {e}", path.display());
-            }
+            let earlier_metrics = |text: &str| text.starts_with("# HELP narrate_");
+            replace_own(path, "metrics", earlier_metrics, text.as_bytes());
         }
         if let Some(url) = &self.notify_url {
             let ok = matches!(summary["status"].as_str(), Some("ok" | "nothing_to_do"));
@@ -259,6 +265,25 @@ impl Outcomes {
         if self.summary_line {
             eprintln!("{line}");
         }
+    }
+}
+
+/// Writes a run file (`what`: the summary, the metrics) where nothing is, or over what an
+/// earlier run wrote there (`ours` recognises it). Anything else is left as it is, with a
+/// warning: a run that ended before its files were checked (a bad manifest, or that very file
+/// refused as one of the inputs) must not write over an input.
+fn replace_own(path: &Path, what: &str, ours: impl Fn(&str) -> bool, data: &[u8]) {
+    let free = std::fs::symlink_metadata(path).is_err()
+        || crate::files::read_text(path, MAX_RUN_FILE_BYTES).is_ok_and(|t| ours(&t));
+    if !free {
+        tracing::warn!(
+            "{} holds something narrate did not write there; the {what} is not written over it",
+            path.display()
+        );
+        return;
+    }
+    if let Err(e) = crate::files::write_atomic(path, data) {
+        tracing::warn!("cannot write the {what} {}: {e}", path.display());
     }
 }
 
