@@ -356,12 +356,12 @@ async fn hand_made_epubs_nav_ncx_anchors_files_front_matter_and_footnotes() {
         assert_eq!(texts, bodies, "{name}");
         let said = stdout(&out);
         assert!(
-            said.contains("skipped: Cover (cover page)"),
+            said.contains("skipped: Cover (cover page, "),
             "{name}: {said}"
         );
         if nav {
             assert!(
-                said.contains("skipped: Copyright (copyright page)"),
+                said.contains("skipped: Copyright (copyright page, "),
                 "{name}: {said}"
             );
         }
@@ -970,7 +970,7 @@ async fn text_by_a_chapter_pattern_html_headings_and_voice_names() {
         yaml.contains("  voice: \"Rachel\"\n") && !yaml.contains("voice_id"),
         "{yaml}"
     );
-    assert!(stdout(&out).contains("skipped: Front matter (before the first chapter heading)"));
+    assert!(stdout(&out).contains("skipped: Front matter (before the first chapter heading, "));
     let out = import(
         d,
         &[

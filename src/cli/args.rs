@@ -368,6 +368,14 @@ pub struct ImportArgs {
     /// Keep front and back matter (cover, contents, copyright, licence, index)
     #[arg(long)]
     pub keep_all: bool,
+    /// Keep this kind of front or back matter (repeat, or separate with commas)
+    #[arg(long, value_name = "KIND", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(crate::import::MATTER.iter().map(|(k, _)| *k)))]
+    pub keep: Vec<String>,
+    /// Chapters at this level of a nested table of contents (1 = the top level); the levels
+    /// above name them as parts [default: the entries that hold the text]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub toc_depth: Option<u8>,
     /// Read images' alt text aloud
     #[arg(long)]
     pub alt_text: bool,

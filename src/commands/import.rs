@@ -28,7 +28,11 @@ pub(crate) fn run(args: &ImportArgs) -> anyhow::Result<u8> {
         output_format: args.output_format.clone(),
         audio_output: args.audio_output.clone(),
         chapter_pattern: args.chapter_pattern.clone(),
-        keep_all: args.keep_all,
+        choice: crate::import::Choice {
+            all: args.keep_all,
+            kinds: args.keep.clone(),
+            toc_depth: args.toc_depth.map(usize::from),
+        },
         alt_text: args.alt_text,
         title_pause_ms: args.title_pause_ms,
         force: args.force,
@@ -39,6 +43,9 @@ pub(crate) fn run(args: &ImportArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| args.book.with_extension("yaml"));
     let book = import::read_book(&args.book, &options)?;
     let imported = import::write(&book, &args.book, &manifest, &options)?;
-    println!("{}", import::summary(&book, &imported));
+    println!(
+        "{}",
+        import::summary(&book, &imported, options.model.as_deref())
+    );
     Ok(crate::EXIT_OK)
 }

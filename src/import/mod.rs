@@ -33,8 +33,8 @@ pub(crate) struct ImportOptions {
     pub audio_output: Option<PathBuf>,
     /// Plain text: a line matching this starts a chapter (instead of the built-in headings).
     pub chapter_pattern: Option<String>,
-    /// Keep front and back matter (cover, contents, copyright, licence, index).
-    pub keep_all: bool,
+    /// Which front and back matter is kept, and the table of contents' chapter level.
+    pub choice: Choice,
     /// Read images' `alt` text.
     pub alt_text: bool,
     /// The pause after each chapter title, in milliseconds.
@@ -68,13 +68,16 @@ pub(crate) struct Chapter {
     /// The chapter's heading as the book prints it, read aloud before the text.
     pub heading: Option<String>,
     pub paragraphs: Vec<String>,
+    /// The parts it is in, outermost first (its title starts with their names).
+    pub parts: Vec<String>,
 }
 
-/// A part of the book left out, and why.
+/// A part of the book left out, why, and its size in characters.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Skipped {
     pub title: String,
     pub reason: String,
+    pub characters: usize,
 }
 
 /// A book read into chapters.
@@ -100,6 +103,8 @@ pub(crate) struct Part {
     pub(crate) paragraphs: Vec<String>,
     /// Structural kinds the book declares for it (`cover`, `toc`, `copyright-page`...).
     pub(crate) kinds: Vec<String>,
+    /// The parts of the book it is in, outermost first.
+    pub(crate) parts: Vec<String>,
 }
 
 /// Whitespace collapsed; soft hyphens, zero-width characters and byte-order marks removed;
@@ -123,47 +128,95 @@ pub(crate) fn clean(s: &str) -> String {
     out
 }
 
-/// Why a part is front or back matter, if it is: from the kinds the book declares, or else
-/// from its title.
+/// The kinds of front and back matter narrate leaves out unless kept: the name `--keep` takes,
+/// and the reason the import summary gives.
+pub(crate) const MATTER: &[(&str, &str)] = &[
+    ("frontmatter", "before the first table-of-contents entry"),
+    ("cover", "cover page"),
+    ("titlepage", "title page"),
+    ("toc", "table of contents"),
+    ("landmarks", "landmarks"),
+    ("copyright-page", "copyright page"),
+    ("colophon", "colophon"),
+    ("index", "index"),
+    ("bibliography", "bibliography"),
+    ("glossary", "glossary"),
+    ("endnotes", "endnotes"),
+    ("footnotes", "footnotes"),
+    ("pagebreak", "page numbers"),
+    ("loi", "list of illustrations"),
+    ("lot", "list of tables"),
+    ("licence", "licence"),
+    ("pg-header", "Project Gutenberg's header"),
+];
+
+/// The `epub:type` and `role` values (and narrate's own marks) of each kind of matter.
+const KINDS: &[(&str, &str)] = &[
+    ("frontmatter-before-toc", "frontmatter"),
+    ("cover", "cover"),
+    ("doc-cover", "cover"),
+    ("titlepage", "titlepage"),
+    ("title-page", "titlepage"),
+    ("halftitlepage", "titlepage"),
+    ("toc", "toc"),
+    ("doc-toc", "toc"),
+    ("landmarks", "landmarks"),
+    ("copyright-page", "copyright-page"),
+    ("colophon", "colophon"),
+    ("doc-colophon", "colophon"),
+    ("index", "index"),
+    ("doc-index", "index"),
+    ("bibliography", "bibliography"),
+    ("doc-bibliography", "bibliography"),
+    ("glossary", "glossary"),
+    ("doc-glossary", "glossary"),
+    ("endnotes", "endnotes"),
+    ("doc-endnotes", "endnotes"),
+    ("rearnotes", "endnotes"),
+    ("footnotes", "footnotes"),
+    ("loi", "loi"),
+    ("lot", "lot"),
+    ("pg-header", "pg-header"),
+    ("pg-footer", "licence"),
+];
+
+/// The kind of matter these `epub:type`/`role` values declare, if any (the first that does).
+pub(crate) fn matter_type<'a>(kinds: impl IntoIterator<Item = &'a String>) -> Option<&'static str> {
+    kinds
+        .into_iter()
+        .find_map(|k| KINDS.iter().find(|(n, _)| n == k).map(|(_, t)| *t))
+}
+
+/// The reason the summary gives for a kind of matter.
+pub(crate) fn reason(kind: &str) -> &'static str {
+    MATTER
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or("front or back matter", |(_, r)| r)
+}
+
+/// The kind of front or back matter a part is, if it is: from the kinds the book declares, or
+/// else from its title.
 pub(crate) fn matter(title: &str, kinds: &[String]) -> Option<&'static str> {
-    const KINDS: &[(&str, &str)] = &[
-        (
-            "frontmatter-before-toc",
-            "before the first table-of-contents entry",
-        ),
-        ("cover", "cover page"),
-        ("toc", "table of contents"),
-        ("doc-toc", "table of contents"),
-        ("copyright-page", "copyright page"),
-        ("doc-colophon", "colophon"),
-        ("colophon", "colophon"),
-        ("index", "index"),
-        ("doc-index", "index"),
-        ("titlepage", "title page"),
-        ("title-page", "title page"),
-        ("halftitlepage", "title page"),
-        ("loi", "list of illustrations"),
-        ("lot", "list of tables"),
-    ];
-    for k in kinds {
-        if let Some((_, why)) = KINDS.iter().find(|(n, _)| n == k) {
-            return Some(why);
-        }
+    if let Some(kind) = matter_type(kinds) {
+        return Some(kind);
     }
     let t = title.trim().trim_end_matches('.').to_lowercase();
     let named: &[(&str, &str)] = &[
-        ("cover", "cover page"),
-        ("contents", "table of contents"),
-        ("table of contents", "table of contents"),
-        ("copyright", "copyright page"),
+        ("cover", "cover"),
+        ("contents", "toc"),
+        ("table of contents", "toc"),
+        ("copyright", "copyright-page"),
         ("index", "index"),
-        ("title page", "title page"),
+        ("title page", "titlepage"),
         ("colophon", "colophon"),
+        ("bibliography", "bibliography"),
+        ("glossary", "glossary"),
         ("license", "licence"),
         ("licence", "licence"),
     ];
-    if let Some((_, why)) = named.iter().find(|(n, _)| *n == t) {
-        return Some(why);
+    if let Some((_, kind)) = named.iter().find(|(n, _)| *n == t) {
+        return Some(kind);
     }
     if t.contains("project gutenberg") && (t.contains("license") || t.contains("licence")) {
         return Some("licence");
@@ -171,12 +224,27 @@ pub(crate) fn matter(title: &str, kinds: &[String]) -> Option<&'static str> {
     None
 }
 
+/// Which front and back matter is kept (`--keep-all`, `--keep KIND`), and where the chapters
+/// are in a nested table of contents (`--toc-depth`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Choice {
+    pub all: bool,
+    pub kinds: Vec<String>,
+    pub toc_depth: Option<usize>,
+}
+
+impl Choice {
+    pub(crate) fn keeps(&self, kind: &str) -> bool {
+        self.all || self.kinds.iter().any(|k| k == kind)
+    }
+}
+
 /// Why a part without paragraphs is skipped.
 const NO_TEXT: &str = "no text besides its title";
 
 /// Parts into chapters: front and back matter and parts without text are skipped (each with
-/// its reason) unless `keep_all` keeps the matter.
-pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
+/// its reason and size) unless `choice` keeps the matter.
+pub(crate) fn chapters(parts: Vec<Part>, choice: &Choice, book: &mut Book) {
     for part in parts {
         if part.paragraphs.is_empty() {
             let title = if part.title.is_empty() {
@@ -185,6 +253,7 @@ pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
                 part.title
             };
             book.skipped.push(Skipped {
+                characters: part.heading.map_or(0, |h| h.chars().count()),
                 title,
                 reason: NO_TEXT.into(),
             });
@@ -197,11 +266,12 @@ pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
             .as_deref()
             .is_some_and(|t| clean(t).eq_ignore_ascii_case(&part.title))
             && chars < 500;
-        let why = matter(&part.title, &part.kinds).or(title_page.then_some("title page"));
-        if !keep_all && let Some(why) = why {
+        let kind = matter(&part.title, &part.kinds).or(title_page.then_some("titlepage"));
+        if let Some(kind) = kind.filter(|k| !choice.keeps(k)) {
             book.skipped.push(Skipped {
                 title: part.title,
-                reason: why.into(),
+                reason: reason(kind).into(),
+                characters: chars + part.heading.map_or(0, |h| h.chars().count()),
             });
             continue;
         }
@@ -209,6 +279,7 @@ pub(crate) fn chapters(parts: Vec<Part>, keep_all: bool, book: &mut Book) {
             title: part.title,
             heading: part.heading,
             paragraphs: part.paragraphs,
+            parts: part.parts,
         });
     }
 }
@@ -252,18 +323,18 @@ pub(crate) fn read_book(path: &Path, options: &ImportOptions) -> anyhow::Result<
         "epub" => {
             let bytes = crate::files::read_bytes(path, MAX_BOOK_BYTES)
                 .map_err(|e| bad(path, format!("cannot read: {e}")))?;
-            epub::read(bytes, options.keep_all, html_options).map_err(|e| bad(path, e))?
+            epub::read(bytes, &options.choice, html_options).map_err(|e| bad(path, e))?
         }
         "md" | "markdown" | "txt" | "text" | "html" | "htm" | "xhtml" => {
             let source = crate::files::read_text(path, crate::files::MAX_INPUT_BYTES)
                 .map_err(|e| bad(path, format!("cannot read: {e}")))?;
             match ext.as_str() {
-                "md" | "markdown" => text::read_markdown(&source, options.keep_all),
+                "md" | "markdown" => text::read_markdown(&source, &options.choice),
                 "txt" | "text" => {
                     text::read_plain(&source, options.chapter_pattern.as_deref(), options)
                         .map_err(|e| bad(path, e))?
                 }
-                _ => text::read_html(&source, options.keep_all, html_options)
+                _ => text::read_html(&source, &options.choice, html_options)
                     .map_err(|e| bad(path, e))?,
             }
         }

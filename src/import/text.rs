@@ -7,7 +7,7 @@
 use pulldown_cmark::{Event, HeadingLevel, MetadataBlockKind, Options, Parser, Tag, TagEnd};
 
 use super::html::{HtmlOptions, read_page};
-use super::{Book, ImportOptions, Part, chapters, clean};
+use super::{Book, Choice, ImportOptions, Part, chapters, clean};
 
 /// The Gutenberg header's fields before `*** START OF`.
 fn gutenberg_field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
@@ -164,8 +164,8 @@ pub(crate) fn read_plain(
             None => front.paragraphs.push(text),
         }
     }
-    place_front_matter(&mut parts, front, &mut book, options.keep_all);
-    chapters(parts, options.keep_all, &mut book);
+    place_front_matter(&mut parts, front, &mut book, &options.choice);
+    chapters(parts, &options.choice, &mut book);
     Ok(book)
 }
 
@@ -198,17 +198,18 @@ fn is_title_line(paragraph: &[&str]) -> bool {
 
 /// The text before the first heading: the whole book when there is no heading, else kept
 /// with `keep_all` or skipped with its reason.
-fn place_front_matter(parts: &mut Vec<Part>, mut front: Part, book: &mut Book, keep_all: bool) {
+fn place_front_matter(parts: &mut Vec<Part>, mut front: Part, book: &mut Book, choice: &Choice) {
     if parts.is_empty() {
         front.title = book.meta.title.clone().unwrap_or_else(|| "Text".into());
         parts.push(front);
     } else if !front.paragraphs.is_empty() {
-        if keep_all {
+        if choice.keeps("frontmatter") {
             parts.insert(0, front);
         } else {
             book.skipped.push(super::Skipped {
                 title: "Front matter".into(),
                 reason: "before the first chapter heading".into(),
+                characters: front.paragraphs.iter().map(|p| p.chars().count()).sum(),
             });
         }
     }
@@ -249,7 +250,7 @@ type Blocks = Vec<(Option<u8>, String)>;
 
 /// Blocks into chapters at the chapter level: the only `#` is the book's title when `##`
 /// headings follow it, so `##` are the chapters; otherwise the top level used is.
-fn split_at_headings(blocks: Blocks, book: &mut Book, keep_all: bool) {
+fn split_at_headings(blocks: Blocks, book: &mut Book, choice: &Choice) {
     let count = |l: u8| blocks.iter().filter(|(h, _)| *h == Some(l)).count();
     let top = (1..=6).find(|l| count(*l) > 0);
     let mut chapter_level = top;
@@ -288,20 +289,8 @@ fn split_at_headings(blocks: Blocks, book: &mut Book, keep_all: bool) {
             None => front.paragraphs.push(text),
         }
     }
-    if parts.is_empty() {
-        front.title = book.meta.title.clone().unwrap_or_else(|| "Text".into());
-        parts.push(front);
-    } else if !front.paragraphs.is_empty() {
-        if keep_all {
-            parts.insert(0, front);
-        } else {
-            book.skipped.push(super::Skipped {
-                title: "Front matter".into(),
-                reason: "before the first chapter heading".into(),
-            });
-        }
-    }
-    chapters(parts, keep_all, book);
+    place_front_matter(&mut parts, front, book, choice);
+    chapters(parts, choice, book);
 }
 
 /// A pandoc `%` title block (title, then author): read into `book` and cut from the source.
@@ -342,7 +331,7 @@ fn front_matter(text: &str, book: &mut Book) {
 /// Markdown: YAML front matter (`title`, `author`, `lang`, `description`, `date`) or a pandoc
 /// `%` title block; headings, paragraphs, list items and quotes as blocks; images, tables,
 /// code and footnotes left out.
-pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
+pub(crate) fn read_markdown(source: &str, choice: &Choice) -> Book {
     let mut book = Book {
         format: "Markdown",
         ..Book::default()
@@ -418,14 +407,14 @@ pub(crate) fn read_markdown(source: &str, keep_all: bool) -> Book {
     }
     flush(&mut text, &mut blocks, None);
     book.left_out = left;
-    split_at_headings(blocks, &mut book, keep_all);
+    split_at_headings(blocks, &mut book, choice);
     book
 }
 
 /// A lone HTML page: its `<title>` and its headings, as Markdown's.
 pub(crate) fn read_html(
     source: &str,
-    keep_all: bool,
+    choice: &Choice,
     options: HtmlOptions,
 ) -> Result<Book, String> {
     let page = read_page(source, options).map_err(|e| format!("the HTML does not parse: {e}"))?;
@@ -443,7 +432,7 @@ pub(crate) fn read_html(
         .into_iter()
         .map(|b| (b.heading, b.text))
         .collect();
-    split_at_headings(blocks, &mut book, keep_all);
+    split_at_headings(blocks, &mut book, choice);
     Ok(book)
 }
 
@@ -494,7 +483,7 @@ mod tests {
     #[test]
     fn markdown_title_chapters_and_left_out() {
         let md = "---\ntitle: T\nauthor: A\n---\n\n# T\n\nA foreword.\n\n## One\n\nFirst *para*[^1].\n\n![map](m.png)\n\n| a |\n|---|\n| b |\n\n## Two\n\n- item\n\n[^1]: A note.\n";
-        let book = read_markdown(md, false);
+        let book = read_markdown(md, &Choice::default());
         assert_eq!(book.meta.title.as_deref(), Some("T"));
         let got: Vec<_> = book
             .chapters
@@ -516,7 +505,7 @@ mod tests {
     #[test]
     fn inline_script_and_style_are_not_narrated() {
         let md = "# One\n\nHello <script>alert('owned')</script>world, <style>p{}</style>again.\n";
-        let book = read_markdown(md, false);
+        let book = read_markdown(md, &Choice::default());
         let text = book.chapters[0].paragraphs.join(" ");
         assert!(!text.contains("alert") && !text.contains("p{}"), "{text}");
         assert!(text.contains("Hello") && text.contains("world") && text.contains("again"));

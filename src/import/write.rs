@@ -313,15 +313,14 @@ pub(crate) fn manifest_in_memory(
     manifest_yaml(&book, path, path, None, cover.as_deref(), &options)
 }
 
-/// One line per chapter and per skipped part, for the terminal.
-pub(crate) fn summary(book: &Book, imported: &Imported) -> String {
+/// The book as a tree for the terminal: its parts, each chapter with its size and file, each
+/// skipped part with its reason and size, and what leaving them out saves in credits at
+/// `model`'s rate.
+pub(crate) fn summary(book: &Book, imported: &Imported, model: Option<&str>) -> String {
     let mut s = String::new();
-    let chars: usize = book
-        .chapters
-        .iter()
-        .flat_map(|c| &c.paragraphs)
-        .map(|p| p.chars().count())
-        .sum();
+    let size =
+        |paragraphs: &[String]| -> usize { paragraphs.iter().map(|p| p.chars().count()).sum() };
+    let chars: usize = book.chapters.iter().map(|c| size(&c.paragraphs)).sum();
     let _ = writeln!(
         s,
         "imported {} ({}): {} chapters, {chars} characters",
@@ -329,18 +328,46 @@ pub(crate) fn summary(book: &Book, imported: &Imported) -> String {
         book.format,
         book.chapters.len()
     );
+    let mut parts: &[String] = &[];
     for (k, (c, f)) in book.chapters.iter().zip(&imported.files).enumerate() {
-        let n: usize = c.paragraphs.iter().map(|p| p.chars().count()).sum();
+        // Each part the chapter opens, on a line of its own above it.
+        let shared = parts
+            .iter()
+            .zip(&c.parts)
+            .take_while(|(a, b)| a == b)
+            .count();
+        for (depth, name) in c.parts.iter().enumerate().skip(shared) {
+            let _ = writeln!(s, "  {:indent$}{name}", "", indent = 2 * depth);
+        }
+        parts = &c.parts;
+        let prefix: String = c.parts.iter().map(|p| format!("{p}: ")).collect();
+        let own = c.title.strip_prefix(&prefix).unwrap_or(&c.title);
         let _ = writeln!(
             s,
-            "  {:>2}. {}  ({n} characters, {})",
+            "  {:indent$}{:>2}. {own}  ({} characters, {})",
+            "",
             k + 1,
-            c.title,
-            f.display()
+            size(&c.paragraphs),
+            f.display(),
+            indent = 2 * c.parts.len()
         );
     }
+    let model = model.unwrap_or(DEFAULT_MODEL);
+    let rate = crate::models::find(model).map_or(1.0, |m| m.credits_per_char);
     for sk in &book.skipped {
-        let _ = writeln!(s, "  skipped: {} ({})", sk.title, sk.reason);
+        let _ = writeln!(
+            s,
+            "  skipped: {} ({}, {} characters)",
+            sk.title, sk.reason, sk.characters
+        );
+    }
+    let saved: usize = book.skipped.iter().map(|sk| sk.characters).sum();
+    if saved > 0 {
+        let _ = writeln!(
+            s,
+            "  not narrated: {saved} characters, about {:.0} credits with {model}",
+            saved as f64 * rate
+        );
     }
     if !book.left_out.is_empty() {
         let items: Vec<String> = book

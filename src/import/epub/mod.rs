@@ -12,13 +12,15 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::html::{HtmlOptions, Page, read_page};
-use super::{Book, Cover, Part, add_left_out, chapters, image_extension};
+use super::{Book, Choice, Cover, add_left_out, chapters, image_extension};
 
 mod package;
+mod parts;
 mod toc;
+mod tree;
 
 use package::{Package, attributes, local_name, read_package, resolve};
-use toc::{Entry, table_of_contents};
+use toc::table_of_contents;
 
 /// The most a single file of the book may take once inflated.
 const MAX_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
@@ -75,7 +77,7 @@ impl Archive {
 }
 
 /// Reads an EPUB's chapters.
-pub(crate) fn read(bytes: Vec<u8>, keep_all: bool, options: HtmlOptions) -> Result<Book, String> {
+pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Result<Book, String> {
     // The archive's own count, read before its directory is: a directory of millions of
     // entries is refused without being parsed.
     if let Some(n) = declared_entries(&bytes)
@@ -124,33 +126,33 @@ pub(crate) fn read(bytes: Vec<u8>, keep_all: bool, options: HtmlOptions) -> Resu
         .values()
         .find(|i| i.properties.split_whitespace().any(|p| p == "nav"))
         .map(|i| i.href.clone());
-    let mut kinds_of = |k: usize, path: &str| {
-        let mut kinds = pages[k].kinds.clone();
-        kinds.extend(
-            landmarks
+    let kinds = spine
+        .iter()
+        .map(|(path, _)| {
+            let mut kinds: Vec<String> = landmarks
                 .iter()
                 .chain(&package.guide)
                 .filter(|(_, p)| p == path)
-                .map(|(t, _)| t.clone()),
-        );
-        if nav_path.as_deref() == Some(path) {
-            kinds.push("toc".into());
-        }
-        kinds
-    };
-    let parts = if entries.is_empty() {
-        let mut parts: Vec<Part> = Vec::new();
-        for (k, (path, linear)) in spine.iter().enumerate() {
-            if *linear {
-                let kinds = kinds_of(k, path);
-                page_parts(&pages[k], kinds, k, &mut parts);
+                .map(|(t, _)| t.clone())
+                .collect();
+            if nav_path.as_deref() == Some(path.as_str()) {
+                kinds.push("toc".into());
             }
-        }
-        parts
-    } else {
-        parts_from_toc(&entries, &spine, &pages, &mut kinds_of, &mut book)
+            kinds
+        })
+        .collect();
+    let files = parts::Files {
+        spine: &spine,
+        pages: &pages,
+        kinds,
     };
-    chapters(parts, keep_all, &mut book);
+    let marks = if entries.is_empty() {
+        parts::marks_of_headings(&files)
+    } else {
+        parts::marks_of_toc(&entries, &files, &mut book)
+    };
+    let parts = parts::parts(&marks, &files, choice.toc_depth);
+    chapters(parts, choice, &mut book);
     Ok(book)
 }
 
@@ -202,161 +204,6 @@ fn book_of(package: &Package) -> Book {
         },
         ..Book::default()
     }
-}
-
-/// A page's parts when the book has no table of contents: a part at each heading of the
-/// page's first heading level, titled by it (or by the page's `<title>`); a page without
-/// headings goes on with the part before it.
-fn page_parts(page: &Page, kinds: Vec<String>, k: usize, parts: &mut Vec<Part>) {
-    let level = page.blocks.iter().find_map(|b| b.heading);
-    if level.is_none()
-        && let Some(last) = parts.last_mut()
-    {
-        last.paragraphs
-            .extend(page.blocks.iter().map(|b| b.text.clone()));
-        return;
-    }
-    let mut current: Option<Part> = None;
-    for b in &page.blocks {
-        if b.heading.is_some() && b.heading == level {
-            parts.extend(current.take());
-            current = Some(Part {
-                title: b.text.clone(),
-                heading: Some(b.text.clone()),
-                paragraphs: Vec::new(),
-                kinds: kinds.clone(),
-            });
-            continue;
-        }
-        current
-            .get_or_insert_with(|| Part {
-                title: page
-                    .title
-                    .clone()
-                    .unwrap_or_else(|| format!("Part {}", k + 1)),
-                kinds: kinds.clone(),
-                ..Part::default()
-            })
-            .paragraphs
-            .push(b.text.clone());
-    }
-    parts.extend(current);
-}
-
-/// Where each entry starts: (spine index, block index), in reading order; an entry whose file
-/// is not in the reading order is skipped with its reason.
-fn entry_starts<'e>(
-    entries: &'e [Entry],
-    spine: &[(String, bool)],
-    pages: &[Page],
-    book: &mut Book,
-) -> Vec<((usize, usize), &'e Entry)> {
-    let mut starts: Vec<((usize, usize), &Entry)> = Vec::new();
-    for e in entries {
-        let Some(k) = spine.iter().position(|(p, _)| *p == e.path) else {
-            book.skipped.push(super::Skipped {
-                title: e.label.clone(),
-                reason: format!("its file {} is not in the reading order", e.path),
-            });
-            continue;
-        };
-        let block = match &e.fragment {
-            None => 0,
-            Some(f) => pages[k]
-                .blocks
-                .iter()
-                .position(|b| b.anchors.iter().any(|a| a == f))
-                .unwrap_or(if pages[k].trailing_anchors.contains(f) {
-                    pages[k].blocks.len()
-                } else {
-                    0
-                }),
-        };
-        if starts.iter().all(|(at, _)| *at != (k, block)) {
-            starts.push(((k, block), e));
-        }
-    }
-    starts.sort_by_key(|(at, _)| *at);
-    starts
-}
-
-/// The text before the first entry, when there is any.
-fn front_matter(
-    spine: &[(String, bool)],
-    pages: &[Page],
-    (k0, b0): (usize, usize),
-    kinds_of: &mut dyn FnMut(usize, &str) -> Vec<String>,
-) -> Option<Part> {
-    let before: usize = pages[..k0].iter().map(|p| p.blocks.len()).sum::<usize>() + b0;
-    if before == 0 {
-        return None;
-    }
-    let mut front = Part {
-        title: "Front matter".into(),
-        paragraphs: pages[..k0]
-            .iter()
-            .flat_map(|p| &p.blocks)
-            .chain(&pages[k0].blocks[..b0])
-            .map(|b| b.text.clone())
-            .collect(),
-        ..Part::default()
-    };
-    front.kinds.push("frontmatter-before-toc".into());
-    for (k, (path, _)) in spine.iter().enumerate().take(k0) {
-        front.kinds.extend(kinds_of(k, path));
-    }
-    Some(front)
-}
-
-/// The parts the TOC's entries mark out on the spine.
-fn parts_from_toc(
-    entries: &[Entry],
-    spine: &[(String, bool)],
-    pages: &[Page],
-    kinds_of: &mut dyn FnMut(usize, &str) -> Vec<String>,
-    book: &mut Book,
-) -> Vec<Part> {
-    let starts = entry_starts(entries, spine, pages, book);
-    let mut parts = Vec::new();
-    if let Some(&(first, _)) = starts.first() {
-        parts.extend(front_matter(spine, pages, first, kinds_of));
-    }
-    for (n, &((k, b), entry)) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).map_or((pages.len(), 0), |(at, _)| *at);
-        let mut blocks = Vec::new();
-        let mut kinds = Vec::new();
-        for (kk, page) in pages.iter().enumerate().take(end.0 + 1).skip(k) {
-            if !spine[kk].1 && kk != k {
-                continue; // a non-linear file (notes) the TOC does not name
-            }
-            if kk != k || b == 0 {
-                kinds.extend(kinds_of(kk, &spine[kk].0));
-            }
-            let from = if kk == k { b } else { 0 };
-            let to = if kk == end.0 {
-                end.1
-            } else {
-                page.blocks.len()
-            };
-            blocks.extend(page.blocks.get(from..to.max(from)).unwrap_or_default());
-        }
-        let mut iter = blocks.into_iter().peekable();
-        let heading = iter
-            .next_if(|bl| bl.heading.is_some())
-            .map(|bl| bl.text.clone());
-        let title = if entry.label.is_empty() {
-            heading.clone().unwrap_or_else(|| format!("Part {}", n + 1))
-        } else {
-            entry.label.clone()
-        };
-        parts.push(Part {
-            title,
-            heading,
-            paragraphs: iter.map(|bl| bl.text.clone()).collect(),
-            kinds,
-        });
-    }
-    parts
 }
 
 /// The rootfile's path from `META-INF/container.xml`.
@@ -428,6 +275,7 @@ fn cover(
         skipped.push(super::Skipped {
             title: format!("Cover ({})", item.href),
             reason,
+            characters: 0,
         });
         None
     };
@@ -483,7 +331,7 @@ mod tests {
         zip.extend_from_slice(&[0xFF; 8]);
         zip.extend_from_slice(&[0; 2]);
         assert_eq!(declared_entries(&zip), Some(5_000_000));
-        let refused = super::read(zip, false, Default::default()).map(|_| ());
+        let refused = super::read(zip, &Default::default(), Default::default()).map(|_| ());
         assert_eq!(
             refused,
             Err("5000000 files, more than narrate reads".into())

@@ -80,7 +80,7 @@ pub(super) fn read_ncx(source: &str, ncx_path: &str) -> Result<Vec<Entry>, Strin
     Ok(out)
 }
 
-/// The table of contents (EPUB 3 nav, else the NCX) at its chapter level, and the landmarks
+/// The table of contents (EPUB 3 nav, else the NCX) at every depth, and the landmarks
 /// (EPUB 3) as (kind, path).
 #[allow(clippy::type_complexity)]
 pub(super) fn table_of_contents(
@@ -101,7 +101,11 @@ pub(super) fn table_of_contents(
         let page = read_page(&source, options)
             .map_err(|e| format!("{}: the navigation document does not parse: {e}", nav.href))?;
         for link in page.nav {
-            let (path, fragment) = resolve(&nav.href, &link.href);
+            let (path, fragment) = if link.href.is_empty() {
+                (String::new(), None)
+            } else {
+                resolve(&nav.href, &link.href)
+            };
             match link.nav.as_str() {
                 "toc" => entries.push(Entry {
                     label: link.label,
@@ -125,17 +129,5 @@ pub(super) fn table_of_contents(
         let href = ncx.href.clone();
         entries = read_ncx(&archive.text(&href)?, &href)?;
     }
-    Ok((chapter_level(entries), landmarks))
-}
-
-/// The entries that are chapters: the top level, or the level below a single top entry that
-/// holds the whole book (a title wrapping the chapters).
-pub(super) fn chapter_level(entries: Vec<Entry>) -> Vec<Entry> {
-    let top: Vec<&Entry> = entries.iter().filter(|e| e.depth == 1).collect();
-    let level = if top.len() == 1 && entries.iter().any(|e| e.depth == 2) {
-        2
-    } else {
-        1
-    };
-    entries.into_iter().filter(|e| e.depth == level).collect()
+    Ok((entries, landmarks))
 }

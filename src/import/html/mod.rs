@@ -10,6 +10,11 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::clean;
 
+mod names;
+
+pub(crate) use names::entity;
+use names::{BLOCKS, SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS, VOID};
+
 /// A block of text, in reading order.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Block {
@@ -18,6 +23,9 @@ pub(crate) struct Block {
     pub(crate) text: String,
     /// Element ids that start at or inside this block (or in the empty run before it).
     pub(crate) anchors: Vec<String>,
+    /// The `epub:type` and `role` values of the elements it is in (`bibliography`,
+    /// `doc-colophon`...), and `pg-header`/`pg-footer` for Project Gutenberg's boilerplate.
+    pub(crate) kinds: Vec<String>,
 }
 
 /// A page's blocks and what the page says about itself.
@@ -56,75 +64,6 @@ pub(crate) struct HtmlOptions {
     pub(crate) alt_text: bool,
 }
 
-const BLOCKS: &[&str] = &[
-    "p",
-    "div",
-    "li",
-    "blockquote",
-    "pre",
-    "dt",
-    "dd",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "body",
-    "figcaption",
-    "ul",
-    "ol",
-    "dl",
-    "address",
-    "center",
-    "main",
-    "hgroup",
-    "figure",
-    "nav",
-];
-const VOID: &[&str] = &[
-    "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed",
-    "param", "track",
-];
-/// Elements whose content is never narrated, and the name of what is left out.
-const SKIPPED: &[(&str, &str)] = &[
-    ("head", ""),
-    ("script", ""),
-    ("style", ""),
-    ("table", "table"),
-    ("svg", "image"),
-    ("math", "formula"),
-    ("object", "image"),
-    ("video", "video"),
-    ("audio", "audio"),
-    ("iframe", ""),
-    ("noscript", ""),
-    ("rt", ""),
-    ("rp", ""),
-];
-/// `epub:type` / `role` values whose content is not read.
-const SKIPPED_KINDS: &[(&str, &str)] = &[
-    ("noteref", "footnote marker"),
-    ("doc-noteref", "footnote marker"),
-    ("pagebreak", "page number"),
-    ("doc-pagebreak", "page number"),
-    ("footnote", "footnote"),
-    ("footnotes", "footnote"),
-    ("endnote", "footnote"),
-    ("endnotes", "footnote"),
-    ("rearnote", "footnote"),
-    ("rearnotes", "footnote"),
-    ("doc-footnote", "footnote"),
-    ("doc-endnote", "footnote"),
-    ("doc-endnotes", "footnote"),
-];
-/// Classes whose content is not read (pandoc's and common converters' footnotes).
-const SKIPPED_CLASSES: &[(&str, &str)] = &[
-    ("footnote-ref", "footnote marker"),
-    ("footnotes", "footnote"),
-    ("footnote", "footnote"),
-    ("pagenum", "page number"),
-    ("page-number", "page number"),
-];
-
 struct Attrs {
     id: Option<String>,
     kinds: Vec<String>,
@@ -148,7 +87,13 @@ fn attrs(e: &BytesStart<'_>) -> Attrs {
             .map(|v| v.into_owned())
             .unwrap_or_else(|_| a.value.to_string());
         match key.as_str() {
-            "id" | "xml:id" => out.id = Some(value),
+            "id" | "xml:id" => {
+                // Project Gutenberg's EPUBs mark their header and licence by id.
+                if value == "pg-header" || value == "pg-footer" {
+                    out.kinds.push(value.clone());
+                }
+                out.id = Some(value);
+            }
             "epub:type" | "role" => out
                 .kinds
                 .extend(value.split_whitespace().map(str::to_ascii_lowercase)),
@@ -185,48 +130,10 @@ fn skip_reason(name: &str, a: &Attrs) -> Option<&'static str> {
     None
 }
 
-/// A named or numeric character reference.
-pub(crate) fn entity(name: &str) -> Option<char> {
-    if let Some(num) = name.strip_prefix('#') {
-        let code = match num.strip_prefix(['x', 'X']) {
-            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-            None => num.parse().ok()?,
-        };
-        return char::from_u32(code).filter(|c| *c != '\0');
-    }
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => '\u{a0}',
-        "shy" => '\u{ad}',
-        "mdash" => '\u{2014}',
-        "ndash" => '\u{2013}',
-        "hellip" => '\u{2026}',
-        "lsquo" => '\u{2018}',
-        "rsquo" => '\u{2019}',
-        "ldquo" => '\u{201c}',
-        "rdquo" => '\u{201d}',
-        "laquo" => '\u{ab}',
-        "raquo" => '\u{bb}',
-        "copy" => '\u{a9}',
-        "eacute" => '\u{e9}',
-        "egrave" => '\u{e8}',
-        "aelig" => '\u{e6}',
-        "oelig" => '\u{153}',
-        "thinsp" => '\u{2009}',
-        "ensp" => '\u{2002}',
-        "emsp" => '\u{2003}',
-        "zwnj" => '\u{200c}',
-        "zwj" => '\u{200d}',
-        _ => return None,
-    })
-}
-
 struct Open {
     name: String,
+    /// Its `epub:type` and `role` values.
+    kinds: Vec<String>,
     /// Content of this element is not read (it or an ancestor is skipped).
     skipping: bool,
     /// A `nav` element's `epub:type`.
@@ -293,10 +200,17 @@ impl Builder {
         if text.is_empty() {
             return;
         }
+        let mut kinds: Vec<String> = Vec::new();
+        for k in self.stack.iter().flat_map(|o| &o.kinds) {
+            if !kinds.contains(k) {
+                kinds.push(k.clone());
+            }
+        }
         self.page.blocks.push(Block {
             heading,
             text,
             anchors: std::mem::take(&mut self.anchors),
+            kinds,
         });
     }
 
@@ -359,6 +273,7 @@ impl Builder {
             self.leave_out(why);
             self.stack.push(Open {
                 name,
+                kinds: Vec::new(),
                 skipping: true,
                 nav: None,
             });
@@ -370,6 +285,7 @@ impl Builder {
         let nav = (name == "nav").then(|| self.nav_kind.clone()).flatten();
         self.stack.push(Open {
             name,
+            kinds: a.kinds,
             skipping,
             nav,
         });
@@ -383,6 +299,19 @@ impl Builder {
         }
         if self.nav_kind.is_some() && name == "ol" {
             self.depth_of_lists += 1;
+        }
+        // A list item titled without a link (a part, an author heading a group of stories)
+        // is an entry without a place of its own.
+        if let (Some(kind), "span", None) = (&self.nav_kind, name, &self.link)
+            && self.stack.last().is_some_and(|o| o.name == "li")
+        {
+            self.link = Some((
+                kind.clone(),
+                self.depth_of_lists.max(1),
+                String::new(),
+                String::new(),
+                None,
+            ));
         }
         if let (Some(kind), "a", Some(href)) = (&self.nav_kind, name, &a.href) {
             self.link = Some((
@@ -414,9 +343,12 @@ impl Builder {
         if self.nav_kind.is_some() && name == "ol" {
             self.depth_of_lists = self.depth_of_lists.saturating_sub(1);
         }
-        if name == "a"
-            && let Some((nav, depth, href, label, kind)) = self.link.take()
-        {
+        let closes_link = match &self.link {
+            Some((_, _, href, _, _)) if href.is_empty() => name == "span",
+            Some(_) => name == "a",
+            None => false,
+        };
+        if closes_link && let Some((nav, depth, href, label, kind)) = self.link.take() {
             self.page.nav.push(NavLink {
                 nav,
                 depth,
