@@ -198,7 +198,10 @@ pub(super) fn parts(marks: &[Mark], files: &Files<'_>, toc_depth: Option<usize>)
             open.pop();
         }
         let blocks = files.blocks(mark.at, end);
-        if roles[i] == Role::Part {
+        let part = roles[i] == Role::Part;
+        // A part's heading and a few lines are read before its first chapter; more than that
+        // (a book's introduction under its title) is a chapter of its own.
+        if part && chars(&blocks) <= tree::PART_OWN_MAX {
             waiting.extend(blocks.iter().map(|(_, b)| b.text.clone()));
             open.push((mark.depth, mark.label.clone()));
             continue;
@@ -209,6 +212,9 @@ pub(super) fn parts(marks: &[Mark], files: &Files<'_>, toc_depth: Option<usize>)
             .map(|(_, l)| l.clone())
             .collect();
         out.extend(chapter_parts(mark, &blocks, files, names, &mut waiting));
+        if part {
+            open.push((mark.depth, mark.label.clone()));
+        }
     }
     out
 }

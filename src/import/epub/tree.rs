@@ -1,7 +1,8 @@
 //! Which entries of a nested table of contents (or of nested headings) are the chapters: the
 //! entries that hold the narration, at any depth. An entry whose own text (before its first
-//! child) is no more than a heading and a few lines, and whose children hold the rest, is a
-//! part: its children are the chapters, and it names them. Any other entry is a chapter, its
+//! child) is no more than a heading and a few lines, and whose children hold chapters' worth
+//! of text, is a part: its children are the chapters, and it names them. A lone top entry
+//! (the book's title over everything) is a part too. Any other entry is a chapter, its
 //! children's text read inside it. `--toc-depth N` puts the chapters at level N instead.
 //!
 //! Not responsible for where the entries are in the book (see `parts`).
@@ -9,6 +10,10 @@
 /// The most text an entry may hold before its first child and still be a part (a heading, an
 /// epigraph, a line of introduction): about a minute of narration.
 pub(super) const PART_OWN_MAX: usize = 1_000;
+
+/// The least text a part's children hold on average, for them to be its chapters (about three
+/// minutes of narration); below it they are the sections of a chapter.
+pub(super) const CHAPTER_MIN: usize = 3_000;
 
 /// One entry, in reading order: its nesting depth (as the book gives it; only the order of
 /// depths matters) and the characters between it and the next entry.
@@ -54,6 +59,8 @@ pub(super) fn roles(nodes: &[Node], depth: Option<usize>) -> Vec<Role> {
             subtree[p] += subtree[i];
         }
     }
+    // A lone top entry holding the whole book (its title) is a part whatever its own text.
+    let roots = parent.iter().filter(|p| p.is_none()).count();
     let mut level = vec![1usize; nodes.len()];
     let mut role = vec![Role::Chapter; nodes.len()];
     for i in 0..nodes.len() {
@@ -67,7 +74,11 @@ pub(super) fn roles(nodes: &[Node], depth: Option<usize>) -> Vec<Role> {
         let part = children[i] > 0
             && match depth {
                 Some(d) => level[i] < d,
-                None => nodes[i].own <= PART_OWN_MAX && subtree[i] > nodes[i].own,
+                None if roots == 1 && parent[i].is_none() => true,
+                None => {
+                    let held = subtree[i] - nodes[i].own;
+                    nodes[i].own <= PART_OWN_MAX && held >= CHAPTER_MIN * children[i]
+                }
             };
         role[i] = if part { Role::Part } else { Role::Chapter };
     }
@@ -99,6 +110,15 @@ mod tests {
         use Role::*;
         let book = nodes(&[(1, 4_000), (2, 9_000), (2, 8_000), (1, 12_000)]);
         assert_eq!(roles(&book, None), vec![Chapter, Inside, Inside, Chapter]);
+    }
+
+    #[test]
+    fn short_sections_stay_in_their_chapter_and_a_title_over_all_is_a_part() {
+        use Role::*;
+        let book = nodes(&[(1, 100), (2, 500), (2, 400), (1, 5_000)]);
+        assert_eq!(roles(&book, None), vec![Chapter, Inside, Inside, Chapter]);
+        let titled = nodes(&[(1, 4_000), (2, 10_000), (2, 9_000)]);
+        assert_eq!(roles(&titled, None), vec![Part, Chapter, Chapter]);
     }
 
     #[test]
