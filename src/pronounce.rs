@@ -23,6 +23,22 @@ pub struct Rule {
     pub spoken: Spoken,
 }
 
+/// Why a rule cannot be sent: an empty word (a PLS `<grapheme/>`), or a word, alias or phoneme
+/// with a control character (a newline inside a rule would be spoken, or break the request).
+pub(crate) fn unspeakable(word: &str, spoken: &Spoken) -> Option<String> {
+    if word.trim().is_empty() {
+        return Some("a rule with an empty word (grapheme)".into());
+    }
+    let said = match spoken {
+        Spoken::Alias { alias } => alias,
+        Spoken::Phoneme { phoneme, .. } => phoneme,
+    };
+    [word, said.as_str()]
+        .into_iter()
+        .find(|s| s.chars().any(char::is_control))
+        .map(|s| format!("{s:?} has a control character (a newline, a tab...)"))
+}
+
 /// The phoneme alphabets the API takes.
 pub(crate) const ALPHABETS: &[&str] = &["ipa", "cmu-arpabet"];
 

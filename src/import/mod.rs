@@ -93,6 +93,22 @@ pub(crate) struct Book {
     pub skipped: Vec<Skipped>,
     /// What was left out of the text, counted: `("table", 2)`.
     pub left_out: Vec<(&'static str, usize)>,
+    /// The book's own PLS lexicon (the first in its package), when narrate can send its rules.
+    pub lexicon: Option<Lexicon>,
+    /// The pronunciations the text gives inline (`ssml:ph`), one a word, none of the lexicon's.
+    pub pronunciations: Vec<crate::pronounce::Rule>,
+    /// What the import says besides (a lexicon it could not use, inline pronunciations left
+    /// out and why).
+    pub notes: Vec<String>,
+}
+
+/// A PLS lexicon from the book: its bytes, written beside the manifest, and its rules.
+#[derive(Clone, Debug)]
+pub(crate) struct Lexicon {
+    /// Its path in the book.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub rules: Vec<crate::pronounce::Rule>,
 }
 
 /// A part of a book before front and back matter are told apart.

@@ -48,8 +48,22 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// The files `import` would write for this book, in order: the chapters' texts, the cover.
-fn chapter_files(book: &Book, dir: &Path) -> (Vec<PathBuf>, Option<PathBuf>) {
+/// The files beside the chapters' texts: the cover and the book's lexicon.
+#[derive(Default)]
+struct Side {
+    cover: Option<PathBuf>,
+    lexicon: Option<PathBuf>,
+}
+
+impl Side {
+    fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.cover.iter().chain(&self.lexicon).map(PathBuf::as_path)
+    }
+}
+
+/// The files `import` would write for this book: the chapters' texts in order, and beside
+/// them the cover and the lexicon.
+fn chapter_files(book: &Book, dir: &Path) -> (Vec<PathBuf>, Side) {
     let width = book.chapters.len().to_string().len().max(2);
     let files = book
         .chapters
@@ -63,11 +77,14 @@ fn chapter_files(book: &Book, dir: &Path) -> (Vec<PathBuf>, Option<PathBuf>) {
             ))
         })
         .collect();
-    let cover = book
-        .cover
-        .as_ref()
-        .map(|c| dir.join(format!("cover.{}", c.extension)));
-    (files, cover)
+    let side = Side {
+        cover: book
+            .cover
+            .as_ref()
+            .map(|c| dir.join(format!("cover.{}", c.extension))),
+        lexicon: book.lexicon.as_ref().map(|_| dir.join("lexicon.pls")),
+    };
+    (files, side)
 }
 
 /// Writes the manifest and its chapter files. The book and an existing manifest (without
@@ -86,23 +103,9 @@ pub(crate) fn write(
         Some(p) if !p.as_os_str().is_empty() => p.join(&stem),
         _ => PathBuf::from(&stem),
     };
-    let (files, cover) = chapter_files(book, &dir);
-    refuse_overwrites(
-        book_path,
-        manifest,
-        &dir,
-        &files,
-        cover.as_deref(),
-        options.force,
-    )?;
-    let yaml = manifest_yaml(
-        book,
-        book_path,
-        manifest,
-        Some(&files),
-        cover.as_deref(),
-        options,
-    )?;
+    let (files, side) = chapter_files(book, &dir);
+    refuse_overwrites(book_path, manifest, &dir, &files, &side, options.force)?;
+    let yaml = manifest_yaml(book, book_path, manifest, Some(&files), &side, options)?;
     let io = |path: &Path, e: std::io::Error| bad(path, format!("cannot write: {e}"));
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     for (chapter, path) in book.chapters.iter().zip(&files) {
@@ -110,14 +113,17 @@ pub(crate) fn write(
         text.push('\n');
         crate::files::write_atomic(path, text.as_bytes()).map_err(|e| io(path, e))?;
     }
-    if let (Some(c), Some(path)) = (&book.cover, &cover) {
+    if let (Some(c), Some(path)) = (&book.cover, &side.cover) {
         crate::files::write_atomic(path, &c.bytes).map_err(|e| io(path, e))?;
+    }
+    if let (Some(l), Some(path)) = (&book.lexicon, &side.lexicon) {
+        crate::files::write_atomic(path, &l.bytes).map_err(|e| io(path, e))?;
     }
     crate::files::write_atomic(manifest, yaml.as_bytes()).map_err(|e| io(manifest, e))?;
     Ok(Imported {
         manifest: manifest.to_path_buf(),
         files,
-        cover,
+        cover: side.cover,
     })
 }
 
@@ -128,13 +134,13 @@ fn refuse_overwrites(
     manifest: &Path,
     dir: &Path,
     files: &[PathBuf],
-    cover: Option<&Path>,
+    side: &Side,
     force: bool,
 ) -> anyhow::Result<()> {
     let book_id = crate::files::identity(book_path);
     for path in std::iter::once(manifest)
         .chain(files.iter().map(PathBuf::as_path))
-        .chain(cover)
+        .chain(side.paths())
     {
         if crate::files::identity(path) == book_id {
             return Err(bad(
@@ -165,7 +171,7 @@ fn refuse_overwrites(
         && let Some(taken) = files
             .iter()
             .map(PathBuf::as_path)
-            .chain(cover)
+            .chain(side.paths())
             .find(|p| std::fs::symlink_metadata(p).is_ok())
     {
         return Err(bad(
@@ -191,7 +197,7 @@ fn manifest_yaml(
     book_path: &Path,
     manifest: &Path,
     files: Option<&[PathBuf]>,
-    cover: Option<&Path>,
+    side: &Side,
     options: &ImportOptions,
 ) -> anyhow::Result<String> {
     let base = crate::files::parent_dir(manifest);
@@ -249,13 +255,46 @@ fn manifest_yaml(
             writeln!(y, "{key}: {}", quoted(v))?;
         }
     }
-    if let Some(c) = cover {
+    if let Some(c) = &side.cover {
         writeln!(y, "cover: {}", quoted(&rel(c)))?;
     }
+    pronunciations_yaml(&mut y, book, side.lexicon.as_ref().map(|p| rel(p)))?;
     writeln!(y, "output: {}", quoted(&audio))?;
     defaults_yaml(&mut y, options, model, format, language.as_deref())?;
     segments_yaml(&mut y, book, files, options.title_pause_ms, &rel)?;
     Ok(y)
+}
+
+/// The book's pronunciations: its lexicon as `pronunciation_file` (or, when it is not
+/// written beside the manifest, its rules inline), then the text's own `ssml:ph`.
+fn pronunciations_yaml(y: &mut String, book: &Book, lexicon: Option<String>) -> std::fmt::Result {
+    let mut rules: Vec<&crate::pronounce::Rule> = Vec::new();
+    match (&book.lexicon, lexicon) {
+        (Some(l), Some(path)) => {
+            writeln!(y, "# The book's lexicon, {}", l.name.replace('\n', " "))?;
+            writeln!(y, "pronunciation_file: {}", quoted(&path))?;
+        }
+        (Some(l), None) => rules.extend(&l.rules),
+        (None, _) => {}
+    }
+    rules.extend(&book.pronunciations);
+    if rules.is_empty() {
+        return Ok(());
+    }
+    writeln!(y, "pronunciations:")?;
+    for r in rules {
+        writeln!(y, "  - word: {}", quoted(&r.word))?;
+        match &r.spoken {
+            crate::pronounce::Spoken::Alias { alias } => {
+                writeln!(y, "    alias: {}", quoted(alias))?
+            }
+            crate::pronounce::Spoken::Phoneme { phoneme, alphabet } => {
+                writeln!(y, "    phoneme: {}", quoted(phoneme))?;
+                writeln!(y, "    alphabet: {}", quoted(alphabet))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `path` is a book `import` reads (by its extension), rather than a manifest.
@@ -310,7 +349,11 @@ pub(crate) fn manifest_in_memory(
         };
         options.audio_output = Some(base.join(format!("{stem}.{ext}")));
     }
-    manifest_yaml(&book, path, path, None, cover.as_deref(), &options)
+    let side = Side {
+        cover,
+        lexicon: None,
+    };
+    manifest_yaml(&book, path, path, None, &side, &options)
 }
 
 /// The book as a tree for the terminal: its parts, each chapter with its size and file, each
@@ -376,6 +419,24 @@ pub(crate) fn summary(book: &Book, imported: &Imported, model: Option<&str>) -> 
             .map(|(w, n)| format!("{n} {w}{}", if *n == 1 { "" } else { "s" }))
             .collect();
         let _ = writeln!(s, "  left out of the text: {}", items.join(", "));
+    }
+    if let Some(l) = &book.lexicon {
+        let _ = writeln!(
+            s,
+            "  pronunciations: {} words from the book's lexicon {}",
+            l.rules.len(),
+            l.name
+        );
+    }
+    if !book.pronunciations.is_empty() {
+        let _ = writeln!(
+            s,
+            "  pronunciations: {} words from the text's own phonemes (ssml:ph)",
+            book.pronunciations.len()
+        );
+    }
+    for note in &book.notes {
+        let _ = writeln!(s, "  note: {note}");
     }
     if let Some(c) = &imported.cover {
         let _ = writeln!(s, "  cover: {}", c.display());

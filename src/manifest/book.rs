@@ -32,7 +32,7 @@ pub(super) fn pronunciations(
             return Err(ctx.err(line, at(".word"), "a rule needs a word"));
         }
         let spoken = spoken(raw).map_err(|(field, why)| ctx.err(line, at(field), why))?;
-        if let Some(why) = unspeakable(word, &spoken) {
+        if let Some(why) = crate::pronounce::unspeakable(word, &spoken) {
             return Err(ctx.err(line, at(""), why));
         }
         if !words.insert(word.to_string()) {
@@ -58,7 +58,7 @@ pub(super) fn pronunciations(
             ctx.err(None, Some("pronunciation_file".into()), message)
         };
         for rule in from_file {
-            if let Some(why) = unspeakable(&rule.word, &rule.spoken) {
+            if let Some(why) = crate::pronounce::unspeakable(&rule.word, &rule.spoken) {
                 return Err(refuse(why));
             }
             if let Spoken::Phoneme { alphabet, .. } = &rule.spoken
@@ -77,22 +77,6 @@ pub(super) fn pronunciations(
         inputs.push(path);
     }
     Ok(rules)
-}
-
-/// Why a rule cannot be sent: an empty word (a PLS `<grapheme/>`), or a word, alias or phoneme
-/// with a control character (a newline inside a rule would be spoken, or break the request).
-fn unspeakable(word: &str, spoken: &Spoken) -> Option<String> {
-    if word.trim().is_empty() {
-        return Some("a rule with an empty word (grapheme)".into());
-    }
-    let said = match spoken {
-        Spoken::Alias { alias } => alias,
-        Spoken::Phoneme { phoneme, .. } => phoneme,
-    };
-    [word, said.as_str()]
-        .into_iter()
-        .find(|s| s.chars().any(char::is_control))
-        .map(|s| format!("{s:?} has a control character (a newline, a tab...)"))
 }
 
 /// How a manifest rule is spoken, or the field at fault (`.alias`, `.alphabet`, ...) and why.

@@ -6,7 +6,10 @@
 //!
 //! Not responsible for the XHTML itself (see `html`).
 
+use std::collections::HashMap;
 use std::io::{Cursor, Read};
+
+use unicode_normalization::UnicodeNormalization as _;
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -14,6 +17,7 @@ use quick_xml::events::Event;
 use super::html::{HtmlOptions, Page, read_page};
 use super::{Book, Choice, Cover, add_left_out, chapters, image_extension};
 
+mod lexicon;
 mod package;
 mod parts;
 mod toc;
@@ -39,17 +43,55 @@ struct Archive {
     zip: zip::ZipArchive<Cursor<Vec<u8>>>,
     /// Bytes inflated so far.
     read: u64,
+    /// Each entry's name in Unicode normal form C, to the name the archive gives it (the zip
+    /// crate reads names as UTF-8, or as CP437 when they are not).
+    composed: HashMap<String, String>,
 }
 
 impl Archive {
+    fn new(zip: zip::ZipArchive<Cursor<Vec<u8>>>) -> Self {
+        let composed = zip
+            .file_names()
+            .filter_map(Result::ok)
+            .map(|n| (n.nfc().collect::<String>(), n.into_owned()))
+            .collect();
+        Archive {
+            zip,
+            read: 0,
+            composed,
+        }
+    }
+
+    /// The archive's name for `name`: as written, else the entry that is the same once both
+    /// are composed (one tool writes "é" as one character, another as "e" and an accent).
+    fn entry_name(&self, name: &str) -> Option<String> {
+        if self.zip.index_for_name(name).is_some() {
+            return Some(name.to_string());
+        }
+        self.composed.get(&name.nfc().collect::<String>()).cloned()
+    }
+
     fn has(&self, name: &str) -> bool {
-        self.zip.index_for_name(name).is_some()
+        self.entry_name(name).is_some()
+    }
+
+    /// The entry whose name is nearest `name`, for an error that names what is there.
+    fn nearest(&self, name: &str) -> Option<&str> {
+        self.composed
+            .values()
+            .map(|n| (strsim::levenshtein(n, name), n.as_str()))
+            .min()
+            .map(|(_, n)| n)
     }
 
     /// One file of the book, at most [`MAX_ENTRY_BYTES`] and within the book's budget.
     fn bytes(&mut self, name: &str) -> Result<Vec<u8>, String> {
         let budget = (MAX_TOTAL_BYTES - self.read).min(MAX_ENTRY_BYTES);
-        let entry = self.zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+        let real = self.entry_name(name).unwrap_or_else(|| name.to_string());
+        let entry = self
+            .zip
+            .by_name(&real)
+            .map_err(|e| format!("{name}: {e}"))?;
         if entry.size() > budget {
             return Err(format!(
                 "{name}: {} bytes once inflated, more than narrate reads ({budget})",
@@ -90,7 +132,7 @@ pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Res
     if zip.len() > MAX_ENTRIES {
         return Err(format!("{} files, more than narrate reads", zip.len()));
     }
-    let mut archive = Archive { zip, read: 0 };
+    let mut archive = Archive::new(zip);
     refuse_drm(&mut archive)?;
     if !archive.has("META-INF/container.xml") {
         return Err("not an EPUB: META-INF/container.xml is missing".into());
@@ -113,7 +155,11 @@ pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Res
     let mut pages: Vec<Page> = Vec::with_capacity(spine.len());
     for (path, _) in &spine {
         if !archive.has(path) {
-            return Err(format!("{path}: in the spine but not in the book"));
+            let nearest = archive
+                .nearest(path)
+                .map(|n| format!(" (the nearest file in it is {n})"))
+                .unwrap_or_default();
+            return Err(format!("{path}: in the spine but not in the book{nearest}"));
         }
         let source = archive.text(path)?;
         let page = read_page(&source, options)
@@ -153,6 +199,8 @@ pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Res
     };
     let parts = parts::parts(&marks, &files, choice.toc_depth);
     chapters(parts, choice, &mut book);
+    lexicon::lexicon(&mut archive, &package, &mut book);
+    lexicon::inline(&pages, &mut book);
     Ok(book)
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct Page {
     pub(crate) left_out: Vec<(&'static str, usize)>,
     /// The `href`s of links in a `nav` of this kind, when asked for (EPUB 3 navigation).
     pub(crate) nav: Vec<NavLink>,
+    /// The pronunciations the page gives inline (`ssml:ph`): (the text, the phonemes, the
+    /// alphabet of `ssml:alphabet` on it or an element around it).
+    pub(crate) phonemes: Vec<(String, String, Option<String>)>,
 }
 
 /// One link of an EPUB 3 navigation document, with its nesting depth (1 = top level).
@@ -70,6 +73,9 @@ struct Attrs {
     classes: Vec<String>,
     href: Option<String>,
     alt: Option<String>,
+    /// `ssml:ph` and `ssml:alphabet`.
+    ph: Option<String>,
+    alphabet: Option<String>,
 }
 
 fn attrs(e: &BytesStart<'_>) -> Attrs {
@@ -79,6 +85,8 @@ fn attrs(e: &BytesStart<'_>) -> Attrs {
         classes: Vec::new(),
         href: None,
         alt: None,
+        ph: None,
+        alphabet: None,
     };
     for a in e.attributes().with_checks(false).flatten() {
         let key = a.key.as_ref().to_ascii_lowercase();
@@ -102,6 +110,8 @@ fn attrs(e: &BytesStart<'_>) -> Attrs {
                 .extend(value.split_whitespace().map(str::to_ascii_lowercase)),
             "href" => out.href = Some(value),
             "alt" => out.alt = Some(value),
+            "ssml:ph" => out.ph = Some(value),
+            "ssml:alphabet" => out.alphabet = Some(value),
             _ => {}
         }
     }
@@ -132,6 +142,8 @@ fn skip_reason(name: &str, a: &Attrs) -> Option<&'static str> {
 
 struct Open {
     name: String,
+    /// The `ssml:alphabet` in force inside it.
+    alphabet: Option<String>,
     /// Its `epub:type` and `role` values.
     kinds: Vec<String>,
     /// Content of this element is not read (it or an ancestor is skipped).
@@ -145,6 +157,9 @@ struct Builder {
     page: Page,
     text: String,
     anchors: Vec<String>,
+    /// Inside an element with `ssml:ph`: (its place in `stack`, the phonemes, the alphabet,
+    /// its text so far).
+    phoneme: Option<(usize, String, Option<String>, String)>,
     /// Inside `<sup>`: its text waits until its end, to drop a footnote number.
     sup: Option<String>,
     in_title: Option<String>,
@@ -166,6 +181,7 @@ impl Builder {
             page: Page::default(),
             text: String::new(),
             anchors: Vec::new(),
+            phoneme: None,
             sup: None,
             in_title: None,
             left_out: Vec::new(),
@@ -182,6 +198,9 @@ impl Builder {
     }
 
     fn push_text(&mut self, s: &str) {
+        if let Some((_, _, _, word)) = &mut self.phoneme {
+            word.push_str(s);
+        }
         if let Some(t) = &mut self.in_title {
             t.push_str(s);
         } else if let Some((_, _, _, label, _)) = &mut self.link {
@@ -273,6 +292,7 @@ impl Builder {
             self.leave_out(why);
             self.stack.push(Open {
                 name,
+                alphabet: None,
                 kinds: Vec::new(),
                 skipping: true,
                 nav: None,
@@ -283,8 +303,15 @@ impl Builder {
             self.anchors.push(id);
         }
         let nav = (name == "nav").then(|| self.nav_kind.clone()).flatten();
+        let alphabet = a
+            .alphabet
+            .or_else(|| self.stack.last().and_then(|o| o.alphabet.clone()));
+        if let Some(ph) = a.ph.filter(|_| self.phoneme.is_none()) {
+            self.phoneme = Some((self.stack.len(), ph, alphabet.clone(), String::new()));
+        }
         self.stack.push(Open {
             name,
+            alphabet,
             kinds: a.kinds,
             skipping,
             nav,
@@ -330,6 +357,16 @@ impl Builder {
             return;
         };
         let closed = self.stack.split_off(at);
+        if self
+            .phoneme
+            .as_ref()
+            .is_some_and(|(depth, ..)| *depth >= at)
+            && let Some((_, ph, alphabet, word)) = self.phoneme.take()
+        {
+            self.page
+                .phonemes
+                .push((clean(&word), clean(&ph), alphabet));
+        }
         let was_skipping = closed[0].skipping;
         if name == "title" {
             if let Some(t) = self.in_title.take() {
