@@ -17,7 +17,7 @@ use crate::util::*;
 
 /// The sample book: (heading, title, body) of each chapter, from `samples/alice`; with
 /// `paragraphs`, only the first few paragraphs of each body.
-fn alice(paragraphs: Option<usize>) -> Vec<(String, String, String)> {
+pub(crate) fn alice(paragraphs: Option<usize>) -> Vec<(String, String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/alice");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let mut out = Vec::new();
@@ -64,7 +64,7 @@ fn gutenberg(chapters: &[(String, String, String)]) -> String {
 }
 
 /// pandoc is one of the judges: required, never skipped.
-fn pandoc(dir: &Path, args: &[&str]) {
+pub(crate) fn pandoc(dir: &Path, args: &[&str]) {
     let out = Command::new("pandoc")
         .current_dir(dir)
         .args(args)
@@ -78,7 +78,7 @@ fn pandoc(dir: &Path, args: &[&str]) {
 }
 
 /// Typographic punctuation (pandoc's smart quotes and dashes) as the plain text writes it.
-fn plain(s: &str) -> String {
+pub(crate) fn plain(s: &str) -> String {
     s.replace(['\u{2018}', '\u{2019}'], "'")
         .replace(['\u{201c}', '\u{201d}'], "\"")
         .replace('\u{2014}', "---")
@@ -87,7 +87,7 @@ fn plain(s: &str) -> String {
 }
 
 /// The chapters of an imported manifest: (chapter, heading read aloud, text of its file).
-fn chapters_of(dir: &Path, manifest: &str) -> Vec<(String, String, String)> {
+pub(crate) fn chapters_of(dir: &Path, manifest: &str) -> Vec<(String, String, String)> {
     let yaml = std::fs::read_to_string(dir.join(manifest)).unwrap();
     let m: Value = serde_saphyr::from_str(&yaml).unwrap();
     let segments = m["segments"].as_array().unwrap();
@@ -117,7 +117,7 @@ fn first_and_last_words(text: &str) -> (String, String) {
     )
 }
 
-async fn import(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) async fn import(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut all = vec!["import"];
     all.extend_from_slice(args);
     narrate(
@@ -200,7 +200,7 @@ async fn the_sample_book_as_epub_3_epub_2_markdown_and_text_gives_the_same_chapt
 
 /// A small EPUB written by hand: `files` are (path, content); the container and mimetype are
 /// added.
-fn epub(path: &Path, files: &[(&str, &str)]) {
+pub(crate) fn epub(path: &Path, files: &[(&str, &str)]) {
     let file = std::fs::File::create(path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
     let stored =
@@ -214,12 +214,12 @@ fn epub(path: &Path, files: &[(&str, &str)]) {
     zip.finish().unwrap();
 }
 
-const CONTAINER: (&str, &str) = (
+pub(crate) const CONTAINER: (&str, &str) = (
     "META-INF/container.xml",
     r#"<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>"#,
 );
 
-fn page(body: &str) -> String {
+pub(crate) fn page(body: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><head><title>p</title></head>{body}</html>"#
     )

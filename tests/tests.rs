@@ -3,6 +3,7 @@
 
 mod util;
 
+mod books;
 mod cli;
 mod continuity;
 mod emulator;
