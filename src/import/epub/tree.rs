@@ -1,7 +1,8 @@
 //! Which entries of a nested table of contents (or of nested headings) are the chapters: the
 //! entries that hold the narration, at any depth. An entry whose own text (before its first
 //! child) is no more than a heading and a few lines, and whose children hold chapters' worth
-//! of text, is a part: its children are the chapters, and it names them. A lone top entry
+//! of text (or more than an hour in all), is a part: its children are the chapters, and it
+//! names them. A lone top entry
 //! (the book's title over everything) is a part too. Any other entry is a chapter, its
 //! children's text read inside it. `--toc-depth N` puts the chapters at level N instead.
 //!
@@ -14,6 +15,11 @@ pub(super) const PART_OWN_MAX: usize = 1_000;
 /// The least text a part's children hold on average, for them to be its chapters (about three
 /// minutes of narration); below it they are the sections of a chapter.
 pub(super) const CHAPTER_MIN: usize = 3_000;
+
+/// An entry holding more than this (about an hour of narration) under children is a part even
+/// when its children are short: the table of contents offers a finer division than one chapter
+/// an hour long.
+pub(super) const LONG_CHAPTER: usize = 60_000;
 
 /// One entry, in reading order: its nesting depth (as the book gives it; only the order of
 /// depths matters) and the characters between it and the next entry.
@@ -77,7 +83,8 @@ pub(super) fn roles(nodes: &[Node], depth: Option<usize>) -> Vec<Role> {
                 None if roots == 1 && parent[i].is_none() => true,
                 None => {
                     let held = subtree[i] - nodes[i].own;
-                    nodes[i].own <= PART_OWN_MAX && held >= CHAPTER_MIN * children[i]
+                    nodes[i].own <= PART_OWN_MAX
+                        && (held >= CHAPTER_MIN * children[i] || held > LONG_CHAPTER)
                 }
             };
         role[i] = if part { Role::Part } else { Role::Chapter };
@@ -117,6 +124,12 @@ mod tests {
         use Role::*;
         let book = nodes(&[(1, 100), (2, 500), (2, 400), (1, 5_000)]);
         assert_eq!(roles(&book, None), vec![Chapter, Inside, Inside, Chapter]);
+        let mut huge = vec![Node { depth: 1, own: 20 }];
+        huge.extend((0..40).map(|_| Node {
+            depth: 2,
+            own: 2_000,
+        }));
+        assert_eq!(roles(&huge, None)[..2], [Part, Chapter]);
         let titled = nodes(&[(1, 4_000), (2, 10_000), (2, 9_000)]);
         assert_eq!(roles(&titled, None), vec![Part, Chapter, Chapter]);
     }
