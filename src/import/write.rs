@@ -356,23 +356,13 @@ pub(crate) fn manifest_in_memory(
     manifest_yaml(&book, path, path, None, &side, &options)
 }
 
-/// The book as a tree for the terminal: its parts, each chapter with its size and file, each
-/// skipped part with its reason and size, and what leaving them out saves in credits at
-/// `model`'s rate.
-pub(crate) fn summary(book: &Book, imported: &Imported, model: Option<&str>) -> String {
-    let mut s = String::new();
+/// Each chapter with its size and file, under the parts it is in (each part on a line of its
+/// own where it opens).
+fn chapter_tree(s: &mut String, book: &Book, files: &[PathBuf]) {
     let size =
         |paragraphs: &[String]| -> usize { paragraphs.iter().map(|p| p.chars().count()).sum() };
-    let chars: usize = book.chapters.iter().map(|c| size(&c.paragraphs)).sum();
-    let _ = writeln!(
-        s,
-        "imported {} ({}): {} chapters, {chars} characters",
-        book.meta.title.as_deref().unwrap_or("the book"),
-        book.format,
-        book.chapters.len()
-    );
     let mut parts: &[String] = &[];
-    for (k, (c, f)) in book.chapters.iter().zip(&imported.files).enumerate() {
+    for (k, (c, f)) in book.chapters.iter().zip(files).enumerate() {
         // Each part the chapter opens, on a line of its own above it.
         let shared = parts
             .iter()
@@ -395,6 +385,24 @@ pub(crate) fn summary(book: &Book, imported: &Imported, model: Option<&str>) -> 
             indent = 2 * c.parts.len()
         );
     }
+}
+
+/// The book as a tree for the terminal: its parts, each chapter with its size and file, each
+/// skipped part with its reason and size, and what leaving them out saves in credits at
+/// `model`'s rate.
+pub(crate) fn summary(book: &Book, imported: &Imported, model: Option<&str>) -> String {
+    let mut s = String::new();
+    let size =
+        |paragraphs: &[String]| -> usize { paragraphs.iter().map(|p| p.chars().count()).sum() };
+    let chars: usize = book.chapters.iter().map(|c| size(&c.paragraphs)).sum();
+    let _ = writeln!(
+        s,
+        "imported {} ({}): {} chapters, {chars} characters",
+        book.meta.title.as_deref().unwrap_or("the book"),
+        book.format,
+        book.chapters.len()
+    );
+    chapter_tree(&mut s, book, &imported.files);
     let model = model.unwrap_or(DEFAULT_MODEL);
     let rate = crate::models::find(model).map_or(1.0, |m| m.credits_per_char);
     for sk in &book.skipped {

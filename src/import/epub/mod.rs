@@ -167,26 +167,7 @@ pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Res
         add_left_out(&mut book, &page.left_out);
         pages.push(page);
     }
-    let nav_path = package
-        .items
-        .values()
-        .find(|i| i.properties.split_whitespace().any(|p| p == "nav"))
-        .map(|i| i.href.clone());
-    let kinds = spine
-        .iter()
-        .map(|(path, _)| {
-            let mut kinds: Vec<String> = landmarks
-                .iter()
-                .chain(&package.guide)
-                .filter(|(_, p)| p == path)
-                .map(|(t, _)| t.clone())
-                .collect();
-            if nav_path.as_deref() == Some(path.as_str()) {
-                kinds.push("toc".into());
-            }
-            kinds
-        })
-        .collect();
+    let kinds = file_kinds(&spine, &landmarks, &package);
     let files = parts::Files {
         spine: &spine,
         pages: &pages,
@@ -202,6 +183,34 @@ pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Res
     lexicon::lexicon(&mut archive, &package, &mut book);
     lexicon::inline(&pages, &mut book);
     Ok(book)
+}
+
+/// What the landmarks, the guide and the navigation document say each spine file is.
+fn file_kinds(
+    spine: &[(String, bool)],
+    landmarks: &[(String, String)],
+    package: &Package,
+) -> Vec<Vec<String>> {
+    let nav_path = package
+        .items
+        .values()
+        .find(|i| i.properties.split_whitespace().any(|p| p == "nav"))
+        .map(|i| i.href.clone());
+    spine
+        .iter()
+        .map(|(path, _)| {
+            let mut kinds: Vec<String> = landmarks
+                .iter()
+                .chain(&package.guide)
+                .filter(|(_, p)| p == path)
+                .map(|(t, _)| t.clone())
+                .collect();
+            if nav_path.as_deref() == Some(path.as_str()) {
+                kinds.push("toc".into());
+            }
+            kinds
+        })
+        .collect()
 }
 
 /// Refuses a DRM-protected book: `rights.xml`, or `encryption.xml` that encrypts anything but
