@@ -34,6 +34,47 @@ fn in_parts(paragraphs: Option<usize>) -> (String, Vec<(String, String)>) {
     (md, want)
 }
 
+/// The same book as an EPUB without a table of contents: a file a part (its `h1`), a file a
+/// chapter (its `h2`).
+fn headings_only(path: &Path) {
+    let mut pages = Vec::new();
+    for (k, (number, title, body)) in alice(None).iter().take(4).enumerate() {
+        if k % 2 == 0 {
+            let part = ["One", "Two"][k / 2];
+            pages.push(page(&format!("<body><h1>Part {part}</h1></body>")));
+        }
+        let paragraphs: String = body
+            .split("\n\n")
+            .map(|p| format!("<p>{}</p>", p.replace('&', "&amp;").replace('<', "&lt;")))
+            .collect();
+        pages.push(page(&format!(
+            "<body><h2>{number} {title}</h2>{paragraphs}</body>"
+        )));
+    }
+    let items: String = (0..pages.len())
+        .map(|k| {
+            format!(r#"<item id="p{k}" href="p{k}.xhtml" media-type="application/xhtml+xml"/>"#)
+        })
+        .collect();
+    let refs: String = (0..pages.len())
+        .map(|k| format!(r#"<itemref idref="p{k}"/>"#))
+        .collect();
+    let opf = format!(
+        r#"<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>A Book in Parts</dc:title></metadata><manifest>{items}</manifest><spine>{refs}</spine></package>"#
+    );
+    let names: Vec<String> = (0..pages.len())
+        .map(|k| format!("OEBPS/p{k}.xhtml"))
+        .collect();
+    let mut files = vec![CONTAINER, ("OEBPS/content.opf", opf.as_str())];
+    files.extend(
+        names
+            .iter()
+            .zip(&pages)
+            .map(|(n, p)| (n.as_str(), p.as_str())),
+    );
+    epub(path, &files);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_book_in_parts_imports_as_its_chapters_named_by_their_parts() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,7 +86,13 @@ async fn a_book_in_parts_imports_as_its_chapters_named_by_their_parts() {
         d,
         &["parts.md", "--toc", "-t", "epub2", "-o", "parts2.epub"],
     );
-    for (book, manifest) in [("parts3.epub", "p3.yaml"), ("parts2.epub", "p2.yaml")] {
+    headings_only(&d.join("headings.epub"));
+    for (book, manifest) in [
+        ("parts3.epub", "p3.yaml"),
+        ("parts2.epub", "p2.yaml"),
+        ("headings.epub", "ph.yaml"),
+        ("parts.md", "pmd.yaml"),
+    ] {
         let out = import(d, &[book, "-o", manifest]).await;
         assert_eq!(out.status.code(), Some(0), "{book}: {}", stderr(&out));
         let said = stdout(&out);
@@ -131,7 +178,9 @@ fn with_back_matter(path: &Path) {
     let nav = page(
         r#"<body><nav epub:type="toc"><ol><li><a href="a.xhtml">Wrens</a></li><li><a href="b.xhtml">Robins</a></li><li><a href="index.xhtml">Index</a></li></ol></nav></body>"#,
     );
-    let a = page(r#"<body><h1>Wrens</h1><p>The wren sings loudly for so small a bird.</p></body>"#);
+    let a = page(
+        r#"<body><h1>Wrens</h1><p>The wren sings loudly for so small a bird.</p><section id="pg-footer"><h2>The Full Project Gutenberg License</h2><p>Redistribution is subject to the trademark license.</p></section></body>"#,
+    );
     let b = page(
         r#"<body><section><h1>Robins</h1><p>The robin follows the gardener's spade.</p></section><section epub:type="bibliography"><h2>Works Cited</h2><p>Gilbert White, The Natural History of Selborne, 1789.</p><p>Thomas Bewick, A History of British Birds, 1797.</p></section></body>"#,
     );
@@ -158,6 +207,8 @@ async fn back_matter_the_book_marks_is_never_sent_and_can_be_kept() {
     let out = import(d, &["birds.epub", "-o", "birds.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let said = stdout(&out);
+    let licence = "The Full Project Gutenberg License".len()
+        + "Redistribution is subject to the trademark license.".len();
     let cited = "Gilbert White, The Natural History of Selborne, 1789.Thomas Bewick, A History of British Birds, 1797.";
     let bibliography = "Works Cited".len() + cited.len();
     let index = "Index".len() + "robin, 2; spade, 2; wren, 1.".len();
@@ -174,9 +225,13 @@ async fn back_matter_the_book_marks_is_never_sent_and_can_be_kept() {
     assert!(
         said.contains(&format!(
             "not narrated: {} characters, about {} credits with eleven_multilingual_v2",
-            bibliography + index,
-            bibliography + index
+            bibliography + index + licence,
+            bibliography + index + licence
         )),
+        "{said}"
+    );
+    assert!(
+        said.contains("skipped: The Full Project Gutenberg License (licence, "),
         "{said}"
     );
     let out = narrate(
@@ -195,7 +250,7 @@ async fn back_matter_the_book_marks_is_never_sent_and_can_be_kept() {
         sent.iter().any(|t| t.contains("gardener's spade")),
         "{sent:?}"
     );
-    for never in ["Selborne", "Works Cited", "wren, 1"] {
+    for never in ["Selborne", "Works Cited", "wren, 1", "Redistribution"] {
         assert!(
             !sent.iter().any(|t| t.contains(never)),
             "{never} was sent: {sent:?}"

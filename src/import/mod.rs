@@ -15,6 +15,7 @@ use crate::error::UsageError;
 mod epub;
 mod html;
 mod text;
+mod tree;
 mod write;
 
 pub(crate) use write::{is_book, manifest_in_memory, summary, write};

@@ -7,6 +7,7 @@
 use pulldown_cmark::{Event, HeadingLevel, MetadataBlockKind, Options, Parser, Tag, TagEnd};
 
 use super::html::{HtmlOptions, read_page};
+use super::tree::{self, Node, Role};
 use super::{Book, Choice, ImportOptions, Part, chapters, clean};
 
 /// The Gutenberg header's fields before `*** START OF`.
@@ -179,8 +180,18 @@ fn gutenberg_body<'s>(source: &'s str, book: &mut Book) -> &'s str {
         book.meta.author = gutenberg_field(header, "Author").map(str::to_string);
         book.meta.language = gutenberg_field(header, "Language").and_then(language_code);
         body = body[start..].split_once('\n').map_or("", |(_, rest)| rest);
+        book.skipped.push(super::Skipped {
+            title: "Project Gutenberg's header".into(),
+            reason: super::reason("pg-header").into(),
+            characters: clean(header).chars().count(),
+        });
     }
     if let Some(end) = body.find("*** END OF") {
+        book.skipped.push(super::Skipped {
+            title: "Project Gutenberg's licence".into(),
+            reason: super::reason("licence").into(),
+            characters: clean(&body[end..]).chars().count(),
+        });
         body = &body[..end];
     }
     body
@@ -248,45 +259,92 @@ fn level(l: HeadingLevel) -> u8 {
 /// A block of a Markdown or HTML book: a heading (level) or a paragraph.
 type Blocks = Vec<(Option<u8>, String)>;
 
-/// Blocks into chapters at the chapter level: the only `#` is the book's title when `##`
-/// headings follow it, so `##` are the chapters; otherwise the top level used is.
-fn split_at_headings(blocks: Blocks, book: &mut Book, choice: &Choice) {
+/// The only top heading, when deeper headings follow it: the book's title, not a part.
+fn take_title(blocks: &mut Blocks, book: &mut Book) {
     let count = |l: u8| blocks.iter().filter(|(h, _)| *h == Some(l)).count();
-    let top = (1..=6).find(|l| count(*l) > 0);
-    let mut chapter_level = top;
-    let mut title_block = None;
-    if let Some(t) = top
+    if let Some(t) = (1..=6).find(|l| count(*l) > 0)
         && count(t) == 1
         && count(t + 1) > 0
+        && let Some(i) = blocks.iter().position(|(h, _)| *h == Some(t))
     {
-        chapter_level = Some(t + 1);
-        title_block = blocks.iter().position(|(h, _)| *h == Some(t));
+        let (_, title) = blocks.remove(i);
+        book.meta.title.get_or_insert(title);
     }
-    if let Some(i) = title_block
-        && book.meta.title.is_none()
-    {
-        book.meta.title = Some(blocks[i].1.clone());
-    }
-    let mut parts: Vec<Part> = Vec::new();
-    let mut front = Part {
+}
+
+/// Blocks into chapters at their headings, chosen as a nested table of contents' are (see
+/// `tree`): parts name their chapters and their own text opens their first one. The only
+/// top heading is the book's title when deeper headings follow it; the text under it before
+/// the next heading is front matter.
+fn split_at_headings(mut blocks: Blocks, book: &mut Book, choice: &Choice) {
+    take_title(&mut blocks, book);
+    let heads: Vec<usize> = (0..blocks.len())
+        .filter(|&i| blocks[i].0.is_some())
+        .collect();
+    let size = |from: usize, to: usize| -> usize {
+        blocks[from..to]
+            .iter()
+            .map(|(_, t)| t.chars().count())
+            .sum()
+    };
+    let ends: Vec<usize> = heads
+        .iter()
+        .skip(1)
+        .copied()
+        .chain([blocks.len()])
+        .collect();
+    let nodes: Vec<Node> = heads
+        .iter()
+        .zip(&ends)
+        .map(|(&i, &end)| Node {
+            depth: usize::from(blocks[i].0.unwrap_or(1)),
+            own: size(i, end),
+        })
+        .collect();
+    let roles = tree::roles(&nodes, choice.toc_depth);
+    let front = Part {
         title: "Front matter".into(),
+        paragraphs: blocks[..heads.first().map_or(blocks.len(), |&i| i)]
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect(),
         ..Part::default()
     };
-    for (i, (h, text)) in blocks.into_iter().enumerate() {
-        if Some(i) == title_block {
-            continue;
+    let mut parts: Vec<Part> = Vec::new();
+    let mut open: Vec<(usize, String)> = Vec::new();
+    let mut waiting: Vec<String> = Vec::new();
+    for (n, &i) in heads.iter().enumerate() {
+        let depth = nodes[n].depth;
+        let title = blocks[i].1.clone();
+        let next = (n + 1..heads.len())
+            .find(|&m| roles[m] != Role::Inside)
+            .map_or(blocks.len(), |m| heads[m]);
+        match roles[n] {
+            Role::Inside => continue,
+            Role::Part if nodes[n].own <= tree::PART_OWN_MAX => {
+                while open.last().is_some_and(|(d, _)| *d >= depth) {
+                    open.pop();
+                }
+                waiting.extend(blocks[i..next].iter().map(|(_, t)| t.clone()));
+                open.push((depth, title));
+                continue;
+            }
+            _ => {}
         }
-        if h.is_some() && h == chapter_level {
-            parts.push(Part {
-                title: text.clone(),
-                heading: Some(text),
-                ..Part::default()
-            });
-            continue;
+        while open.last().is_some_and(|(d, _)| *d >= depth) {
+            open.pop();
         }
-        match parts.last_mut() {
-            Some(p) => p.paragraphs.push(text),
-            None => front.paragraphs.push(text),
+        let names: Vec<String> = open.iter().map(|(_, l)| l.clone()).collect();
+        waiting.push(title.clone());
+        parts.push(Part {
+            title: names.iter().map(|p| format!("{p}: ")).collect::<String>() + &title,
+            heading: Some(std::mem::take(&mut waiting).join("\n\n")),
+            paragraphs: blocks[i + 1..next].iter().map(|(_, t)| t.clone()).collect(),
+            parts: names,
+            kinds: Vec::new(),
+        });
+        if roles[n] == Role::Part {
+            open.push((depth, title));
         }
     }
     place_front_matter(&mut parts, front, book, choice);

@@ -21,7 +21,6 @@ mod lexicon;
 mod package;
 mod parts;
 mod toc;
-mod tree;
 
 use package::{Package, attributes, local_name, read_package, resolve};
 use toc::table_of_contents;

@@ -7,8 +7,8 @@
 //! Not responsible for which parts are kept (see `import::chapters`).
 
 use super::toc::Entry;
-use super::tree::{self, Node, Role};
 use crate::import::html::{Block, Page};
+use crate::import::tree::{self, Node, Role};
 use crate::import::{Book, Part, Skipped, matter_type};
 
 /// A place in the reading order: (spine index, block index).

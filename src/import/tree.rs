@@ -10,28 +10,28 @@
 
 /// The most text an entry may hold before its first child and still be a part (a heading, an
 /// epigraph, a line of introduction): about a minute of narration.
-pub(super) const PART_OWN_MAX: usize = 1_000;
+pub(crate) const PART_OWN_MAX: usize = 1_000;
 
 /// The least text a part's children hold on average, for them to be its chapters (about three
 /// minutes of narration); below it they are the sections of a chapter.
-pub(super) const CHAPTER_MIN: usize = 3_000;
+pub(crate) const CHAPTER_MIN: usize = 3_000;
 
 /// An entry holding more than this (about an hour of narration) under children is a part even
 /// when its children are short: the table of contents offers a finer division than one chapter
 /// an hour long.
-pub(super) const LONG_CHAPTER: usize = 60_000;
+pub(crate) const LONG_CHAPTER: usize = 60_000;
 
 /// One entry, in reading order: its nesting depth (as the book gives it; only the order of
 /// depths matters) and the characters between it and the next entry.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Node {
-    pub(super) depth: usize,
-    pub(super) own: usize,
+pub(crate) struct Node {
+    pub(crate) depth: usize,
+    pub(crate) own: usize,
 }
 
 /// What an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Role {
+pub(crate) enum Role {
     /// It holds its children's chapters; its own text is read before its first one.
     Part,
     /// A chapter (its children's text, if any, inside it).
@@ -55,7 +55,7 @@ fn parents(nodes: &[Node]) -> Vec<Option<usize>> {
 }
 
 /// The role of each node; `depth` (1 = the top level) is `--toc-depth`.
-pub(super) fn roles(nodes: &[Node], depth: Option<usize>) -> Vec<Role> {
+pub(crate) fn roles(nodes: &[Node], depth: Option<usize>) -> Vec<Role> {
     let parent = parents(nodes);
     let mut children = vec![0usize; nodes.len()];
     let mut subtree: Vec<usize> = nodes.iter().map(|n| n.own).collect();
