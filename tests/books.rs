@@ -214,12 +214,14 @@ async fn back_matter_the_book_marks_is_never_sent_and_can_be_kept() {
     let index = "Index".len() + "robin, 2; spade, 2; wren, 1.".len();
     assert!(
         said.contains(&format!(
-            "skipped: Works Cited (bibliography, {bibliography} characters)"
+            "skipped: Works Cited (bibliography, {bibliography} characters, about {bibliography} credits)"
         )),
         "{said}"
     );
     assert!(
-        said.contains(&format!("skipped: Index (index, {index} characters)")),
+        said.contains(&format!(
+            "skipped: Index (index, {index} characters, about {index} credits)"
+        )),
         "{said}"
     );
     assert!(

@@ -408,8 +408,11 @@ pub(crate) fn summary(book: &Book, imported: &Imported, model: Option<&str>) -> 
     for sk in &book.skipped {
         let _ = writeln!(
             s,
-            "  skipped: {} ({}, {} characters)",
-            sk.title, sk.reason, sk.characters
+            "  skipped: {} ({}, {} characters, about {:.0} credits)",
+            sk.title,
+            sk.reason,
+            sk.characters,
+            sk.characters as f64 * rate
         );
     }
     let saved: usize = book.skipped.iter().map(|sk| sk.characters).sum();
