@@ -337,6 +337,7 @@ impl RenderConfig {
                 split: args.split,
                 gapless: args.gapless,
                 jobs: jobs(args.jobs)?,
+                read_along: read_along(args)?,
             },
             library: args.library.clone(),
             chapters: args
@@ -379,6 +380,16 @@ pub(crate) fn flag_defaults(args: &DefaultArgs) -> FlagDefaults {
         output_format: args.output_format.clone(),
         continuity: args.continuity,
     }
+}
+
+/// `--read-along`, refused without `--split chapters`: the book's audio is its chapter files.
+fn read_along(args: &super::args::RenderArgs) -> Result<bool, crate::error::UsageError> {
+    if args.read_along && args.split != crate::output::names::Split::Chapters {
+        return Err(crate::error::UsageError(
+            "--read-along needs --split chapters: the read-along book's audio is one file a chapter".into(),
+        ));
+    }
+    Ok(args.read_along)
 }
 
 #[cfg(test)]

@@ -173,7 +173,13 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
     .into_iter()
     .filter_map(|(flag, path)| Some((flag, path.as_deref()?)))
     .collect();
-    output::check_outputs(jobs, split, config.endpoint.key_file.as_deref(), &run_files)?;
+    let read_along = config.publish.read_along;
+    output::check_outputs(
+        jobs,
+        (split, read_along),
+        config.endpoint.key_file.as_deref(),
+        &run_files,
+    )?;
     if let Some(job) = jobs.iter().find(|j| {
         j.output
             .extension()
@@ -376,6 +382,8 @@ pub(crate) async fn render_job(
     if let Some(why) = not_assembled {
         report::fail_all(&mut rep, &why);
     }
+    let read_along = publishing.read_along;
+    publish::finish::write_read_along(read_along, &job, &plan, &outcomes, &mut rep)?;
     let report_paths = report::write(&rep, &job.output)?;
     let timestamps = runner.settings.timestamps;
     publish::finish::write_side_files(timestamps, publishing.split, &job, &plan, &outcomes, &rep)?;

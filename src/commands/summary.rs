@@ -98,6 +98,12 @@ pub(crate) fn print_ok(r: &Rendered) {
     if let Some(line) = audiobook_summary(&r.report) {
         println!("{line}");
     }
+    if let Some(book) = &r.report.read_along {
+        println!(
+            "read-along {}: {} sentences timed from the API's character timings, {} paragraphs placed at their request (no timings)",
+            book.path, book.sentences, book.paragraphs
+        );
+    }
 }
 
 pub(crate) fn print_failed(r: &Rendered) {

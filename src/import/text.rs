@@ -535,7 +535,31 @@ mod tests {
             ["It was a wonderful day, and very warm.", "More."]
         );
         assert_eq!(book.chapters[1].paragraphs, ["Done now."]);
-        assert_eq!(book.skipped.len(), 1);
+        let skipped: Vec<(&str, &str, usize)> = book
+            .skipped
+            .iter()
+            .map(|s| (s.title.as_str(), s.reason.as_str(), s.characters))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (
+                    "Project Gutenberg's header",
+                    "Project Gutenberg's header",
+                    "Title: A Book Author: Someone Language: English".len()
+                ),
+                (
+                    "Project Gutenberg's licence",
+                    "licence",
+                    "*** END OF THE PROJECT GUTENBERG EBOOK X *** Licence text.".len()
+                ),
+                (
+                    "Front matter",
+                    "before the first chapter heading",
+                    "Contents".len()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -15,13 +15,15 @@ pub(crate) mod audiobook;
 pub(crate) mod feed;
 pub(crate) mod library;
 pub(crate) mod names;
+pub(crate) mod readalong;
 pub(crate) mod report;
 pub(crate) mod review;
 pub(crate) mod sidefiles;
+pub(crate) mod time;
 
 /// Every file a job writes: its audio (one file, or one per chapter or segment), both reports
 /// and the side files beside them (captions beside each chapter file too).
-pub(crate) fn written_files(job: &Job, split: Split) -> Vec<PathBuf> {
+pub(crate) fn written_files(job: &Job, split: Split, read_along: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for names::OutputFile { path, .. } in names::output_files(job, split) {
         if split == Split::Chapters {
@@ -35,6 +37,9 @@ pub(crate) fn written_files(job: &Job, split: Split) -> Vec<PathBuf> {
     out.extend([json, csv]);
     out.extend(sidefiles::paths(&job.output));
     out.push(job.output.with_extension("m3u8"));
+    if read_along {
+        out.push(readalong::path(&job.output));
+    }
     if let Some(folder) = &job.library_folder {
         // A cover already in the book's folder is left where it is, not written over itself.
         let cover = job.book.cover.as_deref().map(files::identity);
@@ -55,7 +60,7 @@ pub(crate) fn written_files(job: &Job, split: Split) -> Vec<PathBuf> {
 /// file included), and writable.
 pub(crate) fn check_outputs(
     jobs: &[Job],
-    split: Split,
+    (split, read_along): (Split, bool),
     key_file: Option<&std::path::Path>,
     run_files: &[(&str, &std::path::Path)],
 ) -> anyhow::Result<()> {
@@ -76,7 +81,10 @@ pub(crate) fn check_outputs(
         if split == Split::Segments {
             names::check_segment_names(job)?;
         }
-        let written = written_files(job, split);
+        if read_along {
+            readalong::check(job)?;
+        }
+        let written = written_files(job, split, read_along);
         for path in &written {
             let id = files::identity(path);
             if let Some(input) = inputs.get(&id) {

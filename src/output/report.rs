@@ -67,6 +67,9 @@ pub struct Report {
     /// The audiobook (ACX-style) checks (with `--audiobook`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiobook: Option<Audiobook>,
+    /// The read-along book (`--read-along`) and how its clips were timed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_along: Option<ReadAlong>,
     pub segments: Vec<SegmentReport>,
 }
 
@@ -88,6 +91,17 @@ impl Published {
             Published::Rebuilt
         }
     }
+}
+
+/// The read-along book written (`--read-along`), and how its clips were timed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReadAlong {
+    pub path: String,
+    /// Clips (sentences, or phrases of long ones) timed from the API's character timings.
+    pub sentences: usize,
+    /// Clips at paragraph level, placed at their request's span (no timings: rendered
+    /// without `--timestamps`, or recovered from the history).
+    pub paragraphs: usize,
 }
 
 /// One chapter file of a split output.
@@ -405,8 +419,8 @@ pub(crate) fn build(
         synthetic,
         interrupted: false,
         stopped_by: None,
-        started_at: rfc3339(started),
-        finished_at: rfc3339(finished),
+        started_at: crate::output::time::rfc3339(started),
+        finished_at: crate::output::time::rfc3339(finished),
         wall_seconds: round(
             finished
                 .duration_since(started)
@@ -424,6 +438,7 @@ pub(crate) fn build(
         loudness: whole(timeline).map(|m| m.whole),
         loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),
         audiobook: None,
+        read_along: None,
         segments,
     }
 }
@@ -554,38 +569,12 @@ pub(crate) fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, 
     Ok((json_path, csv_path))
 }
 
-/// `2026-11-26T12:00:00.123Z` from a system time.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn formats_times_and_paths() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_158_400_250);
-        assert_eq!(rfc3339(t), "2025-11-26T12:00:00.250Z");
+    fn report_paths_are_beside_the_output() {
         let (j, c) = paths(Path::new("out/demo.mp3"));
         assert_eq!(j, Path::new("out/demo.report.json"));
         assert_eq!(c, Path::new("out/demo.report.csv"));

@@ -44,6 +44,24 @@ pub(crate) fn write_side_files(
     Ok(())
 }
 
+/// The read-along book of a successful render (`--read-along`), named in the report.
+pub(crate) fn write_read_along(
+    on: bool,
+    job: &Job,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    rep: &mut Report,
+) -> anyhow::Result<()> {
+    if !on || rep.status != Status::Ok {
+        return Ok(());
+    }
+    let alignments: Vec<Option<PathBuf>> = outcomes.iter().map(|o| o.alignment.clone()).collect();
+    let book = crate::output::readalong::write(job, plan, rep, &alignments)
+        .with_context(|| format!("writing the read-along book of {}", job.output.display()))?;
+    rep.read_along = Some(book);
+    Ok(())
+}
+
 /// The review page of a successful render, with each segment's text and waveform beside it.
 pub(crate) fn write_review(
     job: &Job,

@@ -38,6 +38,8 @@ pub struct Options {
     pub gapless: bool,
     /// Files assembled at once (`--jobs`).
     pub jobs: usize,
+    /// Write the read-along EPUB beside the chapter files (`--read-along`).
+    pub read_along: bool,
 }
 
 /// One file published.

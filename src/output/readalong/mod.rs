@@ -1,0 +1,120 @@
+//! The read-along book (`--read-along`): an EPUB 3 with Media Overlays beside a render split
+//! by chapter, its text synced to the chapter files' audio. Each chapter's narrated text is an
+//! XHTML document with each sentence (or phrase) in an element with an id; its SMIL document
+//! pairs each id with where it is heard in the chapter's file.
+//!
+//! - `clips`: sentences and their times, from the API's character timings carried through
+//!   the placement narrate gave the audio (lead-in, pauses, trims, joins), or a request's
+//!   place when it has none.
+//! - `package`: the EPUB's documents and the container.
+//!
+//! Not responsible for the chapter files (see `publish`) or the timings' storage (see
+//! `state::cache`).
+
+use std::path::{Path, PathBuf};
+
+use crate::api::Alignment;
+use crate::manifest::Job;
+use crate::output::report::{ReadAlong, Report};
+use crate::plan::Plan;
+
+mod clips;
+mod package;
+
+use clips::{Gatherer, Paragraph};
+
+/// One chapter of the read-along book.
+pub(crate) struct Chapter {
+    pub(crate) title: String,
+    /// Its audio: the chapter file the render wrote.
+    pub(crate) audio: PathBuf,
+    pub(crate) seconds: f64,
+    pub(crate) paragraphs: Vec<Paragraph>,
+}
+
+/// Refuses, before anything is sent, a read-along book whose chapter files cannot be its
+/// audio (an EPUB's audio is MP3, or AAC in MP4).
+pub(crate) fn check(job: &Job) -> Result<(), crate::error::UsageError> {
+    let fits = job.output.extension().is_some_and(|e| {
+        ["mp3", "m4b", "m4a"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    });
+    if fits {
+        return Ok(());
+    }
+    Err(crate::error::UsageError(format!(
+        "{}: --read-along needs .mp3 or .m4b chapter files (an EPUB's audio is MP3 or AAC), not {}",
+        job.manifest.display(),
+        job.output.display()
+    )))
+}
+
+/// The read-along book's path: the output's, with `.epub`.
+pub(crate) fn path(output: &Path) -> PathBuf {
+    output.with_extension("epub")
+}
+
+/// The chapters of a split render: each output file's segments, their clips.
+fn chapters(
+    plan: &Plan,
+    report: &Report,
+    alignments: &[Option<PathBuf>],
+) -> (Vec<Chapter>, ReadAlong) {
+    let mut out = Vec::new();
+    let mut timing = ReadAlong::default();
+    for output in &report.outputs {
+        let mut g = Gatherer::default();
+        let mut title = None;
+        for (si, segment) in report.segments.iter().enumerate() {
+            if segment.file.as_deref() != Some(output.path.as_str()) {
+                continue;
+            }
+            title = title.or_else(|| segment.chapter.clone());
+            g.paragraph(segment.id.ends_with("-title"));
+            for (k, request) in segment.requests.iter().enumerate() {
+                let (Some(start), Some(end)) = (request.start_seconds, request.end_seconds) else {
+                    continue;
+                };
+                let r = plan.segment_requests[si][k];
+                let timed: Option<Alignment> = alignments
+                    .get(r)
+                    .and_then(Option::as_ref)
+                    .and_then(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok());
+                match timed {
+                    Some(alignment) => {
+                        // The request's own time zero: its start, before any trimmed silence.
+                        let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
+                        g.timed(&alignment, &|t| (origin + t).clamp(start, end));
+                    }
+                    None => g.placed(&plan.requests[r].text, start, end),
+                }
+            }
+        }
+        let (paragraphs, timed, placed) = g.finish();
+        timing.sentences += timed;
+        timing.paragraphs += placed;
+        out.push(Chapter {
+            title: title.unwrap_or_else(|| format!("Chapter {}", out.len() + 1)),
+            audio: PathBuf::from(&output.path),
+            seconds: output.audio_seconds,
+            paragraphs,
+        });
+    }
+    (out, timing)
+}
+
+/// Writes the read-along book of a successful render split by chapter, atomically, at
+/// [`path`]; says how its clips were timed.
+pub(crate) fn write(
+    job: &Job,
+    plan: &Plan,
+    report: &Report,
+    alignments: &[Option<PathBuf>],
+) -> std::io::Result<ReadAlong> {
+    let (chapters, mut read_along) = chapters(plan, report, alignments);
+    let path = path(&job.output);
+    package::write(job, &chapters, &path)?;
+    read_along.path = path.display().to_string();
+    Ok(read_along)
+}
