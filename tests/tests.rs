@@ -16,6 +16,7 @@ mod promises;
 mod pronounce;
 mod properties;
 mod publish;
+mod readalong;
 mod recovery;
 mod render;
 mod resilience;
