@@ -16,7 +16,7 @@ use crate::util::*;
 
 /// The sample book's first four chapters (the first `paragraphs` of each, or all) in two
 /// parts, as Markdown for pandoc.
-fn in_parts(paragraphs: Option<usize>) -> (String, Vec<(String, String)>) {
+pub(crate) fn in_parts(paragraphs: Option<usize>) -> (String, Vec<(String, String)>) {
     let book = alice(paragraphs);
     let mut md =
         String::from("---\ntitle: A Book in Parts\nauthor: Lewis Carroll\nlang: en\n---\n\n");

@@ -554,7 +554,7 @@ async fn broken_books_are_refused_naming_the_file_and_nothing_is_written() {
 }
 
 /// A 16x16 JPEG made by ffmpeg.
-fn cover_jpeg(dir: &Path) -> PathBuf {
+pub(crate) fn cover_jpeg(dir: &Path) -> PathBuf {
     let path = dir.join("cover.jpg");
     let ok = Command::new("ffmpeg")
         .args([

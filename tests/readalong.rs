@@ -15,6 +15,7 @@ use crate::util::*;
 /// Three chapters, each a title and a body of two paragraphs; the second chapter's long
 /// sentence is sent over two requests.
 fn book(dir: &Path, output: &str) {
+    crate::import::cover_jpeg(dir);
     let long = "This sentence is long enough that the planner has to cut it somewhere in its middle, for the requests of this book are kept short on purpose, and yet it is one clip.";
     let mut segments = String::new();
     for k in 1..=3 {
@@ -26,19 +27,19 @@ fn book(dir: &Path, output: &str) {
             )
         };
         segments.push_str(&format!(
-            "  - {{id: ch{k}-title, chapter: \"Part {k}\", text: \"Part {k}\", pause_after_ms: 900}}\n  - {{id: ch{k}-body, chapter: \"Part {k}\", text: \"{body}\"}}\n"
+            "  - {{id: ch{k}-title, chapter: \"Über {k} — 章\", text: \"Part {k}\", pause_after_ms: 900}}\n  - {{id: ch{k}-body, chapter: \"Über {k} — 章\", text: \"{body}\"}}\n"
         ));
     }
     write(
         dir,
         "book.yaml",
         &format!(
-            "title: \"Read Along\"\nauthor: A. Writer\nnarrator: A. Reader\noutput: {output}\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, max_request_chars: 120}}\nsegments:\n{segments}"
+            "title: \"Read Along\"\nauthor: A. Writer\nnarrator: A. Reader\ncover: cover.jpg\noutput: {output}\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, max_request_chars: 120}}\nsegments:\n{segments}"
         ),
     );
 }
 
-/// epubcheck's verdict on a book: its messages, when it finds errors.
+/// epubcheck's verdict on a book: its messages, when it finds an error or a warning.
 fn epubcheck(path: &Path) -> Result<(), String> {
     let out = Command::new("java")
         .args(["-jar", "/usr/share/java/epubcheck.jar"])
@@ -47,7 +48,7 @@ fn epubcheck(path: &Path) -> Result<(), String> {
         .expect("epubcheck is required by the tests: apt-get install epubcheck");
     let said =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    if out.status.success() && said.contains("0 fatals / 0 errors") {
+    if out.status.success() && said.contains("0 fatals / 0 errors / 0 warnings") {
         Ok(())
     } else {
         Err(said)
@@ -138,14 +139,21 @@ async fn a_read_along_book_is_valid_and_its_clips_are_its_sentences_where_they_a
     ];
     let out = fx.run(&args).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let epub = d.join("out/book.epub");
+    let epub = d.join("out/book.read-along.epub");
     epubcheck(&epub).unwrap();
     let report = read_json(&d.join("out/book.report.json"));
     let sentences = report["read_along"]["sentences"].as_u64().unwrap();
     assert_eq!(report["read_along"]["paragraphs"], 0);
-    assert!(stdout(&out).contains(&format!("read-along out/book.epub: {sentences} sentences")));
+    assert!(stdout(&out).contains(&format!(
+        "read-along out/book.read-along.epub: {sentences} sentences"
+    )));
     let manifest = std::fs::read_to_string(d.join("book.yaml")).unwrap();
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&epub).unwrap()).unwrap();
+    // The cover, and the chapters' names as the manifest gives them.
+    let opf = String::from_utf8(entry(&mut zip, "EPUB/package.opf")).unwrap();
+    assert!(opf.contains("properties=\"cover-image\""), "{opf}");
+    let nav = String::from_utf8(entry(&mut zip, "EPUB/nav.xhtml")).unwrap();
+    assert!(nav.contains("Über 2 — 章"), "{nav}");
     let mut total = 0;
     for k in 1..=3 {
         let xhtml =
@@ -222,7 +230,7 @@ async fn without_timings_clips_are_paragraphs_and_bad_asks_are_refused_before_se
         .run(&["book.yaml", "--split", "chapters", "--read-along"])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    epubcheck(&d.join("out/book.epub")).unwrap();
+    epubcheck(&d.join("out/book.read-along.epub")).unwrap();
     let report = read_json(&d.join("out/book.report.json"));
     let requests = report["totals"]["requests"].as_u64().unwrap();
     assert_eq!(report["read_along"]["sentences"], 0);
@@ -257,10 +265,10 @@ async fn without_timings_clips_are_paragraphs_and_bad_asks_are_refused_before_se
         ),
     ] {
         if args.contains(&"book.mp3") {
-            // An input where the book would go: book.epub beside book.mp3.
-            write(d, "book.epub", "A text file named like a book.");
+            // An input where the book would go: book.read-along.epub beside book.mp3.
+            write(d, "book.read-along.epub", "A text file named like a book.");
             let yaml = std::fs::read_to_string(d.join("book.yaml")).unwrap();
-            let extra = "  - {id: extra, chapter: \"Part 3\", text_file: book.epub}\n";
+            let extra = "  - {id: extra, chapter: \"Part 3\", text_file: book.read-along.epub}\n";
             write(d, "book.yaml", &format!("{yaml}{extra}"));
         }
         let out = fx.run(args).await;
@@ -268,4 +276,46 @@ async fn without_timings_clips_are_paragraphs_and_bad_asks_are_refused_before_se
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
     assert_eq!(fx.tts_log().len(), sent, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_book_in_parts_reads_along_with_its_parts_named() {
+    let fx = Fixture::default().await;
+    let d = fx.path();
+    let (md, want) = crate::books::in_parts(Some(1));
+    write(d, "parts.md", &md);
+    crate::import::pandoc(d, &["parts.md", "--toc", "-o", "parts.epub"]);
+    let args = [
+        "import",
+        "parts.epub",
+        "-o",
+        "parts.yaml",
+        "--toc-depth",
+        "2",
+    ];
+    let out = narrate(d, &args, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let source = std::fs::read(d.join("parts.epub")).unwrap();
+    let render = [
+        "parts.yaml",
+        "--split",
+        "chapters",
+        "--timestamps",
+        "--read-along",
+    ];
+    let out = fx.run(&render).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Named so that it is never the book it was imported from, beside it.
+    let book = d.join("parts.read-along.epub");
+    assert_eq!(std::fs::read(d.join("parts.epub")).unwrap(), source);
+    epubcheck(&book).unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&book).unwrap()).unwrap();
+    let nav = String::from_utf8(entry(&mut zip, "EPUB/nav.xhtml")).unwrap();
+    for (part, chapter) in &want {
+        let title = crate::import::plain(&format!("{part}: {chapter}"));
+        assert!(
+            crate::import::plain(&nav).contains(&title),
+            "{title} in {nav}"
+        );
+    }
 }

@@ -273,8 +273,8 @@ pub struct RenderArgs {
     /// Render through /with-timestamps and write word-timed captions (.srt, .vtt)
     #[arg(long)]
     pub timestamps: bool,
-    /// Also write OUTPUT.epub: the text read along with the chapter files' audio (EPUB 3 Media
-    /// Overlays; needs --split chapters; sentence by sentence with --timestamps)
+    /// Also write OUTPUT-STEM.read-along.epub: the text read along with the chapter files' audio
+    /// (EPUB 3 Media Overlays; needs --split chapters; sentence by sentence with --timestamps)
     #[arg(long)]
     pub read_along: bool,
     /// Progress bar on stderr: auto (when stderr is a terminal), always, never

@@ -50,9 +50,10 @@ pub(crate) fn check(job: &Job) -> Result<(), crate::error::UsageError> {
     )))
 }
 
-/// The read-along book's path: the output's, with `.epub`.
+/// The read-along book's path: the output's, with `.read-along.epub` (never the `.epub` a
+/// manifest was imported from, beside it under the same name).
 pub(crate) fn path(output: &Path) -> PathBuf {
-    output.with_extension("epub")
+    output.with_extension("read-along.epub")
 }
 
 /// The chapters of a split render: each output file's segments, their clips.
