@@ -219,6 +219,41 @@ async fn a_read_along_book_is_valid_and_its_clips_are_its_sentences_where_they_a
         }
     }
     assert_eq!(total as u64, sentences);
+    // The same timings as a Podcasting 2.0 transcript beside each chapter's captions: the
+    // same words in the same order as the book's clips, starting where its first clip does.
+    let mut transcripts: Vec<_> = files_under(&d.join("out"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".transcript.json"))
+        .collect();
+    transcripts.sort();
+    assert_eq!(transcripts.len(), 3, "{transcripts:?}");
+    for (k, path) in transcripts.iter().enumerate() {
+        let t = read_json(path);
+        assert_eq!(t["version"], "1.0.0");
+        let segments = t["segments"].as_array().unwrap();
+        let words = |texts: Vec<String>| {
+            texts
+                .join(" ")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let body: Vec<String> = segments
+            .iter()
+            .map(|s| s["body"].as_str().unwrap().to_string())
+            .collect();
+        let xhtml =
+            String::from_utf8(entry(&mut zip, &format!("EPUB/text/ch{:03}.xhtml", k + 1))).unwrap();
+        let spoken: Vec<String> = spans(&xhtml).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(words(body), words(spoken), "{}", path.display());
+        let smil =
+            String::from_utf8(entry(&mut zip, &format!("EPUB/smil/ch{:03}.smil", k + 1))).unwrap();
+        let first = segments[0]["startTime"].as_f64().unwrap();
+        assert!((first - pars(&smil)[0].1).abs() <= 0.001, "{first}");
+        for s in segments {
+            assert!(s["startTime"].as_f64() < s["endTime"].as_f64(), "{s}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,8 +27,8 @@ pub(crate) fn written_files(job: &Job, split: Split, read_along: bool) -> Vec<Pa
     let mut out = Vec::new();
     for names::OutputFile { path, .. } in names::output_files(job, split) {
         if split == Split::Chapters {
-            let [_, _, srt, vtt] = sidefiles::paths(&path);
-            out.extend([srt, vtt]);
+            let [_, _, srt, vtt, transcript] = sidefiles::paths(&path);
+            out.extend([srt, vtt, transcript]);
         }
         out.push(path);
     }

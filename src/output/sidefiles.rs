@@ -76,15 +76,17 @@ pub(crate) fn cue_time(seconds: f64) -> String {
     )
 }
 
-/// The side files' paths for an output.
-pub(crate) fn paths(output: &Path) -> [PathBuf; 4] {
+/// The side files' paths for an output: chapters for ffmpeg, CUE sheet, SRT and WebVTT
+/// captions, and the Podcasting 2.0 JSON transcript.
+pub(crate) fn paths(output: &Path) -> [PathBuf; 5] {
     let stem = output
         .file_stem()
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
     let dir = output.parent().unwrap_or(Path::new(""));
-    ["chapters.txt", "cue", "srt", "vtt"].map(|ext| dir.join(format!("{stem}.{ext}")))
+    ["chapters.txt", "cue", "srt", "vtt", "transcript.json"]
+        .map(|ext| dir.join(format!("{stem}.{ext}")))
 }
 
 /// The longest caption line, in characters.
@@ -180,12 +182,12 @@ pub(crate) fn write(
     for output in &report.outputs {
         let path = Path::new(&output.path);
         if split == Split::Chapters {
-            let [_, _, srt_path, vtt_path] = paths(path);
-            let (srt, vtt) = captions(plan, report, alignments, Some(&output.path));
-            crate::files::write_atomic(&srt_path, srt.as_bytes())?;
-            crate::files::write_atomic(&vtt_path, vtt.as_bytes())?;
-            written.push(srt_path);
-            written.push(vtt_path);
+            let [_, _, srt_path, vtt_path, transcript_path] = paths(path);
+            let texts = captions(plan, report, alignments, Some(&output.path));
+            for (path, text) in [srt_path, vtt_path, transcript_path].into_iter().zip(texts) {
+                crate::files::write_atomic(&path, text.as_bytes())?;
+                written.push(path);
+            }
         }
         let segment = first.get(output.path.as_str());
         let title = match split {
@@ -194,7 +196,7 @@ pub(crate) fn write(
         };
         files.push((path, title.unwrap_or_default(), output.audio_seconds));
     }
-    let [_, cue_path, _, _] = paths(&job.output);
+    let [_, cue_path, ..] = paths(&job.output);
     let mut cue = cue_head(job);
     for (i, (path, title, _)) in files.iter().enumerate() {
         let name = beside(path, &job.output);
@@ -305,7 +307,7 @@ pub(crate) fn write_whole(
     report: &Report,
     alignments: &[Option<PathBuf>],
 ) -> std::io::Result<Vec<PathBuf>> {
-    let [chapters_path, cue_path, srt_path, vtt_path] = paths(&job.output);
+    let [chapters_path, cue_path, srt_path, vtt_path, transcript_path] = paths(&job.output);
     let chapters = chapters(report);
     let mut written = Vec::new();
 
@@ -348,21 +350,24 @@ pub(crate) fn write_whole(
         written.push(cue_path);
     }
 
-    let (srt, vtt) = captions(plan, report, alignments, None);
-    crate::files::write_atomic(&srt_path, srt.as_bytes())?;
-    crate::files::write_atomic(&vtt_path, vtt.as_bytes())?;
-    written.push(srt_path);
-    written.push(vtt_path);
+    let texts = captions(plan, report, alignments, None);
+    for (path, text) in [srt_path, vtt_path, transcript_path].into_iter().zip(texts) {
+        crate::files::write_atomic(&path, text.as_bytes())?;
+        written.push(path);
+    }
     Ok(written)
 }
 
-/// SRT and WebVTT captions of the segments in `file` (all of them when `None`).
+/// SRT and WebVTT captions of the segments in `file` (all of them when `None`), and the same
+/// cues as a Podcasting 2.0 JSON transcript (`version`, `segments` of `startTime`, `endTime`,
+/// `body`).
 pub(crate) fn captions(
     plan: &Plan,
     report: &Report,
     alignments: &[Option<PathBuf>],
     file: Option<&str>,
-) -> (String, String) {
+) -> [String; 3] {
+    let mut transcript: Vec<serde_json::Value> = Vec::new();
     let mut srt = String::new();
     let mut vtt = String::from("WEBVTT\n");
     let mut n = 0;
@@ -402,6 +407,11 @@ pub(crate) fn captions(
             };
             for (c, (from, to, text)) in cues.into_iter().enumerate() {
                 n += 1;
+                transcript.push(serde_json::json!({
+                    "startTime": (from * 1000.0).round() / 1000.0,
+                    "endTime": (to * 1000.0).round() / 1000.0,
+                    "body": text,
+                }));
                 let _ = write!(
                     srt,
                     "{n}\n{} --> {}\n{}\n\n",
@@ -425,7 +435,8 @@ pub(crate) fn captions(
             }
         }
     }
-    (srt, vtt)
+    let transcript = serde_json::json!({"version": "1.0.0", "segments": transcript});
+    [srt, vtt, format!("{transcript:#}\n")]
 }
 
 #[cfg(test)]
