@@ -72,6 +72,23 @@ async fn the_review_page_works_in_a_real_browser() {
     assert_eq!(made.status.code(), Some(0), "{}", stderr(&made));
     assert!(fx.path().join("big.review.html").exists());
 
+    // A render with character timings, for the page to read along.
+    let said = [
+        "Down, down, down.",
+        "Would the fall never come to an end?",
+        "I wonder how many miles I have fallen.",
+    ];
+    fx.write(
+        "timed.yaml",
+        &format!(
+            "output: out/timed.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n  - {{id: fall, text: \"{}\"}}\n",
+            said.join(" ")
+        ),
+    );
+    let out = fx.run(&["timed.yaml", "--timestamps"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let timed = fx.path().join("out/timed.review.html");
+
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/review.py");
     let marks = fx.path().join("marks.txt");
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/review.png");
@@ -81,6 +98,7 @@ async fn the_review_page_works_in_a_real_browser() {
         marks.display().to_string(),
         shot.display().to_string(),
         fx.path().join("big.review.html").display().to_string(),
+        timed.display().to_string(),
     ];
     let browser = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3").args(&args).output()
@@ -112,6 +130,20 @@ async fn the_review_page_works_in_a_real_browser() {
         "one row per segment, text shown as text"
     );
     assert_eq!(seen["chapters_shown"][0], "He said \"hi\" & 'bye'");
+    // Read along: the page's sentences are the manifest's; seeking to the second sentence's
+    // clip highlights it alone, and just past its end the third.
+    let reading = &seen["read_along"];
+    assert_eq!(reading["sentences"], serde_json::json!(said), "{reading}");
+    assert_eq!(
+        reading["seen"]["at_second_start"],
+        serde_json::json!([said[1]]),
+        "{reading}"
+    );
+    assert_eq!(
+        reading["seen"]["after_second_end"],
+        serde_json::json!([said[2]]),
+        "{reading}"
+    );
     assert_eq!(seen["dialogs"], 0, "nothing in the manifest ran");
     assert_eq!(seen["injected_elements"], 0);
     assert!(

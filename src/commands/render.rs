@@ -388,7 +388,8 @@ pub(crate) async fn render_job(
     let timestamps = runner.settings.timestamps;
     publish::finish::write_side_files(timestamps, publishing.split, &job, &plan, &outcomes, &rep)?;
     if rep.status == Status::Ok {
-        publish::finish::write_review(&job, &plan, &report_paths.0, &assembled.peaks)?;
+        let inputs = (job.as_ref(), plan.as_ref(), outcomes.as_slice());
+        publish::finish::write_review(inputs, &rep, &report_paths.0, &assembled.peaks)?;
     }
     let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
     Ok(Rendered {

@@ -62,18 +62,29 @@ pub(crate) fn write_read_along(
     Ok(())
 }
 
-/// The review page of a successful render, with each segment's text and waveform beside it.
+/// The review page of a successful render, with each segment's text and waveform beside it,
+/// and its sentences' times where the API's character timings are stored (`outcomes` have
+/// them; `rep` places them).
 pub(crate) fn write_review(
-    job: &Job,
-    plan: &Plan,
+    (job, plan, outcomes): (&Job, &Plan, &[Outcome]),
+    rep: &Report,
     report_path: &Path,
     peaks: &[Vec<u8>],
 ) -> anyhow::Result<()> {
+    let mut sentences = if outcomes.iter().any(|o| o.alignment.is_some()) {
+        let alignments: Vec<Option<PathBuf>> =
+            outcomes.iter().map(|o| o.alignment.clone()).collect();
+        crate::output::readalong::sentences(plan, rep, &alignments)
+    } else {
+        Vec::new()
+    };
+    sentences.resize_with(job.segments.len(), Vec::new);
     let segments = job
         .segments
         .iter()
+        .zip(sentences)
         .enumerate()
-        .map(|(si, s)| {
+        .map(|(si, (s, sentences))| {
             let all: Vec<u8> = plan.segment_requests[si]
                 .iter()
                 .flat_map(|&r| peaks.get(r).cloned().unwrap_or_default())
@@ -82,6 +93,7 @@ pub(crate) fn write_review(
                 id: s.id.clone(),
                 text: s.text.clone(),
                 peaks: review::downsample(&all),
+                sentences,
             }
         })
         .collect();

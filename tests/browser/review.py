@@ -1,7 +1,7 @@
 """The review page in a real browser: Chromium (the system's, from the Debian package) driven by
 Playwright. Opens the page from file:// and checks what a producer relies on.
 
-Usage: python3 review.py PAGE MARKS_OUT SCREENSHOT BIG_PAGE
+Usage: python3 review.py PAGE MARKS_OUT SCREENSHOT BIG_PAGE TIMED_PAGE
 Prints one JSON object: what it measured, for the Rust test `review::...` to judge.
 """
 
@@ -12,7 +12,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-PAGE, MARKS_OUT, SCREENSHOT, BIG_PAGE = sys.argv[1:5]
+PAGE, MARKS_OUT, SCREENSHOT, BIG_PAGE, TIMED_PAGE = sys.argv[1:6]
 CHROMIUM = os.environ.get("NARRATE_CHROMIUM", "/usr/bin/chromium")
 result = {"console_errors": [], "dialogs": 0}
 
@@ -103,6 +103,22 @@ with sync_playwright() as p:
     big.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     wait_for(big, "document.querySelectorAll('li.row').length > 150")
     result["big_rows_after_scroll"] = big.locator("li.row").count()
+    # Read along: a page rendered with character timings highlights the sentence being read.
+    timed = context.new_page()
+    timed.on("pageerror", lambda e: result["console_errors"].append(str(e)))
+    timed.goto("file://" + os.path.abspath(TIMED_PAGE))
+    timed.wait_for_selector("li.row .sentence")
+    wait_for(timed, "document.querySelector('audio').readyState >= 1")
+    said = timed.evaluate("JSON.parse(document.getElementById('review-data').textContent).segments[0].sentences")
+    timed.locator("li.row").nth(0).get_by_role("button", name="play segment", exact=False).first.click()
+    timed.evaluate("document.querySelector('audio').pause()")
+    seen = {}
+    for name, at in [("at_second_start", said[1][0] + 0.02), ("after_second_end", said[1][1] + 0.005)]:
+        timed.evaluate("t => { document.querySelector('audio').currentTime = t; }", at)
+        wait_for(timed, "document.querySelector('audio').seeking === false && !!document.querySelector('.sentence.said')")
+        time.sleep(0.1)
+        seen[name] = timed.evaluate("[...document.querySelectorAll('.sentence.said')].map(e => e.textContent)")
+    result["read_along"] = {"sentences": [s[2] for s in said], "seen": seen}
     browser.close()
 
 print(json.dumps(result))

@@ -105,6 +105,45 @@ fn chapters(
     (out, timing)
 }
 
+/// Each segment's sentences and where each is heard in its file, for the review page: empty
+/// for a segment whose requests do not all have character timings. A paragraph's first
+/// sentence after the segment's first starts with a blank line.
+pub(crate) fn sentences(
+    plan: &Plan,
+    report: &Report,
+    alignments: &[Option<PathBuf>],
+) -> Vec<Vec<(f64, f64, String)>> {
+    let load = |r: usize| -> Option<Alignment> {
+        let path = alignments.get(r)?.as_ref()?;
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    };
+    let mut out = Vec::with_capacity(report.segments.len());
+    for (si, segment) in report.segments.iter().enumerate() {
+        let mut g = Gatherer::default();
+        let mut whole = true;
+        for (k, request) in segment.requests.iter().enumerate() {
+            let r = plan.segment_requests[si][k];
+            match (request.start_seconds, request.end_seconds, load(r)) {
+                (Some(start), Some(end), Some(alignment)) => {
+                    let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
+                    g.timed(&alignment, &|t| (origin + t).clamp(start, end));
+                }
+                _ => whole = false,
+            }
+        }
+        let (paragraphs, _, _) = g.finish();
+        let mut said = Vec::new();
+        for (p, paragraph) in paragraphs.iter().enumerate() {
+            for (c, clip) in paragraph.clips.iter().enumerate() {
+                let gap = if p > 0 && c == 0 { "\n\n" } else { "" };
+                said.push((clip.begin, clip.end, format!("{gap}{}", clip.text)));
+            }
+        }
+        out.push(if whole { said } else { Vec::new() });
+    }
+    out
+}
+
 /// Writes the read-along book of a successful render split by chapter, atomically, at
 /// [`path`]; says how its clips were timed.
 pub(crate) fn write(

@@ -32,12 +32,16 @@ pub(crate) struct ReviewData {
     pub segments: Vec<SegmentData>,
 }
 
-/// One segment's text and waveform (peaks 0–255, at most a few hundred).
+/// One segment's text and waveform (peaks 0–255, at most a few hundred), and its sentences
+/// with where each is heard in its file (when the API's character timings are stored for all
+/// its requests), for the page to highlight the sentence being read.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SegmentData {
     pub id: String,
     pub text: String,
     pub peaks: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sentences: Vec<(f64, f64, String)>,
 }
 
 /// The stem of a report path: `out/book.report.json` gives `out/book`.
@@ -249,6 +253,7 @@ mod tests {
                 id: "a".into(),
                 text: "<script>alert(1)</script> & \u{2028}".into(),
                 peaks: vec![1, 2],
+                sentences: Vec::new(),
             }],
         };
         let page = render(&report, &data);
