@@ -61,6 +61,28 @@ impl Files<'_> {
 /// The table of contents' entries placed in the reading order (an entry whose file is not in
 /// it is skipped with its reason), in reading order.
 pub(super) fn marks_of_toc(entries: &[Entry], files: &Files<'_>, book: &mut Book) -> Vec<Mark> {
+    use std::collections::HashMap;
+    // Each file's place in the reading order, each anchor's block, and the deepest entry at
+    // each place: looked up, so a table of thousands of entries stays linear.
+    let spine: HashMap<&str, usize> = files
+        .spine
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(k, (p, _))| (p.as_str(), k))
+        .collect();
+    let mut anchors: HashMap<(usize, &str), usize> = HashMap::new();
+    for (k, page) in files.pages.iter().enumerate() {
+        for (b, block) in page.blocks.iter().enumerate() {
+            for a in &block.anchors {
+                anchors.entry((k, a.as_str())).or_insert(b);
+            }
+        }
+        for a in &page.trailing_anchors {
+            anchors.entry((k, a.as_str())).or_insert(page.blocks.len());
+        }
+    }
+    let mut deepest: HashMap<At, usize> = HashMap::new();
     let mut marks: Vec<Mark> = Vec::new();
     // Entries without a link wait for the next entry's place.
     let mut unplaced: Vec<&Entry> = Vec::new();
@@ -69,7 +91,7 @@ pub(super) fn marks_of_toc(entries: &[Entry], files: &Files<'_>, book: &mut Book
             unplaced.push(e);
             continue;
         }
-        let Some(k) = files.spine.iter().position(|(p, _)| *p == e.path) else {
+        let Some(&k) = spine.get(e.path.as_str()) else {
             book.skipped.push(Skipped {
                 title: e.label.clone(),
                 reason: format!("its file {} is not in the reading order", e.path),
@@ -77,19 +99,11 @@ pub(super) fn marks_of_toc(entries: &[Entry], files: &Files<'_>, book: &mut Book
             });
             continue;
         };
-        let page = &files.pages[k];
-        let block = match &e.fragment {
-            None => 0,
-            Some(f) => page
-                .blocks
-                .iter()
-                .position(|b| b.anchors.iter().any(|a| a == f))
-                .unwrap_or(if page.trailing_anchors.contains(f) {
-                    page.blocks.len()
-                } else {
-                    0
-                }),
-        };
+        let block = e
+            .fragment
+            .as_deref()
+            .and_then(|f| anchors.get(&(k, f)).copied())
+            .unwrap_or(0);
         for u in unplaced.drain(..) {
             marks.push(Mark {
                 at: (k, block),
@@ -99,10 +113,9 @@ pub(super) fn marks_of_toc(entries: &[Entry], files: &Files<'_>, book: &mut Book
         }
         // Two entries at one place: a part and its first chapter are both kept; a second
         // entry for the same place at the same level is not.
-        let same = marks
-            .iter()
-            .any(|m| m.at == (k, block) && m.depth >= e.depth);
-        if !same {
+        let deepest = deepest.entry((k, block)).or_insert(0);
+        if e.depth > *deepest {
+            *deepest = e.depth;
             marks.push(Mark {
                 at: (k, block),
                 label: e.label.clone(),
