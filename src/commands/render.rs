@@ -383,8 +383,11 @@ pub(crate) async fn render_job(
         report::fail_all(&mut rep, &why);
     }
     let read_along = publishing.read_along;
-    publish::finish::write_read_along(read_along, &job, &plan, &outcomes, &mut rep)?;
+    // The report is written even when the read-along book could not be; then the run fails.
+    let read_along =
+        publish::finish::write_read_along(read_along, &job, &plan, &outcomes, &mut rep);
     let report_paths = report::write(&rep, &job.output)?;
+    read_along?;
     let timestamps = runner.settings.timestamps;
     publish::finish::write_side_files(timestamps, publishing.split, &job, &plan, &outcomes, &rep)?;
     if rep.status == Status::Ok {
