@@ -273,6 +273,7 @@ fn scheduling(quick: bool) {
             chapters: None,
             library: None,
             timestamps: false,
+            retime: false,
             defaults: Default::default(),
             endpoint: Endpoint {
                 emulate: false,

@@ -178,6 +178,7 @@ async fn help_tables_and_plan_snapshots() {
               --split <SPLIT>                 One output file, one per chapter (OUTPUT-STEM-01-chapter-title.EXT) or one per segment (OUTPUT-STEM/ID.EXT) [default: none] [possible values: none, chapters, segments]
               --gapless                       Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
               --timestamps                    Render through /with-timestamps and write word-timed captions (.srt, .vtt)
+              --retime                        With --timestamps, render again (and pay again for) the audio cached without character timings
               --read-along                    Also write OUTPUT-STEM.read-along.epub: the text read along with the chapter files' audio (EPUB 3 Media Overlays; needs --split chapters; sentence by sentence with --timestamps)
               --progress <PROGRESS>           Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
               --voice-id <ID>                 Voice for segments that name none

@@ -270,6 +270,45 @@ async fn without_timings_clips_are_paragraphs_and_bad_asks_are_refused_before_se
     let requests = report["totals"]["requests"].as_u64().unwrap();
     assert_eq!(report["read_along"]["sentences"], 0);
     assert_eq!(report["read_along"]["paragraphs"].as_u64(), Some(requests));
+    // --retime: plan counts the untimed audio as to be rendered, and render sends it again
+    // through /with-timestamps, once.
+    let base = fx.base();
+    let key = [("ELEVENLABS_API_KEY", SECRET_KEY)];
+    let plan = [
+        "plan",
+        "book.yaml",
+        "--retime",
+        "--json",
+        "--base-url",
+        &base,
+    ];
+    let out = narrate(d, &plan, &key).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let totals = &planned["manifests"][0]["totals"];
+    assert_eq!(
+        (totals["requests"].as_u64(), totals["cached"].as_u64()),
+        (Some(requests), Some(0)),
+        "{totals}"
+    );
+    let before = fx.tts_log().len();
+    let timed = [
+        "book.yaml",
+        "--split",
+        "chapters",
+        "--timestamps",
+        "--retime",
+        "--read-along",
+    ];
+    for again in [false, true] {
+        let out = fx.run(&timed).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let sends = fx.tts_log().len() - before;
+        assert_eq!(sends as u64, requests, "again: {again}");
+        let report = read_json(&d.join("out/book.report.json"));
+        assert_eq!(report["read_along"]["paragraphs"], 0);
+        assert!(report["read_along"]["sentences"].as_u64() > Some(requests));
+    }
     let sent = fx.tts_log().len();
     for (args, says) in [
         (

@@ -273,6 +273,9 @@ pub struct RenderArgs {
     /// Render through /with-timestamps and write word-timed captions (.srt, .vtt)
     #[arg(long)]
     pub timestamps: bool,
+    /// With --timestamps, render again (and pay again for) the audio cached without character timings
+    #[arg(long, requires = "timestamps")]
+    pub retime: bool,
     /// Also write OUTPUT-STEM.read-along.epub: the text read along with the chapter files' audio
     /// (EPUB 3 Media Overlays; needs --split chapters; sentence by sentence with --timestamps)
     #[arg(long)]
@@ -299,6 +302,9 @@ pub struct PlanArgs {
     /// Cache to count hits in (default: .narrate/ beside each manifest)
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Count audio cached without character timings as rendered again, as render --timestamps --retime does
+    #[arg(long)]
+    pub retime: bool,
     #[command(flatten)]
     pub defaults: DefaultArgs,
     #[command(flatten)]

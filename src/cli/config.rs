@@ -223,6 +223,8 @@ pub struct RenderConfig {
     /// `--split`, `--gapless`, `--jobs`.
     pub publish: crate::publish::Options,
     pub timestamps: bool,
+    /// `--retime`: audio cached without character timings is rendered again.
+    pub retime: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
 }
@@ -345,6 +347,7 @@ impl RenderConfig {
                 .clone()
                 .map(|list| (list, args.other_chapters)),
             timestamps: args.timestamps,
+            retime: args.retime,
             defaults: flag_defaults(&args.defaults),
             endpoint: endpoint(&args.api, env_key, true)?,
         })
@@ -364,6 +367,7 @@ impl RenderConfig {
             breaker_threshold: 20,
             clock_offset: self.clock_offset,
             timestamps: self.timestamps,
+            retime: self.retime,
         }
     }
 

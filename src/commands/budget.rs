@@ -28,7 +28,7 @@ pub(crate) fn estimate_all(
     for (job, cache) in jobs {
         let mut plan = plan::plan_with_limits(job, limits);
         plan::mark_regenerate(&mut plan, job, &config.only);
-        let e = execute::estimate(job, &plan, Some(cache), source);
+        let e = execute::estimate(job, &plan, Some(cache), (source, config.retime));
         if !config.only.is_empty()
             && let Some(si) = e.missing
         {

@@ -129,7 +129,7 @@ pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Res
         .iter()
         .map(|job| {
             let state = StateDir::for_manifest(args.state_dir.as_deref(), &job.manifest);
-            manifest_plan(job, &state, &source)
+            manifest_plan(job, &state, (&source, args.retime))
         })
         .collect();
     let view = PlanView { balance, manifests };
@@ -148,15 +148,19 @@ pub(crate) fn label(job: &Job, plan: &Plan, r: usize) -> String {
 }
 
 /// The plan of one job: chains, and for each request its size, cache state and context.
-pub(crate) fn manifest_plan(job: &Job, state: &StateDir, source: &str) -> ManifestPlan {
+pub(crate) fn manifest_plan(
+    job: &Job,
+    state: &StateDir,
+    (source, retime): (&str, bool),
+) -> ManifestPlan {
     let plan = plan::plan_with_limits(job, &state.remembered_limits());
     if let Some(note) = plan::continuity_note(job, &plan) {
         eprintln!("{}: {note}", job.manifest.display());
     }
     let cache = Cache::open(&state.cache_dir()).ok();
-    let estimate = execute::estimate(job, &plan, cache.as_ref(), source);
+    let estimate = execute::estimate(job, &plan, cache.as_ref(), (source, retime));
     let chains = (0..plan.chains.len())
-        .map(|c| chain_view(job, &plan, c, cache.as_ref(), source))
+        .map(|c| chain_view(job, &plan, c, cache.as_ref(), (source, retime)))
         .collect();
     let pronunciations = job
         .pronunciations
@@ -202,7 +206,7 @@ pub(crate) fn chain_view(
     plan: &Plan,
     c: usize,
     cache: Option<&Cache>,
-    source: &str,
+    (source, retime): (&str, bool),
 ) -> ChainView {
     let chain = &plan.chains[c];
     let now = SystemTime::now();
@@ -212,7 +216,10 @@ pub(crate) fn chain_view(
         let request = &plan.requests[r];
         let context = plan::context_for(plan, r, &done, &[], now);
         let key = RequestKey::of(job, plan, r, source);
-        let cached = cache.and_then(|c| c.get(&key.key)).map(|(m, _)| m);
+        let cached = cache
+            .and_then(|c| c.get(&key.key))
+            .map(|(m, _)| m)
+            .filter(|m| m.alignment || !retime);
         let previous = if !context.previous_request_ids.is_empty() {
             ContextView {
                 kind: "ids",

@@ -79,11 +79,20 @@ impl Estimate {
 }
 
 /// Estimates the uncached work of a plan.
-pub fn estimate(job: &Job, plan: &Plan, cache: Option<&Cache>, source: &str) -> Estimate {
+/// With `retime`, audio cached without character timings counts as to be rendered again.
+pub fn estimate(
+    job: &Job,
+    plan: &Plan,
+    cache: Option<&Cache>,
+    (source, retime): (&str, bool),
+) -> Estimate {
     let mut e = Estimate::default();
     for (r, request) in plan.requests.iter().enumerate() {
         let key = RequestKey::of(job, plan, r, source);
-        if !plan.regenerate[r] && cache.is_some_and(|c| c.get(&key.key).is_some()) {
+        let hit = cache
+            .and_then(|c| c.get(&key.key))
+            .is_some_and(|(meta, _)| meta.alignment || !retime);
+        if !plan.regenerate[r] && hit {
             e.cached += 1;
             continue;
         }

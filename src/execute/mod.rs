@@ -66,6 +66,8 @@ pub struct Settings {
     pub clock_offset: Duration,
     /// Render through `/with-timestamps` and keep the character timings (`--timestamps`).
     pub timestamps: bool,
+    /// Audio cached without character timings is a miss, rendered again (`--retime`).
+    pub retime: bool,
 }
 
 /// What a request being rendered needs at hand.

@@ -200,6 +200,9 @@ fn from_cache(req: &Request<'_>, key: &RequestKey, outcome: &mut Outcome) -> boo
     let Some((meta, path)) = req.cache.get(&key.key) else {
         return false;
     };
+    if req.runner.settings.retime && !meta.alignment {
+        return false;
+    }
     outcome.audio = Some(path);
     outcome.alignment = meta.alignment.then(|| req.cache.alignment_path(&key.key));
     outcome.meta = Some(meta);

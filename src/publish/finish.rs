@@ -32,7 +32,7 @@ pub(crate) fn write_side_files(
             .count();
         if missing > 0 {
             tracing::warn!(
-                "{}: {missing} request(s) came from the cache without character timings; their captions are one cue per request (render them again with --only to get word timings)",
+                "{}: {missing} request(s) came from the cache without character timings; their captions (and read-along clips) are one a request (--retime renders them again with timings; `plan --retime` shows the cost)",
                 job.manifest.display()
             );
         }
