@@ -125,20 +125,47 @@ fn smil(chapter: &Chapter, text: &str, audio: &str) -> String {
     s
 }
 
-/// The navigation document: the chapters.
+/// The navigation document: the chapters, nested under their parts where their names give
+/// them ("Part One: Chapter I", as `narrate import` names a book's chapters in parts).
 fn nav(chapters: &[Chapter], lang: &str, title: &str) -> String {
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xmlns:epub=\"http://www.idpf.org/2007/ops\" lang=\"{l}\" xml:lang=\"{l}\">\n<head><meta charset=\"UTF-8\"/><title>{t}</title></head>\n<body><nav epub:type=\"toc\" id=\"toc\"><h1>{t}</h1><ol>\n",
         l = esc(lang),
         t = line(title)
     );
-    for (k, c) in chapters.iter().enumerate() {
-        let _ = writeln!(
-            x,
-            "<li><a href=\"text/ch{:03}.xhtml\">{}</a></li>",
-            k + 1,
-            line(&c.title)
-        );
+    let mut k = 0;
+    while k < chapters.len() {
+        let link = |k: usize, label: &str| {
+            format!(
+                "<li><a href=\"text/ch{:03}.xhtml\">{}</a></li>",
+                k + 1,
+                line(label)
+            )
+        };
+        // Chapters named "Part: Chapter" in a run of two or more are nested under their part.
+        let part = chapters[k].title.split_once(": ").map(|(p, _)| p);
+        let run = chapters[k..]
+            .iter()
+            .take_while(|c| part.is_some() && c.title.split_once(": ").map(|(p, _)| p) == part)
+            .count();
+        match part {
+            Some(name) if run >= 2 => {
+                let _ = writeln!(x, "<li><span>{}</span><ol>", line(name));
+                for (j, c) in chapters[k..k + run].iter().enumerate() {
+                    let own = c
+                        .title
+                        .split_once(": ")
+                        .map_or(c.title.as_str(), |(_, o)| o);
+                    let _ = writeln!(x, "{}", link(k + j, own));
+                }
+                x.push_str("</ol></li>\n");
+                k += run;
+            }
+            _ => {
+                let _ = writeln!(x, "{}", link(k, &chapters[k].title));
+                k += 1;
+            }
+        }
     }
     x.push_str("</ol></nav></body>\n</html>\n");
     x
