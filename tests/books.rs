@@ -34,6 +34,24 @@ pub(crate) fn in_parts(paragraphs: Option<usize>) -> (String, Vec<(String, Strin
     (md, want)
 }
 
+/// A package document titled `title` whose spine is the XHTML files at `hrefs`, in order.
+fn package(title: &str, hrefs: &[impl AsRef<str>]) -> String {
+    let items: String = hrefs
+        .iter()
+        .enumerate()
+        .map(|(k, h)| {
+            let h = h.as_ref();
+            format!(r#"<item id="c{k}" href="{h}" media-type="application/xhtml+xml"/>"#)
+        })
+        .collect();
+    let refs: String = (0..hrefs.len())
+        .map(|k| format!(r#"<itemref idref="c{k}"/>"#))
+        .collect();
+    format!(
+        r#"<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title></metadata><manifest>{items}</manifest><spine>{refs}</spine></package>"#
+    )
+}
+
 /// The same book as an EPUB without a table of contents: a file a part (its `h1`), a file a
 /// chapter (its `h2`).
 fn headings_only(path: &Path) {
@@ -51,17 +69,8 @@ fn headings_only(path: &Path) {
             "<body><h2>{number} {title}</h2>{paragraphs}</body>"
         )));
     }
-    let items: String = (0..pages.len())
-        .map(|k| {
-            format!(r#"<item id="p{k}" href="p{k}.xhtml" media-type="application/xhtml+xml"/>"#)
-        })
-        .collect();
-    let refs: String = (0..pages.len())
-        .map(|k| format!(r#"<itemref idref="p{k}"/>"#))
-        .collect();
-    let opf = format!(
-        r#"<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>A Book in Parts</dc:title></metadata><manifest>{items}</manifest><spine>{refs}</spine></package>"#
-    );
+    let hrefs: Vec<String> = (0..pages.len()).map(|k| format!("p{k}.xhtml")).collect();
+    let opf = package("A Book in Parts", &hrefs);
     let names: Vec<String> = (0..pages.len())
         .map(|k| format!("OEBPS/p{k}.xhtml"))
         .collect();
@@ -298,17 +307,7 @@ fn patch(path: &Path, from: &[u8], to: &[u8]) {
 }
 
 fn named_book(path: &Path, spine_hrefs: &[&str], entries: &[&str]) {
-    let items: String = spine_hrefs
-        .iter()
-        .enumerate()
-        .map(|(k, h)| format!(r#"<item id="c{k}" href="{h}" media-type="application/xhtml+xml"/>"#))
-        .collect();
-    let refs: String = (0..spine_hrefs.len())
-        .map(|k| format!(r#"<itemref idref="c{k}"/>"#))
-        .collect();
-    let opf = format!(
-        r#"<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Names</dc:title></metadata><manifest>{items}</manifest><spine>{refs}</spine></package>"#
-    );
+    let opf = package("Names", spine_hrefs);
     let pages: Vec<String> = (0..entries.len())
         .map(|k| {
             page(&format!(

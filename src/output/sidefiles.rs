@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::names::Split;
-use super::report::{Report, SegmentReport};
+use super::report::{Report, RequestReport, SegmentReport};
 use crate::api::Alignment;
 use crate::audio::tags::ffmetadata_escape;
 use crate::manifest::Job;
@@ -358,6 +358,20 @@ pub(crate) fn write_whole(
     Ok(written)
 }
 
+/// Request `r`'s character timings, when they are stored and readable.
+pub(crate) fn alignment_of(alignments: &[Option<PathBuf>], r: usize) -> Option<Alignment> {
+    let path = alignments.get(r)?.as_ref()?;
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Where a time in a request's audio is in its file, the request placed from `start` to
+/// `end`: its own time zero is its start before any silence `trim_silence` cut, and a time is
+/// kept within its span.
+pub(crate) fn place_in_file(request: &RequestReport, start: f64, end: f64) -> impl Fn(f64) -> f64 {
+    let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
+    move |t| (origin + t).clamp(start, end)
+}
+
 /// SRT and WebVTT captions of the segments in `file` (all of them when `None`), and the same
 /// cues as a Podcasting 2.0 JSON transcript (`version`, `segments` of `startTime`, `endTime`,
 /// `body`).
@@ -380,16 +394,11 @@ pub(crate) fn captions(
                 continue;
             };
             let r = plan.segment_requests[si][k];
-            let timed: Option<Alignment> = alignments
-                .get(r)
-                .and_then(Option::as_ref)
-                .and_then(|path| serde_json::from_slice(&std::fs::read(path).ok()?).ok());
+            let timed = alignment_of(alignments, r);
             let words = timed.is_some();
             let cues = match timed {
                 Some(alignment) => {
-                    // The request's own time zero: its start, before any trimmed silence.
-                    let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
-                    let place = |t: f64| (origin + t).clamp(start, end);
+                    let place = place_in_file(request, start, end);
                     word_cues(&alignment)
                         .into_iter()
                         .map(|(a, b, text)| (place(a), place(b), text))

@@ -13,9 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::api::Alignment;
 use crate::manifest::Job;
 use crate::output::report::{ReadAlong, Report};
+use crate::output::sidefiles::{alignment_of, place_in_file};
 use crate::plan::Plan;
 
 mod clips;
@@ -78,16 +78,8 @@ fn chapters(
                     continue;
                 };
                 let r = plan.segment_requests[si][k];
-                let timed: Option<Alignment> = alignments
-                    .get(r)
-                    .and_then(Option::as_ref)
-                    .and_then(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok());
-                match timed {
-                    Some(alignment) => {
-                        // The request's own time zero: its start, before any trimmed silence.
-                        let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
-                        g.timed(&alignment, &|t| (origin + t).clamp(start, end));
-                    }
+                match alignment_of(alignments, r) {
+                    Some(alignment) => g.timed(&alignment, &place_in_file(request, start, end)),
                     None => g.placed(&plan.requests[r].text, start, end),
                 }
             }
@@ -113,20 +105,19 @@ pub(crate) fn sentences(
     report: &Report,
     alignments: &[Option<PathBuf>],
 ) -> Vec<Vec<(f64, f64, String)>> {
-    let load = |r: usize| -> Option<Alignment> {
-        let path = alignments.get(r)?.as_ref()?;
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-    };
     let mut out = Vec::with_capacity(report.segments.len());
     for (si, segment) in report.segments.iter().enumerate() {
         let mut g = Gatherer::default();
         let mut whole = true;
         for (k, request) in segment.requests.iter().enumerate() {
             let r = plan.segment_requests[si][k];
-            match (request.start_seconds, request.end_seconds, load(r)) {
+            match (
+                request.start_seconds,
+                request.end_seconds,
+                alignment_of(alignments, r),
+            ) {
                 (Some(start), Some(end), Some(alignment)) => {
-                    let origin = start - request.trimmed_ms.map_or(0.0, |t| t[0] / 1000.0);
-                    g.timed(&alignment, &|t| (origin + t).clamp(start, end));
+                    g.timed(&alignment, &place_in_file(request, start, end));
                 }
                 _ => whole = false,
             }
