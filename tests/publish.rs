@@ -148,31 +148,6 @@ pub(crate) fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
     }
 }
 
-/// `HH:MM:SS,mmm` or `HH:MM:SS.mmm` in seconds.
-/// A file decoded by ffmpeg to mono 16-bit samples at its own rate.
-fn ffmpeg_pcm(path: &Path) -> Vec<i16> {
-    ffmpeg_decode_file(path, &[])
-}
-
-/// A file decoded by ffmpeg to mono 16-bit samples; `input` says what it is when the file does
-/// not (raw G.711).
-fn ffmpeg_decode_file(path: &Path, input: &[&str]) -> Vec<i16> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error"])
-        .args(input)
-        .arg("-i")
-        .arg(path)
-        .args(["-f", "s16le", "-ac", "1", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pcm_samples(&out.stdout)
-}
-
 /// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT) in seconds.
 fn clock(s: &str) -> f64 {
     let s = s.replace(',', ".");

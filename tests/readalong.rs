@@ -40,7 +40,7 @@ fn book(dir: &Path, output: &str) {
 }
 
 /// epubcheck's verdict on a book: its messages, when it finds an error or a warning.
-fn epubcheck(path: &Path) -> Result<(), String> {
+pub(crate) fn epubcheck(path: &Path) -> Result<(), String> {
     let out = Command::new("java")
         .args(["-jar", "/usr/share/java/epubcheck.jar"])
         .arg(path)
@@ -55,7 +55,7 @@ fn epubcheck(path: &Path) -> Result<(), String> {
     }
 }
 
-fn entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Vec<u8> {
+pub(crate) fn entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Vec<u8> {
     let mut out = Vec::new();
     zip.by_name(name)
         .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -65,7 +65,7 @@ fn entry(zip: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Vec<u8> {
 }
 
 /// The `(text id, clipBegin, clipEnd)` of a SMIL document's `par`s.
-fn pars(smil: &str) -> Vec<(String, f64, f64)> {
+pub(crate) fn pars(smil: &str) -> Vec<(String, f64, f64)> {
     let attr = |s: &str, name: &str| -> String {
         let at = s.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
         s[at..at + s[at..].find('"').unwrap()].to_string()
@@ -82,7 +82,7 @@ fn pars(smil: &str) -> Vec<(String, f64, f64)> {
 }
 
 /// The text of each `span id="cN"` of an XHTML document.
-fn spans(xhtml: &str) -> Vec<(String, String)> {
+pub(crate) fn spans(xhtml: &str) -> Vec<(String, String)> {
     xhtml
         .split("<span id=\"")
         .skip(1)

@@ -21,4 +21,5 @@ mod recovery;
 mod render;
 mod resilience;
 mod review;
+mod sample_book;
 mod surfaces;

@@ -329,3 +329,27 @@ pub fn secs(v: &Value) -> f64 {
     v.as_str()
         .map_or_else(|| v.as_f64().unwrap(), |s| s.parse().unwrap())
 }
+
+/// A file decoded by ffmpeg to mono 16-bit samples at its own rate.
+pub fn ffmpeg_pcm(path: &Path) -> Vec<i16> {
+    ffmpeg_decode_file(path, &[])
+}
+
+/// A file decoded by ffmpeg to mono 16-bit samples; `input` says what it is when the file does
+/// not (raw G.711).
+pub fn ffmpeg_decode_file(path: &Path, input: &[&str]) -> Vec<i16> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error"])
+        .args(input)
+        .arg("-i")
+        .arg(path)
+        .args(["-f", "s16le", "-ac", "1", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pcm_samples(&out.stdout)
+}

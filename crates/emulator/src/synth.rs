@@ -77,9 +77,7 @@ pub fn speak_chunks(
     let mut phase = 0.0f64;
     let rate = f64::from(sample_rate);
     for (i, &c) in chars.iter().enumerate() {
-        let start = (i as f64 * per_char).round() as usize;
-        let end = (((i + 1) as f64) * per_char).round() as usize;
-        let end = end.min(total);
+        let (start, end) = char_span(i, per_char, total);
         let voiced = c.is_alphanumeric();
         // Position within the word shapes the envelope: rise at its start, fall at its end.
         let word_start = i == 0 || !chars[i - 1].is_alphanumeric();
@@ -117,6 +115,40 @@ pub fn speak_chunks(
         sink(&buf)?;
     }
     Ok(())
+}
+
+/// The samples character `i` takes, each character an equal share of `total`.
+fn char_span(i: usize, per_char: f64, total: usize) -> (usize, usize) {
+    let start = (i as f64 * per_char).round() as usize;
+    let end = (((i + 1) as f64) * per_char).round() as usize;
+    (start.min(total), end.min(total))
+}
+
+/// Where each word of `text` (a run without white space) is in the `total` samples
+/// [`speak_chunks`] makes of it: from its first character's first sample to its last character's last, in
+/// seconds. The emulator's own record, logged with each request, for judging a client's
+/// timings against the audio rather than against the timings it was served.
+pub fn words(text: &str, total: usize, sample_rate: u32) -> Vec<(String, f64, f64)> {
+    let chars: Vec<char> = text.chars().collect();
+    let per_char = total as f64 / chars.len().max(1) as f64;
+    let rate = f64::from(sample_rate.max(1));
+    let mut out = Vec::new();
+    let mut word: Option<(usize, usize)> = None;
+    for i in 0..=chars.len() {
+        match (chars.get(i).is_some_and(|c| !c.is_whitespace()), word) {
+            (true, None) => word = Some((i, i)),
+            (true, Some((first, _))) => word = Some((first, i)),
+            (false, Some((first, last))) => {
+                let text: String = chars[first..=last].iter().collect();
+                let begin = char_span(first, per_char, total).0 as f64 / rate;
+                let end = char_span(last, per_char, total).1 as f64 / rate;
+                out.push((text, begin, end));
+                word = None;
+            }
+            (false, None) => {}
+        }
+    }
+    out
 }
 
 /// Mono 16-bit samples for `text` spoken by `voice_id` at `speed`, all at once.
@@ -281,6 +313,31 @@ mod tests {
             speak(&text, "v", 1.0, 16_000),
             speak(&text, "v", 1.0, 16_000)
         );
+    }
+
+    #[test]
+    fn each_word_is_heard_where_the_record_puts_it_and_silence_is_between() {
+        let text = "Down, down, down. \u{201C}Would the fall never come to an end?\u{201D}";
+        let rate = 22_050;
+        let samples = speak(text, "v", 1.2, rate);
+        let record = words(text, samples.len(), rate);
+        let said: Vec<&str> = record.iter().map(|w| w.0.as_str()).collect();
+        assert_eq!(said, text.split_whitespace().collect::<Vec<_>>());
+        let loud = |a: f64, b: f64| {
+            let (a, b) = ((a * 22_050.0) as usize, (b * 22_050.0) as usize);
+            samples[a..b.min(samples.len())]
+                .iter()
+                .any(|s| s.unsigned_abs() > 300)
+        };
+        for (n, (word, begin, end)) in record.iter().enumerate() {
+            assert!(begin < end && loud(*begin, *end), "{word}");
+            if let Some(next) = record.get(n + 1) {
+                // The space between two words is silent, and ends where the next begins.
+                assert!(!loud(*end, next.1), "after {word}");
+                assert!(next.1 > *end);
+            }
+        }
+        assert!((record.last().unwrap().2 - samples.len() as f64 / 22_050.0).abs() < 1e-9);
     }
 
     #[test]

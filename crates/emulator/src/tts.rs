@@ -122,7 +122,12 @@ async fn answer(
     .await
 }
 
-/// One request-log line for a text-to-speech request.
+/// Where each word of an answer's spoken text is in its audio ([`synth::words`]).
+#[derive(Clone)]
+struct Heard(Vec<(String, f64, f64)>);
+
+/// One request-log line for a text-to-speech request: with the words of an answer's audio
+/// and where each is heard, in seconds.
 fn log_tts(
     state: &Emulator,
     voice_id: &str,
@@ -156,6 +161,7 @@ fn log_tts(
         "history_item_id": header("history-item-id"),
         "character_cost": header("character-cost"),
         "concurrent": header("current-concurrent-requests").and_then(|v| v.parse::<u64>().ok()),
+        "words": response.extensions().get::<Heard>().map(|h| &h.0),
     }));
 }
 
@@ -475,6 +481,11 @@ pub(crate) fn respond(
         }
     };
     let mut response = deliver(state, body, &request_id, delivery, Some(answer.room));
+    response.extensions_mut().insert(Heard(synth::words(
+        &accepted.spoken,
+        sample_count,
+        format.sample_rate,
+    )));
     if let Delivery::Fault(fault) = delivery {
         response.extensions_mut().insert(fault);
     }
