@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::UsageError;
 
-mod epub;
-mod html;
+pub(crate) mod epub;
+pub(crate) mod html;
 mod text;
 mod tree;
 mod write;

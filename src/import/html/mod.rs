@@ -13,7 +13,8 @@ use super::clean;
 mod names;
 
 pub(crate) use names::entity;
-use names::{BLOCKS, SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS, VOID};
+pub(crate) use names::{BLOCKS, SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS};
+use names::VOID;
 
 /// A block of text, in reading order.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! The names the (X)HTML reader knows: block and void elements, what is never narrated (by
 //! element, by `epub:type`/`role`, by class), and character references.
 
-pub(super) const BLOCKS: &[&str] = &[
+pub(crate) const BLOCKS: &[&str] = &[
     "p",
     "div",
     "li",
@@ -30,7 +30,7 @@ pub(super) const VOID: &[&str] = &[
     "param", "track",
 ];
 /// Elements whose content is never narrated, and the name of what is left out.
-pub(super) const SKIPPED: &[(&str, &str)] = &[
+pub(crate) const SKIPPED: &[(&str, &str)] = &[
     ("head", ""),
     ("script", ""),
     ("style", ""),
@@ -46,7 +46,7 @@ pub(super) const SKIPPED: &[(&str, &str)] = &[
     ("rp", ""),
 ];
 /// `epub:type` / `role` values whose content is not read.
-pub(super) const SKIPPED_KINDS: &[(&str, &str)] = &[
+pub(crate) const SKIPPED_KINDS: &[(&str, &str)] = &[
     ("noteref", "footnote marker"),
     ("doc-noteref", "footnote marker"),
     ("pagebreak", "page number"),
@@ -62,7 +62,7 @@ pub(super) const SKIPPED_KINDS: &[(&str, &str)] = &[
     ("doc-endnotes", "footnote"),
 ];
 /// Classes whose content is not read (pandoc's and common converters' footnotes).
-pub(super) const SKIPPED_CLASSES: &[(&str, &str)] = &[
+pub(crate) const SKIPPED_CLASSES: &[(&str, &str)] = &[
     ("footnote-ref", "footnote marker"),
     ("footnotes", "footnote"),
     ("footnote", "footnote"),

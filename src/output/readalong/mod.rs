@@ -20,6 +20,7 @@ use crate::plan::Plan;
 
 mod clips;
 mod package;
+mod wrap;
 
 use clips::{Gatherer, Paragraph};
 
