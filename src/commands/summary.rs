@@ -103,6 +103,15 @@ pub(crate) fn print_ok(r: &Rendered) {
             "read-along {}: {} sentences timed from the API's character timings, {} paragraphs placed at their request (no timings)",
             book.path, book.sentences, book.paragraphs
         );
+        if let Some(source) = &book.source {
+            println!(
+                "read-along {}: the pages and styles of {source}, {} clips not found in its text (heard, not highlighted)",
+                book.path, book.unfound
+            );
+        }
+        if let Some(why) = &book.source_not_kept {
+            println!("read-along {}: written from the narrated text, not the book's own pages ({why})", book.path);
+        }
     }
 }
 

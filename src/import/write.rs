@@ -258,6 +258,9 @@ fn manifest_yaml(
     if let Some(c) = &side.cover {
         writeln!(y, "cover: {}", quoted(&rel(c)))?;
     }
+    if book.format.starts_with("EPUB") {
+        writeln!(y, "source: {}", quoted(&rel(book_path)))?;
+    }
     pronunciations_yaml(&mut y, book, side.lexicon.as_ref().map(|p| rel(p)))?;
     writeln!(y, "output: {}", quoted(&audio))?;
     defaults_yaml(&mut y, options, model, format, language.as_deref())?;

@@ -154,6 +154,32 @@ pub(super) fn book_fields(
     Ok((year, Some(path)))
 }
 
+/// `source`: the EPUB the manifest was imported from, relative to it; an input (no output
+/// may be it), read only for a read-along book.
+pub(super) fn source(
+    ctx: &Ctx<'_>,
+    base: &Path,
+    header: &Header,
+    inputs: &mut Vec<PathBuf>,
+) -> Result<Option<PathBuf>, ManifestError> {
+    let Some(source) = &header.source else {
+        return Ok(None);
+    };
+    let path = normalize(&base.join(source));
+    let epub = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("epub"));
+    if !epub {
+        return Err(ctx.err(
+            None,
+            Some("source".into()),
+            format!("{} is not an .epub (source names the EPUB the manifest was imported from)", path.display()),
+        ));
+    }
+    inputs.push(path.clone());
+    Ok(Some(path))
+}
+
 /// The output path: `-o`, the manifest's `output` (relative to it), or `<stem>.wav` beside it;
 /// `.wav`, or `.mp3` for an mp3 format; never Opus, which narrate cannot decode.
 pub(super) fn output(

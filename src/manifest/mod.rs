@@ -129,6 +129,8 @@ pub struct Job {
     pub inputs: Vec<PathBuf>,
     /// Set when `--chapters` restricts the job to some of its chapters.
     pub subset: Option<chapters::Subset>,
+    /// The EPUB the manifest was imported from (`source`): a read-along book keeps its pages.
+    pub source: Option<PathBuf>,
     /// With `--library`: the book's folder there, where its metadata files go beside the audio.
     pub library_folder: Option<PathBuf>,
     /// `pronunciations` and `pronunciation_file`, in order.
@@ -253,6 +255,7 @@ pub fn load_source(
     let (segments, output_format) = resolver.segments(raw_segments, &mut inputs)?;
     resolve::check_header(&ctx, &header)?;
     let (year, cover) = book::book_fields(&ctx, &base, &header, &mut inputs)?;
+    let source = book::source(&ctx, &base, &header, &mut inputs)?;
     let pronunciations = book::pronunciations(&ctx, &base, &header, &mut inputs)?;
     check_pronunciations(&ctx, &segments, &pronunciations)?;
     let output = book::output(&ctx, path, &base, &header, output_override, output_format)?;
@@ -277,6 +280,7 @@ pub fn load_source(
         segments,
         inputs,
         subset: None,
+        source,
         library_folder: None,
         pronunciations,
         dictionary: None,

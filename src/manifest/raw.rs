@@ -42,6 +42,7 @@ pub(crate) struct RawManifest {
     pub(crate) description: Option<String>,
     pub(crate) year: Option<Year>,
     pub(crate) cover: Option<String>,
+    pub(crate) source: Option<String>,
     pub(crate) pronunciations: Option<Vec<Spanned<RawRule>>>,
     pub(crate) pronunciation_file: Option<String>,
     pub(crate) output: Option<String>,
@@ -81,6 +82,8 @@ pub(crate) struct Header {
     pub(crate) description: Option<String>,
     pub(crate) year: Option<Year>,
     pub(crate) cover: Option<String>,
+    /// The EPUB the manifest was imported from.
+    pub(crate) source: Option<String>,
     pub(crate) pronunciations: Option<Vec<Spanned<RawRule>>>,
     pub(crate) pronunciation_file: Option<String>,
     pub(crate) output: Option<String>,

@@ -113,6 +113,7 @@ pub(super) fn read_yaml(
         description: raw.description,
         year: raw.year,
         cover: raw.cover,
+        source: raw.source,
         pronunciations: raw.pronunciations,
         pronunciation_file: raw.pronunciation_file,
         title: raw.title,

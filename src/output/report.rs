@@ -102,6 +102,11 @@ pub struct ReadAlong {
     /// Clips at paragraph level, placed at their request's span (no timings: rendered
     /// without `--timestamps`, or recovered from the history).
     pub paragraphs: usize,
+    /// The EPUB whose own pages and styles the book keeps (the manifest's `source`), and the
+    /// clips not found in its text (heard, not highlighted); or why it could not be kept.
+    pub source: Option<String>,
+    pub unfound: usize,
+    pub source_not_kept: Option<String>,
 }
 
 /// One chapter file of a split output.

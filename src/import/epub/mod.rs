@@ -20,10 +20,13 @@ use super::{Book, Choice, Cover, add_left_out, chapters, image_extension};
 mod lexicon;
 mod package;
 mod parts;
+mod source;
 mod toc;
 
 use package::{Package, attributes, local_name, read_package, resolve};
 use toc::table_of_contents;
+
+pub(crate) use source::SourceBook;
 
 /// The most a single file of the book may take once inflated.
 const MAX_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
@@ -117,8 +120,9 @@ impl Archive {
     }
 }
 
-/// Reads an EPUB's chapters.
-pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Result<Book, String> {
+/// The archive of an EPUB's bytes, refused when it is too large, not a ZIP, protected by DRM
+/// or without its package document; with the package document's path and text.
+fn open(bytes: Vec<u8>) -> Result<(Archive, String, String), String> {
     // The archive's own count, read before its directory is: a directory of millions of
     // entries is refused without being parsed.
     if let Some(n) = declared_entries(&bytes)
@@ -143,7 +147,14 @@ pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Res
             "the package document {opf_path} named in META-INF/container.xml is missing"
         ));
     }
-    let package = read_package(&archive.text(&opf_path)?, &opf_path)?;
+    let opf = archive.text(&opf_path)?;
+    Ok((archive, opf_path, opf))
+}
+
+/// Reads an EPUB's chapters.
+pub(crate) fn read(bytes: Vec<u8>, choice: &Choice, options: HtmlOptions) -> Result<Book, String> {
+    let (mut archive, opf_path, opf) = open(bytes)?;
+    let package = read_package(&opf, &opf_path)?;
     let mut book = book_of(&package);
     book.cover = cover(&mut archive, &package, &mut book.skipped);
     let spine = package.spine_documents();

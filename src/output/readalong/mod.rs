@@ -20,6 +20,7 @@ use crate::plan::Plan;
 
 mod clips;
 mod package;
+mod source;
 mod wrap;
 
 use clips::{Gatherer, Paragraph};
@@ -146,7 +147,23 @@ pub(crate) fn write(
 ) -> std::io::Result<ReadAlong> {
     let (chapters, mut read_along) = chapters(plan, report, alignments);
     let path = path(&job.output);
-    package::write(job, &chapters, &path)?;
     read_along.path = path.display().to_string();
+    if let Some(src) = &job.source {
+        match source::write(job, &chapters, src, &path) {
+            Ok(kept) => {
+                read_along.source = Some(src.display().to_string());
+                read_along.unfound = kept.unfound;
+                return Ok(read_along);
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "{}: the read-along book is written from the narrated text, not from the book's own pages: {why}",
+                    src.display()
+                );
+                read_along.source_not_kept = Some(format!("{}: {why}", src.display()));
+            }
+        }
+    }
+    package::write(job, &chapters, &path)?;
     Ok(read_along)
 }

@@ -14,12 +14,12 @@ use super::Chapter;
 use crate::manifest::Job;
 
 /// The class a reading system puts on the element being read.
-const ACTIVE_CLASS: &str = "-epub-media-overlay-active";
+pub(super) const ACTIVE_CLASS: &str = "-epub-media-overlay-active";
 /// The largest cover put in the book.
 const MAX_COVER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Text for XML: markup escaped, characters XML does not allow dropped, newlines kept.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -42,7 +42,7 @@ fn line(s: &str) -> String {
 }
 
 /// A SMIL clock value: `h:mm:ss.fff`.
-fn clock(seconds: f64) -> String {
+pub(super) fn clock(seconds: f64) -> String {
     let ms = (seconds.max(0.0) * 1000.0).round() as u64;
     format!(
         "{}:{:02}:{:02}.{:03}",
@@ -54,7 +54,7 @@ fn clock(seconds: f64) -> String {
 }
 
 /// The audio's name in the book and its media type.
-fn audio_name(k: usize, audio: &Path) -> (String, &'static str) {
+pub(super) fn audio_name(k: usize, audio: &Path) -> (String, &'static str) {
     let mp3 = audio
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp3"));

@@ -284,9 +284,14 @@ pub(super) fn span_places(words: &[Word], first: usize, last: usize) -> Option<(
 }
 
 /// `source` with each `(open, close, id)` wrapped: `<span id="...">` at `open`, `</span>` at
-/// `close`. The spans must not overlap.
-pub(super) fn insert_spans(source: &str, spans: &[(usize, usize, String)]) -> String {
-    let mut tags: Vec<(usize, u8, String)> = Vec::with_capacity(spans.len() * 2);
+/// `close`; and `extra` text inserted where it says. The spans must not overlap.
+pub(super) fn insert_spans(
+    source: &str,
+    spans: &[(usize, usize, String)],
+    extra: Option<(usize, String)>,
+) -> String {
+    let mut tags: Vec<(usize, u8, String)> = Vec::with_capacity(spans.len() * 2 + 1);
+    tags.extend(extra.map(|(at, text)| (at, 2, text)));
     for (open, close, id) in spans {
         tags.push((*open, 1, format!("<span id=\"{id}\">")));
         tags.push((*close, 0, "</span>".to_string()));
@@ -320,7 +325,7 @@ mod tests {
                 spans.push((places.0, places.1, format!("s{n}")));
             }
         }
-        insert_spans(source, &spans)
+        insert_spans(source, &spans, None)
     }
 
     #[test]
