@@ -17,6 +17,7 @@ mod pronounce;
 mod properties;
 mod publish;
 mod readalong;
+mod readalong_pages;
 mod recovery;
 mod render;
 mod resilience;

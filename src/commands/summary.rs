@@ -110,7 +110,10 @@ pub(crate) fn print_ok(r: &Rendered) {
             );
         }
         if let Some(why) = &book.source_not_kept {
-            println!("read-along {}: written from the narrated text, not the book's own pages ({why})", book.path);
+            println!(
+                "read-along {}: written from the narrated text, not the book's own pages ({why})",
+                book.path
+            );
         }
     }
 }

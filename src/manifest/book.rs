@@ -173,7 +173,10 @@ pub(super) fn source(
         return Err(ctx.err(
             None,
             Some("source".into()),
-            format!("{} is not an .epub (source names the EPUB the manifest was imported from)", path.display()),
+            format!(
+                "{} is not an .epub (source names the EPUB the manifest was imported from)",
+                path.display()
+            ),
         ));
     }
     inputs.push(path.clone());

@@ -12,9 +12,9 @@ use super::clean;
 
 mod names;
 
+use names::VOID;
 pub(crate) use names::entity;
 pub(crate) use names::{BLOCKS, SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS};
-use names::VOID;
 
 /// A block of text, in reading order.
 #[derive(Clone, Debug, PartialEq)]

@@ -56,9 +56,16 @@ fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
     let clips: Vec<(usize, &Clip)> = chapters
         .iter()
         .enumerate()
-        .flat_map(|(k, c)| c.paragraphs.iter().flat_map(move |p| p.clips.iter().map(move |x| (k, x))))
+        .flat_map(|(k, c)| {
+            c.paragraphs
+                .iter()
+                .flat_map(move |p| p.clips.iter().map(move |x| (k, x)))
+        })
         .collect();
-    let narrated: Vec<&str> = clips.iter().flat_map(|(_, c)| c.text.split_whitespace()).collect();
+    let narrated: Vec<&str> = clips
+        .iter()
+        .flat_map(|(_, c)| c.text.split_whitespace())
+        .collect();
     let found = wrap::align(&narrated, words);
     let mut out = Placed {
         spans: words.iter().map(|_| Vec::new()).collect(),
@@ -78,7 +85,12 @@ fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
             Some(p) if p.doc == doc && p.chapter == k && p.first <= first => p,
             dropped => {
                 out.unfound += usize::from(dropped.is_some());
-                Pending { doc, first, chapter: k, begin: clip.begin }
+                Pending {
+                    doc,
+                    first,
+                    chapter: k,
+                    begin: clip.begin,
+                }
             }
         };
         let places = (last_doc == doc)
@@ -86,9 +98,17 @@ fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
             .flatten();
         match places {
             Some((open, close)) => {
-                let id = format!("narrate-s{}", out.pars.iter().map(Vec::len).sum::<usize>() + 1);
+                let id = format!(
+                    "narrate-s{}",
+                    out.pars.iter().map(Vec::len).sum::<usize>() + 1
+                );
                 out.spans[doc].push((open, close, id.clone()));
-                out.pars[doc].push(Par { id, chapter: k, begin: start.begin, end: clip.end });
+                out.pars[doc].push(Par {
+                    id,
+                    chapter: k,
+                    begin: start.begin,
+                    end: clip.end,
+                });
             }
             None if last_doc == doc => pending = Some(start),
             None => out.unfound += 1,
@@ -204,7 +224,12 @@ fn added(book: &SourceBook, chapters: &[Chapter], pars: &[Vec<Par>]) -> Added {
         .iter()
         .enumerate()
         .map(|(d, p)| {
-            (!p.is_empty()).then(|| (format!("{dir}smil/doc{:03}.smil", d + 1), format!("narrate-o{}", d + 1)))
+            (!p.is_empty()).then(|| {
+                (
+                    format!("{dir}smil/doc{:03}.smil", d + 1),
+                    format!("narrate-o{}", d + 1),
+                )
+            })
         })
         .collect();
     Added {
@@ -223,9 +248,16 @@ fn opf(job: &Job, book: &SourceBook, pars: &[Vec<Par>], new: &Added) -> Result<S
     let mut total_ms = 0u64;
     for (d, smil) in new.smil.iter().enumerate() {
         let Some((_, id)) = smil else { continue };
-        let ms: u64 = pars[d].iter().map(|p| ((p.end - p.begin).max(0.0) * 1000.0).round() as u64).sum();
+        let ms: u64 = pars[d]
+            .iter()
+            .map(|p| ((p.end - p.begin).max(0.0) * 1000.0).round() as u64)
+            .sum();
         total_ms += ms;
-        let _ = writeln!(meta, "<meta property=\"media:duration\" refines=\"#{id}\">{}</meta>", clock(ms as f64 / 1000.0));
+        let _ = writeln!(
+            meta,
+            "<meta property=\"media:duration\" refines=\"#{id}\">{}</meta>",
+            clock(ms as f64 / 1000.0)
+        );
         let doc_id = &book.documents[d].1;
         let at = items
             .iter()
@@ -234,20 +266,42 @@ fn opf(job: &Job, book: &SourceBook, pars: &[Vec<Par>], new: &Added) -> Result<S
             .ok_or_else(|| format!("the manifest has no item {doc_id}"))?;
         inserts.push((at, format!(" media-overlay=\"{id}\"")));
     }
-    let _ = writeln!(meta, "<meta property=\"media:duration\">{}</meta>\n<meta property=\"media:active-class\">{ACTIVE_CLASS}</meta>", clock(total_ms as f64 / 1000.0));
-    if let Some(n) = job.book.narrator.as_ref().filter(|_| !book.opf.contains("media:narrator")) {
+    let _ = writeln!(
+        meta,
+        "<meta property=\"media:duration\">{}</meta>\n<meta property=\"media:active-class\">{ACTIVE_CLASS}</meta>",
+        clock(total_ms as f64 / 1000.0)
+    );
+    if let Some(n) = job
+        .book
+        .narrator
+        .as_ref()
+        .filter(|_| !book.opf.contains("media:narrator"))
+    {
         let _ = writeln!(meta, "<meta property=\"media:narrator\">{}</meta>", esc(n));
     }
     inserts.push((metadata, meta));
     let opf_path = &book.opf_path;
     let mut items = String::from("\n");
     for (path, id) in new.smil.iter().flatten() {
-        let _ = writeln!(items, "<item id=\"{id}\" href=\"{}\" media-type=\"application/smil+xml\"/>", esc(&relative(opf_path, path)));
+        let _ = writeln!(
+            items,
+            "<item id=\"{id}\" href=\"{}\" media-type=\"application/smil+xml\"/>",
+            esc(&relative(opf_path, path))
+        );
     }
     for (k, (path, kind)) in new.audio.iter().enumerate() {
-        let _ = writeln!(items, "<item id=\"narrate-a{}\" href=\"{}\" media-type=\"{kind}\"/>", k + 1, esc(&relative(opf_path, path)));
+        let _ = writeln!(
+            items,
+            "<item id=\"narrate-a{}\" href=\"{}\" media-type=\"{kind}\"/>",
+            k + 1,
+            esc(&relative(opf_path, path))
+        );
     }
-    let _ = writeln!(items, "<item id=\"narrate-css\" href=\"{}\" media-type=\"text/css\"/>", esc(&relative(opf_path, &new.css)));
+    let _ = writeln!(
+        items,
+        "<item id=\"narrate-css\" href=\"{}\" media-type=\"text/css\"/>",
+        esc(&relative(opf_path, &new.css))
+    );
     inserts.push((manifest, items));
     inserts.sort_by_key(|(at, _)| *at);
     let mut out = String::with_capacity(book.opf.len() + 4096);
@@ -265,20 +319,37 @@ fn opf(job: &Job, book: &SourceBook, pars: &[Vec<Par>], new: &Added) -> Result<S
 fn wrapped(text: &str, doc: &str, spans: &[(usize, usize, String)], css: &str) -> String {
     let link = text.find("</head>").map(|head| {
         let href = esc(&relative(doc, css));
-        (head, format!("<link rel=\"stylesheet\" type=\"text/css\" href=\"{href}\"/>"))
+        (
+            head,
+            format!("<link rel=\"stylesheet\" type=\"text/css\" href=\"{href}\"/>"),
+        )
     });
     wrap::insert_spans(text, spans, link)
 }
 
 /// Writes the read-along book of `chapters` made from the source book at `source`, at
 /// `path` (atomically); an error says why the source cannot be kept.
-pub(super) fn write(job: &Job, chapters: &[Chapter], source: &Path, path: &Path) -> Result<Kept, String> {
-    let bytes = crate::files::read_bytes(source, crate::import::MAX_BOOK_BYTES).map_err(|e| format!("cannot read it: {e}"))?;
+pub(super) fn write(
+    job: &Job,
+    chapters: &[Chapter],
+    source: &Path,
+    path: &Path,
+) -> Result<Kept, String> {
+    let bytes = crate::files::read_bytes(source, crate::import::MAX_BOOK_BYTES)
+        .map_err(|e| format!("cannot read it: {e}"))?;
     let mut book = SourceBook::open(bytes)?;
     if !book.version.starts_with('3') {
-        return Err(format!("it is an EPUB {} book, and overlays need EPUB 3", book.version));
+        return Err(format!(
+            "it is an EPUB {} book, and overlays need EPUB 3",
+            book.version
+        ));
     }
-    if book.opf.contains("media-overlay") || book.names.iter().any(|n| n.starts_with(&format!("{}narrate/", base(&book.opf_path)))) {
+    if book.opf.contains("media-overlay")
+        || book
+            .names
+            .iter()
+            .any(|n| n.starts_with(&format!("{}narrate/", base(&book.opf_path))))
+    {
         return Err("it has media overlays (or narrate's files) of its own".into());
     }
     let mut texts = Vec::with_capacity(book.documents.len());
@@ -314,8 +385,10 @@ fn pack(
 ) -> std::io::Result<()> {
     let temp = crate::files::temp_beside(path)?;
     let mut zip = zip::ZipWriter::new(temp.as_file());
-    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     zip.start_file("mimetype", stored)?;
     zip.write_all(b"application/epub+zip")?;
     let docs: Vec<String> = book.documents.iter().map(|(d, _)| d.clone()).collect();
@@ -325,17 +398,27 @@ fn pack(
         }
         let data = if name == book.opf_path {
             opf.as_bytes().to_vec()
-        } else if let Some(d) = docs.iter().position(|d| *d == name).filter(|&d| !placed.pars[d].is_empty()) {
+        } else if let Some(d) = docs
+            .iter()
+            .position(|d| *d == name)
+            .filter(|&d| !placed.pars[d].is_empty())
+        {
             wrapped(&texts[d], &name, &placed.spans[d], &new.css).into_bytes()
         } else {
             book.bytes(&name).map_err(std::io::Error::other)?
         };
-        let text = [".xhtml", ".html", ".htm", ".opf", ".css", ".ncx", ".xml", ".svg"].iter().any(|x| name.to_ascii_lowercase().ends_with(x));
+        let text = [
+            ".xhtml", ".html", ".htm", ".opf", ".css", ".ncx", ".xml", ".svg",
+        ]
+        .iter()
+        .any(|x| name.to_ascii_lowercase().ends_with(x));
         zip.start_file(name.as_str(), if text { deflated } else { stored })?;
         zip.write_all(&data)?;
     }
     for (d, smil_at) in new.smil.iter().enumerate() {
-        let Some((smil_path, _)) = smil_at else { continue };
+        let Some((smil_path, _)) = smil_at else {
+            continue;
+        };
         let audio: Vec<String> = new.audio.iter().map(|(p, _)| p.clone()).collect();
         zip.start_file(smil_path.as_str(), deflated)?;
         zip.write_all(smil(smil_path, &docs[d], &placed.pars[d], &audio).as_bytes())?;
@@ -345,7 +428,9 @@ fn pack(
         std::io::copy(&mut std::fs::File::open(&chapters[k].audio)?, &mut zip)?;
     }
     zip.start_file(new.css.as_str(), deflated)?;
-    zip.write_all(format!(".{ACTIVE_CLASS} {{ background-color: #ffe58a; color: inherit; }}\n").as_bytes())?;
+    zip.write_all(
+        format!(".{ACTIVE_CLASS} {{ background-color: #ffe58a; color: inherit; }}\n").as_bytes(),
+    )?;
     zip.finish()?;
     crate::files::commit(temp, path)
 }

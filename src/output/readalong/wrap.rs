@@ -66,7 +66,11 @@ fn is_skipped(name: &str, e: &quick_xml::events::BytesStart<'_>) -> bool {
     e.attributes().with_checks(false).flatten().any(|a| {
         let key = a.key.as_ref().to_ascii_lowercase();
         let value = a.value.to_ascii_lowercase();
-        let has = |list: &[(&str, &str)]| value.split_whitespace().any(|v| list.iter().any(|(k, _)| *k == v));
+        let has = |list: &[(&str, &str)]| {
+            value
+                .split_whitespace()
+                .any(|v| list.iter().any(|(k, _)| *k == v))
+        };
         match key.as_str() {
             "epub:type" | "role" => has(SKIPPED_KINDS),
             "class" => has(SKIPPED_CLASSES),
@@ -89,7 +93,10 @@ impl Reading {
             self.end_word();
             return;
         }
-        if matches!(c, '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}') {
+        if matches!(
+            c,
+            '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+        ) {
             if let Some((_, closes)) = &mut self.current {
                 *closes = vec![(at + len, self.stack.last().map_or(0, |o| o.serial))];
             }
@@ -239,7 +246,11 @@ pub(super) fn align(narrated: &[&str], docs: &[Vec<Word>]) -> Vec<Option<(usize,
     let all: Vec<(usize, usize, &str)> = docs
         .iter()
         .enumerate()
-        .flat_map(|(d, ws)| ws.iter().enumerate().map(move |(w, x)| (d, w, x.text.as_str())))
+        .flat_map(|(d, ws)| {
+            ws.iter()
+                .enumerate()
+                .map(move |(w, x)| (d, w, x.text.as_str()))
+        })
         .collect();
     let mut index: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
     for i in 0..all.len().saturating_sub(2) {
