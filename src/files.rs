@@ -288,6 +288,26 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
     }
 }
 
+/// A file-system-safe name from a chapter title: lowercase ASCII letters and digits, words
+/// joined by '-', at most 60 characters.
+pub(crate) fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let mut out: String = out.trim_end_matches('-').chars().take(60).collect();
+    out = out.trim_end_matches('-').to_string();
+    if out.is_empty() {
+        "part".to_string()
+    } else {
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ fn chapter_files(book: &Book, dir: &Path) -> (Vec<PathBuf>, Side) {
             dir.join(format!(
                 "{:0width$}-{}.txt",
                 k + 1,
-                crate::output::names::slug(&c.title)
+                crate::files::slug(&c.title)
             ))
         })
         .collect();
@@ -332,7 +332,7 @@ pub(crate) fn manifest_in_memory(
             crate::state::check_links(&state)?;
             let file = state.join(format!(
                 "cover-{}.{}",
-                crate::output::names::slug(&stem),
+                crate::files::slug(&stem),
                 c.extension
             ));
             std::fs::create_dir_all(crate::files::parent_dir(&file))

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::UsageError;
+pub(crate) use crate::files::slug;
 use crate::manifest::Job;
 
 /// How a job's audio is split into files (`--split`).
@@ -163,26 +164,6 @@ fn chapter_files(job: &Job) -> Vec<OutputFile> {
             }
         })
         .collect()
-}
-
-/// A file-system-safe name from a chapter title: lowercase ASCII letters and digits, words
-/// joined by '-', at most 60 characters.
-pub(crate) fn slug(title: &str) -> String {
-    let mut out = String::new();
-    for c in title.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let mut out: String = out.trim_end_matches('-').chars().take(60).collect();
-    out = out.trim_end_matches('-').to_string();
-    if out.is_empty() {
-        "part".to_string()
-    } else {
-        out
-    }
 }
 
 #[cfg(test)]

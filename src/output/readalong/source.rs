@@ -173,7 +173,13 @@ fn smil(smil_path: &str, doc: &str, pars: &[Par], audio: &[String]) -> String {
 
 /// Where, in the package document, its metadata and manifest end, and where each item's
 /// start tag has room for an attribute (after `<item`), by id.
-fn opf_places(opf: &str) -> Result<(usize, usize, Vec<(String, usize)>), String> {
+struct OpfPlaces {
+    metadata: usize,
+    manifest: usize,
+    items: Vec<(String, usize)>,
+}
+
+fn opf_places(opf: &str) -> Result<OpfPlaces, String> {
     let mut reader = Reader::from_str(opf);
     let (mut metadata, mut manifest, mut items) = (None, None, Vec::new());
     loop {
@@ -196,7 +202,11 @@ fn opf_places(opf: &str) -> Result<(usize, usize, Vec<(String, usize)>), String>
         }
     }
     match (metadata, manifest) {
-        (Some(m), Some(f)) => Ok((m, f, items)),
+        (Some(metadata), Some(manifest)) => Ok(OpfPlaces {
+            metadata,
+            manifest,
+            items,
+        }),
         _ => Err("its package document has no metadata or manifest".into()),
     }
 }
@@ -242,7 +252,11 @@ fn added(book: &SourceBook, chapters: &[Chapter], pars: &[Vec<Par>]) -> Added {
 /// The package document with the overlays: `media-overlay` on the items of the documents
 /// read, the new files in the manifest, the durations and the active class in the metadata.
 fn opf(job: &Job, book: &SourceBook, pars: &[Vec<Par>], new: &Added) -> Result<String, String> {
-    let (metadata, manifest, items) = opf_places(&book.opf)?;
+    let OpfPlaces {
+        metadata,
+        manifest,
+        items,
+    } = opf_places(&book.opf)?;
     let mut inserts: Vec<(usize, String)> = Vec::new();
     let mut meta = String::from("\n");
     let mut total_ms = 0u64;

@@ -326,7 +326,7 @@ mod tests {
 
     fn wrap(source: &str, clips: &[&str]) -> String {
         let words = words(source).unwrap();
-        let docs = vec![words];
+        let docs = [words];
         let mut spans = Vec::new();
         let mut at = 0;
         for (n, clip) in clips.iter().enumerate() {
