@@ -21,6 +21,9 @@ fn book(dir: &Path, output: &str) {
     for k in 1..=3 {
         let body = if k == 2 {
             format!("Chapter two begins. {long}\\n\\nIts second paragraph ends it.")
+        } else if k == 3 {
+            // A paragraph that ends without a full stop, where the planner cuts the requests.
+            "Chapter 3 has a first sentence. And a second, with a clause that runs on and on for a while so it is cut \u{2014}\\n\\nDoes it end? Yes.".to_string()
         } else {
             format!(
                 "Chapter {k} has a first sentence. And a second, with a clause.\\n\\nDoes it end? Yes."
@@ -172,6 +175,10 @@ async fn a_read_along_book_is_valid_and_its_clips_are_its_sentences_where_they_a
                 manifest.contains(t.trim_end_matches('.')),
                 "{t:?} is not in the manifest"
             );
+        }
+        if k == 3 {
+            // A paragraph ends its clip, where the requests were cut too.
+            assert!(xhtml.contains("so it is cut \u{2014}</span></p>"), "{xhtml}");
         }
         if k == 2 {
             // The long sentence, sent over two requests, is one clip.

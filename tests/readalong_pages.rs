@@ -151,7 +151,7 @@ async fn an_imported_epub_reads_along_in_its_own_pages_with_only_spans_added() {
     let read = same_as_the_source(d, &mut book);
     assert_eq!(read.len(), 2, "{read:?}");
     // The spans are the sentences, emphasis and all; a sentence that ends inside emphasis it
-    // did not start in is one span with the next.
+    // did not start in is wrapped in pieces a span each can hold.
     let all: Vec<String> = read
         .iter()
         .flat_map(|n| span_texts(&String::from_utf8(entry(&mut book, n)).unwrap()))
@@ -161,7 +161,10 @@ async fn an_imported_epub_reads_along_in_its_own_pages_with_only_spans_added() {
         "Alice was very tired of sitting by her sister on the bank.",
         "Stop.",
         "Go.",
-        "He said stop. Then he went.",
+        "He said",
+        "stop.",
+        "Then",
+        "he went.",
         "It was late, and the hall was long and low.",
     ] {
         assert!(all.iter().any(|t| t == sentence), "{sentence:?} in {all:?}");
@@ -193,6 +196,21 @@ async fn an_imported_epub_reads_along_in_its_own_pages_with_only_spans_added() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids, spans);
+    // The pieces of one sentence follow each other in time, in proportion to their text.
+    let second = String::from_utf8(entry(&mut book, &read[1])).unwrap();
+    let mut piece = |text: &str| {
+        let id = span_texts(&second)
+            .into_iter()
+            .find(|(_, t)| t == text)
+            .unwrap()
+            .0;
+        let smil = String::from_utf8(entry(&mut book, &smil[1])).unwrap();
+        pars(&smil).into_iter().find(|p| p.0 == id).unwrap()
+    };
+    let (said, stop) = (piece("He said"), piece("stop."));
+    assert!((said.2 - stop.1).abs() < 0.002, "{said:?} {stop:?}");
+    let share = (said.2 - said.1) / (stop.2 - said.1);
+    assert!((share - 8.0 / 14.0).abs() < 0.02, "{share}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

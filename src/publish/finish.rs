@@ -74,7 +74,7 @@ pub(crate) fn write_review(
     let mut sentences = if outcomes.iter().any(|o| o.alignment.is_some()) {
         let alignments: Vec<Option<PathBuf>> =
             outcomes.iter().map(|o| o.alignment.clone()).collect();
-        crate::output::readalong::sentences(plan, rep, &alignments)
+        crate::output::readalong::sentences(job, plan, rep, &alignments)
     } else {
         Vec::new()
     };

@@ -14,7 +14,8 @@ pub(crate) struct SourceBook {
     pub(crate) opf: String,
     /// The package's `version` (`3.0`, `2.0`).
     pub(crate) version: String,
-    /// The spine's XHTML documents in reading order: (path in the book, manifest item id).
+    /// The spine's XHTML documents in the book, in reading order: (the archive's name for it,
+    /// manifest item id).
     pub(crate) documents: Vec<(String, String)>,
     /// Every file's name in the book, in the archive's order.
     pub(crate) names: Vec<String>,
@@ -30,9 +31,11 @@ impl SourceBook {
             .iter()
             .filter_map(|(idref, _)| {
                 let item = package.items.get(idref)?;
+                // By the archive's own name (the package may compose it otherwise).
+                let name = archive.entry_name(&item.href)?;
                 item.media_type
                     .contains("html")
-                    .then(|| (item.href.clone(), idref.clone()))
+                    .then(|| (name, idref.clone()))
             })
             .collect();
         let names = archive

@@ -107,8 +107,14 @@ impl Gatherer {
     }
 
     /// A request's clips from its character timings; `place` maps a time in the request's
-    /// audio to its file's time.
-    pub(crate) fn timed(&mut self, alignment: &Alignment, place: &dyn Fn(f64) -> f64) {
+    /// audio to its file's time. `new_paragraph` when a blank line of the segment's text is
+    /// before it (the planner cut there, so its timings do not show it).
+    pub(crate) fn timed(
+        &mut self,
+        alignment: &Alignment,
+        place: &dyn Fn(f64) -> f64,
+        new_paragraph: bool,
+    ) {
         let n = alignment
             .characters
             .len()
@@ -116,7 +122,7 @@ impl Gatherer {
             .min(alignment.character_end_times_seconds.len());
         let mut word: Option<(String, f64, f64)> = None;
         let mut newlines = 0usize;
-        let mut gap = false;
+        let mut gap = new_paragraph;
         for i in 0..n {
             let c = &alignment.characters[i];
             let (a, b) = (
@@ -187,9 +193,17 @@ mod tests {
     fn sentences_are_clips_and_one_split_over_two_requests_is_one() {
         let mut g = Gatherer::default();
         g.paragraph(false);
-        g.timed(&timed("Down, down. Would the fall", 0.0), &|t| t + 10.0);
+        g.timed(
+            &timed("Down, down. Would the fall", 0.0),
+            &|t| t + 10.0,
+            false,
+        );
         // The second request's audio starts at 20 s in the file.
-        g.timed(&timed("never end? It went\n\nOn.", 0.0), &|t| t + 20.0);
+        g.timed(
+            &timed("never end? It went\n\nOn.", 0.0),
+            &|t| t + 20.0,
+            false,
+        );
         let (paragraphs, timed_clips, placed) = g.finish();
         let texts: Vec<Vec<&str>> = paragraphs
             .iter()
@@ -212,7 +226,7 @@ mod tests {
     fn a_long_sentence_is_cut_at_a_clause_and_a_request_without_timings_is_one_clip() {
         let long = format!("{}, and then the rest.", "word ".repeat(45).trim_end());
         let mut g = Gatherer::default();
-        g.timed(&timed(&long, 0.0), &|t| t);
+        g.timed(&timed(&long, 0.0), &|t| t, false);
         g.placed("First paragraph.\n\nSecond  one.", 30.0, 41.5);
         let (paragraphs, timed_clips, placed) = g.finish();
         let clips = &paragraphs[0].clips;

@@ -58,8 +58,40 @@ pub(crate) fn path(output: &Path) -> PathBuf {
     output.with_extension("read-along.epub")
 }
 
+/// Whether each of a segment's requests starts a paragraph of its text: a blank line before
+/// it, which the planner cut at (so its timings do not show it).
+fn paragraph_starts(job: &Job, plan: &Plan, requests: &[usize]) -> Vec<bool> {
+    let Some(segment) = requests
+        .first()
+        .and_then(|&r| job.segments.get(plan.requests[r].segment))
+    else {
+        return vec![false; requests.len()];
+    };
+    let text = segment.text.as_str();
+    let mut cursor = 0;
+    requests
+        .iter()
+        .map(|&r| {
+            let sent = plan.requests[r].text.trim();
+            let head: String = sent.chars().take(24).collect();
+            let Some(at) = text[cursor..].find(&head).map(|i| cursor + i) else {
+                return false;
+            };
+            // Only white space is between two requests: two newlines make a blank line.
+            let blank = text[cursor..at].matches('\n').count() >= 2;
+            cursor = if text[at..].starts_with(sent) {
+                at + sent.len()
+            } else {
+                at + head.len()
+            };
+            blank
+        })
+        .collect()
+}
+
 /// The chapters of a split render: each output file's segments, their clips.
 fn chapters(
+    job: &Job,
     plan: &Plan,
     report: &Report,
     alignments: &[Option<PathBuf>],
@@ -75,13 +107,17 @@ fn chapters(
             }
             title = title.or_else(|| segment.chapter.clone());
             g.paragraph(segment.id.ends_with("-title"));
+            let starts = paragraph_starts(job, plan, &plan.segment_requests[si]);
             for (k, request) in segment.requests.iter().enumerate() {
                 let (Some(start), Some(end)) = (request.start_seconds, request.end_seconds) else {
                     continue;
                 };
                 let r = plan.segment_requests[si][k];
+                let new = starts.get(k).copied().unwrap_or(false);
                 match alignment_of(alignments, r) {
-                    Some(alignment) => g.timed(&alignment, &place_in_file(request, start, end)),
+                    Some(alignment) => {
+                        g.timed(&alignment, &place_in_file(request, start, end), new)
+                    }
                     None => g.placed(&plan.requests[r].text, start, end),
                 }
             }
@@ -103,6 +139,7 @@ fn chapters(
 /// for a segment whose requests do not all have character timings. A paragraph's first
 /// sentence after the segment's first starts with a blank line.
 pub(crate) fn sentences(
+    job: &Job,
     plan: &Plan,
     report: &Report,
     alignments: &[Option<PathBuf>],
@@ -111,15 +148,17 @@ pub(crate) fn sentences(
     for (si, segment) in report.segments.iter().enumerate() {
         let mut g = Gatherer::default();
         let mut whole = true;
+        let starts = paragraph_starts(job, plan, &plan.segment_requests[si]);
         for (k, request) in segment.requests.iter().enumerate() {
             let r = plan.segment_requests[si][k];
+            let new = starts.get(k).copied().unwrap_or(false);
             match (
                 request.start_seconds,
                 request.end_seconds,
                 alignment_of(alignments, r),
             ) {
                 (Some(start), Some(end), Some(alignment)) => {
-                    g.timed(&alignment, &place_in_file(request, start, end));
+                    g.timed(&alignment, &place_in_file(request, start, end), new);
                 }
                 _ => whole = false,
             }
@@ -145,7 +184,7 @@ pub(crate) fn write(
     report: &Report,
     alignments: &[Option<PathBuf>],
 ) -> std::io::Result<ReadAlong> {
-    let (chapters, mut read_along) = chapters(plan, report, alignments);
+    let (chapters, mut read_along) = chapters(job, plan, report, alignments);
     let path = path(&job.output);
     read_along.path = path.display().to_string();
     if let Some(src) = &job.source {

@@ -42,16 +42,10 @@ struct Placed {
     unfound: usize,
 }
 
-/// A clip being wrapped: where its first word is, and its chapter and start.
-struct Pending {
-    doc: usize,
-    first: usize,
-    chapter: usize,
-    begin: f64,
-}
-
-/// The clips placed among the documents' words; a clip whose ends are in different elements
-/// is joined with the next until they share one.
+/// The clips placed among the documents' words. A clip whose ends are in different elements
+/// (a sentence that ends inside emphasis it did not start in, or runs over two paragraphs of
+/// the book) is wrapped in pieces, each the longest run of its words one span can hold, timed
+/// in proportion to their characters.
 fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
     let clips: Vec<(usize, &Clip)> = chapters
         .iter()
@@ -72,49 +66,72 @@ fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
         pars: words.iter().map(|_| Vec::new()).collect(),
         unfound: 0,
     };
-    let mut pending: Option<Pending> = None;
     let mut at = 0;
-    for (k, clip) in clips {
-        let count = clip.text.split_whitespace().count();
-        let mine: Vec<(usize, usize)> = found[at..at + count].iter().flatten().copied().collect();
-        at += count;
-        let (Some(&(doc, first)), Some(&(last_doc, last))) = (mine.first(), mine.last()) else {
-            continue;
-        };
-        let start = match pending.take() {
-            Some(p) if p.doc == doc && p.chapter == k && p.first <= first => p,
-            dropped => {
-                out.unfound += usize::from(dropped.is_some());
-                Pending {
-                    doc,
-                    first,
-                    chapter: k,
-                    begin: clip.begin,
-                }
-            }
-        };
-        let places = (last_doc == doc)
-            .then(|| wrap::span_places(&words[doc], start.first, last))
-            .flatten();
-        match places {
-            Some((open, close)) => {
-                let id = format!(
-                    "narrate-s{}",
-                    out.pars.iter().map(Vec::len).sum::<usize>() + 1
-                );
-                out.spans[doc].push((open, close, id.clone()));
-                out.pars[doc].push(Par {
-                    id,
-                    chapter: k,
-                    begin: start.begin,
-                    end: clip.end,
-                });
-            }
-            None if last_doc == doc => pending = Some(start),
-            None => out.unfound += 1,
+    for (chapter, clip) in clips {
+        let said: Vec<&str> = clip.text.split_whitespace().collect();
+        let mine = &found[at..at + said.len()];
+        at += said.len();
+        let pieces = pieces(clip, &said, mine, words);
+        out.unfound += usize::from(pieces.is_empty());
+        for (doc, open, close, begin, end) in pieces {
+            let id = format!(
+                "narrate-s{}",
+                out.pars.iter().map(Vec::len).sum::<usize>() + 1
+            );
+            out.spans[doc].push((open, close, id.clone()));
+            out.pars[doc].push(Par {
+                id,
+                chapter,
+                begin,
+                end,
+            });
         }
     }
-    out.unfound += usize::from(pending.is_some());
+    out
+}
+
+/// A clip's pieces: (document, where its span opens and closes, its times).
+fn pieces(
+    clip: &Clip,
+    said: &[&str],
+    found: &[Option<(usize, usize)>],
+    words: &[Vec<wrap::Word>],
+) -> Vec<(usize, usize, usize, f64, f64)> {
+    // Each narrated word's characters before it, for the pieces' times.
+    let mut before = Vec::with_capacity(said.len() + 1);
+    let mut n = 0;
+    for w in said {
+        before.push(n);
+        n += w.chars().count() + 1;
+    }
+    before.push(n);
+    let time = |i: usize| clip.begin + (clip.end - clip.begin) * before[i] as f64 / n.max(1) as f64;
+    // The found words, in runs within one document: (document, narrated index, word).
+    let mut out = Vec::new();
+    let hits: Vec<(usize, usize, usize)> = found
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.map(|(d, w)| (d, i, w)))
+        .collect();
+    for group in hits.chunk_by(|a, b| a.0 == b.0) {
+        let doc = group[0].0;
+        for (first, last, (open, close)) in
+            wrap::runs(&words[doc], group[0].2, group[group.len() - 1].2)
+        {
+            // The narrated words this piece holds.
+            let inside = group.iter().filter(|h| (first..=last).contains(&h.2));
+            let (Some(a), Some(b)) = (inside.clone().map(|h| h.1).min(), inside.map(|h| h.1).max())
+            else {
+                continue;
+            };
+            out.push((doc, open, close, time(a), time(b + 1)));
+        }
+    }
+    // One piece for the whole clip keeps its times as they are.
+    if let [one] = out.as_mut_slice() {
+        one.3 = clip.begin;
+        one.4 = clip.end;
+    }
     out
 }
 

@@ -294,6 +294,30 @@ pub(super) fn span_places(words: &[Word], first: usize, last: usize) -> Option<(
     })
 }
 
+/// Words `first..=last` as runs that a span each can hold, longest first from the left:
+/// `(first, last, (open, close))`; a word no span can hold alone is left out.
+pub(super) fn runs(
+    words: &[Word],
+    first: usize,
+    last: usize,
+) -> Vec<(usize, usize, (usize, usize))> {
+    let mut out = Vec::new();
+    let mut s = first;
+    while s <= last {
+        let run = (s..=last)
+            .rev()
+            .find_map(|e| span_places(words, s, e).map(|p| (e, p)));
+        match run {
+            Some((e, places)) => {
+                out.push((s, e, places));
+                s = e + 1;
+            }
+            None => s += 1,
+        }
+    }
+    out
+}
+
 /// `source` with each `(open, close, id)` wrapped: `<span id="...">` at `open`, `</span>` at
 /// `close`; and `extra` text inserted where it says. The spans must not overlap.
 pub(super) fn insert_spans(
