@@ -178,7 +178,10 @@ async fn a_read_along_book_is_valid_and_its_clips_are_its_sentences_where_they_a
         }
         if k == 3 {
             // A paragraph ends its clip, where the requests were cut too.
-            assert!(xhtml.contains("so it is cut \u{2014}</span></p>"), "{xhtml}");
+            assert!(
+                xhtml.contains("so it is cut \u{2014}</span></p>"),
+                "{xhtml}"
+            );
         }
         if k == 2 {
             // The long sentence, sent over two requests, is one clip.

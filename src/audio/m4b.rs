@@ -9,6 +9,7 @@ use std::io::{BufWriter, Read, Seek, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+use super::aac;
 use super::gapless::join_encoded;
 use super::pcm::Sink;
 use super::tags::{chapter_times, ffmetadata_escape as escape};
@@ -63,12 +64,12 @@ impl Sink for FfmpegSink {
     }
 }
 
-fn words(list: &[&str]) -> Vec<OsString> {
+pub(super) fn words(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()
 }
 
 /// Runs ffmpeg with `args`, its stderr kept (bounded) for the error message.
-fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), AudioError> {
+pub(super) fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), AudioError> {
     let log = tempfile::tempfile().map_err(|e| AudioError::Encode(format!("ffmpeg: {e}")))?;
     let err = log
         .try_clone()
@@ -85,7 +86,11 @@ fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), Audi
 }
 
 /// Waits for ffmpeg; a failure carries the first 4 KB of what it said.
-fn finish(mut child: Child, mut log: std::fs::File, what: &str) -> Result<(), AudioError> {
+pub(super) fn finish(
+    mut child: Child,
+    mut log: std::fs::File,
+    what: &str,
+) -> Result<(), AudioError> {
     let status = child
         .wait()
         .map_err(|e| AudioError::Encode(format!("ffmpeg ({what}): {e}")))?;
@@ -134,22 +139,35 @@ fn metadata(options: &Options, rate: u32, placement: &Placement) -> String {
     meta
 }
 
-/// `.m4b` output into `temp` (a file beside `output`).
-pub(crate) fn write_m4b(
+/// How many AAC encoders run at once: one per core (up to 8), or the threads this file may
+/// take when several files are assembled at once.
+fn encoders(options: &Options) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    options.decode_threads.unwrap_or(cores).clamp(1, 8)
+}
+
+/// The AAC audio of `.m4b` output, and where it came from.
+struct Encoded {
+    file: tempfile::NamedTempFile,
+    /// ADTS from several encoders (its priming is skipped in the mux), or one MP4.
+    adts: bool,
+    placement: Placement,
+}
+
+/// One encoder fed as the samples are joined (memory and disk stay flat).
+fn encode_streaming(
     pieces: &[Piece<'_>],
     format: OutputFormat,
-    temp: &Path,
     output: &Path,
     options: &Options,
     measure: bool,
-) -> Result<Placement, AudioError> {
+) -> Result<Encoded, AudioError> {
     let io = |source: std::io::Error| AudioError::Io {
         path: output.to_path_buf(),
         source,
     };
-    let rate = format.sample_rate;
     let aac = crate::files::temp_beside(output).map_err(io)?;
-    let rate_arg = rate.to_string();
+    let rate_arg = format.sample_rate.to_string();
     let kbps = format!("{}k", aac_kbps(format));
     let mut args = words(&["-f", "s16le", "-ar", &rate_arg, "-ac", "1", "-i", "pipe:0"]);
     args.extend(words(&["-c:a", "aac", "-b:a", &kbps, "-f", "mp4"]));
@@ -177,11 +195,75 @@ pub(crate) fn write_m4b(
     };
     finish(child, log, "AAC encoding")?;
     flushed.map_err(|e| AudioError::Encode(format!("ffmpeg stopped reading: {e}")))?;
+    Ok(Encoded {
+        file: aac,
+        adts: false,
+        placement,
+    })
+}
 
+/// The joined samples spilled beside the output, then cut in silences and encoded by
+/// `n` encoders at once (see `aac`).
+fn encode_parallel(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    output: &Path,
+    (options, measure): (&Options, bool),
+    n: usize,
+) -> Result<Encoded, AudioError> {
+    let io = |source: std::io::Error| AudioError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let scratch = crate::files::parent_dir(output);
+    let raw = tempfile::Builder::new()
+        .suffix(".pcm")
+        .tempfile_in(scratch)
+        .map_err(io)?;
+    let mut sink = aac::RawSink::new(raw.reopen().map_err(io)?);
+    let placement = join_encoded(pieces, format, &mut sink, options, measure, scratch)?;
+    sink.out.flush().map_err(io)?;
+    drop(sink);
+    let spans = aac::spans(pieces, &placement, n);
+    let mut file = crate::files::temp_beside(output).map_err(io)?;
+    let how = (format.sample_rate, aac_kbps(format));
+    aac::encode(raw.path(), &spans, how, file.as_file_mut(), scratch)?;
+    Ok(Encoded {
+        file,
+        adts: true,
+        placement,
+    })
+}
+
+/// `.m4b` output into `temp` (a file beside `output`).
+pub(crate) fn write_m4b(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    temp: &Path,
+    output: &Path,
+    options: &Options,
+    measure: bool,
+) -> Result<Placement, AudioError> {
+    let io = |source: std::io::Error| AudioError::Io {
+        path: output.to_path_buf(),
+        source,
+    };
+    let rate = format.sample_rate;
+    let encoded = match encoders(options) {
+        1 => encode_streaming(pieces, format, output, options, measure)?,
+        n => encode_parallel(pieces, format, output, (options, measure), n)?,
+    };
+    let placement = encoded.placement;
     let meta = crate::files::temp_beside(output).map_err(io)?;
     std::fs::write(meta.path(), metadata(options, rate, &placement)).map_err(io)?;
-    let mut args = words(&["-i"]);
-    args.push(aac.path().into());
+    let mut args = Vec::new();
+    if encoded.adts {
+        // The first encoder's priming frame, skipped by the MP4's edit list.
+        let skip = format!("{:.6}", aac::FRAME as f64 / f64::from(rate));
+        args.extend(words(&["-ss", &skip, "-f", "aac"]));
+    }
+    args.extend(words(&["-i"]));
+    args.push(encoded.file.path().into());
     args.extend(words(&["-f", "ffmetadata", "-i"]));
     args.push(meta.path().into());
     if let Some(cover) = &options.tags.book.cover {

@@ -16,6 +16,7 @@ use std::path::Path;
 pub use crate::codec::AudioError;
 use crate::format::OutputFormat;
 
+pub(crate) mod aac;
 pub(crate) mod edit;
 pub(crate) mod gapless;
 pub(crate) mod loudness;
