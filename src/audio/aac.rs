@@ -15,32 +15,59 @@ use std::ops::Range;
 use std::path::Path;
 use std::process::Stdio;
 
+use super::AudioError;
 use super::m4b::{finish, spawn, words};
 use super::pcm::Sink;
-use super::{AudioError, Piece, Placement};
 
 /// Samples in an AAC frame, and the encoder's priming.
 pub(crate) const FRAME: u64 = 1024;
-/// The shortest silence a span may be cut in: room for a frame of priming after the cut and
+/// How long a silence a span may be cut in, in frames: a frame of priming after the cut, and
 /// the encoders' overlapping windows on both sides (two frames each).
-const MIN_GAP: u64 = 8 * FRAME;
+const GAP_FRAMES: u64 = 6;
+/// The least a span holds before it is cut at the next silence: long enough that the joins
+/// are few, short enough that the encoders start soon after the join does.
+const SPAN_SECONDS: u64 = 240;
+/// A sample this close to zero is silence (narrate's pauses are zeros).
+const QUIET: u16 = 1;
 
-/// Samples written to a file as 16-bit little-endian PCM.
-pub(crate) struct RawSink {
-    pub(crate) out: BufWriter<std::fs::File>,
+/// The spans handed to the encoders: (index, samples).
+type Spans = std::sync::mpsc::Sender<(usize, Range<u64>)>;
+
+/// The samples written to a file as 16-bit little-endian PCM and cut into spans in their
+/// silences as they come, each span handed to the encoders once it is in the file.
+pub(crate) struct SpanSink {
+    out: BufWriter<std::fs::File>,
     bytes: Vec<u8>,
+    /// Samples written, where the current span starts, where the current silence starts.
+    at: u64,
+    span_start: u64,
+    quiet_since: Option<u64>,
+    min_span: u64,
+    spans: Spans,
+    count: usize,
 }
 
-impl RawSink {
-    pub(crate) fn new(file: std::fs::File) -> Self {
-        RawSink {
-            out: BufWriter::with_capacity(1 << 20, file),
-            bytes: Vec::new(),
-        }
+impl SpanSink {
+    fn send(&mut self, span: Range<u64>) -> Result<(), AudioError> {
+        self.out
+            .flush()
+            .map_err(|e| AudioError::Encode(format!("spilling the samples: {e}")))?;
+        self.spans
+            .send((self.count, span))
+            .map_err(|_| AudioError::Encode("the AAC encoders stopped".into()))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The last span, to the end: how many spans there are.
+    fn close(mut self) -> Result<usize, AudioError> {
+        let last = self.span_start..self.at.max(self.span_start);
+        self.send(last)?;
+        Ok(self.count)
     }
 }
 
-impl Sink for RawSink {
+impl Sink for SpanSink {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
         self.bytes.clear();
         for s in samples {
@@ -48,90 +75,106 @@ impl Sink for RawSink {
         }
         self.out
             .write_all(&self.bytes)
-            .map_err(|e| AudioError::Encode(format!("spilling the samples: {e}")))
+            .map_err(|e| AudioError::Encode(format!("spilling the samples: {e}")))?;
+        for s in samples {
+            if s.unsigned_abs() > QUIET {
+                self.quiet_since = None;
+            } else if self.quiet_since.is_none() {
+                self.quiet_since = Some(self.at);
+            }
+            self.at += 1;
+            // Quiet for long enough, in a span long enough: cut two frames into the silence
+            // (at a whole frame), and start the next span a frame later.
+            if let Some(q) = self.quiet_since
+                && self.at - q == GAP_FRAMES * FRAME
+                && q - self.span_start >= self.min_span
+            {
+                let cut = (q + 2 * FRAME).div_ceil(FRAME) * FRAME;
+                self.send(self.span_start..cut)?;
+                self.span_start = cut + FRAME;
+                self.quiet_since = None;
+            }
+        }
+        Ok(())
     }
 }
 
-/// The silences between the pieces' audio that a span may be cut in: for each, the whole
-/// frame nearest its middle.
-fn cut_points(pieces: &[Piece<'_>], placement: &Placement) -> Vec<u64> {
-    let mut sound: Vec<&Range<u64>> = pieces
-        .iter()
-        .zip(&placement.spans)
-        .filter(|(p, s)| matches!(p, Piece::Audio { .. }) && s.end > s.start)
-        .map(|(_, s)| s)
-        .collect();
-    sound.sort_by_key(|s| s.start);
-    sound
-        .windows(2)
-        .filter_map(|w| {
-            let (end, start) = (w[0].end, w[1].start);
-            let cut = (end + start) / 2 / FRAME * FRAME;
-            (start > end + MIN_GAP && cut >= end + 2 * FRAME && cut + 3 * FRAME <= start)
-                .then_some(cut)
-        })
-        .collect()
+fn failed() -> AudioError {
+    AudioError::Encode("an AAC encoder failed".into())
 }
 
-/// The spans of `total` samples for `n` encoders: cut where the silences are nearest equal
-/// shares, each span after the first starting one frame after its cut.
-pub(crate) fn spans(pieces: &[Piece<'_>], placement: &Placement, n: usize) -> Vec<Range<u64>> {
-    let total = placement.total_samples;
-    let candidates = cut_points(pieces, placement);
-    let mut cuts: Vec<u64> = Vec::new();
-    for k in 1..n.max(1) as u64 {
-        let share = total * k / n as u64;
-        let best = candidates
-            .iter()
-            .copied()
-            .filter(|&c| cuts.last().is_none_or(|&l| c > l))
-            .min_by_key(|&c| c.abs_diff(share));
-        cuts.extend(best);
-    }
-    let mut out = Vec::with_capacity(cuts.len() + 1);
-    let mut from = 0;
-    for cut in cuts {
-        out.push(from..cut);
-        from = cut + FRAME;
-    }
-    out.push(from..total);
-    out
-}
-
-/// Encodes each span of the samples in `raw` (16-bit mono at `rate`) into ADTS at once, each
-/// by its own ffmpeg, and joins the streams into `out`.
-pub(crate) fn encode(
-    raw: &Path,
-    spans: &[Range<u64>],
-    (rate, kbps): (u32, u32),
+/// Joins the samples with `join` into `raw` while `n` encoders turn each span into ADTS as it
+/// is cut; the streams joined end to end into `out`. `join` is given the sink.
+pub(crate) fn encode<T: Send>(
+    raw: &tempfile::NamedTempFile,
+    (rate, kbps, n): (u32, u32, usize),
     out: &mut std::fs::File,
     scratch: &Path,
-) -> Result<(), AudioError> {
+    join: impl FnOnce(&mut dyn Sink) -> Result<T, AudioError>,
+) -> Result<T, AudioError> {
     let io = |e: std::io::Error| AudioError::Encode(format!("AAC encoding: {e}"));
-    let parts: Vec<tempfile::NamedTempFile> = spans
-        .iter()
-        .map(|_| tempfile::Builder::new().suffix(".aac").tempfile_in(scratch))
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = spans
-            .iter()
-            .zip(&parts)
-            .map(|(span, part)| {
-                scope.spawn(move || encode_span(raw, span.clone(), (rate, kbps), part.path()))
-            })
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Range<u64>)>();
+    let rx = std::sync::Mutex::new(rx);
+    let parts = std::sync::Mutex::new(Vec::<(usize, tempfile::NamedTempFile)>::new());
+    let mut sink = SpanSink {
+        out: BufWriter::with_capacity(1 << 20, raw.reopen().map_err(io)?),
+        bytes: Vec::new(),
+        at: 0,
+        span_start: 0,
+        quiet_since: None,
+        min_span: SPAN_SECONDS * u64::from(rate),
+        spans: tx,
+        count: 0,
+    };
+    let (joined, encoded) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..n.max(1))
+            .map(|_| scope.spawn(|| encoder(raw.path(), (rate, kbps), scratch, &rx, &parts)))
             .collect();
-        jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err(AudioError::Encode("an encoder thread failed".into())))
-            })
-            .collect::<Result<Vec<()>, AudioError>>()
-    })?;
-    for part in &parts {
+        let joined = join(&mut sink).and_then(|t| sink.close().map(|count| (t, count)));
+        // The sender is gone: the encoders finish what they hold and stop.
+        let encoded: Result<(), AudioError> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(failed())))
+            .collect();
+        (joined, encoded)
+    });
+    let (value, count) = joined?;
+    encoded?;
+    let mut parts = parts.into_inner().map_err(|_| failed())?;
+    parts.sort_by_key(|(i, _)| *i);
+    if parts.len() != count {
+        return Err(AudioError::Encode(format!(
+            "{} of {count} spans encoded",
+            parts.len()
+        )));
+    }
+    for (_, part) in &parts {
         std::io::copy(&mut std::fs::File::open(part.path()).map_err(io)?, out).map_err(io)?;
     }
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    Ok(value)
+}
+
+/// One encoder: spans taken in turn until there are no more.
+fn encoder(
+    raw: &Path,
+    how: (u32, u32),
+    scratch: &Path,
+    spans: &std::sync::Mutex<std::sync::mpsc::Receiver<(usize, Range<u64>)>>,
+    parts: &std::sync::Mutex<Vec<(usize, tempfile::NamedTempFile)>>,
+) -> Result<(), AudioError> {
+    loop {
+        let next = spans.lock().map_err(|_| failed())?.recv();
+        let Ok((index, span)) = next else {
+            return Ok(());
+        };
+        let part = tempfile::Builder::new()
+            .suffix(".aac")
+            .tempfile_in(scratch)
+            .map_err(|e| AudioError::Encode(format!("AAC encoding: {e}")))?;
+        encode_span(raw, span, how, part.path())?;
+        parts.lock().map_err(|_| failed())?.push((index, part));
+    }
 }
 
 /// One span into ADTS: ffmpeg fed from the file by this thread.

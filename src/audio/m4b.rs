@@ -202,8 +202,8 @@ fn encode_streaming(
     })
 }
 
-/// The joined samples spilled beside the output, then cut in silences and encoded by
-/// `n` encoders at once (see `aac`).
+/// The joined samples spilled beside the output, cut in silences as they come and encoded
+/// by `n` encoders at once (see `aac`).
 fn encode_parallel(
     pieces: &[Piece<'_>],
     format: OutputFormat,
@@ -220,14 +220,11 @@ fn encode_parallel(
         .suffix(".pcm")
         .tempfile_in(scratch)
         .map_err(io)?;
-    let mut sink = aac::RawSink::new(raw.reopen().map_err(io)?);
-    let placement = join_encoded(pieces, format, &mut sink, options, measure, scratch)?;
-    sink.out.flush().map_err(io)?;
-    drop(sink);
-    let spans = aac::spans(pieces, &placement, n);
     let mut file = crate::files::temp_beside(output).map_err(io)?;
-    let how = (format.sample_rate, aac_kbps(format));
-    aac::encode(raw.path(), &spans, how, file.as_file_mut(), scratch)?;
+    let how = (format.sample_rate, aac_kbps(format), n);
+    let placement = aac::encode(&raw, how, file.as_file_mut(), scratch, |sink| {
+        join_encoded(pieces, format, sink, options, measure, scratch)
+    })?;
     Ok(Encoded {
         file,
         adts: true,
