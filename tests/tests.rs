@@ -3,6 +3,7 @@
 
 mod util;
 
+mod aac_spans;
 mod books;
 mod cli;
 mod continuity;
