@@ -131,6 +131,35 @@ fn children_cpu_seconds() -> f64 {
 }
 
 /// Peak resident memory of this process in MB, from /proc (Linux).
+/// Runs `cmd` to its end, watching its peak resident memory (`VmHWM`, narrate's own, not its
+/// ffmpeg's): (wall seconds, peak MB).
+fn run_watched(cmd: &mut Command) -> (f64, f64) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0.0f64;
+    let code = loop {
+        if let Some(kb) = std::fs::read_to_string(&status).ok().and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        }) {
+            peak = peak.max(kb / 1024.0);
+        }
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert!(code.success(), "{err}");
+    (started.elapsed().as_secs_f64(), peak)
+}
+
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -603,4 +632,53 @@ fn publish(quick: bool) {
         ),
         None => println!("(ffmpeg is not installed: no comparison)"),
     }
+    publish_m4b(dir.path());
+}
+
+/// The same book re-published from the cache as one chaptered `.m4b` and as `.m4b` chapter
+/// files (`--loudness-target -20`; AAC at 192 kbps, the responses' MP3 rate), beside ffmpeg
+/// encoding the same audio (narrate's WAV of it) to AAC once at the same rate.
+fn publish_m4b(dir: &Path) {
+    let run = |extra: &[&str]| -> (f64, f64, f64) {
+        let cpu = children_cpu_seconds();
+        let (wall, peak) = run_watched(
+            Command::new(env!("CARGO_BIN_EXE_narrate"))
+                .current_dir(dir)
+                .args(["manifests/alice-audiobook.yaml", "--emulate"])
+                .args(["--loudness-target", "-20", "--progress", "never"])
+                .args(extra),
+        );
+        (wall, children_cpu_seconds() - cpu, peak)
+    };
+    let one = run(&["-o", "out/m4b/alice.m4b"]);
+    let split = run(&["-o", "out/m4b-split/alice.m4b", "--split", "chapters"]);
+    run(&["-o", "out/wav/alice.wav"]);
+    let wav = dir.join("out/wav/alice.wav");
+    let reference = dir.join("reference.m4a");
+    let args = [
+        "-i",
+        wav.to_str().unwrap(),
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        reference.to_str().unwrap(),
+    ];
+    let Some(t) = ffmpeg(&args) else {
+        println!("(ffmpeg is not installed: no M4B comparison)");
+        return;
+    };
+    for (what, (wall, cpu, rss)) in [
+        ("re-publish as one .m4b", one),
+        ("re-publish as .m4b chapter files", split),
+    ] {
+        println!(
+            "{what:<44} {wall:>9.1} {cpu:>9.1}   {:.2} x ffmpeg's one AAC encode, narrate's peak RSS {rss:.0} MB",
+            wall / t
+        );
+    }
+    println!(
+        "{:<44} {t:>9.1} {:>9}",
+        "ffmpeg: encode it once to AAC at 192 kbps", ""
+    );
 }

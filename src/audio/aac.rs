@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use super::AudioError;
-use super::m4b::{finish, spawn, words};
+use super::ffmpeg::{finish, spawn, words};
 use super::pcm::Sink;
 
 /// Samples in an AAC frame, and the encoder's priming.
@@ -132,10 +132,10 @@ pub(crate) fn encode<T: Send>(
             .collect();
         let joined = join(&mut sink).and_then(|t| sink.close().map(|count| (t, count)));
         // The sender is gone: the encoders finish what they hold and stop.
-        let encoded: Result<(), AudioError> = workers
+        // (The scope joins every encoder whatever the first one's result.)
+        let encoded = workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(failed())))
-            .collect();
+            .try_for_each(|w| w.join().unwrap_or_else(|_| Err(failed())));
         (joined, encoded)
     });
     let (value, count) = joined?;

@@ -1,43 +1,24 @@
-//! `.m4b` output: the joined samples streamed to ffmpeg's AAC encoder (memory stays flat), then
-//! the chapters, tags and cover put around that audio by a second ffmpeg pass that copies it.
+//! `.m4b` output: the joined samples encoded to AAC by ffmpeg, then the chapters, tags and
+//! cover put around that audio by a second ffmpeg pass that copies it. With one core to use
+//! (or one thread for this file, when several files are assembled at once), the samples are
+//! streamed to one encoder (memory stays flat); with more, they are spilled beside the output
+//! and cut into spans that an encoder per core turns into AAC at once (see `aac`).
 //!
 //! ffmpeg is required for this output only; [`check_ffmpeg`] tells the user before anything is
 //! sent. Not responsible for the join (see `pcm`).
 
-use std::ffi::OsString;
-use std::io::{BufWriter, Read, Seek, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Stdio};
 
 use super::aac;
+pub(crate) use super::ffmpeg::check_ffmpeg;
+use super::ffmpeg::{finish, spawn, words};
 use super::gapless::join_encoded;
 use super::pcm::Sink;
 use super::tags::{chapter_times, ffmetadata_escape as escape};
 use super::{AudioError, Options, Piece, Placement};
 use crate::format::{Codec, OutputFormat};
-
-/// The ffmpeg narrate runs: `NARRATE_FFMPEG`, or `ffmpeg` on the PATH.
-fn ffmpeg() -> OsString {
-    std::env::var_os("NARRATE_FFMPEG").unwrap_or_else(|| "ffmpeg".into())
-}
-
-/// Whether ffmpeg runs, with the message to show when it does not.
-pub(crate) fn check_ffmpeg() -> Result<(), AudioError> {
-    let ok = Command::new(ffmpeg())
-        .arg("-version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(AudioError::MissingTool(
-            "an .m4b output needs ffmpeg (its AAC encoder and MP4 muxer), which is not on the PATH; install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or choose an .mp3 or .wav output",
-        ))
-    }
-}
 
 /// The AAC bitrate: the responses' MP3 bitrate (64 to 192 kbps), else 128 kbps.
 fn aac_kbps(format: OutputFormat) -> u32 {
@@ -62,48 +43,6 @@ impl Sink for FfmpegSink {
             .write_all(&self.bytes)
             .map_err(|e| AudioError::Encode(format!("ffmpeg stopped reading: {e}")))
     }
-}
-
-pub(super) fn words(list: &[&str]) -> Vec<OsString> {
-    list.iter().map(OsString::from).collect()
-}
-
-/// Runs ffmpeg with `args`, its stderr kept (bounded) for the error message.
-pub(super) fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), AudioError> {
-    let log = tempfile::tempfile().map_err(|e| AudioError::Encode(format!("ffmpeg: {e}")))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| AudioError::Encode(format!("ffmpeg: {e}")))?;
-    let child = Command::new(ffmpeg())
-        .args(["-hide_banner", "-nostats", "-loglevel", "error", "-y"])
-        .args(args)
-        .stdin(stdin)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .map_err(|e| AudioError::Encode(format!("cannot run ffmpeg: {e}")))?;
-    Ok((child, log))
-}
-
-/// Waits for ffmpeg; a failure carries the first 4 KB of what it said.
-pub(super) fn finish(
-    mut child: Child,
-    mut log: std::fs::File,
-    what: &str,
-) -> Result<(), AudioError> {
-    let status = child
-        .wait()
-        .map_err(|e| AudioError::Encode(format!("ffmpeg ({what}): {e}")))?;
-    if status.success() {
-        return Ok(());
-    }
-    let mut said = String::new();
-    let _ = log.rewind();
-    let _ = log.take(4096).read_to_string(&mut said);
-    Err(AudioError::Encode(format!(
-        "ffmpeg ({what}) failed with {status}: {}",
-        said.trim()
-    )))
 }
 
 /// The FFMETADATA of the output: tags and chapters.

@@ -18,6 +18,7 @@ use crate::format::OutputFormat;
 
 pub(crate) mod aac;
 pub(crate) mod edit;
+mod ffmpeg;
 pub(crate) mod gapless;
 pub(crate) mod loudness;
 pub(crate) mod m4b;
