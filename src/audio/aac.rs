@@ -26,7 +26,7 @@ pub(crate) const FRAME: u64 = 1024;
 const GAP_FRAMES: u64 = 6;
 /// The least a span holds before it is cut at the next silence: long enough that the joins
 /// are few, short enough that the encoders start soon after the join does.
-const SPAN_SECONDS: u64 = 240;
+const SPAN_SECONDS: u64 = 120;
 /// A sample this close to zero is silence (narrate's pauses are zeros).
 const QUIET: u16 = 1;
 
