@@ -153,3 +153,44 @@ async fn an_m4b_encoded_in_spans_at_once_is_heard_where_the_report_says_with_sil
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_that_fails_fails_the_m4b_and_leaves_no_file_behind() {
+    let fx = Fixture::default().await;
+    let d = fx.path();
+    manifest(d);
+    // An ffmpeg that refuses to encode a span (its other work, the check and the rest, runs).
+    let failing = d.join("ffmpeg-failing");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\ncase \"$*\" in *'-f adts'*) echo 'no encoder today' >&2; exit 1;; esac\nexec ffmpeg \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = narrate(
+        d,
+        &["book.yaml", "--base-url", &fx.base()],
+        &[
+            ("ELEVENLABS_API_KEY", SECRET_KEY),
+            ("NARRATE_FFMPEG", failing.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_ne!(out.status.code(), Some(0));
+    let said = stderr(&out);
+    assert!(
+        said.contains("AAC encoding") && said.contains("no encoder today"),
+        "{said}"
+    );
+    assert!(!d.join("out/book.m4b").exists());
+    // Nothing of the spill, the spans or the temporary output is left.
+    let left: Vec<_> = files_under(&d.join("out"))
+        .into_iter()
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with(".pcm") || name.ends_with(".aac") || name.ends_with(".part")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -201,10 +201,10 @@ fn encode_span(
         std::io::copy(&mut file.take((span.end - span.start) * 2), &mut stdin)?;
         stdin.flush()
     })();
-    if let Err(e) = fed {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(io(e));
+    match (finish(child, log, "AAC encoding"), fed) {
+        // ffmpeg's own word on why it stopped reading, when it failed.
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => Err(io(e)),
+        (Ok(()), Ok(())) => Ok(()),
     }
-    finish(child, log, "AAC encoding")
 }

@@ -13,7 +13,7 @@ use super::AudioError;
 
 /// LAME's refusal, as an encoding failure.
 fn encode_error(e: impl std::fmt::Display) -> AudioError {
-    AudioError::Encode(e.to_string())
+    AudioError::Encode(format!("LAME: {e}"))
 }
 
 /// A mono constant-bitrate LAME encoder.

@@ -28,7 +28,8 @@ pub enum AudioError {
     RateMismatch(&'static str, u32, u32),
     #[error("cannot decode {0} audio")]
     Unsupported(String),
-    #[error("MP3 encoding failed: {0}")]
+    /// The encoder (LAME, or ffmpeg's AAC) refused or failed; the text says which.
+    #[error("encoding failed: {0}")]
     Encode(String),
     /// A program the output needs is not there (ffmpeg for `.m4b`); the text says how to get it.
     #[error("{0}")]
