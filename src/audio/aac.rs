@@ -104,12 +104,13 @@ fn failed() -> AudioError {
 }
 
 /// Joins the samples with `join` into `raw` while `n` encoders turn each span into ADTS as it
-/// is cut; the streams joined end to end into `out`. `join` is given the sink.
+/// is cut; the streams joined end to end into `out`. `join` is given the sink. The spans'
+/// streams are temporary files beside `output`.
 pub(crate) fn encode<T: Send>(
     raw: &tempfile::NamedTempFile,
     (rate, kbps, n): (u32, u32, usize),
     out: &mut std::fs::File,
-    scratch: &Path,
+    output: &Path,
     join: impl FnOnce(&mut dyn Sink) -> Result<T, AudioError>,
 ) -> Result<T, AudioError> {
     let io = |e: std::io::Error| AudioError::Encode(format!("AAC encoding: {e}"));
@@ -128,7 +129,7 @@ pub(crate) fn encode<T: Send>(
     };
     let (joined, encoded) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..n.max(1))
-            .map(|_| scope.spawn(|| encoder(raw.path(), (rate, kbps), scratch, &rx, &parts)))
+            .map(|_| scope.spawn(|| encoder(raw.path(), (rate, kbps), output, &rx, &parts)))
             .collect();
         let joined = join(&mut sink).and_then(|t| sink.close().map(|count| (t, count)));
         // The sender is gone: the encoders finish what they hold and stop.
@@ -159,7 +160,7 @@ pub(crate) fn encode<T: Send>(
 fn encoder(
     raw: &Path,
     how: (u32, u32),
-    scratch: &Path,
+    output: &Path,
     spans: &std::sync::Mutex<std::sync::mpsc::Receiver<(usize, Range<u64>)>>,
     parts: &std::sync::Mutex<Vec<(usize, tempfile::NamedTempFile)>>,
 ) -> Result<(), AudioError> {
@@ -168,9 +169,7 @@ fn encoder(
         let Ok((index, span)) = next else {
             return Ok(());
         };
-        let part = tempfile::Builder::new()
-            .suffix(".aac")
-            .tempfile_in(scratch)
+        let part = crate::files::temp_beside(output)
             .map_err(|e| AudioError::Encode(format!("AAC encoding: {e}")))?;
         encode_span(raw, span, how, part.path())?;
         parts.lock().map_err(|_| failed())?.push((index, part));

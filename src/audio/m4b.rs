@@ -155,13 +155,12 @@ fn encode_parallel(
         source,
     };
     let scratch = crate::files::parent_dir(output);
-    let raw = tempfile::Builder::new()
-        .suffix(".pcm")
-        .tempfile_in(scratch)
-        .map_err(io)?;
+    // Named like every temporary file beside an output, so that a run after this one was
+    // killed removes them.
+    let raw = crate::files::temp_beside(output).map_err(io)?;
     let mut file = crate::files::temp_beside(output).map_err(io)?;
     let how = (format.sample_rate, aac_kbps(format), n);
-    let placement = aac::encode(&raw, how, file.as_file_mut(), scratch, |sink| {
+    let placement = aac::encode(&raw, how, file.as_file_mut(), output, |sink| {
         join_encoded(pieces, format, sink, options, measure, scratch)
     })?;
     Ok(Encoded {
