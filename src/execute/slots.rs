@@ -221,6 +221,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_a_too_many_no_slot_is_granted_until_in_flight_is_under_the_halved_cap() {
+        let slots = Slots::new(Concurrency::Fixed(4));
+        let mut held = Vec::new();
+        for n in 0..4 {
+            held.push(slots.acquire(1, n).await);
+        }
+        slots.on_too_many();
+        assert_eq!(slots.limit(), 2);
+        // A fifth request with nobody waiting before it: held while 4, 3 and 2 are in flight.
+        let mut ask = Box::pin(slots.acquire(1, 9));
+        let wait = std::time::Duration::from_millis(20);
+        for _ in 0..3 {
+            assert!(tokio::time::timeout(wait, &mut ask).await.is_err());
+            drop(held.pop());
+        }
+        // One in flight: under the cap, granted.
+        assert!(tokio::time::timeout(wait, &mut ask).await.is_ok());
+    }
+
+    #[tokio::test]
     async fn auto_grows_to_the_account_maximum_and_halves_on_too_many() {
         let slots = Slots::new(Concurrency::Auto);
         assert_eq!(slots.limit(), 2);
