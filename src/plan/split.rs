@@ -136,22 +136,19 @@ pub(crate) fn pack(
 pub(crate) fn cut_points(text: &str, kind: Boundary) -> Vec<usize> {
     let mut cuts = Vec::new();
     let chars: Vec<(usize, char)> = text.char_indices().collect();
-    // Inside a tag such as `<break time="1.5s"/>` nothing is a boundary.
+    // Inside a tag such as `<break time="1.5s"/>` nothing is a boundary; a `<` that starts
+    // no tag the API reads ("a<b" in prose) is text.
     let mut in_tag = vec![false; chars.len()];
     let mut open = None;
-    for (i, &(_, c)) in chars.iter().enumerate() {
+    for (i, &(at, c)) in chars.iter().enumerate() {
         match c {
-            '<' if chars
-                .get(i + 1)
-                .is_some_and(|&(_, n)| n.is_ascii_alphabetic() || n == '/') =>
-            {
-                open = Some(i)
-            }
+            '<' => open = starts_tag(&text[at + 1..]).then_some(i),
             '>' => {
                 if let Some(start) = open.take() {
                     in_tag[start..=i].iter_mut().for_each(|t| *t = true);
                 }
             }
+            '\n' => open = None,
             _ => {}
         }
     }
@@ -191,6 +188,19 @@ pub(crate) fn cut_points(text: &str, kind: Boundary) -> Vec<usize> {
         }
     }
     cuts
+}
+
+/// The tags a request's text may hold (the API's `break` and `phoneme`, opening or closing).
+const TAGS: &[&str] = &["break", "phoneme"];
+
+/// Whether the text after a `<` is one of [`TAGS`]: its name, then a space, `/` or `>`.
+fn starts_tag(after: &str) -> bool {
+    let name = after.strip_prefix('/').unwrap_or(after);
+    TAGS.iter().any(|t| {
+        name.get(..t.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(t))
+            && name[t.len()..].starts_with([' ', '/', '>', '\t'])
+    })
 }
 
 /// The kind of boundary at the end of `before` (the text up to a whitespace run).
@@ -324,6 +334,70 @@ mod tests {
         let pieces = split_text(text, 40);
         assert_eq!(pieces[0], "'Oh dear! Oh dear! I shall be late!'");
         assert!(pieces.iter().any(|p| p.starts_with("(when")));
+    }
+
+    #[test]
+    fn a_paragraph_break_is_cut_before_a_sentence_end() {
+        // A heading without a full stop: only its paragraph break ends it.
+        let text = "Chapter One\n\nIt was a dark night. The wind howled.";
+        assert_eq!(
+            split_text(text, 40),
+            vec!["Chapter One", "It was a dark night. The wind howled."]
+        );
+    }
+
+    #[test]
+    fn questions_and_exclamations_end_sentences_before_any_clause() {
+        let text = "Why would anyone, at this hour, go out there? Nobody, surely, would dare! And yet, somehow, she did.";
+        for piece in split_text(text, 50) {
+            assert!(piece.ends_with(['?', '!', '.']), "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn initials_do_not_end_sentences() {
+        let text = "The story was written by J. R. Tolkien long ago. It is loved.";
+        let pieces = split_text(text, 50);
+        assert_eq!(
+            pieces,
+            vec![
+                "The story was written by J. R. Tolkien long ago.",
+                "It is loved."
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_cjk_sentence_is_cut_after_its_clause_marks() {
+        let text = "今日は天気がとても良いので，公園まで歩いて行きました，そして友達に会いました";
+        let pieces = split_text(text, 16);
+        assert!(pieces.len() >= 2, "{pieces:?}");
+        for piece in &pieces[..pieces.len() - 1] {
+            assert!(piece.ends_with('，'), "{pieces:?}");
+        }
+        assert_eq!(pieces.concat(), text);
+    }
+
+    #[test]
+    fn greedy_packing_is_balanced_into_even_pieces() {
+        // Six sentences of 20 characters under a limit of 100: greedy packing would give four
+        // and two; balanced, three and three.
+        let text = "Aaaa bbbb cccc ddd. ".repeat(6);
+        let pieces = split_text(&text, 100);
+        let sizes: Vec<usize> = pieces.iter().map(|p| p.chars().count()).collect();
+        assert_eq!(sizes.len(), 2);
+        assert!(sizes[0].abs_diff(sizes[1]) <= 1, "{sizes:?}");
+    }
+
+    #[test]
+    fn a_bare_angle_bracket_in_prose_does_not_stop_the_cuts() {
+        let text =
+            "Is a<b true? It is. The rest is long prose that goes on and on. In the end c>d.";
+        let pieces = split_text(text, 30);
+        // Cut at sentences and words as if the brackets were not there.
+        assert_eq!(pieces[0], "Is a<b true? It is.", "{pieces:?}");
+        assert_eq!(pieces.last().unwrap(), "In the end c>d.", "{pieces:?}");
+        assert!(pieces.iter().all(|p| p.chars().count() <= 30), "{pieces:?}");
     }
 
     #[test]

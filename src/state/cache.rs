@@ -348,3 +348,31 @@ impl Cache {
         Ok(audio_path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cache;
+    use crate::state::journal::Entry;
+
+    #[test]
+    fn compacting_the_journal_keeps_every_send_whose_answer_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let lost = "ab".repeat(32);
+        cache
+            .journal()
+            .append(Entry::Sent {
+                key: lost.clone(),
+                voice_id: "v".into(),
+                model_id: "m".into(),
+                output_format: "mp3_44100_128".into(),
+                text_sha256: "00".into(),
+                sent_unix: 1.0,
+            })
+            .unwrap();
+        // The answer never came back (a crash, a lost connection): nothing is stored.
+        cache.compact_journal();
+        let again = Cache::open(dir.path()).unwrap();
+        assert_eq!(again.journal().first_sent(&lost), Some(1.0));
+    }
+}

@@ -278,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn a_used_history_item_is_remembered_for_two_days_and_no_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::open(&path);
+        let hour = 3600.0;
+        let now = 100.0 * hour;
+        for (item, hours_ago) in [("H47", 47.0), ("H49", 49.0)] {
+            journal
+                .append(Entry::Used {
+                    key: "a".into(),
+                    history_item_id: item.into(),
+                    at_unix: now - hours_ago * hour,
+                })
+                .unwrap();
+        }
+        journal.compact(|_| false, now);
+        let again = Journal::open(&path);
+        assert_eq!(again.used_by("H47").as_deref(), Some("a"));
+        assert_eq!(again.used_by("H49"), None);
+    }
+
+    #[test]
     fn a_journal_past_any_input_limit_is_read_whole_and_an_unreadable_one_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
