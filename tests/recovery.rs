@@ -441,3 +441,59 @@ async fn the_history_lists_filters_and_pages_as_documented() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_take_past_the_first_hundred_history_items_is_found_on_a_later_page() {
+    // Long texts take long to generate; short ones are quick.
+    let fx = Fixture::new(emulator::Config {
+        latency_per_char_ms: 4.0,
+        ..Default::default()
+    })
+    .await;
+    let text = "Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing to do. ".repeat(4);
+    fx.write(
+        "book.yaml",
+        &format!(
+            "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n  - {{id: s, text: \"{}\"}}\n",
+            text.trim()
+        ),
+    );
+    let mut child = spawn_narrate(
+        fx.path(),
+        &["book.yaml", "--base-url", &fx.base()],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    for _ in 0..1000 {
+        if fx.emu.state.in_flight() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL, the request in flight
+    child.wait().unwrap();
+    for _ in 0..1000 {
+        if fx.emu.state.in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Another job's 120 takes with the same voice and model, newer than the lost one.
+    let client = reqwest::Client::new();
+    for n in 0..120 {
+        let answer = client
+            .post(format!("{}/v1/text-to-speech/{NARRATOR}", fx.base()))
+            .header("xi-api-key", "other")
+            .json(&serde_json::json!({"text": format!("Item {n}."), "model_id": "eleven_multilingual_v2"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+    }
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let counts = generations(&fx).await;
+    assert_eq!(counts[text.trim()], 1, "the lost take was paid again");
+    let report = fx.json("out/book.report.json");
+    assert_eq!(report["totals"]["recovered"], 1, "{report}");
+}
