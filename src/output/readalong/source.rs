@@ -66,7 +66,7 @@ fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
         pars: words.iter().map(|_| Vec::new()).collect(),
         unfound: 0,
     };
-    let mut at = 0;
+    let (mut at, mut count) = (0, 0);
     for (chapter, clip) in clips {
         let said: Vec<&str> = clip.text.split_whitespace().collect();
         let mine = &found[at..at + said.len()];
@@ -74,10 +74,8 @@ fn place(chapters: &[Chapter], words: &[Vec<wrap::Word>]) -> Placed {
         let pieces = pieces(clip, &said, mine, words);
         out.unfound += usize::from(pieces.is_empty());
         for (doc, open, close, begin, end) in pieces {
-            let id = format!(
-                "narrate-s{}",
-                out.pars.iter().map(Vec::len).sum::<usize>() + 1
-            );
+            count += 1;
+            let id = format!("narrate-s{count}");
             out.spans[doc].push((open, close, id.clone()));
             out.pars[doc].push(Par {
                 id,
