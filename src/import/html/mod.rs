@@ -12,9 +12,9 @@ use super::clean;
 
 mod names;
 
-use names::VOID;
+pub(crate) use names::BLOCKS;
 pub(crate) use names::entity;
-pub(crate) use names::{BLOCKS, SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS};
+use names::{SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS, VOID};
 
 /// A block of text, in reading order.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +122,14 @@ fn attrs(e: &BytesStart<'_>) -> Attrs {
 
 fn local(e: &BytesStart<'_>) -> String {
     e.local_name().as_ref().to_ascii_lowercase()
+}
+
+/// An element's local name (lower case), and whether its content is never narrated: the
+/// import's own judgement, for what reads a page after it (the read-along book).
+pub(crate) fn element(e: &BytesStart<'_>) -> (String, bool) {
+    let name = local(e);
+    let skipped = skip_reason(&name, &attrs(e)).is_some();
+    (name, skipped)
 }
 
 /// Why an element's content is not read, if it is not.

@@ -30,7 +30,7 @@ pub(super) const VOID: &[&str] = &[
     "param", "track",
 ];
 /// Elements whose content is never narrated, and the name of what is left out.
-pub(crate) const SKIPPED: &[(&str, &str)] = &[
+pub(super) const SKIPPED: &[(&str, &str)] = &[
     ("head", ""),
     ("script", ""),
     ("style", ""),
@@ -46,7 +46,7 @@ pub(crate) const SKIPPED: &[(&str, &str)] = &[
     ("rp", ""),
 ];
 /// `epub:type` / `role` values whose content is not read.
-pub(crate) const SKIPPED_KINDS: &[(&str, &str)] = &[
+pub(super) const SKIPPED_KINDS: &[(&str, &str)] = &[
     ("noteref", "footnote marker"),
     ("doc-noteref", "footnote marker"),
     ("pagebreak", "page number"),
@@ -62,7 +62,7 @@ pub(crate) const SKIPPED_KINDS: &[(&str, &str)] = &[
     ("doc-endnotes", "footnote"),
 ];
 /// Classes whose content is not read (pandoc's and common converters' footnotes).
-pub(crate) const SKIPPED_CLASSES: &[(&str, &str)] = &[
+pub(super) const SKIPPED_CLASSES: &[(&str, &str)] = &[
     ("footnote-ref", "footnote marker"),
     ("footnotes", "footnote"),
     ("footnote", "footnote"),

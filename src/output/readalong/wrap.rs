@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use crate::import::html::{BLOCKS, SKIPPED, SKIPPED_CLASSES, SKIPPED_KINDS};
+use crate::import::html::{BLOCKS, element};
 
 /// Inline elements a span may enclose whole when a sentence starts or ends at their edge.
 const PHRASING: &[&str] = &[
@@ -54,29 +54,9 @@ struct Reading {
     current: Option<(Word, Vec<Place>)>,
 }
 
-fn local(name: &str) -> String {
-    let name = name.to_ascii_lowercase();
-    name.rsplit(':').next().unwrap_or_default().to_string()
-}
-
-fn is_skipped(name: &str, e: &quick_xml::events::BytesStart<'_>) -> bool {
-    if SKIPPED.iter().any(|(n, _)| *n == name) {
-        return true;
-    }
-    e.attributes().with_checks(false).flatten().any(|a| {
-        let key = a.key.as_ref().to_ascii_lowercase();
-        let value = a.value.to_ascii_lowercase();
-        let has = |list: &[(&str, &str)]| {
-            value
-                .split_whitespace()
-                .any(|v| list.iter().any(|(k, _)| *k == v))
-        };
-        match key.as_str() {
-            "epub:type" | "role" => has(SKIPPED_KINDS),
-            "class" => has(SKIPPED_CLASSES),
-            _ => false,
-        }
-    })
+/// An end tag's local name, lower case, as the import reads it.
+fn local(e: &quick_xml::events::BytesEnd<'_>) -> String {
+    e.local_name().as_ref().to_ascii_lowercase()
 }
 
 impl Reading {
@@ -207,12 +187,12 @@ pub(super) fn words(source: &str) -> Result<Vec<Word>, String> {
         let after = reader.buffer_position() as usize;
         match event {
             Event::Start(e) => {
-                let name = local(e.name().as_ref());
-                r.start(&name, at, is_skipped(&name, &e));
+                let (name, skipped) = element(&e);
+                r.start(&name, at, skipped);
             }
-            Event::End(e) => r.end(&local(e.name().as_ref()), after),
+            Event::End(e) => r.end(&local(&e), after),
             Event::Empty(e) => {
-                let name = local(e.name().as_ref());
+                let name = e.local_name().as_ref().to_ascii_lowercase();
                 if matches!(name.as_str(), "br" | "hr") || BLOCKS.contains(&name.as_str()) {
                     r.end_word();
                 }
