@@ -17,7 +17,7 @@ use std::process::Stdio;
 
 use super::AudioError;
 use super::ffmpeg::{finish, spawn, words};
-use super::pcm::Sink;
+use super::pcm::{Sink, write_le};
 
 /// Samples in an AAC frame, and the encoder's priming.
 pub(crate) const FRAME: u64 = 1024;
@@ -69,12 +69,7 @@ impl SpanSink {
 
 impl Sink for SpanSink {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
-        self.bytes.clear();
-        for s in samples {
-            self.bytes.extend_from_slice(&s.to_le_bytes());
-        }
-        self.out
-            .write_all(&self.bytes)
+        write_le(&mut self.out, samples, &mut self.bytes)
             .map_err(|e| AudioError::Encode(format!("spilling the samples: {e}")))?;
         for s in samples {
             if s.unsigned_abs() > QUIET {

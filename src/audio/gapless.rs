@@ -9,7 +9,7 @@ use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write};
 use std::path::Path;
 
 use super::loudness::{normalizing_gain, scaled};
-use super::pcm::{Sink, join_pcm};
+use super::pcm::{Sink, join_pcm, write_le};
 use super::tags::id3_tag;
 use super::{AudioError, Options, Piece, Placement};
 use crate::codec::frame_header;
@@ -64,15 +64,10 @@ struct Spill<'a> {
 
 impl Sink for Spill<'_> {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
-        self.bytes.clear();
-        self.bytes
-            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-        self.out
-            .write_all(&self.bytes)
-            .map_err(|source| AudioError::Io {
-                path: self.scratch.to_path_buf(),
-                source,
-            })
+        write_le(&mut self.out, samples, &mut self.bytes).map_err(|source| AudioError::Io {
+            path: self.scratch.to_path_buf(),
+            source,
+        })
     }
 }
 

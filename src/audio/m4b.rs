@@ -15,7 +15,7 @@ use super::aac;
 pub(crate) use super::ffmpeg::check_ffmpeg;
 use super::ffmpeg::{finish, spawn, words};
 use super::gapless::join_encoded;
-use super::pcm::Sink;
+use super::pcm::{Sink, write_le};
 use super::tags::{chapter_times, ffmetadata_escape as escape};
 use super::{AudioError, Options, Piece, Placement};
 use crate::format::{Codec, OutputFormat};
@@ -35,12 +35,7 @@ struct FfmpegSink {
 
 impl Sink for FfmpegSink {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
-        self.bytes.clear();
-        for s in samples {
-            self.bytes.extend_from_slice(&s.to_le_bytes());
-        }
-        self.stdin
-            .write_all(&self.bytes)
+        write_le(&mut self.stdin, samples, &mut self.bytes)
             .map_err(|e| AudioError::Encode(format!("ffmpeg stopped reading: {e}")))
     }
 }

@@ -17,6 +17,18 @@ pub(crate) trait Sink {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError>;
 }
 
+/// Writes `samples` to `out` as 16-bit little-endian PCM, through `bytes` (a buffer a sink
+/// keeps between calls).
+pub(crate) fn write_le(
+    out: &mut impl std::io::Write,
+    samples: &[i16],
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    bytes.clear();
+    bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    out.write_all(bytes)
+}
+
 /// Joins `pieces` sample by sample into `sink`: responses decoded (a batch at a time on every
 /// core), edited (see [`edit`]), measured and written in order.
 pub(crate) fn join_pcm(

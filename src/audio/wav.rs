@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::pcm::{Sink, join_pcm};
+use super::pcm::{Sink, join_pcm, write_le};
 use super::{AudioError, Options, Piece, Placement};
 use crate::format::OutputFormat;
 
@@ -107,10 +107,7 @@ impl<'a> WavSink<'a> {
 
 impl Sink for WavSink<'_> {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
-        self.bytes.clear();
-        self.bytes
-            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-        let r = self.out.write_all(&self.bytes);
+        let r = write_le(&mut self.out, samples, &mut self.bytes);
         r.map_err(|e| self.io(e))?;
         self.data_bytes += self.bytes.len() as u64;
         Ok(())
