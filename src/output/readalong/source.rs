@@ -444,11 +444,11 @@ fn pack(
         zip.start_file(name.as_str(), if text { deflated } else { stored })?;
         zip.write_all(&data)?;
     }
+    let audio: Vec<String> = new.audio.iter().map(|(p, _)| p.clone()).collect();
     for (d, smil_at) in new.smil.iter().enumerate() {
         let Some((smil_path, _)) = smil_at else {
             continue;
         };
-        let audio: Vec<String> = new.audio.iter().map(|(p, _)| p.clone()).collect();
         zip.start_file(smil_path.as_str(), deflated)?;
         zip.write_all(smil(smil_path, &docs[d], &placed.pars[d], &audio).as_bytes())?;
     }
