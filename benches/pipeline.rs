@@ -310,6 +310,7 @@ fn scheduling(quick: bool) {
                 key: Some(narrate::api::ApiKey::new("bench")),
                 key_file: None,
             },
+            fleet: Default::default(),
         };
         let job = narrate::manifest::load(&path, &Default::default(), None).unwrap();
         let cpu_before = cpu_seconds();

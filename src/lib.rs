@@ -86,6 +86,10 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
     match cli.command {
         None => render(RenderConfig::from_args(&cli.render, env_key)?).await,
         Some(Command::Render(args)) => render(RenderConfig::from_args(&args, env_key)?).await,
+        Some(Command::Assemble(mut args)) => {
+            args.fleet.assembling = true;
+            render(RenderConfig::from_args(&args, env_key)?.for_assembly()?).await
+        }
         Some(Command::Plan(args)) => commands::plan::run(&args, env_key).await,
         Some(Command::Check(args)) => commands::check::run(&args, env_key).await,
         Some(Command::Voices(args)) => commands::voices::run(&args, env_key).await,

@@ -61,7 +61,7 @@ async fn history(fx: &Fixture) -> Vec<Value> {
 }
 
 /// How many times each text was generated.
-async fn generations(fx: &Fixture) -> HashMap<String, usize> {
+pub(crate) async fn generations(fx: &Fixture) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for item in history(fx).await {
         *counts

@@ -2,12 +2,14 @@
 //! built-in emulator through real HTTP on loopback.
 
 mod util;
+mod weed;
 
 mod aac_spans;
 mod books;
 mod cli;
 mod continuity;
 mod emulator;
+mod fleet;
 mod hostile;
 mod import;
 mod manifest_errors;

@@ -30,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Render each manifest (the default command)
     Render(Box<RenderArgs>),
+    /// Build every output from the cache alone (after shards rendered it): sends nothing, needs no key
+    Assemble(Box<RenderArgs>),
     /// Show the requests, characters and estimated credits of each manifest; sends no TTS request
     Plan(PlanArgs),
     /// Validate manifests without sending anything
@@ -287,9 +289,63 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub retry_base_ms: u64,
     #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
     pub defaults: DefaultArgs,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+impl RenderArgs {
+    /// Whether these flags are `assemble`'s (which needs no key).
+    pub fn assemble_only(&self) -> bool {
+        self.fleet.assembling
+    }
+}
+
+/// Several machines on one job: the shared cache and the shards.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FleetArgs {
+    /// A cache shared by every machine of a job: s3://BUCKET/PREFIX, gs://..., az://... or file:///DIR (credentials from the store's own environment variables)
+    #[arg(long, env = "NARRATE_CACHE_URL", value_name = "URL")]
+    pub cache_url: Option<String>,
+    /// When the shared cache cannot be reached: error (nothing is sent) or local (a warning, then this machine's cache alone)
+    #[arg(long, value_enum, default_value = "error", value_name = "error|local")]
+    pub cache_fallback: CacheFallback,
+    /// With assemble: how many shards rendered the job, to name the shard of a missing request
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// Set for `assemble` (not a flag).
+    #[arg(skip)]
+    pub assembling: bool,
+}
+
+/// `--shard` and `--shard-by`, for render and plan.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ShardArgs {
+    /// Render only this share of the run: I/N (I from 1), or auto/N with a Kubernetes Indexed Job's JOB_COMPLETION_INDEX; writes the share's report, no book
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// What --shard divides: chain (the chapters of the books, balanced by characters) or manifest (whole books)
+    #[arg(
+        long,
+        value_enum,
+        default_value = "chain",
+        value_name = "chain|manifest"
+    )]
+    pub shard_by: crate::manifest::shard::ShardBy,
+}
+
+/// `--cache-fallback`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheFallback {
+    /// A shared cache that cannot be reached stops the run before anything is sent.
+    #[default]
+    Error,
+    /// A shared cache that cannot be reached is a warning; the run uses the local cache.
+    Local,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -305,6 +361,8 @@ pub struct PlanArgs {
     /// Count audio cached without character timings as rendered again, as render --timestamps --retime does
     #[arg(long)]
     pub retime: bool,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[command(flatten)]
     pub defaults: DefaultArgs,
     #[command(flatten)]

@@ -227,6 +227,54 @@ pub struct RenderConfig {
     pub retime: bool,
     pub defaults: FlagDefaults,
     pub endpoint: Endpoint,
+    /// The shared cache and the shards.
+    pub fleet: Fleet,
+}
+
+/// Several machines on one job: `--cache-url`, `--shard`, and what `assemble` needs.
+#[derive(Clone, Debug, Default)]
+pub struct Fleet {
+    pub cache_url: Option<String>,
+    pub cache_fallback: crate::cli::args::CacheFallback,
+    pub shard: Option<crate::manifest::shard::Shard>,
+    pub shard_by: crate::manifest::shard::ShardBy,
+    /// `--shards`: how many shards rendered the job (named for a missing request).
+    pub shards: Option<usize>,
+    /// `assemble`: every request comes from the cache; nothing is sent.
+    pub cache_only: bool,
+}
+
+/// The fleet flags of a render, checked.
+fn fleet(args: &RenderArgs) -> anyhow::Result<Fleet> {
+    let flags = &args.fleet;
+    let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let shard = flags
+        .shard
+        .shard
+        .as_deref()
+        .map(|s| crate::manifest::shard::Shard::parse(s, job_index.as_deref()))
+        .transpose()?;
+    if args.no_cache && (shard.is_some() || flags.cache_url.is_some()) {
+        return Err(usage(
+            "--shard and --cache-url keep what is rendered in the cache for the assembly; they cannot be used with --no-cache",
+        ));
+    }
+    if let Some(n) = flags.shards
+        && !(1..=crate::manifest::shard::MAX_SHARDS).contains(&n)
+    {
+        return Err(usage(format!(
+            "--shards {n}: expected 1 to {}",
+            crate::manifest::shard::MAX_SHARDS
+        )));
+    }
+    Ok(Fleet {
+        cache_url: flags.cache_url.clone().filter(|u| !u.trim().is_empty()),
+        cache_fallback: flags.cache_fallback,
+        shard,
+        shard_by: flags.shard.shard_by,
+        shards: flags.shards,
+        cache_only: false,
+    })
 }
 
 /// `--concurrency`: a number of at least 1, or `auto`.
@@ -349,8 +397,25 @@ impl RenderConfig {
             timestamps: args.timestamps,
             retime: args.retime,
             defaults: flag_defaults(&args.defaults),
-            endpoint: endpoint(&args.api, env_key, true)?,
+            endpoint: endpoint(&args.api, env_key, !args.assemble_only())?,
+            fleet: fleet(args)?,
         })
+    }
+
+    /// `assemble`: the render of every output from the cache alone.
+    pub fn for_assembly(mut self) -> anyhow::Result<Self> {
+        if self.fleet.shard.is_some() {
+            return Err(usage(
+                "assemble builds the whole job; --shard is for render (use --shards N to name the shard of a missing request)",
+            ));
+        }
+        if self.no_cache {
+            return Err(usage(
+                "assemble builds from the cache; it cannot be used with --no-cache",
+            ));
+        }
+        self.fleet.cache_only = true;
+        Ok(self)
     }
 
     /// The execution settings of a render.
@@ -368,6 +433,7 @@ impl RenderConfig {
             clock_offset: self.clock_offset,
             timestamps: self.timestamps,
             retime: self.retime,
+            cache_only: self.fleet.cache_only,
         }
     }
 

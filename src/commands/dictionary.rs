@@ -108,3 +108,30 @@ async fn create(client: &Client, job: &Job) -> anyhow::Result<crate::api::dictio
     tracing::info!(dictionary = %v.id, version = %v.version_id, "pronunciation dictionary created");
     Ok(v)
 }
+
+/// For a run that sends nothing (`assemble`): the dictionary this state directory remembers
+/// for exactly the job's rules. An error when there is none (the machine that rendered the job
+/// kept it in its own state directory: pass that one with --state-dir).
+pub(crate) fn remembered(state: &StateDir, job: &mut Job) -> anyhow::Result<()> {
+    if job.pronunciations.is_empty() {
+        return Ok(());
+    }
+    let rules: Vec<serde_json::Value> = job.pronunciations.iter().map(|r| r.api()).collect();
+    let path = remembered_path(state, job);
+    let found = crate::files::read_bytes(&path, crate::files::MAX_STATE_JSON_BYTES)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Remembered>(&b).ok())
+        .filter(|r| crate::api::plain_id(&r.id) && r.rules == rules);
+    let Some(r) = found else {
+        return Err(crate::error::usage(format!(
+            "{}: its pronunciation rules need the account's dictionary, and {} remembers none with these rules; assemble where the job was rendered, or copy that state directory's dictionaries/ here",
+            job.manifest.display(),
+            state.path().display()
+        )));
+    };
+    job.dictionary = Some(DictionaryLocator {
+        pronunciation_dictionary_id: r.id,
+        version_id: Some(r.version_id),
+    });
+    Ok(())
+}

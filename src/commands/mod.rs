@@ -15,6 +15,7 @@ pub(crate) mod check;
 pub(crate) mod dictionary;
 pub(crate) mod emulate;
 pub(crate) mod feed;
+pub(crate) mod fleet;
 pub(crate) mod import;
 pub(crate) mod models;
 pub(crate) mod outcome;

@@ -20,6 +20,9 @@ use crate::state::{Cache, StateDir};
 /// Every manifest's plan and the account's balance (when a key or the emulator is at hand).
 #[derive(Debug, Serialize)]
 pub(crate) struct PlanView {
+    /// With `--shard I/N`: the share this plan shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub balance: Option<Balance>,
     pub manifests: Vec<ManifestPlan>,
 }
@@ -96,6 +99,16 @@ pub(crate) struct ContextView {
 pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
     let mut jobs = super::load_jobs(&args.manifests, &defaults, None, false)?;
+    let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let shard = args
+        .shard
+        .shard
+        .as_deref()
+        .map(|s| crate::manifest::shard::Shard::parse(s, job_index.as_deref()))
+        .transpose()?;
+    if let Some(shard) = shard {
+        jobs = crate::manifest::shard::restrict(jobs, shard, args.shard.shard_by);
+    }
     let source = endpoint(&args.api, env_key.clone(), false)?.source();
     let mut balance = None;
     if let Some(session) = Session::optional(&args.api, env_key).await? {
@@ -132,7 +145,11 @@ pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Res
             manifest_plan(job, &state, (&source, args.retime))
         })
         .collect();
-    let view = PlanView { balance, manifests };
+    let view = PlanView {
+        shard: shard.map(|s| s.to_string()),
+        balance,
+        manifests,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
@@ -283,6 +300,19 @@ pub(crate) fn print(view: &PlanView) {
             _ => "-".to_string(),
         }
     };
+    if let Some(shard) = &view.shard {
+        let requests: usize = view.manifests.iter().map(|m| m.totals.requests).sum();
+        let characters: usize = view.manifests.iter().map(|m| m.totals.characters).sum();
+        let credits: f64 = view
+            .manifests
+            .iter()
+            .map(|m| m.totals.estimated_credits)
+            .sum();
+        println!(
+            "shard {shard}: {} manifest(s), {requests} requests, {characters} characters, about {credits} credits to render",
+            view.manifests.len()
+        );
+    }
     for doc in &view.manifests {
         println!("{} → {} ({})", doc.manifest, doc.output, doc.output_format);
         for (i, chain) in doc.chains.iter().enumerate() {

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 
 use super::budget::{check_balance, estimate_all};
+use super::fleet;
 use super::summary::Rendered;
 use crate::cli::RenderConfig;
 use crate::cli::args::OtherChapters;
@@ -68,6 +69,15 @@ pub async fn render(config: RenderConfig) -> anyhow::Result<u8> {
 async fn render_all(config: RenderConfig) -> anyhow::Result<(Vec<Rendered>, u8)> {
     let manifests = distinct_manifests(&config.manifests);
     let mut jobs = super::load_jobs(&manifests, &config.defaults, config.output.as_deref(), true)?;
+    if let Some(shard) = config.fleet.shard {
+        let all = jobs.len();
+        jobs = manifest::shard::restrict(jobs, shard, config.fleet.shard_by);
+        tracing::info!(%shard, manifests = jobs.len(), of = all, "this shard's share");
+        if jobs.is_empty() {
+            println!("shard {shard}: nothing of this run is this shard's share");
+            return Ok((Vec::new(), 0));
+        }
+    }
     if let Some(library) = &config.library {
         for job in &mut jobs {
             let (folder, audio) = output::library::place(job, library);
@@ -205,7 +215,7 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
 /// Renders loaded jobs, sharing one client, limiter and cap; writes outputs and reports.
 pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Result<Vec<Rendered>> {
     let source = config.endpoint.source();
-    let caches = check_offline(config, &jobs)?;
+    let mut caches = check_offline(config, &jobs)?;
     let state = jobs
         .first()
         .filter(|_| !config.no_cache)
@@ -222,29 +232,77 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         .filter(|(j, _)| !manifest::has_voice_names(j))
         .collect();
     estimate_all(config, &offline, &saved_limits, &source, false)?;
+    let shelf = fleet::shelf(&config.fleet).await?;
+    caches.caches = std::mem::take(&mut caches.caches)
+        .into_iter()
+        .map(|c| c.with_shelf(shelf.clone()))
+        .collect();
 
-    let session = Session::connect(&config.endpoint, config.request_timeout).await?;
-    let fetched = session.client.limits().await;
+    let (session, client) = connect(config).await?;
+    let fetched = match &session {
+        Some(_) => client.limits().await,
+        None => None,
+    };
     let limits = fetched.clone().unwrap_or(saved_limits);
-    let jobs = prepare_online(config, &session, jobs).await?;
+    let jobs = match &session {
+        Some(session) => prepare_online(config, session, jobs).await?,
+        None => {
+            let mut jobs = jobs;
+            fleet::prepare_offline(config, &mut jobs)?;
+            jobs
+        }
+    };
+    fleet::sync(&jobs, &caches.caches, &limits, &source).await;
+    if config.fleet.cache_only {
+        fleet::check_complete(&config.fleet, &jobs, &caches.caches, &limits, &source)?;
+    }
     let pairs: Vec<(&Job, &Cache)> = jobs.iter().zip(&caches.caches).collect();
     let (plans, total) = estimate_all(config, &pairs, &limits, &source, true)?;
     if total.requests > 0 {
-        check_balance(&session.client, &total).await?;
+        check_balance(&client, &total).await?;
     }
     if let (Some(limits), Some(state)) = (&fetched, &state) {
         state.remember_limits(limits);
     }
-    let total_requests: usize = plans.iter().map(|p| p.requests.len()).sum();
     let progress = Arc::new(progress::Progress::new(
-        total_requests as u64,
+        plans.iter().map(|p| p.requests.len() as u64).sum(),
         config.progress,
     ));
     let runner = Arc::new(Runner::new(
-        session.client.clone(),
+        client,
         config.execute_settings(source),
         progress.clone(),
     ));
+    let results = run_all(config, &runner, jobs, plans, &caches).await;
+    progress.finish();
+    if let Some(session) = session {
+        session.close().await;
+    }
+    for cache in &caches.caches {
+        cache.compact_journal();
+    }
+    drop(caches);
+    results.into_iter().collect()
+}
+
+/// The session of a render, and its client; `assemble` has none (it sends nothing).
+async fn connect(config: &RenderConfig) -> anyhow::Result<(Option<Session>, crate::api::Client)> {
+    if config.fleet.cache_only {
+        return Ok((None, fleet::offline_client()?));
+    }
+    let session = Session::connect(&config.endpoint, config.request_timeout).await?;
+    let client = session.client.clone();
+    Ok((Some(session), client))
+}
+
+/// Renders every job under one runner, with the signals and the deadline watched.
+async fn run_all(
+    config: &RenderConfig,
+    runner: &Arc<Runner>,
+    jobs: Vec<Job>,
+    plans: Vec<Plan>,
+    caches: &Caches,
+) -> Vec<anyhow::Result<Rendered>> {
     // Every chain of every job (up to each job's window of tasks, longest first) is known
     // before the first slot is handed out, so the longest goes first from the start.
     runner.slots.expect(
@@ -266,17 +324,11 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
             render_job(runner.clone(), publishing.clone(), job, plan, cache)
         });
     let results = futures::future::join_all(tasks).await;
-    progress.finish();
     signals.abort();
     if let Some(deadline) = deadline {
         deadline.abort();
     }
-    session.close().await;
-    for cache in &caches.caches {
-        cache.compact_journal();
-    }
-    drop(caches);
-    results.into_iter().collect()
+    results
 }
 
 /// What needs the account before planning: voice names resolved, pronunciation dictionaries
@@ -310,12 +362,40 @@ fn assemble(
     all_ok: bool,
     partial: bool,
 ) -> (Assembled, Option<crate::audio::AudioError>) {
-    if !(all_ok || partial) || runner.was_interrupted() {
+    // A shard writes its report; the book is assembled once, from the whole cache.
+    if !(all_ok || partial) || runner.was_interrupted() || inputs.job.shard.is_some() {
         return (Assembled::default(), None);
     }
     match publish::assemble(publishing, inputs, !all_ok) {
         Ok(a) => (a, None),
         Err(e) => (Assembled::default(), Some(e)),
+    }
+}
+
+/// What the run's end means for a job's report: interrupted, stopped by a limit, the
+/// audiobook checks, and every segment failed when the files could not be assembled.
+fn settle(
+    runner: &Runner,
+    publishing: &publish::Options,
+    job: &Job,
+    rep: &mut report::Report,
+    assembly_error: Option<crate::audio::AudioError>,
+    all_ok: bool,
+) {
+    rep.interrupted = runner.was_interrupted();
+    rep.stopped_by = runner.limit_reached();
+    if publishing.audiobook {
+        output::audiobook::audiobook(job, rep);
+    }
+    let not_assembled = match assembly_error {
+        Some(e) => Some(format!("assembly failed: {e}")),
+        None if all_ok && runner.was_interrupted() => {
+            Some("interrupted before assembly; the previous output is left as it was".to_string())
+        }
+        None => None,
+    };
+    if let Some(why) = not_assembled {
+        report::fail_all(rep, &why);
     }
 }
 
@@ -347,7 +427,10 @@ pub(crate) async fn render_job(
         cancel: runner.cancel.clone(),
     };
     let (mut assembled, assembly_error) = assemble(&runner, &publishing, &inputs, all_ok, partial);
-    let placed = (all_ok || partial) && assembly_error.is_none() && !runner.was_interrupted();
+    let placed = (all_ok || partial)
+        && assembly_error.is_none()
+        && !runner.was_interrupted()
+        && job.shard.is_none();
     let request_spans = std::mem::take(&mut assembled.spans);
     let timeline = placed.then(|| report::Timeline {
         files: assembled
@@ -367,20 +450,15 @@ pub(crate) async fn render_job(
         SystemTime::now(),
         runner.settings.synthetic,
     );
-    rep.interrupted = runner.was_interrupted();
-    rep.stopped_by = runner.limit_reached();
-    if publishing.audiobook {
-        output::audiobook::audiobook(&job, &mut rep);
-    }
-    let not_assembled = match assembly_error {
-        Some(e) => Some(format!("assembly failed: {e}")),
-        None if all_ok && runner.was_interrupted() => {
-            Some("interrupted before assembly; the previous output is left as it was".to_string())
-        }
-        None => None,
-    };
-    if let Some(why) = not_assembled {
-        report::fail_all(&mut rep, &why);
+    settle(&runner, &publishing, &job, &mut rep, assembly_error, all_ok);
+    if job.shard.is_some() {
+        let report_paths = report::write(&rep, &job.output)?;
+        let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());
+        return Ok(Rendered {
+            job,
+            report: rep,
+            report_paths,
+        });
     }
     let read_along = publishing.read_along;
     // The report is written even when the read-along book could not be; then the run fails.

@@ -66,6 +66,12 @@ fn idle(report: &Report) -> bool {
 /// The output as the summary shows it: the file, or for a split output the first file and the
 /// last one's name (the report lists them all).
 pub(crate) fn shown(r: &Rendered) -> String {
+    if let Some(shard) = &r.report.shard {
+        return format!(
+            "shard {shard} of {} (no book: narrate assemble builds it)",
+            r.job.manifest.display()
+        );
+    }
     let outputs = &r.report.outputs;
     if outputs.is_empty() {
         return r.job.output.display().to_string();

@@ -68,6 +68,8 @@ pub struct Settings {
     pub timestamps: bool,
     /// Audio cached without character timings is a miss, rendered again (`--retime`).
     pub retime: bool,
+    /// Nothing is sent: a request not in the cache fails (`assemble`).
+    pub cache_only: bool,
 }
 
 /// What a request being rendered needs at hand.

@@ -76,7 +76,15 @@ async fn settled_before_sending(
     body: &TtsBody,
     outcome: &mut Outcome,
 ) -> bool {
-    if !outcome.regenerated && from_cache(req, key, outcome) {
+    // Another machine may have rendered it since the run began (a shared cache).
+    if !outcome.regenerated
+        && crate::state::shared::pull(req.cache, &key.key).await
+        && from_cache(req, key, outcome)
+    {
+        return true;
+    }
+    if req.runner.settings.cache_only {
+        outcome.error = Some("not in the cache, and assemble sends nothing".to_string());
         return true;
     }
     // Sent by an earlier run that never got the answer: it was paid for; look for it first.
@@ -389,10 +397,19 @@ pub(crate) fn store(
         sha256: Some(crate::state::cache::sha256_hex(&response.audio)),
         recovered_from: item.map(|i| i.history_item_id.clone()),
     };
+    // Stored here, then put on the shared cache (if any) for the other machines.
     let write = {
         let (cache, key, meta) = (req.cache.clone(), key.key.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || {
-            cache.put(&key, &response.audio, response.alignment.as_ref(), &meta)
+        tokio::spawn(async move {
+            let local = cache.clone();
+            let owned = key.clone();
+            let path = tokio::task::spawn_blocking(move || {
+                local.put(&owned, &response.audio, response.alignment.as_ref(), &meta)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            crate::state::shared::push(&cache, &key).await;
+            Ok(path)
         })
     };
     outcome.audio = Some(req.cache.audio_path(&key.key));

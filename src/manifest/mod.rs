@@ -18,6 +18,7 @@ pub mod chapters;
 mod csv;
 mod raw;
 mod resolve;
+pub mod shard;
 mod voices;
 mod yaml;
 
@@ -129,6 +130,8 @@ pub struct Job {
     pub inputs: Vec<PathBuf>,
     /// Set when `--chapters` restricts the job to some of its chapters.
     pub subset: Option<chapters::Subset>,
+    /// Set when `--shard` restricts the job to one shard's share: its report, and no book.
+    pub shard: Option<shard::Shard>,
     /// The EPUB the manifest was imported from (`source`): a read-along book keeps its pages.
     pub source: Option<PathBuf>,
     /// With `--library`: the book's folder there, where its metadata files go beside the audio.
@@ -280,6 +283,7 @@ pub fn load_source(
         segments,
         inputs,
         subset: None,
+        shard: None,
         source,
         library_folder: None,
         pronunciations,

@@ -70,6 +70,10 @@ pub struct Report {
     /// The read-along book (`--read-along`) and how its clips were timed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_along: Option<ReadAlong>,
+    /// With `--shard I/N`: the share this run rendered (its segments only; no book is
+    /// assembled, `narrate assemble` does that).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub segments: Vec<SegmentReport>,
 }
 
@@ -416,7 +420,9 @@ pub(crate) fn build(
         )
     });
     flag_loudness_jumps(&mut segments);
-    let ok = segments.iter().all(|s| s.status == Status::Ok) && timeline.is_some();
+    // A shard writes no file: its report is good when its segments are.
+    let ok = segments.iter().all(|s| s.status == Status::Ok)
+        && (timeline.is_some() || job.shard.is_some());
     Report {
         status: if ok { Status::Ok } else { Status::Failed },
         manifest: job.manifest.display().to_string(),
@@ -444,6 +450,7 @@ pub(crate) fn build(
         loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),
         audiobook: None,
         read_along: None,
+        shard: job.shard.map(|s| s.to_string()),
         segments,
     }
 }

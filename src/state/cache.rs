@@ -63,7 +63,7 @@ impl Meta {
     }
 
     /// Why these values cannot be a response narrate stored, if they cannot.
-    fn implausible(&self) -> Option<String> {
+    pub(crate) fn implausible(&self) -> Option<String> {
         if !(self.issued_unix.is_finite() && (0.0..=LATEST_ISSUED_UNIX).contains(&self.issued_unix))
         {
             return Some(format!("issued_unix {} is not a time", self.issued_unix));
@@ -100,6 +100,8 @@ pub struct Cache {
     judged: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
     /// What was sent without an answer (see [`super::Journal`]).
     journal: std::sync::Arc<super::Journal>,
+    /// The shared cache other machines use too (`--cache-url`), if any.
+    shelf: Option<super::shelf::SharedShelf>,
 }
 
 /// The SHA-256 of `data` in lowercase hex.
@@ -157,7 +159,19 @@ impl Cache {
             dir: dir.to_path_buf(),
             judged: Default::default(),
             journal: std::sync::Arc::new(super::Journal::open(&dir.join("journal.jsonl"))),
+            shelf: None,
         })
+    }
+
+    /// This cache with a shared one behind it (see `shelf`).
+    pub(crate) fn with_shelf(mut self, shelf: Option<super::shelf::SharedShelf>) -> Self {
+        self.shelf = shelf;
+        self
+    }
+
+    /// The shared cache behind this one, if any.
+    pub(crate) fn shelf(&self) -> Option<&super::shelf::SharedShelf> {
+        self.shelf.as_ref()
     }
 
     /// The folder of the cache.

@@ -10,8 +10,11 @@ use crate::error::UsageError;
 use crate::files;
 use crate::models::{Limits, plausible_limits};
 
+pub(crate) mod bucket;
 pub(crate) mod cache;
 pub mod journal;
+pub(crate) mod shared;
+pub(crate) mod shelf;
 
 pub use cache::{Cache, Meta};
 pub use journal::Journal;
