@@ -268,6 +268,17 @@ async fn two_processes_racing_on_the_same_requests_keep_one_entry_each_and_both_
             tail == audio("a").as_slice(),
             "{key}: the machines' audio is not the object's"
         );
+        // The emulator's audio is the same for the same text, so the request ids tell whose
+        // answer each machine kept: the object's, on both.
+        let line = object.split(|&b| b == b'\n').nth(1).unwrap();
+        let header: Value = serde_json::from_slice(line).unwrap();
+        for state in ["a", "b"] {
+            let meta = fx.json(&format!("{state}/cache/{}/{key}.json", &key[..2]));
+            assert_eq!(
+                meta["request_id"], header["meta"]["request_id"],
+                "{state}: {key}"
+            );
+        }
     }
 }
 

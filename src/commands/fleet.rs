@@ -75,6 +75,17 @@ pub(crate) async fn sync(jobs: &[Job], caches: &[Cache], limits: &Limits, source
     }
 }
 
+/// For `assemble --shards N`: each job learns which shard rendered each of its segments.
+pub(crate) fn name_owners(fleet: &Fleet, jobs: &mut [Job]) {
+    let Some(n) = fleet.shards else {
+        return;
+    };
+    let owners = shard::owners(jobs, n, fleet.shard_by);
+    for (job, owners) in jobs.iter_mut().zip(owners) {
+        job.shard_owners = Some((n, owners));
+    }
+}
+
 /// For `assemble`: every request of every job is in the cache, or the error (exit 2) names
 /// the segments that are not, with the shard that owns each when `--shards` is given.
 pub(crate) fn check_complete(

@@ -253,8 +253,10 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         }
     };
     fleet::sync(&jobs, &caches.caches, &limits, &source).await;
+    let mut jobs = jobs;
     if config.fleet.cache_only {
         fleet::check_complete(&config.fleet, &jobs, &caches.caches, &limits, &source)?;
+        fleet::name_owners(&config.fleet, &mut jobs);
     }
     let pairs: Vec<(&Job, &Cache)> = jobs.iter().zip(&caches.caches).collect();
     let (plans, total) = estimate_all(config, &pairs, &limits, &source, true)?;

@@ -132,6 +132,8 @@ pub struct Job {
     pub subset: Option<chapters::Subset>,
     /// Set when `--shard` restricts the job to one shard's share: its report, and no book.
     pub shard: Option<shard::Shard>,
+    /// For `assemble --shards N`: N, and the shard (from 0) that rendered each segment.
+    pub shard_owners: Option<(usize, Vec<usize>)>,
     /// The EPUB the manifest was imported from (`source`): a read-along book keeps its pages.
     pub source: Option<PathBuf>,
     /// With `--library`: the book's folder there, where its metadata files go beside the audio.
@@ -284,6 +286,7 @@ pub fn load_source(
         inputs,
         subset: None,
         shard: None,
+        shard_owners: None,
         source,
         library_folder: None,
         pronunciations,

@@ -168,6 +168,9 @@ pub struct SegmentReport {
     pub file: Option<String>,
     /// Its integrated loudness is more than [`LOUDNESS_JUMP_LU`] away from its neighbours'.
     pub loudness_jump: bool,
+    /// The shard that rendered it (`I/N`): in a shard's report, and in `assemble --shards N`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub requests: Vec<RequestReport>,
 }
 
@@ -302,6 +305,15 @@ pub(crate) fn request_report(
 }
 
 /// The report of segment `si` from its requests' reports.
+/// The shard that rendered segment `si`, when the job knows it.
+fn shard_of(job: &Job, si: usize) -> Option<String> {
+    if let Some(shard) = job.shard {
+        return Some(shard.to_string());
+    }
+    let (count, owners) = job.shard_owners.as_ref()?;
+    Some(format!("{}/{count}", owners.get(si)? + 1))
+}
+
 pub(crate) fn segment_report(
     job: &Job,
     plan: &Plan,
@@ -329,6 +341,7 @@ pub(crate) fn segment_report(
         start_seconds: requests.first().and_then(|r| r.start_seconds),
         end_seconds: requests.last().and_then(|r| r.end_seconds),
         error: error.map(|e| format!("segment {}: {e}", segment.id)),
+        shard: shard_of(job, si),
         // In the file of its first request; a file's segments are measured in order.
         loudness: timeline.and_then(|t| {
             let r = *plan.segment_requests[si].first()?;
