@@ -16,7 +16,7 @@ use crate::util::{Fixture, NARRATOR, RABBIT, SECRET_KEY, narrate, stderr, stdout
 use crate::weed::{self, Weed};
 
 /// A book of twelve chapters, two voices each, from the sample book's openings.
-fn twelve_chapters(fx: &Fixture) {
+pub(crate) fn twelve_chapters(fx: &Fixture) {
     let mut yaml = format!(
         "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n"
     );
@@ -53,7 +53,7 @@ async fn run(fx: &Fixture, weed: &Weed, args: &[&str]) -> Output {
 }
 
 /// Every text the emulator generated, by how many times.
-async fn counts(fx: &Fixture) -> HashMap<String, usize> {
+pub(crate) async fn counts(fx: &Fixture) -> HashMap<String, usize> {
     generations(fx).await
 }
 

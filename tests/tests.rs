@@ -10,6 +10,7 @@ mod cli;
 mod continuity;
 mod emulator;
 mod fleet;
+mod fleet_examples;
 mod hostile;
 mod import;
 mod manifest_errors;

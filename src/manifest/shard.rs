@@ -161,6 +161,16 @@ pub fn restrict(jobs: Vec<Job>, shard: Shard, by: ShardBy) -> Vec<Job> {
         .collect()
 }
 
+/// The shard that rendered segment `si` of `job` (`I/N`), when the job knows it: a shard's
+/// own, or the one `assemble --shards N` computed.
+pub fn of_segment(job: &Job, si: usize) -> Option<String> {
+    if let Some(shard) = job.shard {
+        return Some(shard.to_string());
+    }
+    let (count, owners) = job.shard_owners.as_ref()?;
+    Some(format!("{}/{count}", owners.get(si)? + 1))
+}
+
 /// Where a shard's report of `output` goes: `OUTPUT-STEM.shard-I-of-N.EXT`.
 fn shard_output(output: &std::path::Path, shard: Shard) -> PathBuf {
     let stem = output.file_stem().unwrap_or_default().to_string_lossy();

@@ -305,15 +305,6 @@ pub(crate) fn request_report(
 }
 
 /// The report of segment `si` from its requests' reports.
-/// The shard that rendered segment `si`, when the job knows it.
-fn shard_of(job: &Job, si: usize) -> Option<String> {
-    if let Some(shard) = job.shard {
-        return Some(shard.to_string());
-    }
-    let (count, owners) = job.shard_owners.as_ref()?;
-    Some(format!("{}/{count}", owners.get(si)? + 1))
-}
-
 pub(crate) fn segment_report(
     job: &Job,
     plan: &Plan,
@@ -341,7 +332,7 @@ pub(crate) fn segment_report(
         start_seconds: requests.first().and_then(|r| r.start_seconds),
         end_seconds: requests.last().and_then(|r| r.end_seconds),
         error: error.map(|e| format!("segment {}: {e}", segment.id)),
-        shard: shard_of(job, si),
+        shard: crate::manifest::shard::of_segment(job, si),
         // In the file of its first request; a file's segments are measured in order.
         loudness: timeline.and_then(|t| {
             let r = *plan.segment_requests[si].first()?;
