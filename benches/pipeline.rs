@@ -8,8 +8,9 @@
 //! (`narrate emulate` with a fixed latency and the Scale tier's 15 slots) so narrate's own CPU
 //! time can be read from this process. Assembly runs in a child process each, so its peak RSS is
 //! its own. `NARRATE_BENCH_QUICK=1` runs a seconds-long version (CI uses it to keep this
-//! compiling and running); `NARRATE_BENCH_ONLY=scheduling`, `=assembly`, `=publish` or `=rows`
-//! (check and plan of a bare CSV of 10,000 and 100,000 rows) runs one part, and `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are
+//! compiling and running); `NARRATE_BENCH_ONLY=scheduling`, `=assembly`, `=publish`, `=rows`
+//! (check and plan of a bare CSV of 10,000 and 100,000 rows) or `=shards` (the sample book
+//! rendered by 1, 2 and 4 shard processes, then assembled) runs one part, and `=rf64` writes a 16-hour WAV past 4 GiB (RF64) and reads it back. The figures are
 //! not pass/fail.
 
 use std::io::Write;
@@ -21,6 +22,8 @@ use narrate::cli::{Endpoint, RenderConfig};
 
 #[path = "rows.rs"]
 mod rows;
+#[path = "shards.rs"]
+mod shards;
 use narrate::execute::Concurrency;
 use narrate::format::OutputFormat;
 
@@ -44,7 +47,7 @@ fn main() {
     if only.is_empty() || only == "scheduling" {
         scheduling(quick);
     }
-    if only != "scheduling" && only != "rf64" && only != "publish" && only != "rows" {
+    if !["scheduling", "rf64", "publish", "rows", "shards"].contains(&only.as_str()) {
         assembly(quick);
     }
     if only.is_empty() || only == "publish" {
@@ -53,6 +56,9 @@ fn main() {
     if only.is_empty() || only == "rows" {
         rows::rows(quick);
         rows::throughput(quick);
+    }
+    if only.is_empty() || only == "shards" {
+        shards::shards(quick);
     }
     // Not part of a default run: it writes a 5 GB file.
     if only == "rf64" {
@@ -511,7 +517,9 @@ fn assembly(quick: bool) {
 /// process: the first render through the built-in emulator, a re-publish of every file from the
 /// cache, a run with nothing changed, a run after `--only` one chapter's segment, and ffmpeg
 /// decoding and encoding the same audio once with LAME. The quick run takes two chapters.
-fn publish(quick: bool) {
+/// The sample book (`manifests/alice-audiobook.yaml` and its texts) copied into a temporary
+/// directory; with `quick`, its first two chapters.
+fn sample_book(quick: bool) -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
@@ -531,6 +539,11 @@ fn publish(quick: bool) {
     }
     let manifest = dir.path().join("manifests/alice-audiobook.yaml");
     std::fs::write(&manifest, yaml).unwrap();
+    dir
+}
+
+fn publish(quick: bool) {
+    let dir = sample_book(quick);
     let out_dir = dir.path().join("out/alice");
     let run = |extra: &[&str]| -> (f64, f64) {
         let cpu = children_cpu_seconds();
