@@ -534,3 +534,57 @@ async fn a_torn_or_foreign_object_in_a_shared_folder_is_a_miss_never_audio_in_a_
         "the book is the same as the first"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assemble_with_a_shard_missing_names_its_segments_and_owner_and_writes_nothing() {
+    let fx = Fixture::default().await;
+    twelve_chapters(&fx);
+    let shelf = format!("file://{}", fx.path().join("shelf").display());
+    let args = ["book.yaml", "--shard", "1/2", "--cache-url", shelf.as_str()];
+    let out = fx.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mine = segment_ids(&fx.json("out/book.shard-1-of-2.report.json"));
+    let sent = fx.tts_log().len();
+    let base = fx.base();
+    let args = [
+        "assemble",
+        "book.yaml",
+        "--base-url",
+        &base,
+        "--cache-url",
+        &shelf,
+    ];
+    let args = [&args[..], &["--shards", "2", "--state-dir", "elsewhere"]].concat();
+    let out = narrate(fx.path(), &args, &[]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(fx.tts_log().len(), sent, "assemble sends nothing");
+    assert!(
+        !fx.path().join("out/book.mp3").exists(),
+        "nothing is written"
+    );
+    let named: Vec<&str> = err.lines().filter(|l| l.contains(": segment ")).collect();
+    assert!(
+        err.contains(&format!(
+            "{} request(s) are not in the cache",
+            24 - mine.len()
+        )),
+        "{err}"
+    );
+    assert_eq!(named.len(), (24 - mine.len()).min(20), "{err}");
+    for line in named {
+        assert!(line.ends_with("rendered by shard 2/2"), "{line}");
+        let id = line.split('"').nth(1).unwrap();
+        assert!(
+            !mine.iter().any(|m| m == id),
+            "{id} was rendered by shard 1"
+        );
+    }
+    // With shard 2 rendered as well, the same command builds the book.
+    let args2 = ["book.yaml", "--shard", "2/2", "--cache-url", shelf.as_str()];
+    let out = fx.run(&args2).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = narrate(fx.path(), &args, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(fx.path().join("out/book.mp3").exists());
+}
