@@ -136,6 +136,7 @@ async fn help_tables_and_plan_snapshots() {
 
         Commands:
           render       Render each manifest (the default command)
+          assemble     Build every output from the cache alone (after shards rendered it): sends nothing, needs no key
           plan         Show the requests, characters and estimated credits of each manifest; sends no TTS request
           check        Validate manifests without sending anything
           voices       List the account's voices (GET /v2/voices, every page)
@@ -181,6 +182,11 @@ async fn help_tables_and_plan_snapshots() {
               --retime                        With --timestamps, render again (and pay again for) the audio cached without character timings
               --read-along                    Also write OUTPUT-STEM.read-along.epub: the text read along with the chapter files' audio (EPUB 3 Media Overlays; needs --split chapters; sentence by sentence with --timestamps)
               --progress <PROGRESS>           Progress bar on stderr: auto (when stderr is a terminal), always, never [default: auto] [possible values: auto, always, never]
+              --cache-url <URL>               A cache shared by every machine of a job: s3://BUCKET/PREFIX, gs://..., az://... or file:///DIR (credentials from the store's own environment variables) [env: NARRATE_CACHE_URL]
+              --cache-fallback <error|local>  When the shared cache cannot be reached: error (nothing is sent) or local (a warning, then this machine's cache alone) [default: error] [possible values: error, local]
+              --shards <N>                    With assemble: how many shards rendered the job, to name the shard of a missing request
+              --shard <I/N>                   Render only this share of the run: I/N (I from 1), or auto/N with a Kubernetes Indexed Job's JOB_COMPLETION_INDEX; writes the share's report, no book
+              --shard-by <chain|manifest>     What --shard divides: chain (the chapters of the books, balanced by characters) or manifest (whole books) [default: chain] [possible values: chain, manifest]
               --voice-id <ID>                 Voice for segments that name none
               --model-id <ID>                 Model for segments that name none
               --output-format <FORMAT>        output_format for manifests that name none

@@ -588,3 +588,73 @@ async fn assemble_with_a_shard_missing_names_its_segments_and_owner_and_writes_n
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(fx.path().join("out/book.mp3").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlist_is_divided_by_whole_manifests_with_shard_by_manifest() {
+    let fx = Fixture::default().await;
+    twelve_chapters(&fx);
+    let book = std::fs::read_to_string(fx.path().join("book.yaml")).unwrap();
+    fx.write(
+        "other.yaml",
+        &book
+            .replace("out/book.mp3", "out/other.mp3")
+            .replace("Chapter", "Part"),
+    );
+    fx.write(
+        "third.yaml",
+        &book
+            .replace("out/book.mp3", "out/third.mp3")
+            .replace("Chapter", "Book"),
+    );
+    let shelf = format!("file://{}", fx.path().join("shelf").display());
+    let manifests = ["book.yaml", "other.yaml", "third.yaml"];
+    let mut reports = Vec::new();
+    for i in 1..=2 {
+        let shard = format!("{i}/2");
+        let flags = [
+            "--shard",
+            &shard,
+            "--shard-by",
+            "manifest",
+            "--cache-url",
+            &shelf,
+        ];
+        let base = fx.base();
+        let plan_args = [
+            &["plan"][..],
+            &manifests,
+            &flags[..4],
+            &["--base-url", &base],
+        ]
+        .concat();
+        let plan = narrate(fx.path(), &plan_args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+        assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+        let shown = stdout(&plan);
+        let out = fx.run(&[&manifests[..], &flags].concat()).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        for m in ["book", "other", "third"] {
+            let report = fx
+                .path()
+                .join(format!("out/{m}.shard-{i}-of-2.report.json"));
+            if report.exists() {
+                // Whole manifests: every segment of it in this shard, as its plan showed.
+                assert_eq!(segment_ids(&crate::util::read_json(&report)).len(), 24);
+                assert!(shown.contains(&format!("{m}.yaml")), "{shown}");
+                reports.push(m);
+            } else {
+                assert!(!shown.contains(&format!("{m}.yaml")), "{shown}");
+            }
+        }
+    }
+    reports.sort();
+    assert_eq!(
+        reports,
+        ["book", "other", "third"],
+        "each manifest in exactly one shard"
+    );
+    // The three books share their rabbit's lines (the same text, voice and settings): each
+    // distinct request was paid once across both shards, through the shared cache.
+    let generated = counts(&fx).await;
+    assert_eq!(generated.len(), 36 + 12);
+    assert!(generated.values().all(|&n| n == 1), "{generated:?}");
+}

@@ -307,7 +307,12 @@ impl RenderArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct FleetArgs {
     /// A cache shared by every machine of a job: s3://BUCKET/PREFIX, gs://..., az://... or file:///DIR (credentials from the store's own environment variables)
-    #[arg(long, env = "NARRATE_CACHE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "NARRATE_CACHE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub cache_url: Option<String>,
     /// When the shared cache cannot be reached: error (nothing is sent) or local (a warning, then this machine's cache alone)
     #[arg(long, value_enum, default_value = "error", value_name = "error|local")]
