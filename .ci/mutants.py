@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Mutation testing with cargo-mutants, by area: each area is the files whose lines guard one
+promise (money, data, continuity) and the tests that judge them, so a mutant is tested by the
+tests of its own area instead of the whole suite (five minutes a mutant on two cores).
+
+    python3 .ci/mutants.py list                  the areas, their files and test filters
+    python3 .ci/mutants.py run AREA [--budget S] every mutant of an area
+    python3 .ci/mutants.py diff [BASE] [--budget S]
+                                                 the mutants of the lines changed since BASE
+                                                 (default HEAD~1), in any area's files
+
+A run mutates the tree in place (`--in-place`, restored by cargo-mutants as it goes; the
+incremental build of one mutant takes seconds instead of a fresh copy's minutes) and skips the
+baseline test run (the suite is run before, in CI). `--budget` stops it after S seconds: the
+mutants not reached are counted as not tested, never as caught; cargo-mutants puts the file
+back on its way out. Afterwards every missed mutant must be listed in `.ci/mutants-survivors.txt`
+with one line on why it is equivalent or harmless; an unlisted survivor fails (exit 1). The
+score (caught and timed out, of the viable mutants) is printed per file.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+# Area -> (file globs, arguments of `cargo test` after `--`: the tests that judge them).
+AREAS = {
+    "execute": (
+        ["src/execute/*.rs"],
+        ["--workspace", "--", "execute::", "recovery::", "resilience::", "continuity::",
+         "render::", "promises::"],
+    ),
+    "state": (
+        ["src/state/cache.rs", "src/state/journal.rs", "src/state/mod.rs"],
+        ["--workspace", "--", "state::", "recovery::", "hostile::", "render::"],
+    ),
+    "fleet": (
+        ["src/state/shared.rs", "src/state/bucket.rs", "src/manifest/shard.rs",
+         "src/commands/fleet.rs"],
+        ["--workspace", "--", "manifest::shard", "state::shared", "fleet::"],
+    ),
+    "plan": (
+        ["src/plan/*.rs"],
+        ["--workspace", "--", "plan::", "properties::", "continuity::", "render::"],
+    ),
+    "checks": (
+        ["src/output/mod.rs", "src/output/names.rs", "src/files.rs"],
+        ["--workspace", "--", "output::", "files::", "hostile::", "surfaces::"],
+    ),
+    "emulator": (
+        ["crates/emulator/src/validate.rs", "crates/emulator/src/rules.rs",
+         "crates/emulator/src/format.rs"],
+        ["--workspace", "--", "validate", "rules", "format", "emulator::", "oracles::"],
+    ),
+    "readalong": (
+        ["src/output/readalong/clips.rs", "src/output/readalong/wrap.rs"],
+        ["--workspace", "--", "readalong", "sample_book::"],
+    ),
+}
+
+SURVIVORS = ".ci/mutants-survivors.txt"
+OUT = "mutants.out"
+
+
+def listed():
+    """The survivors accepted, by file and mutation (line numbers move as code changes)."""
+    accepted = set()
+    if not os.path.exists(SURVIVORS):
+        return accepted
+    for line in open(SURVIVORS, encoding="utf-8"):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        mutant, _, why = line.partition(" # ")
+        if not why.strip():
+            sys.exit(f"{SURVIVORS}: {mutant}: no reason given after ' # '")
+        accepted.add(key(mutant))
+    return accepted
+
+
+def key(mutant):
+    """`src/a.rs:12:5: replace x with y` -> (`src/a.rs`, `replace x with y`)."""
+    match = re.match(r"([^:]+):\d+:\d+: (.*)", mutant.strip())
+    return (match.group(1), match.group(2)) if match else (mutant.strip(), "")
+
+
+def run(files, test_args, budget, in_diff=None):
+    cmd = ["cargo", "mutants", "--in-place", "--baseline", "skip", "--no-shuffle",
+           "--timeout", "300", "--output", "."]
+    for f in files:
+        cmd += ["-f", f]
+    if in_diff:
+        cmd += ["--in-diff", in_diff]
+    cmd += ["--"] + test_args
+    print("+", " ".join(cmd), flush=True)
+    child = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        child.wait(timeout=budget)
+    except subprocess.TimeoutExpired:
+        print(f"mutants: the budget of {budget} s is spent; the mutants not reached are not tested")
+        # SIGINT: cargo-mutants puts the mutated file back before it exits.
+        os.killpg(child.pid, signal.SIGINT)
+        child.wait()
+
+
+def outcomes():
+    """(file, mutation, summary) of every mutant tested."""
+    path = os.path.join(OUT, "outcomes.json")
+    if not os.path.exists(path):
+        return []
+    data = json.load(open(path, encoding="utf-8"))
+    rows = []
+    for o in data.get("outcomes", []):
+        scenario = o.get("scenario")
+        if not isinstance(scenario, dict) or "Mutant" not in scenario:
+            continue
+        m = scenario["Mutant"]
+        name = f"{m['file']}:{m['span']['start']['line']}:{m['span']['start']['column']}: " \
+            f"{m.get('name') or describe(m)}"
+        rows.append((m["file"], name, o.get("summary", "")))
+    return rows
+
+
+def describe(m):
+    return f"replace {m.get('function', {}).get('function_name', '?')} with {m.get('replacement')}"
+
+
+def judge():
+    """Prints the score per file; the missed mutants not listed as survivors; exit status."""
+    rows = outcomes()
+    accepted = listed()
+    per_file = {}
+    unlisted = []
+    for file, name, summary in rows:
+        caught, viable = per_file.get(file, (0, 0))
+        if summary in ("Unviable", "Success"):
+            continue
+        viable += 1
+        if summary in ("CaughtMutant", "Timeout"):
+            caught += 1
+        elif summary == "MissedMutant" and key(name) not in accepted:
+            unlisted.append(name)
+        per_file[file] = (caught, viable)
+    total_caught = sum(c for c, _ in per_file.values())
+    total_viable = sum(v for _, v in per_file.values())
+    for file, (caught, viable) in sorted(per_file.items()):
+        print(f"  {file}: {caught}/{viable} caught")
+    if total_viable:
+        print(f"mutants: {total_caught}/{total_viable} viable mutants caught "
+              f"({100 * total_caught / total_viable:.0f} %), {len(rows)} tested")
+    else:
+        print("mutants: no viable mutant tested")
+    for name in unlisted:
+        print(f"mutants: survivor not listed in {SURVIVORS}: {name}")
+    return 1 if unlisted else 0
+
+
+def main(argv):
+    if not argv or argv[0] == "list":
+        for name, (files, tests) in AREAS.items():
+            print(f"{name}: {' '.join(files)}\n    cargo test {' '.join(tests)}")
+        return 0
+    budget = None
+    if "--budget" in argv:
+        i = argv.index("--budget")
+        budget = float(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
+    if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
+        files, tests = AREAS[argv[1]]
+        run(files, tests, budget)
+        return judge()
+    if argv[0] == "diff":
+        base = argv[1] if len(argv) > 1 else "HEAD~1"
+        diff = subprocess.run(["git", "diff", base, "--", "src", "crates"],
+                              capture_output=True, text=True, check=True).stdout
+        if not diff.strip():
+            print(f"mutants: no source line changed since {base}")
+            return 0
+        patch = os.path.join("target", "mutants-diff.patch")
+        os.makedirs("target", exist_ok=True)
+        open(patch, "w", encoding="utf-8").write(diff)
+        files = sorted({f for fs, _ in AREAS.values() for f in fs})
+        tests = ["--workspace", "--"] + sorted({t for _, ts in AREAS.values() for t in ts[2:]})
+        run(files, tests, budget, in_diff=patch)
+        return judge()
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
