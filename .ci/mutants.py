@@ -97,7 +97,9 @@ def run(files, test_args, budget, in_diff=None):
         cmd += ["--in-diff", in_diff]
     cmd += ["--"] + test_args
     print("+", " ".join(cmd), flush=True)
-    child = subprocess.Popen(cmd, start_new_session=True)
+    # No backtrace of cargo-mutants' own when the budget interrupts it.
+    env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
+    child = subprocess.Popen(cmd, start_new_session=True, env=env)
     try:
         child.wait(timeout=budget)
     except subprocess.TimeoutExpired:

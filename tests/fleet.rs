@@ -111,6 +111,7 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
         .collect();
     let outs = futures::future::join_all(shards).await;
     let mut owned = Vec::new();
+    let mut owner = HashMap::new();
     for (i, out) in outs.iter().enumerate() {
         assert_eq!(
             out.status.code(),
@@ -121,7 +122,10 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
         );
         let report = fx.json(&format!("out/book.shard-{}-of-4.report.json", i + 1));
         assert_eq!(report["shard"], format!("{}/4", i + 1));
-        owned.extend(segment_ids(&report));
+        for id in segment_ids(&report) {
+            owner.insert(id.clone(), format!("{}/4", i + 1));
+            owned.push(id);
+        }
     }
     owned.sort();
     assert_eq!(
@@ -157,6 +161,8 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
         &base,
         "--cache-url",
         url,
+        "--shards",
+        "4",
     ];
     let out = narrate(
         fx.path(),
@@ -169,6 +175,10 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
     let assembled = fx.read("out/book.mp3");
     let report = fx.json("out/book.report.json");
     assert_eq!(report["totals"]["cache_hits"], 24);
+    // Each segment with the shard that rendered it.
+    for s in report["segments"].as_array().unwrap() {
+        assert_eq!(s["shard"], owner[s["id"].as_str().unwrap()], "{s}");
+    }
 
     // The same book by one process on its own: the same bytes.
     let out = run(
@@ -187,6 +197,24 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
     assert!(
         fx.read("single/book.mp3") == assembled,
         "assembled book differs from one process's"
+    );
+    // Its report places every segment as the single process's does, apart from timings.
+    let single = fx.json("single/book.report.json");
+    let fields = ["id", "chapter", "voice_id", "characters", "status"];
+    let placed = ["start_seconds", "end_seconds"];
+    let (ours, theirs) = (
+        report["segments"].as_array().unwrap(),
+        single["segments"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(theirs) {
+        for f in fields.iter().chain(&placed) {
+            assert_eq!(a[*f], b[*f], "{f}: {a} / {b}");
+        }
+    }
+    assert_eq!(
+        report["totals"]["audio_seconds"],
+        single["totals"]["audio_seconds"]
     );
 
     // All four again: nothing is sent.
