@@ -4,7 +4,9 @@ promise (money, data, continuity) and the tests that judge them, so a mutant is 
 tests of its own area instead of the whole suite (five minutes a mutant on two cores).
 
     python3 .ci/mutants.py list                  the areas, their files and test filters
-    python3 .ci/mutants.py run AREA [--budget S] every mutant of an area
+    python3 .ci/mutants.py run AREA [--budget S] [--iterate]
+                                                 every mutant of an area (--iterate: but the
+                                                 ones an earlier run here caught)
     python3 .ci/mutants.py diff [BASE] [--budget S]
                                                  the mutants of the lines changed since BASE
                                                  (default HEAD~1), in any area's files
@@ -88,9 +90,12 @@ def key(mutant):
     return (match.group(1), match.group(2)) if match else (mutant.strip(), "")
 
 
-def run(files, test_args, budget, in_diff=None):
+def run(files, test_args, budget, in_diff=None, iterate=False):
     cmd = ["cargo", "mutants", "--in-place", "--baseline", "skip", "--no-shuffle",
            "--timeout", "300", "--output", "."]
+    if iterate:
+        # Skips the mutants an earlier run in this folder caught.
+        cmd.append("--iterate")
     for f in files:
         cmd += ["-f", f]
     if in_diff:
@@ -197,13 +202,15 @@ def main(argv):
             print(f"{name}: {' '.join(files)}\n    cargo test {' '.join(tests)}")
         return 0
     budget = None
+    iterate = "--iterate" in argv
+    argv = [a for a in argv if a != "--iterate"]
     if "--budget" in argv:
         i = argv.index("--budget")
         budget = float(argv[i + 1])
         argv = argv[:i] + argv[i + 2:]
     if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
         files, tests = AREAS[argv[1]]
-        run(files, tests, budget)
+        run(files, tests, budget, iterate=iterate)
         return judge()
     if argv[0] == "diff":
         return diff(argv[1] if len(argv) > 1 else "HEAD~1", budget)
