@@ -517,3 +517,42 @@ async fn clients_that_never_read_their_answers_hold_bounded_memory() {
     assert!(peak < 220, "the emulator reached {peak} MiB");
     drop(clients);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_side_files_are_never_written_over_an_input_but_a_cover_already_there_is_kept() {
+    let fx = Fixture::default().await;
+    let d = fx.path();
+    let folder = d.join("library/A. Writer/Small");
+    std::fs::create_dir_all(&folder).unwrap();
+    crate::import::cover_jpeg(&folder);
+    std::fs::write(folder.join("desc.txt"), "Hello from the text file.").unwrap();
+    let manifest = |text: &str| {
+        format!(
+            "title: Small\nauthor: A. Writer\nnarrator: A. Reader\ndescription: A short book.\ncover: \"library/A. Writer/Small/cover.jpg\"\noutput: out/small.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_44100_128}}\nsegments:\n  - {{id: a, chapter: One, {text}}}\n"
+        )
+    };
+    // The segment's text is the file the library's desc.txt would be written over: refused.
+    write(
+        d,
+        "over.yaml",
+        &manifest("text_file: \"library/A. Writer/Small/desc.txt\""),
+    );
+    let out = fx.run(&["over.yaml", "--library", "library"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("desc.txt"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(folder.join("desc.txt")).unwrap(),
+        "Hello from the text file."
+    );
+    assert!(fx.tts_log().is_empty(), "nothing was sent");
+    // A cover that already is the library's cover.jpg is an input left where it is.
+    write(d, "kept.yaml", &manifest("text: \"Hello there.\""));
+    let cover = std::fs::read(folder.join("cover.jpg")).unwrap();
+    let out = fx.run(&["kept.yaml", "--library", "library"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read(folder.join("cover.jpg")).unwrap(), cover);
+    assert_eq!(
+        std::fs::read_to_string(folder.join("desc.txt")).unwrap(),
+        "A short book.\n"
+    );
+}

@@ -389,4 +389,62 @@ mod tests {
         let again = Cache::open(dir.path()).unwrap();
         assert_eq!(again.journal().first_sent(&lost), Some(1.0));
     }
+
+    #[test]
+    fn an_entry_whose_metadata_no_answer_could_have_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "cd".repeat(32);
+        let meta = super::Meta {
+            request_id: Some("req_0123-ABC.x".into()),
+            issued_unix: 1_700_000_000.0,
+            credits: Some(42.0),
+            characters: 42,
+            bytes: 3,
+            output_format: "mp3_44100_128".into(),
+            synthetic: true,
+            previous_request_ids: Vec::new(),
+            next_request_ids: Vec::new(),
+            used_previous_text: false,
+            used_next_text: false,
+            alignment: false,
+            recovered_from: None,
+            sha256: None,
+        };
+        Cache::open(dir.path())
+            .unwrap()
+            .put(&key, b"abc", None, &meta)
+            .unwrap();
+        let meta_path = dir.path().join(&key[..2]).join(format!("{key}.json"));
+        let sound: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+        // A fresh cache each time: nothing judged before.
+        let read = |value: &serde_json::Value| {
+            std::fs::write(&meta_path, value.to_string()).unwrap();
+            Cache::open(dir.path()).unwrap().get(&key).is_some()
+        };
+        assert!(read(&sound), "the sound entry is a hit");
+        let bad: [(&str, serde_json::Value); 7] = [
+            ("credits", serde_json::json!(-1.0)),
+            ("credits", serde_json::json!(2e9)),
+            ("request_id", serde_json::json!("")),
+            ("request_id", serde_json::json!("r".repeat(257))),
+            ("request_id", serde_json::json!("../../etc/passwd")),
+            ("issued_unix", serde_json::json!(5e9)),
+            ("sha256", serde_json::json!("not a digest")),
+        ];
+        for (field, value) in bad {
+            let mut damaged = sound.clone();
+            damaged[field] = value.clone();
+            assert!(!read(&damaged), "{field} = {value} is used");
+        }
+        // The limits themselves are plausible.
+        for (field, value) in [
+            ("credits", serde_json::json!(1e9)),
+            ("request_id", serde_json::json!("r".repeat(256))),
+        ] {
+            let mut edge = sound.clone();
+            edge[field] = value.clone();
+            assert!(read(&edge), "{field} = {value} is refused");
+        }
+    }
 }
