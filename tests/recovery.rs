@@ -32,7 +32,7 @@ fn four_chapters(fx: &Fixture, logging: bool) {
 }
 
 /// Every item of the emulator's speech history, read through its API, every page.
-async fn history(fx: &Fixture) -> Vec<Value> {
+pub(crate) async fn history(fx: &Fixture) -> Vec<Value> {
     let client = reqwest::Client::new();
     let mut items = Vec::new();
     let mut start: Option<String> = None;

@@ -23,6 +23,7 @@ mod publish;
 mod readalong;
 mod readalong_pages;
 mod recovery;
+mod recovery_claims;
 mod render;
 mod resilience;
 mod review;

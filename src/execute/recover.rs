@@ -241,3 +241,53 @@ fn check_recovered(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_recovered;
+    use crate::api::HistoryItem;
+    use crate::format::OutputFormat;
+
+    /// A second of a tone, MP3 at `rate` and `kbps`.
+    fn mp3(rate: u32, kbps: u32) -> Vec<u8> {
+        let tone: Vec<i16> = (0..rate)
+            .map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16)
+            .collect();
+        crate::codec::lame::mp3(&tone, rate, kbps).unwrap()
+    }
+
+    #[test]
+    fn a_recovered_take_is_used_only_when_its_format_mime_and_audio_are_what_was_asked() {
+        let asked: OutputFormat = "mp3_44100_128".parse().unwrap();
+        let item = |format: &str| HistoryItem {
+            history_item_id: "h1".into(),
+            output_format: Some(format.into()),
+            ..Default::default()
+        };
+        let right = mp3(44_100, 128);
+        assert_eq!(
+            check_recovered(&right, "audio/mpeg", &item("mp3_44100_128"), asked),
+            Ok(())
+        );
+        let refused = [
+            // Kept in another format by the history.
+            (right.clone(), "audio/mpeg", "mp3_22050_32", "kept as"),
+            // Served as something else than what the bytes claim to be.
+            (right.clone(), "audio/wav", "mp3_44100_128", "served as"),
+            // MP3 of the right rate and the wrong bitrate, or the wrong rate.
+            (mp3(44_100, 64), "audio/mpeg", "mp3_44100_128", "kbps"),
+            (mp3(22_050, 128), "audio/mpeg", "mp3_44100_128", "Hz"),
+            // Not audio at all.
+            (
+                b"<html>gone</html>".to_vec(),
+                "audio/mpeg",
+                "mp3_44100_128",
+                "not",
+            ),
+        ];
+        for (audio, mime, kept, says) in refused {
+            let why = check_recovered(&audio, mime, &item(kept), asked).unwrap_err();
+            assert!(why.contains(says), "{kept} {mime}: {why}");
+        }
+    }
+}
