@@ -264,16 +264,24 @@ async fn ids_the_api_refuses_are_replaced_by_text() {
     assert_eq!(out.status.code(), Some(0));
     // Only the server's clock moves: narrate believes its cached ids are fresh, the API does not.
     fx.emu.state.advance_clock(Duration::from_secs(3 * 3600));
-    chapter(dir.path(), "c.yaml", 3);
+    // Two new segments: the first is refused in the middle of the chain, not at its end.
+    chapter(dir.path(), "c.yaml", 4);
     let before = tts_log(dir.path()).len();
     let out = fx.run(&["c.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let log = tts_log(dir.path());
     assert_eq!(log[before]["status"], 400, "the stale ids were refused");
     assert_eq!(log[before + 1]["status"], 200);
+    // The resend carries both neighbours' text in place of the refused ids.
+    let resend = &log[before + 1]["body"];
+    assert_eq!(resend["text"], "This is sentence number 2 of the chapter.");
     assert_eq!(
-        log[before + 1]["body"]["previous_text"],
+        resend["previous_text"],
         "This is sentence number 1 of the chapter."
+    );
+    assert_eq!(
+        resend["next_text"],
+        "This is sentence number 3 of the chapter."
     );
     let report = read_json(&dir.path().join("out/c.report.json"));
     let last = &report["segments"][2]["requests"][0];
