@@ -581,3 +581,36 @@ async fn a_content_job_writes_a_file_per_row_and_a_rerun_rewrites_only_the_chang
         assert_eq!(fx.tts_log().len(), before, "{ids:?}: nothing sent");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_after_two_hours_sends_its_neighbours_text_not_their_expired_ids() {
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
+    chapter(dir.path(), "c.yaml", 6);
+    let out = fx.run(&["c.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Two hours later on both clocks: every cached id has expired.
+    fx.emu
+        .state
+        .advance_clock(Duration::from_secs(2 * 3600 + 60));
+    let before = tts_log(dir.path()).len();
+    let out = fx
+        .run(&["c.yaml", "--only", "s3", "--clock-offset-secs", "7260"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = tts_log(dir.path());
+    assert_eq!(log.len() - before, 1, "only s3 is sent");
+    let body = &log[before]["body"];
+    assert_eq!(log[before]["status"], 200, "{body}");
+    for field in ["previous_request_ids", "next_request_ids"] {
+        assert!(body.get(field).is_none(), "expired {field} sent: {body}");
+    }
+    assert_eq!(
+        body["previous_text"],
+        "This is sentence number 2 of the chapter."
+    );
+    assert_eq!(
+        body["next_text"],
+        "This is sentence number 4 of the chapter."
+    );
+}
