@@ -686,3 +686,56 @@ async fn a_backlist_is_divided_by_whole_manifests_with_shard_by_manifest() {
     assert_eq!(generated.len(), 36 + 12);
     assert!(generated.values().all(|&n| n == 1), "{generated:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assemble_takes_the_dictionary_its_state_remembers_and_refuses_what_needs_the_account() {
+    let fx = Fixture::default().await;
+    let shelf = format!("file://{}", fx.path().join("shelf").display());
+    fx.write(
+        "names.yaml",
+        &format!(
+            "output: out/names.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\npronunciations:\n  - {{word: Cheshire, alias: CHESH-er}}\nsegments:\n  - {{id: a, text: \"The Cheshire Cat grinned.\"}}\n  - {{id: b, text: \"Nothing to say here.\"}}\n"
+        ),
+    );
+    let out = fx.run(&["names.yaml", "--cache-url", &shelf]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sent = fx.tts_log().len();
+    let base = fx.base();
+    let assemble = |state: &'static str| {
+        let args = [
+            "assemble",
+            "names.yaml",
+            "--base-url",
+            &base,
+            "--cache-url",
+            &shelf,
+        ];
+        [&args[..], &["--state-dir", state, "-o", "again/names.mp3"]].concat()
+    };
+    // Where the dictionary is remembered, the requests that carry it are found in the cache.
+    let out = narrate(fx.path(), &assemble(".narrate"), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), sent, "assemble sends nothing");
+    assert!(fx.read("again/names.mp3") == fx.read("out/names.mp3"));
+    // Elsewhere it cannot know the dictionary: refused, naming the way out.
+    let out = narrate(fx.path(), &assemble("elsewhere"), &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dictionaries/"), "{}", stderr(&out));
+    // Voice names need the account to become ids.
+    fx.write(
+        "named.yaml",
+        "output: out/named.mp3\nsegments:\n  - {id: a, voice: George, text: \"Hello there.\"}\n",
+    );
+    let args = [
+        "assemble",
+        "named.yaml",
+        "--base-url",
+        &base,
+        "--cache-url",
+        &shelf,
+    ];
+    let out = narrate(fx.path(), &args, &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("voice names"), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), sent, "nothing was sent");
+}
