@@ -58,6 +58,10 @@ AREAS = {
          "crates/emulator/src/format.rs"],
         ["--workspace", "--", "validate", "rules", "format", "emulator::", "oracles::"],
     ),
+    "publish": (
+        ["src/publish/*.rs", "src/audio/aac.rs", "src/audio/gapless.rs", "src/audio/mp3copy.rs"],
+        ["--workspace", "--", "publish", "aac_spans::", "render::", "oracles::"],
+    ),
     "readalong": (
         ["src/output/readalong/clips.rs", "src/output/readalong/wrap.rs"],
         ["--workspace", "--", "readalong", "sample_book::"],
