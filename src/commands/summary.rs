@@ -90,6 +90,20 @@ pub(crate) fn shown(r: &Rendered) -> String {
 
 pub(crate) fn print_ok(r: &Rendered) {
     let t = &r.report.totals;
+    if r.report.shard.is_some() {
+        // A shard places no audio: its share of the requests, and where its report is.
+        println!(
+            "ok {}: {} segments ok, 0 failed, {} credits, {} requests ({} from cache), {:.1} s; report {}",
+            shown(r),
+            t.segments,
+            t.credits,
+            t.requests,
+            t.cache_hits,
+            r.report.wall_seconds,
+            r.report_paths.0.display()
+        );
+        return;
+    }
     println!(
         "ok {}: {} segments ok, 0 failed, {} credits, {:.1} s of audio, {} requests ({} from cache), {:.1} s; report {}",
         shown(r),
