@@ -200,5 +200,17 @@ mod tests {
             assert!(err.contains(bad), "{bad}: {err}");
         }
         assert!(Shard::parse("auto/4", Some("4")).is_err());
+        // The count itself: from 1 to MAX_SHARDS.
+        for bad in ["1/0", "1/10001"] {
+            let err = Shard::parse(bad, None).unwrap_err().0;
+            assert!(err.contains("N must be from 1 to 10000"), "{bad}: {err}");
+        }
+        assert_eq!(
+            Shard::parse("10000/10000", None).unwrap(),
+            Shard {
+                index: 10_000,
+                count: 10_000
+            }
+        );
     }
 }
