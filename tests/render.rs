@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use narrate::emulator::{self, Fault, Faults};
-use narrate::format::OutputFormat;
 
 use crate::util::*;
 
@@ -234,33 +233,38 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     let report = read_json(&dir.path().join("out/book.report.json"));
     let log = by_request_id(&tts_log(dir.path()));
 
-    let output = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
-    let (frames, header) = narrate::codec::mp3_frames(&output).unwrap();
-    assert_eq!((header.sample_rate, header.samples), (44_100, 1152));
+    let output_path = dir.path().join("out/book.mp3");
+    let output = std::fs::read(&output_path).unwrap();
+    // Frames and gapless figures as ffmpeg reads them, never narrate's own MP3 parser.
+    let out_frames = mp3_frames_by_ffprobe(&output_path);
+    let frames = &out_frames.frames;
+    assert_eq!(
+        (out_frames.sample_rate, out_frames.samples_per_frame),
+        (44_100, 1152)
+    );
     let spf = 1152.0;
     let mut spans: Vec<(f64, f64)> = Vec::new();
     for seg in report["segments"].as_array().unwrap() {
         for req in seg["requests"].as_array().unwrap() {
             let entry = &log[req["request_id"].as_str().unwrap()].1;
             let served = refetch(&fx.emu.base_url(), entry).await;
-            let (served_frames, _) = narrate::codec::mp3_frames(&served).unwrap();
+            let served_path = dir.path().join("served.mp3");
+            std::fs::write(&served_path, &served).unwrap();
+            let served_frames = mp3_frames_by_ffprobe(&served_path);
             // Gapless decoding: with LAME's tag the encoder delay and padding are trimmed, and
             // the response decodes to exactly its speech, 15 characters a second.
             let chars = entry["body"]["text"].as_str().unwrap().chars().count();
-            let pcm =
-                narrate::codec::decode(&served, "mp3_44100_128".parse::<OutputFormat>().unwrap())
-                    .unwrap();
+            let pcm = ffmpeg_pcm(&served_path);
             assert_eq!(
                 pcm.len(),
                 (chars as f64 / 15.0 * 44_100.0).round() as usize,
                 "{}",
                 seg["id"]
             );
-            // The report gives where the speech is heard: LAME's delay plus the decoder's
-            // after the first copied frame starts, up to the padding before the last ends.
-            let (delay, padding) =
-                narrate::codec::gapless_info(&served[..served_frames[0].start]).unwrap();
-            let heard_from = narrate::codec::DECODER_DELAY as f64 + delay as f64;
+            // The report gives where the speech is heard: the samples ffmpeg skips (decoder
+            // delay and LAME's) after the first copied frame starts, up to the padding it
+            // discards before the last ends.
+            let heard_from = served_frames.skip as f64;
             let start = req["start_seconds"].as_f64().unwrap() * 44_100.0;
             let first = ((start - heard_from) / spf).round() as usize;
             assert!(
@@ -268,7 +272,7 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
                 "{}: speech starts {heard_from} samples into its first frame",
                 seg["id"]
             );
-            for (i, range) in served_frames.iter().enumerate() {
+            for (i, range) in served_frames.frames.iter().enumerate() {
                 assert_eq!(
                     &output[frames[first + i].clone()],
                     &served[range.clone()],
@@ -277,11 +281,8 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
                 );
             }
             let end = req["end_seconds"].as_f64().unwrap() * 44_100.0;
-            let frames_end = (first + served_frames.len()) as f64 * spf;
-            assert!(
-                (end - (frames_end + narrate::codec::DECODER_DELAY as f64 - padding as f64)).abs()
-                    < 0.5
-            );
+            let frames_end = (first + served_frames.frames.len()) as f64 * spf;
+            assert!((end - (frames_end - served_frames.discard as f64)).abs() < 0.5);
             assert!(
                 (end - start - pcm.len() as f64).abs() < 0.5,
                 "the span is the speech"
@@ -316,14 +317,15 @@ async fn mp3_output_copies_served_frames_where_the_report_says() {
     let total = report["totals"]["audio_seconds"].as_f64().unwrap() * 44_100.0;
     let tail = (total - spans.last().unwrap().1) / 44.1;
     assert!((tail - 700.0).abs() <= 13.2, "tail {tail:.1} ms");
-    // Every frame decodes, silences included.
-    let decoded =
-        narrate::codec::decode(&output, "mp3_44100_128".parse::<OutputFormat>().unwrap()).unwrap();
-    // The output has an Info header but no LAME delay/padding: only the decoder delay is trimmed.
+    // Every frame decodes, silences included. The output has an Info header but no LAME
+    // delay or padding: ffmpeg trims nothing.
+    let decoded = ffmpeg_pcm(&output_path);
     assert_eq!(
-        decoded.len() + narrate::codec::DECODER_DELAY,
-        frames.len() * 1152
+        (out_frames.skip, out_frames.discard),
+        (0, 0),
+        "no LAME delay or padding"
     );
+    assert_eq!(decoded.len(), frames.len() * 1152);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +339,6 @@ async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
     let log = by_request_id(&tts_log(dir.path()));
     let (spec, samples) = read_wav(&dir.path().join("out/book.wav"));
     assert_eq!(spec.sample_rate, 22_050);
-    let format: OutputFormat = "mp3_22050_32".parse().unwrap();
     for seg in report["segments"].as_array().unwrap() {
         for req in seg["requests"].as_array().unwrap() {
             let served = refetch(
@@ -345,23 +346,26 @@ async fn mp3_responses_decode_into_a_wav_at_the_reported_offsets() {
                 &log[req["request_id"].as_str().unwrap()].1,
             )
             .await;
-            let pcm = narrate::codec::decode(&served, format).unwrap();
-            // At 32 kbps a frame is too small for LAME's tag: without its delay and padding only
-            // the decoder's own delay is trimmed.
-            let (frames, _) = narrate::codec::mp3_frames(&served).unwrap();
-            assert_eq!(
-                pcm.len() + narrate::codec::DECODER_DELAY,
-                frames.len() * 576,
-                "{}",
-                seg["id"]
-            );
+            // Decoded by ffmpeg, not by narrate's decoder. At 32 kbps a frame is too small for
+            // LAME's tag: ffmpeg trims nothing, and narrate trims the decoder's own delay of
+            // 529 samples (the MP3 filter bank's), so the response's samples start there.
+            let served_path = dir.path().join("served.mp3");
+            std::fs::write(&served_path, &served).unwrap();
+            let frames = mp3_frames_by_ffprobe(&served_path);
+            let decoded = ffmpeg_pcm(&served_path);
+            assert_eq!(decoded.len(), frames.frames.len() * 576, "{}", seg["id"]);
+            let pcm = &decoded[529..];
             let start = (req["start_seconds"].as_f64().unwrap() * 22_050.0).round() as usize;
-            assert_eq!(
-                &samples[start..start + pcm.len()],
-                &pcm[..],
-                "{}",
-                seg["id"]
-            );
+            let end = (req["end_seconds"].as_f64().unwrap() * 22_050.0).round() as usize;
+            assert_eq!(end - start, pcm.len(), "{}", seg["id"]);
+            // Two decoders round differently: within two steps of 16 bits, sample by sample.
+            let worst = samples[start..end]
+                .iter()
+                .zip(pcm)
+                .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+                .max()
+                .unwrap();
+            assert!(worst <= 2, "{}: {worst} steps apart", seg["id"]);
         }
     }
 }
@@ -608,8 +612,7 @@ async fn the_readme_demo_runs_with_emulate_from_a_clean_copy() {
     let report = read_json(&dir.path().join("out/demo.report.json"));
     assert_eq!(report["status"], "ok");
     assert_eq!(report["synthetic"], true);
-    let mp3 = std::fs::read(dir.path().join("out/demo.mp3")).unwrap();
-    let (frames, _) = narrate::codec::mp3_frames(&mp3).unwrap();
+    let frames = mp3_frames_by_ffprobe(&dir.path().join("out/demo.mp3")).frames;
     let seconds = frames.len() as f64 * 1152.0 / 44_100.0;
     assert!((seconds - report["totals"]["audio_seconds"].as_f64().unwrap()).abs() < 1e-3);
     // Every example manifest renders.

@@ -353,3 +353,68 @@ pub fn ffmpeg_decode_file(path: &Path, input: &[&str]) -> Vec<i16> {
     );
     pcm_samples(&out.stdout)
 }
+
+/// An MP3 file's frames as ffprobe reads them (its Info/Xing frame is not one of them): each
+/// frame's byte range in the file, the samples per frame, and the samples ffmpeg's gapless
+/// decoding skips at the start (the decoder's delay plus LAME's encoder delay, when its tag says
+/// so) and discards at the end (LAME's padding less the decoder's delay).
+pub struct Mp3Frames {
+    pub frames: Vec<std::ops::Range<usize>>,
+    pub samples_per_frame: usize,
+    pub sample_rate: usize,
+    pub skip: usize,
+    pub discard: usize,
+}
+
+pub fn mp3_frames_by_ffprobe(path: &Path) -> Mp3Frames {
+    let probe = ffprobe_json(
+        path,
+        &[
+            "-show_streams",
+            "-show_packets",
+            "-show_entries",
+            "stream=sample_rate,time_base:packet=pos,size,duration:packet_side_data",
+        ],
+    );
+    let stream = &probe["streams"][0];
+    let sample_rate: usize = stream["sample_rate"].as_str().unwrap().parse().unwrap();
+    let (num, den) = stream["time_base"]
+        .as_str()
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let (num, den): (f64, f64) = (num.parse().unwrap(), den.parse().unwrap());
+    let packets = probe["packets"].as_array().unwrap();
+    let number = |v: &Value| -> usize {
+        v.as_str()
+            .map_or_else(|| v.as_u64().unwrap() as usize, |s| s.parse().unwrap())
+    };
+    let frames = packets
+        .iter()
+        .map(|p| {
+            let pos = number(&p["pos"]);
+            pos..pos + number(&p["size"])
+        })
+        .collect();
+    let durations: std::collections::BTreeSet<u64> = packets
+        .iter()
+        .map(|p| p["duration"].as_u64().unwrap())
+        .collect();
+    assert_eq!(durations.len(), 1, "frames of one length: {durations:?}");
+    let duration = *durations.first().unwrap() as f64 * num / den;
+    let side = |p: &Value, field: &str| -> usize {
+        p["side_data_list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["side_data_type"] == "Skip Samples")
+            .map_or(0, |s| s[field].as_u64().unwrap() as usize)
+    };
+    Mp3Frames {
+        frames,
+        samples_per_frame: (duration * sample_rate as f64).round() as usize,
+        sample_rate,
+        skip: side(&packets[0], "skip_samples"),
+        discard: side(packets.last().unwrap(), "discard_padding"),
+    }
+}
