@@ -183,7 +183,73 @@ fn shard_output(output: &std::path::Path, shard: Shard) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::Shard;
+    use super::{Shard, ShardBy, owners};
+
+    /// A manifest of `chapters` chapters of `per` segments each (one voice), with `extra` YAML.
+    fn job(
+        dir: &std::path::Path,
+        name: &str,
+        chapters: usize,
+        per: usize,
+        extra: &str,
+    ) -> crate::manifest::Job {
+        let mut yaml = format!(
+            "{extra}output: out/{name}.mp3\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb}}\nsegments:\n"
+        );
+        for c in 0..chapters {
+            for k in 0..per {
+                let text = "word ".repeat(10 + 7 * c + k);
+                yaml.push_str(&format!(
+                    "  - {{id: c{c}-{k}, chapter: C{c}, text: \"{text}\"}}\n"
+                ));
+            }
+        }
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        crate::manifest::load(&path, &Default::default(), None).unwrap()
+    }
+
+    #[test]
+    fn a_chain_is_never_split_and_the_shares_are_balanced_by_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = [
+            job(dir.path(), "book", 9, 4, ""),
+            job(dir.path(), "rows", 1, 12, "continuity: none\n"),
+        ];
+        let owner = owners(&jobs, 3, ShardBy::Chain);
+        // A chapter (one voice, one model) is one chain: all in one shard.
+        for chapter in owner[0].chunks(4) {
+            assert!(chapter.iter().all(|&o| o == chapter[0]), "{:?}", owner[0]);
+        }
+        // Under continuity: none each row is its own chain: the rows are spread.
+        let rows: std::collections::BTreeSet<_> = owner[1].iter().collect();
+        assert_eq!(rows.len(), 3, "{:?}", owner[1]);
+        // Every shard's load is within the largest chain of every other's.
+        let mut load = [0usize; 3];
+        let mut largest = 0;
+        for (job, owner) in jobs.iter().zip(&owner) {
+            for (segment, &o) in job.segments.iter().zip(owner) {
+                load[o] += segment.text.chars().count();
+            }
+        }
+        for chapter in jobs[0].segments.chunks(4) {
+            largest = largest.max(
+                chapter
+                    .iter()
+                    .map(|s| s.text.chars().count())
+                    .sum::<usize>(),
+            );
+        }
+        let (min, max) = (load.iter().min().unwrap(), load.iter().max().unwrap());
+        assert!(max - min <= largest, "{load:?}, largest chain {largest}");
+        // The same partition every time, and whole manifests with --shard-by manifest.
+        assert_eq!(owners(&jobs, 3, ShardBy::Chain), owner);
+        let by_manifest = owners(&jobs, 2, ShardBy::Manifest);
+        for o in &by_manifest {
+            assert!(o.iter().all(|&x| x == o[0]), "{by_manifest:?}");
+        }
+        assert_ne!(by_manifest[0][0], by_manifest[1][0]);
+    }
 
     #[test]
     fn a_shard_is_one_of_n_counted_from_one_and_auto_reads_the_job_index_from_zero() {
