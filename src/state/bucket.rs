@@ -137,13 +137,9 @@ impl Bucket {
     /// The shelf at `url`, built from the environment's settings; nothing is read yet.
     pub(crate) fn open(url: &str) -> Result<Bucket, UsageError> {
         let secrets = secrets();
-        let bad = |why: String| {
-            UsageError(format!(
-                "--cache-url {}: {}",
-                redact(url, &secrets),
-                redact(&why, &secrets)
-            ))
-        };
+        let shown = redact(&without_userinfo(url), &secrets);
+        let bad =
+            |why: String| UsageError(format!("--cache-url {shown}: {}", redact(&why, &secrets)));
         let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(bad(
@@ -190,6 +186,20 @@ impl Bucket {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(self.redact(&format!("cannot write: {}", explain(&e)))),
         }
+    }
+}
+
+/// `url` as it may be shown: a user and password in it (which narrate refuses) left out.
+fn without_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Not a URL: whatever stands before an `@` may be a credential.
+        Err(_) => url.rsplit('@').next().unwrap_or_default().to_string(),
     }
 }
 
@@ -269,5 +279,55 @@ impl Shelf for Bucket {
 
     fn describe(&self) -> &str {
         &self.url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bucket, explain, redact};
+
+    #[test]
+    fn store_errors_are_said_plainly_and_carry_no_secret() {
+        let secret = "wJalrXUtnFEMI-K7MDENG".to_string();
+        let error = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        };
+        for (text, says) in [
+            ("<Code>NoSuchBucket</Code>", "the bucket does not exist"),
+            (
+                "status 403 Forbidden: SignatureDoesNotMatch",
+                "refused the credentials",
+            ),
+            ("Received status 301 Moved Permanently", "redirects"),
+        ] {
+            let said = redact(&explain(&error(text)), std::slice::from_ref(&secret));
+            assert!(said.contains(says), "{text}: {said}");
+        }
+        let said = redact(
+            &format!("key {secret} refused"),
+            std::slice::from_ref(&secret),
+        );
+        assert_eq!(said, "key [redacted] refused");
+    }
+
+    #[test]
+    fn a_url_with_credentials_or_an_unknown_scheme_is_refused_and_a_folder_is_taken() {
+        for (url, says) in [
+            (
+                "s3://user:pass@bucket/x",
+                "credentials do not belong in the URL",
+            ),
+            ("ftp://host/x", "not a store narrate knows"),
+            ("not a url", "--cache-url"),
+        ] {
+            let why = Bucket::open(url).unwrap_err().0;
+            assert!(why.contains(says), "{url}: {why}");
+            assert!(!why.contains("user:pass"), "{why}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/shelf", dir.path().display());
+        assert!(Bucket::open(&url).is_ok());
+        assert!(dir.path().join("shelf").is_dir());
     }
 }

@@ -253,3 +253,66 @@ pub(crate) async fn sync(cache: &Cache, keys: Vec<String>) -> Synced {
         pushed: results.iter().filter(|r| r.1).count(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, encode};
+    use crate::state::cache::{Meta, sha256_hex};
+
+    fn meta(audio: &[u8]) -> Meta {
+        Meta {
+            request_id: Some("req_1".into()),
+            issued_unix: 1_700_000_000.0,
+            credits: Some(12.0),
+            characters: 12,
+            bytes: audio.len() as u64,
+            output_format: "mp3_44100_128".into(),
+            synthetic: true,
+            previous_request_ids: vec!["req_0".into()],
+            next_request_ids: Vec::new(),
+            used_previous_text: false,
+            used_next_text: true,
+            alignment: false,
+            recovered_from: None,
+            sha256: Some(sha256_hex(audio)),
+        }
+    }
+
+    #[test]
+    fn an_entry_reads_back_as_written_and_a_damaged_one_never_does() {
+        let key = "ab".repeat(32);
+        let audio = b"ID3 some audio \n with a newline".to_vec();
+        let bytes = encode(&key, &meta(&audio), None, &audio).unwrap();
+        let (read, alignment, back) = decode(&key, &bytes).unwrap();
+        assert_eq!(back, audio);
+        assert!(alignment.is_none());
+        assert_eq!(read.request_id.as_deref(), Some("req_1"));
+        assert_eq!(read.previous_request_ids, ["req_0"]);
+        let refused = |bytes: &[u8], key: &str, says: &str| {
+            let why = decode(key, bytes).unwrap_err();
+            assert!(why.contains(says), "{says}: {why}");
+        };
+        refused(&bytes[..bytes.len() - 1], &key, "torn");
+        refused(&bytes, &"cd".repeat(32), "another request");
+        refused(b"<html>403</html>", &key, "not a narrate cache entry");
+        refused(b"narrate-cache-entry 1\n{\"key\":", &key, "cut");
+        refused(b"narrate-cache-entry 1\n{}\n", &key, "unreadable");
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        refused(&flipped, &key, "SHA-256");
+        let mut unhashed = meta(&audio);
+        unhashed.sha256 = None;
+        refused(
+            &encode(&key, &unhashed, None, &audio).unwrap(),
+            &key,
+            "no SHA-256",
+        );
+        let mut implausible = meta(&audio);
+        implausible.credits = Some(-3.0);
+        refused(
+            &encode(&key, &implausible, None, &audio).unwrap(),
+            &key,
+            "credits",
+        );
+    }
+}
