@@ -325,6 +325,9 @@ mod tests {
             assert!(why.contains(says), "{url}: {why}");
             assert!(!why.contains("user:pass"), "{why}");
         }
+        // The URL is still named, without what it should not have held.
+        let why = Bucket::open("s3://user:pass@bucket/x").unwrap_err().0;
+        assert!(why.starts_with("--cache-url s3://bucket/x: "), "{why}");
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}/shelf", dir.path().display());
         assert!(Bucket::open(&url).is_ok());
