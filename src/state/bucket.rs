@@ -61,19 +61,25 @@ impl object_store::client::HttpConnector for NoRedirects {
 /// Values of the environment's storage credentials (by the names the stores' SDKs read),
 /// so that no message narrate shows can carry one.
 fn secrets() -> Vec<String> {
-    std::env::vars()
-        .filter(|(name, value)| {
-            let upper = name.to_ascii_uppercase();
-            let store = ["AWS_", "GOOGLE_", "AZURE_", "NARRATE_CACHE"]
-                .iter()
-                .any(|p| upper.starts_with(p));
-            let secret = ["KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "SAS"]
-                .iter()
-                .any(|w| upper.contains(w));
-            store && secret && value.len() >= 4
-        })
-        .map(|(_, value)| value)
-        .collect()
+    secrets_in(std::env::vars())
+}
+
+/// The credentials among `vars`: a store's variable (`AWS_`, `GOOGLE_`, `AZURE_`,
+/// `NARRATE_CACHE`) whose name says key, secret, token, password, credential or SAS; values
+/// shorter than four characters are left alone (blanking them would garble every message).
+fn secrets_in(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    vars.filter(|(name, value)| {
+        let upper = name.to_ascii_uppercase();
+        let store = ["AWS_", "GOOGLE_", "AZURE_", "NARRATE_CACHE"]
+            .iter()
+            .any(|p| upper.starts_with(p));
+        let secret = ["KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL", "SAS"]
+            .iter()
+            .any(|w| upper.contains(w));
+        store && secret && value.len() >= 4
+    })
+    .map(|(_, value)| value)
+    .collect()
 }
 
 /// Retries that give up in seconds: a store that cannot be reached is said so before anything
@@ -309,6 +315,26 @@ mod tests {
             std::slice::from_ref(&secret),
         );
         assert_eq!(said, "key [redacted] refused");
+    }
+
+    #[test]
+    fn the_stores_credentials_are_known_by_their_names_and_nothing_else_is() {
+        let vars = [
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+            ("AWS_SESSION_TOKEN", "tok-value"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "azure-value"),
+            ("GOOGLE_SERVICE_ACCOUNT_KEY", "{json}"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT", "http://store"),
+            ("ELEVENLABS_API_KEY", "not-a-store-key"),
+            ("HOME_SECRET", "not-a-store-var"),
+            ("AWS_SECRET_SHORT", "abc"),
+        ];
+        let found = super::secrets_in(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(
+            found,
+            ["s3cr3t-value", "tok-value", "azure-value", "{json}"]
+        );
     }
 
     #[test]
