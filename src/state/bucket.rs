@@ -344,6 +344,11 @@ mod tests {
                 "s3://user:pass@bucket/x",
                 "credentials do not belong in the URL",
             ),
+            ("s3://user@bucket/x", "credentials do not belong in the URL"),
+            (
+                "s3://:pass@bucket/x",
+                "credentials do not belong in the URL",
+            ),
             ("ftp://host/x", "not a store narrate knows"),
             ("not a url", "--cache-url"),
         ] {
