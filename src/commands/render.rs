@@ -244,7 +244,7 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         None => None,
     };
     let limits = fetched.clone().unwrap_or(saved_limits);
-    let jobs = match &session {
+    let mut jobs = match &session {
         Some(session) => prepare_online(config, session, jobs).await?,
         None => {
             let mut jobs = jobs;
@@ -253,7 +253,6 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         }
     };
     fleet::sync(&jobs, &caches.caches, &limits, &source).await;
-    let mut jobs = jobs;
     if config.fleet.cache_only {
         fleet::check_complete(&config.fleet, &jobs, &caches.caches, &limits, &source)?;
         fleet::name_owners(&config.fleet, &mut jobs);
