@@ -739,3 +739,29 @@ async fn assemble_takes_the_dictionary_its_state_remembers_and_refuses_what_need
     assert!(stderr(&out).contains("voice names"), "{}", stderr(&out));
     assert_eq!(fx.tts_log().len(), sent, "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_stored_here_but_never_put_on_the_shared_cache_is_put_by_the_next_run() {
+    let fx = Fixture::default().await;
+    twelve_chapters(&fx);
+    let shelf = fx.path().join("shelf");
+    let url = format!("file://{}", shelf.display());
+    let out = fx.run(&["book.yaml", "--cache-url", &url]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A kill between storing an answer here and putting it on the shelf: the object is gone.
+    let entries = |dir: &Path| {
+        let mut found = crate::util::files_under(dir);
+        found.retain(|p| p.extension().is_some_and(|e| e == "entry"));
+        found.sort();
+        found
+    };
+    let lost = entries(&shelf)[5].clone();
+    let bytes = std::fs::read(&lost).unwrap();
+    std::fs::remove_file(&lost).unwrap();
+    let sent = fx.tts_log().len();
+    let out = fx.run(&["book.yaml", "--cache-url", &url]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), sent, "nothing is sent again");
+    assert_eq!(entries(&shelf).len(), 24, "the missing entry is put again");
+    assert!(std::fs::read(&lost).unwrap() == bytes, "the same entry");
+}
