@@ -32,6 +32,25 @@ pub(crate) fn twelve_chapters(fx: &Fixture) {
     fx.write("book.yaml", &yaml);
 }
 
+/// A running store with `bucket` in it, and the twelve-chapter book before an emulator that
+/// answers after `latency_ms`.
+async fn store_and_book(bucket: &str, latency_ms: u64) -> (Weed, Fixture) {
+    let weed = Weed::start().await;
+    weed.bucket(bucket).await;
+    let fx = Fixture::new(emulator::Config {
+        latency_ms,
+        ..Default::default()
+    })
+    .await;
+    twelve_chapters(&fx);
+    (weed, fx)
+}
+
+/// An environment as the run helpers take it.
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// Runs narrate against the fixture's emulator with the store's environment.
 async fn run(fx: &Fixture, weed: &Weed, args: &[&str]) -> Output {
     let base = fx.base();
@@ -47,7 +66,7 @@ async fn run(fx: &Fixture, weed: &Weed, args: &[&str]) -> Output {
     }
     all.extend_from_slice(args);
     let env = weed.env(weed::SECRET_KEY);
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env = pairs(&env);
     env.push(("ELEVENLABS_API_KEY", SECRET_KEY));
     narrate(fx.path(), &all, &env).await
 }
@@ -69,14 +88,7 @@ fn segment_ids(report: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it_alone() {
-    let weed = Weed::start().await;
-    weed.bucket("books").await;
-    let fx = Fixture::new(emulator::Config {
-        latency_ms: 50,
-        ..Default::default()
-    })
-    .await;
-    twelve_chapters(&fx);
+    let (weed, fx) = store_and_book("books", 50).await;
     let url = "s3://books/alice";
     // Each shard's share, shown before anything is sent.
     let plan = run(&fx, &weed, &["plan", "book.yaml", "--shard", "2/4"]).await;
@@ -152,7 +164,7 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
     // The book from the shared cache alone: no key, nothing sent.
     let sent = fx.tts_log().len();
     let env = weed.env(weed::SECRET_KEY);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = pairs(&env);
     let base = fx.base();
     let args = [
         "assemble",
@@ -242,14 +254,7 @@ async fn four_shards_share_a_book_through_an_object_store_and_assemble_builds_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_racing_on_the_same_requests_keep_one_entry_each_and_both_use_it() {
-    let weed = Weed::start().await;
-    weed.bucket("race").await;
-    let fx = Fixture::new(emulator::Config {
-        latency_ms: 200,
-        ..Default::default()
-    })
-    .await;
-    twelve_chapters(&fx);
+    let (weed, fx) = store_and_book("race", 200).await;
     let url = "s3://race/job";
     let both = ["a", "b"].map(|state| {
         let args = [
@@ -312,14 +317,7 @@ async fn two_processes_racing_on_the_same_requests_keep_one_entry_each_and_both_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_killed_mid_run_and_started_again_pays_for_nothing_twice() {
-    let weed = Weed::start().await;
-    weed.bucket("killed").await;
-    let fx = Fixture::new(emulator::Config {
-        latency_ms: 1500,
-        ..Default::default()
-    })
-    .await;
-    twelve_chapters(&fx);
+    let (weed, fx) = store_and_book("killed", 1500).await;
     let url = "s3://killed/job";
     let base = fx.base();
     let env = weed.env(weed::SECRET_KEY);
@@ -389,7 +387,7 @@ async fn a_shard_killed_mid_run_and_started_again_pays_for_nothing_twice() {
         "generated twice: {generated:?}"
     );
     // Everything the killed shard had is on the shelf: a third machine assembles the book.
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = pairs(&env);
     let args = [
         "assemble",
         "book.yaml",
@@ -467,7 +465,7 @@ async fn a_shared_cache_that_cannot_be_used_and_bad_shards_are_refused_before_an
     ];
     for (flags, secret, words) in cases {
         let env = weed.env(secret);
-        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut env = pairs(&env);
         env.push(("ELEVENLABS_API_KEY", SECRET_KEY));
         let args = [&["book.yaml", "--base-url", &base][..], &flags[..]].concat();
         let out = narrate(fx.path(), &args, &env).await;

@@ -343,6 +343,19 @@ pub struct ShardArgs {
     pub shard_by: crate::manifest::shard::ShardBy,
 }
 
+impl ShardArgs {
+    /// `--shard`, checked; `auto/N` reads `JOB_COMPLETION_INDEX` from the environment.
+    pub fn parsed(
+        &self,
+    ) -> Result<Option<crate::manifest::shard::Shard>, crate::error::UsageError> {
+        let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+        self.shard
+            .as_deref()
+            .map(|s| crate::manifest::shard::Shard::parse(s, job_index.as_deref()))
+            .transpose()
+    }
+}
+
 /// `--cache-fallback`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum CacheFallback {

@@ -247,13 +247,7 @@ pub struct Fleet {
 /// The fleet flags of a render, checked.
 fn fleet(args: &RenderArgs) -> anyhow::Result<Fleet> {
     let flags = &args.fleet;
-    let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
-    let shard = flags
-        .shard
-        .shard
-        .as_deref()
-        .map(|s| crate::manifest::shard::Shard::parse(s, job_index.as_deref()))
-        .transpose()?;
+    let shard = flags.shard.parsed()?;
     if args.no_cache && (shard.is_some() || flags.cache_url.is_some()) {
         return Err(usage(
             "--shard and --cache-url keep what is rendered in the cache for the assembly; they cannot be used with --no-cache",

@@ -99,13 +99,7 @@ pub(crate) struct ContextView {
 pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
     let mut jobs = super::load_jobs(&args.manifests, &defaults, None, false)?;
-    let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
-    let shard = args
-        .shard
-        .shard
-        .as_deref()
-        .map(|s| crate::manifest::shard::Shard::parse(s, job_index.as_deref()))
-        .transpose()?;
+    let shard = args.shard.parsed()?;
     if let Some(shard) = shard {
         jobs = crate::manifest::shard::restrict(jobs, shard, args.shard.shard_by);
     }
