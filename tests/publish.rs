@@ -1073,3 +1073,88 @@ async fn republish_keeps_unchanged_files_and_rebuilds_only_what_changed() {
         assert_eq!(fx.json("out/three.report.json")["published"], expected);
     }
 }
+
+/// The `loudness-*.json` records in the state directory's published records.
+fn loudness_records(dir: &Path) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("loudness-"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_loudness_normalizes_as_measuring_again_does() {
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
+    book(dir.path(), "mp3_44100_192", "out/book.mp3");
+    let run = |extra: &'static [&'static str]| {
+        let base = fx.emu.base_url();
+        async move {
+            let mut args = vec!["book.yaml", "--base-url", &base];
+            args.extend_from_slice(extra);
+            args.push("-v");
+            let out = narrate(dir.path(), &args, &[("ELEVENLABS_API_KEY", SECRET_KEY)]).await;
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            stderr(&out).contains("loudness remembered")
+        }
+    };
+    assert!(!run(&["--loudness-target", "-16"]).await);
+    assert_eq!(
+        loudness_records(dir.path()).len(),
+        1,
+        "measured once, remembered"
+    );
+    let first = std::fs::read(dir.path().join("out/book.mp3")).unwrap();
+    let report = read_json(&dir.path().join("out/book.report.json"));
+    // The same takes to another file: one pass with the remembered loudness, the same samples
+    // encoded (the same bytes) and the same figures reported.
+    assert!(run(&["--loudness-target", "-16", "-o", "out/again.mp3"]).await);
+    assert_eq!(
+        std::fs::read(dir.path().join("out/again.mp3")).unwrap(),
+        first
+    );
+    let again = read_json(&dir.path().join("out/again.report.json"));
+    let same = |a: &Value, b: &Value| {
+        let keys = [
+            "integrated_lufs",
+            "true_peak_dbtp",
+            "rms_db",
+            "noise_floor_db",
+        ];
+        keys.iter()
+            .all(|k| (a[k].as_f64().unwrap() - b[k].as_f64().unwrap()).abs() < 1e-9)
+    };
+    assert!(same(&again["loudness"], &report["loudness"]));
+    let gain = |r: &Value| r["loudness_gain_db"].as_f64().unwrap();
+    assert!((gain(&again) - gain(&report)).abs() < 1e-9);
+    let segment = |r: &Value, i: usize| r["segments"][i]["loudness"].clone();
+    for i in 0..4 {
+        assert!(
+            same(&segment(&again, i), &segment(&report, i)),
+            "segment {i}"
+        );
+    }
+    // Another target from the same record, judged by ffmpeg.
+    assert!(run(&["--loudness-target", "-20", "-o", "out/quiet.mp3"]).await);
+    if have_ffmpeg() {
+        let lufs = ffmpeg_ebur128(&dir.path().join("out/quiet.mp3"))("I:");
+        assert!((lufs + 20.0).abs() <= 0.5, "ffmpeg reads {lufs} LUFS");
+    }
+    // Other takes are other samples: measured, not taken from this record.
+    let yaml = std::fs::read_to_string(dir.path().join("book.yaml")).unwrap();
+    let louder = yaml.replace(
+        "Curiouser and curiouser!",
+        "Curiouser and curiouser and curiouser!",
+    );
+    assert_ne!(louder, yaml);
+    write(dir.path(), "book.yaml", &louder);
+    assert!(!run(&["--loudness-target", "-16", "-o", "out/other.mp3"]).await);
+    assert_eq!(loudness_records(dir.path()).len(), 2);
+    if have_ffmpeg() {
+        let lufs = ffmpeg_ebur128(&dir.path().join("out/other.mp3"))("I:");
+        assert!((lufs + 16.0).abs() <= 0.5, "ffmpeg reads {lufs} LUFS");
+    }
+}

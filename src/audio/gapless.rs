@@ -11,7 +11,7 @@ use std::path::Path;
 use super::loudness::{normalizing_gain, scaled};
 use super::pcm::{Sink, join_pcm, write_le};
 use super::tags::id3_tag;
-use super::{AudioError, Options, Piece, Placement};
+use super::{AudioError, Measured, Options, Piece, Placement};
 use crate::codec::frame_header;
 use crate::format::{Codec, OutputFormat};
 
@@ -90,6 +90,9 @@ pub(crate) fn join_encoded(
         placement.method = super::Assembly::Encode;
         return Ok(placement);
     };
+    if let Some(known) = &options.known_loudness {
+        return join_known(pieces, format, sink, options, (target, known));
+    }
     let io = |source: std::io::Error| AudioError::Io {
         path: scratch.to_path_buf(),
         source,
@@ -133,6 +136,42 @@ pub(crate) fn join_encoded(
     if !measure {
         placement.loudness = None;
     }
+    placement.method = super::Assembly::Encode;
+    Ok(placement)
+}
+
+/// The join of a normalized output whose loudness is known (see `Options::known_loudness`):
+/// one pass, the gain applied as each response is decoded, the figures the known ones with
+/// the gain added.
+fn join_known(
+    pieces: &[Piece<'_>],
+    format: OutputFormat,
+    sink: &mut dyn Sink,
+    options: &Options,
+    (target, known): (f64, &Measured),
+) -> Result<Placement, AudioError> {
+    tracing::info!("loudness remembered from an earlier assembly of the same takes: one pass");
+    let gain = normalizing_gain(target, &known.whole);
+    let trim = options.trim_silence;
+    let mut placement = join_pcm(
+        pieces,
+        format,
+        sink,
+        false,
+        trim,
+        gain.unwrap_or(0.0),
+        options,
+    )?;
+    let g = gain.unwrap_or(0.0);
+    placement.loudness = Some(Measured {
+        whole: known.whole.gained(g),
+        segments: known
+            .segments
+            .iter()
+            .map(|(s, l)| (*s, l.gained(g)))
+            .collect(),
+        gain_db: gain,
+    });
     placement.method = super::Assembly::Encode;
     Ok(placement)
 }

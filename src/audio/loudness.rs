@@ -44,10 +44,11 @@ pub(crate) struct Meter {
 }
 
 impl Meter {
-    pub(crate) fn new(rate: u32) -> Self {
+    /// Integrated loudness and levels, no true peak (it reads as -200 dBTP; see `true_peaks`).
+    fn without_true_peak(rate: u32) -> Self {
         use ebur128::Mode;
         Meter {
-            ebu: ebur128::EbuR128::new(1, rate, Mode::I | Mode::TRUE_PEAK | Mode::HISTOGRAM)
+            ebu: ebur128::EbuR128::new(1, rate, Mode::I | Mode::HISTOGRAM)
                 .expect("mono at an API sample rate is a valid meter"),
             sum_squares: 0.0,
             count: 0,
@@ -121,37 +122,26 @@ impl Meter {
     }
 }
 
-/// What the whole output's meter is fed.
+/// What a meter thread is fed: audio (with the segment it belongs to) or silence.
 enum Feed {
-    Audio(Vec<i16>),
+    Audio(usize, std::sync::Arc<[i16]>),
     Silence(u64),
 }
 
-/// The whole output's meter, fed on a thread of its own: its true-peak filter costs as much
-/// as a segment's meter, and the two measure the same samples at once. The figures are the
-/// same as measured in line.
-pub(crate) struct WholeMeter {
+/// A meter fed on a thread of its own through a short queue (a few chunks in hand at most:
+/// memory stays flat), so that decoding, the segments' meters and the whole output's meter
+/// run at once. The figures are the same as measured in line.
+struct MeterThread<T> {
     feed: Option<std::sync::mpsc::SyncSender<Feed>>,
-    worker: Option<std::thread::JoinHandle<Loudness>>,
+    worker: Option<std::thread::JoinHandle<T>>,
 }
 
-impl WholeMeter {
-    fn new(rate: u32) -> Self {
-        // A few chunks in hand at most: memory stays flat.
+impl<T: Send + Default + 'static> MeterThread<T> {
+    fn spawn(work: impl FnOnce(std::sync::mpsc::Receiver<Feed>) -> T + Send + 'static) -> Self {
         let (feed, fed) = std::sync::mpsc::sync_channel::<Feed>(8);
-        let worker = std::thread::spawn(move || {
-            let mut meter = Meter::new(rate);
-            for f in fed {
-                match f {
-                    Feed::Audio(samples) => meter.add(&samples),
-                    Feed::Silence(n) => meter.add_silence(n),
-                }
-            }
-            meter.finish()
-        });
-        WholeMeter {
+        MeterThread {
             feed: Some(feed),
-            worker: Some(worker),
+            worker: Some(std::thread::spawn(move || work(fed))),
         }
     }
 
@@ -161,7 +151,7 @@ impl WholeMeter {
         }
     }
 
-    fn finish(mut self) -> Loudness {
+    fn finish(mut self) -> T {
         drop(self.feed.take());
         self.worker
             .take()
@@ -170,50 +160,132 @@ impl WholeMeter {
     }
 }
 
-/// Loudness measurement during assembly: the whole output and each segment.
+/// The whole output's meter: integrated loudness, RMS and noise floor (its true peak is the
+/// peak thread's).
+fn whole_meter(rate: u32, fed: std::sync::mpsc::Receiver<Feed>) -> Loudness {
+    let mut meter = Meter::without_true_peak(rate);
+    for f in fed {
+        match f {
+            Feed::Audio(_, samples) => meter.add(&samples),
+            Feed::Silence(n) => meter.add_silence(n),
+        }
+    }
+    meter.finish()
+}
+
+/// Each segment's meter in turn (a segment's audio comes in one or more chunks in a row),
+/// without true peak (the peak thread's).
+fn segment_meters(rate: u32, fed: std::sync::mpsc::Receiver<Feed>) -> Vec<(usize, Loudness)> {
+    let mut done = Vec::new();
+    let mut current: Option<(usize, Meter)> = None;
+    for f in fed {
+        let Feed::Audio(segment, samples) = f else {
+            continue;
+        };
+        if current.as_ref().is_none_or(|(s, _)| *s != segment) {
+            done.extend(current.take().map(|(s, m)| (s, m.finish())));
+            current = Some((segment, Meter::without_true_peak(rate)));
+        }
+        if let Some((_, m)) = &mut current {
+            m.add(&samples);
+        }
+    }
+    done.extend(current.map(|(s, m)| (s, m.finish())));
+    done
+}
+
+/// True peaks (the 4x oversampling costs as much as both loudness meters): one interpolator
+/// over the whole output, each chunk's peak given to the segment it belongs to. A silence's is
+/// the interpolator's tail of the audio before it, so it goes to that audio's segment.
+#[derive(Default)]
+struct Peaks {
+    whole: f64,
+    segments: Vec<(usize, f64)>,
+}
+
+fn true_peaks(rate: u32, fed: std::sync::mpsc::Receiver<Feed>) -> Peaks {
+    const ZEROS: [i16; 4096] = [0; 4096];
+    let Ok(mut meter) = ebur128::EbuR128::new(1, rate, ebur128::Mode::TRUE_PEAK) else {
+        return Peaks::default();
+    };
+    let mut segments: Vec<(usize, f64)> = Vec::new();
+    for f in fed {
+        let segment = match &f {
+            // The interpolator's memory is a few samples: a longer silence adds nothing more.
+            Feed::Silence(n) => meter
+                .add_frames_i16(&ZEROS[..usize::try_from(*n).unwrap_or(4096).min(4096)])
+                .ok()
+                .and(segments.last().map(|(s, _)| *s)),
+            Feed::Audio(segment, samples) => meter.add_frames_i16(samples).ok().map(|()| *segment),
+        };
+        let (Some(segment), Ok(peak)) = (segment, meter.prev_true_peak(0)) else {
+            continue;
+        };
+        match segments.last_mut() {
+            Some((s, p)) if *s == segment => *p = p.max(peak),
+            _ => segments.push((segment, peak)),
+        }
+    }
+    Peaks {
+        whole: meter.true_peak(0).unwrap_or(0.0),
+        segments,
+    }
+}
+
+/// Loudness measurement during assembly: the whole output, each segment and the true peaks,
+/// each on a thread of its own.
 pub(crate) struct Measure {
-    pub(crate) whole: WholeMeter,
-    pub(crate) current: Option<(usize, Meter)>,
-    pub(crate) segments: Vec<(usize, Loudness)>,
-    pub(crate) rate: u32,
+    whole: MeterThread<Loudness>,
+    segments: MeterThread<Vec<(usize, Loudness)>>,
+    peaks: MeterThread<Peaks>,
+}
+
+/// A linear peak in dBTP.
+fn dbtp(linear: f64) -> f64 {
+    if linear > 0.0 {
+        (20.0 * linear.log10()).max(-200.0)
+    } else {
+        -200.0
+    }
 }
 
 impl Measure {
     pub(crate) fn new(rate: u32) -> Self {
         Measure {
-            whole: WholeMeter::new(rate),
-            current: None,
-            segments: Vec::new(),
-            rate,
+            whole: MeterThread::spawn(move |fed| whole_meter(rate, fed)),
+            segments: MeterThread::spawn(move |fed| segment_meters(rate, fed)),
+            peaks: MeterThread::spawn(move |fed| true_peaks(rate, fed)),
         }
     }
 
+    /// `samples` of `segment`, handed on in chunks of a few seconds: the queues hold little.
     pub(crate) fn audio(&mut self, segment: usize, samples: &[i16]) {
-        self.whole.send(Feed::Audio(samples.to_vec()));
-        if self.current.as_ref().is_none_or(|(s, _)| *s != segment) {
-            self.close();
-            self.current = Some((segment, Meter::new(self.rate)));
-        }
-        if let Some((_, m)) = &mut self.current {
-            m.add(samples);
+        for chunk in samples.chunks(1 << 16) {
+            let shared: std::sync::Arc<[i16]> = chunk.into();
+            self.whole.send(Feed::Audio(segment, shared.clone()));
+            self.segments.send(Feed::Audio(segment, shared.clone()));
+            self.peaks.send(Feed::Audio(segment, shared));
         }
     }
 
     pub(crate) fn silence(&mut self, n: u64) {
         self.whole.send(Feed::Silence(n));
+        self.peaks.send(Feed::Silence(n));
     }
 
-    pub(crate) fn close(&mut self) {
-        if let Some((s, m)) = self.current.take() {
-            self.segments.push((s, m.finish()));
+    pub(crate) fn finish(self) -> Measured {
+        let mut segments = self.segments.finish();
+        let peaks = self.peaks.finish();
+        let mut whole = self.whole.finish();
+        whole.true_peak_dbtp = dbtp(peaks.whole);
+        let by_segment: std::collections::HashMap<usize, f64> =
+            peaks.segments.into_iter().collect();
+        for (s, l) in &mut segments {
+            l.true_peak_dbtp = by_segment.get(s).map_or(-200.0, |p| dbtp(*p));
         }
-    }
-
-    pub(crate) fn finish(mut self) -> Measured {
-        self.close();
         Measured {
-            whole: self.whole.finish(),
-            segments: self.segments,
+            whole,
+            segments,
             gain_db: None,
         }
     }

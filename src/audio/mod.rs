@@ -72,6 +72,9 @@ pub struct Options {
     /// Threads decoding responses at once for this file; `None` is one per core (up to 8).
     /// Several files assembled at once take one each.
     pub decode_threads: Option<usize>,
+    /// The loudness of these very samples (before any gain), measured when they were last
+    /// joined: with a loudness target, the gain is known and the measuring pass is skipped.
+    pub known_loudness: Option<loudness::Measured>,
 }
 
 pub(crate) fn cancelled(cancel: Option<&std::sync::atomic::AtomicBool>) -> Result<(), AudioError> {

@@ -155,6 +155,9 @@ fn publish_file(
             .or_else(|| split.then(|| title.clone()).flatten()),
         chapters: if split { Vec::new() } else { layout.chapters },
     };
+    let ids = published::piece_ids(&layout.pieces, &layout.requests, inputs.outcomes);
+    let samples =
+        published::samples_fingerprint(job.output_format, job.trim_silence, ids.as_deref());
     let audio_options = audio::Options {
         tags,
         measure: options.loudness,
@@ -166,9 +169,11 @@ fn publish_file(
         // For the review page.
         waveform: true,
         decode_threads: parallel.then_some(1),
+        known_loudness: samples
+            .as_deref()
+            .and_then(|s| published::remembered_loudness(inputs.records, s)),
     };
     let path = &file.path;
-    let ids = published::piece_ids(&layout.pieces, &layout.requests, inputs.outcomes);
     let fingerprint =
         published::fingerprint(path, job.output_format, &audio_options, ids.as_deref());
     if let Some(p) = fingerprint
@@ -182,6 +187,9 @@ fn publish_file(
     let p = audio::assemble(&layout.pieces, job.output_format, path, &audio_options)?;
     if let Some(f) = &fingerprint {
         published::remember(inputs.records, path, f, &p);
+    }
+    if let Some(s) = &samples {
+        published::remember_loudness(inputs.records, s, &p);
     }
     Ok((p, layout.requests))
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::audio::{Options, Piece, Placement};
+use crate::audio::{Measured, Options, Piece, Placement};
 use crate::execute::Outcome;
 use crate::format::OutputFormat;
 
@@ -200,5 +200,91 @@ pub(crate) fn remember(dir: &Path, output: &Path, fingerprint: &str, placement: 
     };
     if let Err(e) = write() {
         tracing::warn!(output = %output.display(), error = %e, "cannot record what the file was made from; the next run builds it again");
+    }
+}
+
+/// What a file's joined samples are made from (whatever the file's format, tags or gain),
+/// hashed: the key of their remembered loudness.
+#[derive(Serialize)]
+struct Samples<'a> {
+    assembly_version: u32,
+    narrate: &'a str,
+    format: String,
+    pieces: &'a [PieceId],
+    trim_silence: bool,
+}
+
+/// The key of the loudness of the samples joined from `pieces`; `None` as for [`fingerprint`].
+pub(crate) fn samples_fingerprint(
+    format: OutputFormat,
+    trim_silence: bool,
+    pieces: Option<&[PieceId]>,
+) -> Option<String> {
+    let samples = Samples {
+        assembly_version: ASSEMBLY_VERSION,
+        narrate: env!("CARGO_PKG_VERSION"),
+        format: format.to_string(),
+        pieces: pieces?,
+        trim_silence,
+    };
+    let json = serde_json::to_vec(&samples).ok()?;
+    Some(crate::state::cache::sha256_hex(&json))
+}
+
+/// The remembered loudness of some joined samples, before any gain.
+#[derive(Serialize, Deserialize)]
+struct LoudnessRecord {
+    assembly_version: u32,
+    samples: String,
+    loudness: Measured,
+}
+
+fn loudness_path(dir: &Path, samples: &str) -> PathBuf {
+    dir.join(format!(
+        "loudness-{}.json",
+        &samples[..samples.len().min(32)]
+    ))
+}
+
+/// The loudness measured when the same samples were last joined (for any output), before
+/// any gain; `None` when there is no such record or it cannot be read.
+pub(crate) fn remembered_loudness(dir: &Path, samples: &str) -> Option<Measured> {
+    let bytes = crate::files::read_bytes(&loudness_path(dir, samples), MAX_RECORD_BYTES).ok()?;
+    let record: LoudnessRecord = serde_json::from_slice(&bytes).ok()?;
+    (record.assembly_version == ASSEMBLY_VERSION && record.samples == samples)
+        .then_some(record.loudness)
+}
+
+/// Remembers the loudness `placement` measured (its gain taken off again), unless it was
+/// remembered already. A record that cannot be written only costs a measuring pass.
+pub(crate) fn remember_loudness(dir: &Path, samples: &str, placement: &Placement) {
+    let Some(m) = placement.loudness.as_ref().filter(|_| !placement.reused) else {
+        return;
+    };
+    if remembered_loudness(dir, samples).is_some() {
+        return;
+    }
+    let gain = m.gain_db.unwrap_or(0.0);
+    let loudness = Measured {
+        whole: m.whole.gained(-gain),
+        segments: m
+            .segments
+            .iter()
+            .map(|(s, l)| (*s, l.gained(-gain)))
+            .collect(),
+        gain_db: None,
+    };
+    let record = LoudnessRecord {
+        assembly_version: ASSEMBLY_VERSION,
+        samples: samples.to_string(),
+        loudness,
+    };
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        crate::files::write_atomic(&loudness_path(dir, samples), &json)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(error = %e, "cannot remember the loudness measured; the next run measures it again");
     }
 }
