@@ -364,3 +364,66 @@ pub(crate) fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `seconds` of a sine at `freq` Hz and `amplitude` (of full scale).
+    fn sine(rate: u32, seconds: f64, freq: f64, amplitude: f64) -> Vec<i16> {
+        let n = (f64::from(rate) * seconds) as usize;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / f64::from(rate);
+                (amplitude * 32_767.0 * (std::f64::consts::TAU * freq * t).sin()).round() as i16
+            })
+            .collect()
+    }
+
+    /// The true peak of `samples` alone, by a meter of their own (dBTP).
+    fn alone(rate: u32, samples: &[i16]) -> f64 {
+        let mut m = ebur128::EbuR128::new(1, rate, ebur128::Mode::TRUE_PEAK).unwrap();
+        m.add_frames_i16(samples).unwrap();
+        20.0 * m.true_peak(0).unwrap().log10()
+    }
+
+    #[test]
+    fn each_segment_has_its_own_true_peak_and_the_whole_the_highest() {
+        let rate = 44_100;
+        // Loud, quiet, loudest: each longer than a chunk, with pauses between.
+        let segments = [
+            sine(rate, 3.0, 997.0, 0.5),
+            sine(rate, 2.0, 440.0, 0.05),
+            sine(rate, 1.5, 5_512.5, 0.9),
+        ];
+        let mut measure = Measure::new(rate);
+        for (i, s) in segments.iter().enumerate() {
+            measure.audio(i, s);
+            measure.silence(u64::from(rate));
+        }
+        let measured = measure.finish();
+        assert_eq!(measured.segments.len(), 3);
+        for (i, s) in segments.iter().enumerate() {
+            let (index, l) = measured.segments[i];
+            assert_eq!(index, i);
+            let theirs = alone(rate, s);
+            assert!(
+                (l.true_peak_dbtp - theirs).abs() < 0.05,
+                "segment {i}: {} dBTP, alone {theirs}",
+                l.true_peak_dbtp
+            );
+        }
+        let highest = segments
+            .iter()
+            .map(|s| alone(rate, s))
+            .fold(f64::MIN, f64::max);
+        assert!((measured.whole.true_peak_dbtp - highest).abs() < 0.05);
+        // The loudness meters are the same as measuring each segment alone.
+        let mut quiet = Meter::without_true_peak(rate);
+        quiet.add(&segments[1]);
+        assert_eq!(
+            measured.segments[1].1.integrated_lufs,
+            quiet.finish().integrated_lufs
+        );
+    }
+}

@@ -18,15 +18,18 @@ pub(crate) trait Sink {
 }
 
 /// Writes `samples` to `out` as 16-bit little-endian PCM, through `bytes` (a buffer a sink
-/// keeps between calls).
+/// keeps between calls, of 64 KiB at most whatever the length of `samples`).
 pub(crate) fn write_le(
     out: &mut impl std::io::Write,
     samples: &[i16],
     bytes: &mut Vec<u8>,
 ) -> std::io::Result<()> {
-    bytes.clear();
-    bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-    out.write_all(bytes)
+    for chunk in samples.chunks(1 << 15) {
+        bytes.clear();
+        bytes.extend(chunk.iter().flat_map(|s| s.to_le_bytes()));
+        out.write_all(bytes)?;
+    }
+    Ok(())
 }
 
 /// Joins `pieces` sample by sample into `sink`: responses decoded (a batch at a time on every
