@@ -17,6 +17,7 @@ pub struct Weed {
     pub s3: String,
     /// The filer's HTTP address: the objects are files there.
     pub filer: String,
+    grpc: [(&'static str, u16); 4],
     _dir: tempfile::TempDir,
 }
 
@@ -47,6 +48,12 @@ impl Weed {
         .unwrap();
         let p = free_ports(8);
         let arg = |name: &str, port: u16| format!("-{name}={port}");
+        let sock = |name: &str| {
+            dir.path()
+                .join(format!("{name}.sock"))
+                .display()
+                .to_string()
+        };
         let child = Command::new("weed")
             .arg("server")
             .arg(format!("-dir={}", data.display()))
@@ -58,6 +65,10 @@ impl Weed {
             .args([arg("filer.port", p[4]), arg("filer.port.grpc", p[5])])
             .args([arg("s3.port", p[6]), arg("s3.port.grpc", p[7])])
             .arg(format!("-s3.config={}", config.display()))
+            // Its sockets in the temporary directory, not left in /tmp after the kill (its
+            // gRPC sockets cannot be moved).
+            .arg(format!("-filer.localSocket={}", sock("filer")))
+            .arg(format!("-s3.localSocket={}", sock("s3")))
             .args(["-master.volumeSizeLimitMB=64", "-volume.max=16"])
             .process_group(0)
             .stdout(Stdio::null())
@@ -68,18 +79,28 @@ impl Weed {
             child,
             s3: format!("http://127.0.0.1:{}", p[6]),
             filer: format!("http://127.0.0.1:{}", p[4]),
+            grpc: [
+                ("master", p[1]),
+                ("volume", p[3]),
+                ("filer", p[5]),
+                ("s3", p[7]),
+            ],
             _dir: dir,
         };
         weed.wait_ready().await;
         weed
     }
 
+    /// Ready when the filer answers and the S3 gateway refuses an unsigned request: its
+    /// identities are loaded (a gateway without them lets anyone in, and would take a wrong
+    /// secret too).
     async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         for _ in 0..600 {
             let s3 = client.get(&self.s3).send().await;
             let filer = client.get(&self.filer).send().await;
-            if s3.is_ok() && filer.is_ok() {
+            let refused = s3.is_ok_and(|r| r.status() == reqwest::StatusCode::FORBIDDEN);
+            if refused && filer.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -148,6 +169,12 @@ impl Drop for Weed {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+        // The gRPC sockets it leaves in the temporary folder, named by their ports.
+        for (name, port) in &self.grpc {
+            let _ = std::fs::remove_file(
+                std::env::temp_dir().join(format!("seaweedfs-{name}-grpc-{port}.sock")),
+            );
+        }
     }
 }
 
