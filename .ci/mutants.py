@@ -59,8 +59,10 @@ AREAS = {
         ["--workspace", "--", "validate", "rules", "format", "emulator::", "oracles::"],
     ),
     "publish": (
-        ["src/publish/*.rs", "src/audio/aac.rs", "src/audio/gapless.rs", "src/audio/mp3copy.rs"],
-        ["--workspace", "--", "publish", "aac_spans::", "render::", "oracles::"],
+        ["src/publish/*.rs", "src/audio/aac.rs", "src/audio/gapless.rs", "src/audio/mp3copy.rs",
+         "src/audio/loudness.rs", "src/audio/pcm.rs"],
+        ["--workspace", "--", "publish", "aac_spans::", "render::", "oracles::",
+         "audio::loudness", "audio::gapless"],
     ),
     "readalong": (
         ["src/output/readalong/clips.rs", "src/output/readalong/wrap.rs"],
