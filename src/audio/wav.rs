@@ -109,7 +109,7 @@ impl Sink for WavSink<'_> {
     fn samples(&mut self, samples: &[i16]) -> Result<(), AudioError> {
         let r = write_le(&mut self.out, samples, &mut self.bytes);
         r.map_err(|e| self.io(e))?;
-        self.data_bytes += self.bytes.len() as u64;
+        self.data_bytes += 2 * samples.len() as u64;
         Ok(())
     }
 }
