@@ -125,13 +125,10 @@ pub(crate) fn join_encoded(
         Replay::Audio(e) => e,
     })?;
     if let Some(m) = &mut placement.loudness {
-        if let Some(g) = gain {
-            m.whole = m.whole.gained(g);
-            for (_, l) in &mut m.segments {
-                *l = l.gained(g);
-            }
-        }
-        m.gain_db = gain;
+        *m = Measured {
+            gain_db: gain,
+            ..m.gained(gain.unwrap_or(0.0))
+        };
     }
     if !measure {
         placement.loudness = None;
@@ -162,15 +159,9 @@ fn join_known(
         gain.unwrap_or(0.0),
         options,
     )?;
-    let g = gain.unwrap_or(0.0);
     placement.loudness = Some(Measured {
-        whole: known.whole.gained(g),
-        segments: known
-            .segments
-            .iter()
-            .map(|(s, l)| (*s, l.gained(g)))
-            .collect(),
         gain_db: gain,
+        ..known.gained(gain.unwrap_or(0.0))
     });
     placement.method = super::Assembly::Encode;
     Ok(placement)

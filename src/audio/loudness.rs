@@ -101,13 +101,6 @@ impl Meter {
     }
 
     pub(crate) fn finish(&self) -> Loudness {
-        let db = |linear: f64| {
-            if linear > 0.0 {
-                20.0 * linear.log10()
-            } else {
-                -200.0
-            }
-        };
         let rms = (self.sum_squares / self.count.max(1) as f64).sqrt() / 32_768.0;
         // Audio shorter than one window: its own level is the floor.
         let quietest = self
@@ -115,9 +108,10 @@ impl Meter {
             .unwrap_or(self.sum_squares / self.count.max(1) as f64);
         Loudness {
             integrated_lufs: self.ebu.loudness_global().ok().filter(|l| l.is_finite()),
-            true_peak_dbtp: self.ebu.true_peak(0).map_or(-200.0, db).max(-200.0),
-            rms_db: db(rms).max(-200.0),
-            noise_floor_db: db(quietest.sqrt() / 32_768.0).max(-200.0),
+            // The true-peak scanner's (see `true_peaks`).
+            true_peak_dbtp: -200.0,
+            rms_db: db(rms),
+            noise_floor_db: db(quietest.sqrt() / 32_768.0),
         }
     }
 }
@@ -240,8 +234,8 @@ pub(crate) struct Measure {
     peaks: MeterThread<Peaks>,
 }
 
-/// A linear peak in dBTP.
-fn dbtp(linear: f64) -> f64 {
+/// A linear level (of full scale) in dB, -200 for silence.
+fn db(linear: f64) -> f64 {
     if linear > 0.0 {
         (20.0 * linear.log10()).max(-200.0)
     } else {
@@ -277,11 +271,11 @@ impl Measure {
         let mut segments = self.segments.finish();
         let peaks = self.peaks.finish();
         let mut whole = self.whole.finish();
-        whole.true_peak_dbtp = dbtp(peaks.whole);
+        whole.true_peak_dbtp = db(peaks.whole);
         let by_segment: std::collections::HashMap<usize, f64> =
             peaks.segments.into_iter().collect();
         for (s, l) in &mut segments {
-            l.true_peak_dbtp = by_segment.get(s).map_or(-200.0, |p| dbtp(*p));
+            l.true_peak_dbtp = by_segment.get(s).map_or(-200.0, |p| db(*p));
         }
         Measured {
             whole,
@@ -299,6 +293,21 @@ pub struct Measured {
     pub segments: Vec<(usize, Loudness)>,
     /// The gain applied to reach `--loudness-target` (dB), figures above include it.
     pub gain_db: Option<f64>,
+}
+
+impl Measured {
+    /// The same figures after a gain of `db` (the gain itself is the caller's to record).
+    pub(crate) fn gained(&self, db: f64) -> Measured {
+        Measured {
+            whole: self.whole.gained(db),
+            segments: self
+                .segments
+                .iter()
+                .map(|(s, l)| (*s, l.gained(db)))
+                .collect(),
+            gain_db: self.gain_db,
+        }
+    }
 }
 
 impl Loudness {

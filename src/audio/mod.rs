@@ -193,11 +193,10 @@ pub fn assemble(
     ) && let Some(gain) = normalizing_gain(target, &m.whole)
     {
         apply_gain(temp.as_file(), gain).map_err(io)?;
-        m.whole = m.whole.gained(gain);
-        for (_, l) in &mut m.segments {
-            *l = l.gained(gain);
-        }
-        m.gain_db = Some(gain);
+        *m = Measured {
+            gain_db: Some(gain),
+            ..m.gained(gain)
+        };
     }
     cancelled(options.cancel.as_deref())?;
     crate::files::commit(temp, output).map_err(io)?;

@@ -188,8 +188,9 @@ fn publish_file(
     if let Some(f) = &fingerprint {
         published::remember(inputs.records, path, f, &p);
     }
-    if let Some(s) = &samples {
-        published::remember_loudness(inputs.records, s, &p);
+    // Measured this time (not known already): remembered for the next.
+    if let Some(s) = samples.filter(|_| audio_options.known_loudness.is_none()) {
+        published::remember_loudness(inputs.records, &s, &p);
     }
     Ok((p, layout.requests))
 }

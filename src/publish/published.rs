@@ -255,24 +255,15 @@ pub(crate) fn remembered_loudness(dir: &Path, samples: &str) -> Option<Measured>
         .then_some(record.loudness)
 }
 
-/// Remembers the loudness `placement` measured (its gain taken off again), unless it was
-/// remembered already. A record that cannot be written only costs a measuring pass.
+/// Remembers the loudness `placement` measured (its gain taken off again). A record that
+/// cannot be written only costs a measuring pass.
 pub(crate) fn remember_loudness(dir: &Path, samples: &str, placement: &Placement) {
     let Some(m) = placement.loudness.as_ref().filter(|_| !placement.reused) else {
         return;
     };
-    if remembered_loudness(dir, samples).is_some() {
-        return;
-    }
-    let gain = m.gain_db.unwrap_or(0.0);
     let loudness = Measured {
-        whole: m.whole.gained(-gain),
-        segments: m
-            .segments
-            .iter()
-            .map(|(s, l)| (*s, l.gained(-gain)))
-            .collect(),
         gain_db: None,
+        ..m.gained(-m.gain_db.unwrap_or(0.0))
     };
     let record = LoudnessRecord {
         assembly_version: ASSEMBLY_VERSION,
