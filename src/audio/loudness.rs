@@ -422,6 +422,15 @@ mod tests {
                 l.true_peak_dbtp
             );
         }
+        // A sine's RMS is its amplitude over the square root of two.
+        for (i, amplitude) in [0.5, 0.05, 0.9].into_iter().enumerate() {
+            let expected = 20.0 * (amplitude / std::f64::consts::SQRT_2).log10();
+            let rms = measured.segments[i].1.rms_db;
+            assert!(
+                (rms - expected).abs() < 0.05,
+                "segment {i}: RMS {rms} dB, a sine's {expected}"
+            );
+        }
         let highest = segments
             .iter()
             .map(|s| alone(rate, s))
