@@ -29,3 +29,4 @@ mod resilience;
 mod review;
 mod sample_book;
 mod surfaces;
+mod windows;

@@ -24,6 +24,7 @@ pub(crate) mod render;
 pub(crate) mod retry;
 pub(crate) mod summary;
 pub(crate) mod voices;
+pub(crate) mod windowed;
 
 /// Loads every manifest (or book, imported in memory) before anything is sent. `writes` says
 /// whether the command may write (a render; `check` and `plan` write nothing, so a book's

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use super::budget::{check_balance, estimate_all};
 use super::fleet;
 use super::summary::Rendered;
+use super::windowed;
 use crate::cli::RenderConfig;
 use crate::cli::args::OtherChapters;
 use crate::error::UsageError;
@@ -23,10 +24,10 @@ use crate::manifest::Job;
 use crate::output::names::output_files;
 use crate::output::report::{self, Status};
 use crate::plan::Plan;
-use crate::publish::{self, Assembled};
+use crate::publish;
 use crate::session::Session;
 use crate::state::{Cache, StateDir};
-use crate::{execute, files, manifest, output, progress, signals};
+use crate::{files, manifest, output, progress, signals};
 
 /// The manifests of one invocation, each once: the same file named twice (through a link or
 /// `..`) is rendered once.
@@ -274,7 +275,11 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
         config.execute_settings(source),
         progress.clone(),
     ));
-    let results = run_all(config, &runner, jobs, plans, &caches).await;
+    let replan = windowed::Replan {
+        limits: &limits,
+        only: &config.only,
+    };
+    let results = run_all(config, &runner, (jobs, plans, replan), &caches).await;
     progress.finish();
     if let Some(session) = session {
         session.close().await;
@@ -300,16 +305,17 @@ async fn connect(config: &RenderConfig) -> anyhow::Result<(Option<Session>, crat
 async fn run_all(
     config: &RenderConfig,
     runner: &Arc<Runner>,
-    jobs: Vec<Job>,
-    plans: Vec<Plan>,
+    (jobs, plans, replan): (Vec<Job>, Vec<Plan>, windowed::Replan<'_>),
     caches: &Caches,
 ) -> Vec<anyhow::Result<Rendered>> {
     // Every chain of every job (up to each job's window of tasks, longest first) is known
     // before the first slot is handed out, so the longest goes first from the start.
     runner.slots.expect(
-        plans
-            .iter()
-            .map(|p| p.slot_participants().min(crate::execute::TASK_WINDOW))
+        jobs.iter()
+            .zip(&plans)
+            .map(|(j, p)| {
+                windowed::first_participants(j, p, &config.publish).min(crate::execute::TASK_WINDOW)
+            })
             .sum(),
     );
     let signals = tokio::spawn(signals::stop_on_signals(runner.clone()));
@@ -322,7 +328,7 @@ async fn run_all(
         .zip(plans)
         .zip(caches.caches.iter().cloned())
         .map(|((job, plan), cache)| {
-            render_job(runner.clone(), publishing.clone(), job, plan, cache)
+            render_job((runner.clone(), publishing.clone()), job, plan, cache, replan)
         });
     let results = futures::future::join_all(tasks).await;
     signals.abort();
@@ -354,104 +360,30 @@ async fn prepare_online(
     Ok(jobs)
 }
 
-/// A job's files, when every request was rendered (`all_ok`; or, with `partial`, those that
-/// are complete) and no signal came: an interrupted run never replaces the previous output.
-fn assemble(
-    runner: &Runner,
-    publishing: &publish::Options,
-    inputs: &publish::Inputs<'_>,
-    all_ok: bool,
-    partial: bool,
-) -> (Assembled, Option<crate::audio::AudioError>) {
-    // A shard writes its report; the book is assembled once, from the whole cache.
-    if !(all_ok || partial) || runner.was_interrupted() || inputs.job.shard.is_some() {
-        return (Assembled::default(), None);
-    }
-    match publish::assemble(publishing, inputs, !all_ok) {
-        Ok(a) => (a, None),
-        Err(e) => (Assembled::default(), Some(e)),
-    }
-}
-
-/// What the run's end means for a job's report: interrupted, stopped by a limit, the
-/// audiobook checks, and every segment failed when the files could not be assembled.
-fn settle(
-    runner: &Runner,
-    publishing: &publish::Options,
-    job: &Job,
-    rep: &mut report::Report,
-    assembly_error: Option<crate::audio::AudioError>,
-    all_ok: bool,
-) {
-    rep.interrupted = runner.was_interrupted();
-    rep.stopped_by = runner.limit_reached();
-    if publishing.audiobook {
-        output::audiobook::audiobook(job, rep);
-    }
-    let not_assembled = match assembly_error {
-        Some(e) => Some(format!("assembly failed: {e}")),
-        None if all_ok && runner.was_interrupted() => {
-            Some("interrupted before assembly; the previous output is left as it was".to_string())
-        }
-        None => None,
-    };
-    if let Some(why) = not_assembled {
-        report::fail_all(rep, &why);
-    }
-}
-
 /// Renders one job: its requests, then (when all succeeded and no signal came) its files, then
 /// its reports and, on success, its side files and review page.
 pub(crate) async fn render_job(
-    runner: Arc<Runner>,
-    publishing: Arc<publish::Options>,
+    (runner, publishing): (Arc<Runner>, Arc<publish::Options>),
     job: Job,
     plan: Plan,
     cache: Cache,
+    replan: windowed::Replan<'_>,
 ) -> anyhow::Result<Rendered> {
+    if let Some(windows) = windowed::windows(&job, &publishing) {
+        // The whole plan goes: each window is planned again, alone.
+        drop(plan);
+        return windowed::render((runner, publishing), job, (cache, replan), windows).await;
+    }
     let started = SystemTime::now();
     let job = Arc::new(job);
     let plan = Arc::new(plan);
-    let records = cache.published_dir();
-    let outcomes =
-        execute::execute(runner.clone(), job.clone(), plan.clone(), Arc::new(cache)).await;
-    let all_ok = outcomes.iter().all(|o| o.audio.is_some());
-    // A run a limit stopped (the deadline, the budget) still writes the files of a split output
-    // that are complete.
-    let split = publishing.split != crate::output::names::Split::None;
-    let partial = !all_ok && split && runner.limit_reached().is_some();
-    let inputs = publish::Inputs {
-        job: &job,
-        plan: &plan,
-        outcomes: &outcomes,
-        records: &records,
-        cancel: runner.cancel.clone(),
-    };
-    let (mut assembled, assembly_error) = assemble(&runner, &publishing, &inputs, all_ok, partial);
-    let placed = (all_ok || partial)
-        && assembly_error.is_none()
-        && !runner.was_interrupted()
-        && job.shard.is_none();
-    let request_spans = std::mem::take(&mut assembled.spans);
-    let timeline = placed.then(|| report::Timeline {
-        files: assembled
-            .files
-            .iter()
-            .map(|f| (f.path.as_path(), &f.placement))
-            .collect(),
-        request_spans,
-        split,
-    });
-    let mut rep = report::build(
-        &job,
-        &plan,
-        &outcomes,
-        timeline.as_ref(),
-        started,
-        SystemTime::now(),
-        runner.settings.synthetic,
-    );
-    settle(&runner, &publishing, &job, &mut rep, assembly_error, all_ok);
+    let cache = Arc::new(cache);
+    let windowed::Window {
+        outcomes,
+        assembled,
+        report: mut rep,
+        ..
+    } = windowed::run(&runner, &publishing, (&job, &plan, &cache), started).await;
     if job.shard.is_some() {
         let report_paths = report::write(&rep, &job.output)?;
         let job = Arc::try_unwrap(job).unwrap_or_else(|j| (*j).clone());

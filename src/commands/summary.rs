@@ -54,10 +54,13 @@ fn idle(report: &Report) -> bool {
         Some(p) => *p == Published::Reused,
         None => {
             !report.outputs.is_empty()
-                && report
-                    .outputs
-                    .iter()
-                    .all(|o| o.published == Published::Reused)
+                && match &report.brief {
+                    Some(brief) => brief.outputs_reused == report.outputs.len(),
+                    None => report
+                        .outputs
+                        .iter()
+                        .all(|o| o.published == Published::Reused),
+                }
         }
     };
     report.totals.cache_hits == report.totals.requests && reused
@@ -73,18 +76,23 @@ pub(crate) fn shown(r: &Rendered) -> String {
         );
     }
     let outputs = &r.report.outputs;
-    if outputs.is_empty() {
+    let (first, last) = match &r.report.brief {
+        Some(brief) => (brief.first_output.as_deref(), brief.last_output.as_deref()),
+        None => (
+            outputs.first().map(|o| o.path.as_str()),
+            outputs.last().map(|o| o.path.as_str()),
+        ),
+    };
+    let (Some(first), Some(last)) = (first, last) else {
         return r.job.output.display().to_string();
-    }
-    let last = outputs.last().map_or("", |o| {
-        std::path::Path::new(&o.path)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(&o.path)
-    });
+    };
+    let last = std::path::Path::new(last)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(last);
     match outputs.len() {
-        1 => format!("{} (1 chapter file)", outputs[0].path),
-        n => format!("{} ... {last} ({n} files)", outputs[0].path),
+        1 => format!("{first} (1 chapter file)"),
+        n => format!("{first} ... {last} ({n} files)"),
     }
 }
 
@@ -158,6 +166,11 @@ pub(crate) fn print_failed(r: &Rendered) {
         r.report.wall_seconds,
         r.report_paths.0.display()
     );
+    if let Some(brief) = &r.report.brief {
+        for error in &brief.errors {
+            eprintln!("error: {error}");
+        }
+    }
     for s in r.report.segments.iter().filter(|s| s.status != Status::Ok) {
         eprintln!("error: {}", s.error.as_deref().unwrap_or("failed"));
     }

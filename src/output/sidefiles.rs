@@ -196,36 +196,62 @@ pub(crate) fn write(
         };
         files.push((path, title.unwrap_or_default(), output.audio_seconds));
     }
-    let [_, cue_path, ..] = paths(&job.output);
-    let mut cue = cue_head(job);
-    for (i, (path, title, _)) in files.iter().enumerate() {
-        let name = beside(path, &job.output);
-        let _ = write!(
-            cue,
-            "FILE \"{}\" {}\n  TRACK {:02} AUDIO\n    TITLE \"{}\"\n    INDEX 01 00:00:00\n",
-            quote(&name),
-            cue_kind(job, &name),
-            i + 1,
-            quote(title)
-        );
-    }
-    crate::files::write_atomic(&cue_path, cue.as_bytes())?;
-    written.push(cue_path);
-    let playlist_path = job.output.with_extension("m3u8");
-    let mut m3u = String::from("#EXTM3U\n");
-    for (path, title, seconds) in &files {
-        let name = beside(path, &job.output);
-        let _ = writeln!(
-            m3u,
-            "#EXTINF:{},{}\n{}",
-            seconds.round() as u64,
-            one_line(title),
-            m3u_path(&name)
-        );
-    }
-    crate::files::write_atomic(&playlist_path, m3u.as_bytes())?;
-    written.push(playlist_path);
+    let listed = || {
+        Ok(files
+            .iter()
+            .map(|(p, t, s)| Ok((p.to_path_buf(), t.clone(), *s))))
+    };
+    written.extend(write_lists(job, listed)?);
     Ok(written)
+}
+
+/// One file of a split output as its CUE sheet and playlist list it: its path, title and
+/// length in seconds.
+pub(crate) type Listed = (PathBuf, String, f64);
+
+/// Writes the CUE sheet and the M3U8 playlist of a split output's files, read from `files`
+/// (called once for each list, so the files can be streamed rather than held).
+pub(crate) fn write_lists<I>(
+    job: &Job,
+    files: impl Fn() -> std::io::Result<I>,
+) -> std::io::Result<[PathBuf; 2]>
+where
+    I: Iterator<Item = std::io::Result<Listed>>,
+{
+    let [_, cue_path, ..] = paths(&job.output);
+    crate::files::write_atomic_with(&cue_path, |w| {
+        w.write_all(cue_head(job).as_bytes())?;
+        for (i, file) in files()?.enumerate() {
+            let (path, title, _) = file?;
+            let name = beside(&path, &job.output);
+            write!(
+                w,
+                "FILE \"{}\" {}\n  TRACK {:02} AUDIO\n    TITLE \"{}\"\n    INDEX 01 00:00:00\n",
+                quote(&name),
+                cue_kind(job, &name),
+                i + 1,
+                quote(&title)
+            )?;
+        }
+        Ok(())
+    })?;
+    let playlist_path = job.output.with_extension("m3u8");
+    crate::files::write_atomic_with(&playlist_path, |w| {
+        w.write_all(b"#EXTM3U\n")?;
+        for file in files()? {
+            let (path, title, seconds) = file?;
+            let name = beside(&path, &job.output);
+            writeln!(
+                w,
+                "#EXTINF:{},{}\n{}",
+                seconds.round() as u64,
+                one_line(&title),
+                m3u_path(&name)
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok([cue_path, playlist_path])
 }
 
 /// How a side file beside `output` names `path`: relative to the output's folder (a segment's

@@ -79,6 +79,57 @@ impl Plan {
             })
             .sum()
     }
+
+    /// The plan of `segments` alone, as if they were the whole job (their requests, chains
+    /// and flags, renumbered from 0), when no chain of theirs reaches a segment outside them;
+    /// else `None` (a chain is never cut).
+    pub fn window(&self, segments: std::ops::Range<usize>) -> Option<Plan> {
+        let first = segments.start;
+        let old: Vec<usize> = self.segment_requests[segments.clone()]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        let mut new_index = std::collections::HashMap::with_capacity(old.len());
+        for (i, &r) in old.iter().enumerate() {
+            new_index.insert(r, i);
+        }
+        let mut chain_index = std::collections::HashMap::new();
+        let mut chains: Vec<Chain> = Vec::new();
+        let mut requests = Vec::with_capacity(old.len());
+        for &r in &old {
+            let request = &self.requests[r];
+            let chain = *chain_index.entry(request.chain).or_insert_with(|| {
+                let c = &self.chains[request.chain];
+                chains.push(Chain {
+                    requests: Vec::with_capacity(c.requests.len()),
+                    ..c.clone()
+                });
+                chains.len() - 1
+            });
+            requests.push(PlannedRequest {
+                segment: request.segment - first,
+                chain,
+                ..request.clone()
+            });
+        }
+        for (&was, &now) in &chain_index {
+            let members = &self.chains[was].requests;
+            chains[now].requests = members
+                .iter()
+                .map(|r| new_index.get(r).copied())
+                .collect::<Option<_>>()?;
+        }
+        Some(Plan {
+            requests,
+            chains,
+            segment_requests: self.segment_requests[segments]
+                .iter()
+                .map(|rs| rs.iter().map(|r| new_index[r]).collect())
+                .collect(),
+            regenerate: old.iter().map(|&r| self.regenerate[r]).collect(),
+        })
+    }
 }
 
 /// Rows without a chapter chained one to the next past which `check` and `plan` warn.

@@ -71,6 +71,28 @@ pub(crate) fn write_review(
     report_path: &Path,
     peaks: &[Vec<u8>],
 ) -> anyhow::Result<()> {
+    let segments = review_segments((job, plan, outcomes), rep, peaks);
+    let data = review::ReviewData {
+        title: job.book.title.clone(),
+        segments,
+    };
+    // The page reads the report as written, through a small typed view of it.
+    let file = std::fs::File::open(report_path)
+        .with_context(|| format!("reading {}", report_path.display()))?;
+    let view: review::PageReport = serde_json::from_reader(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", report_path.display()))?;
+    review::write(&view, report_path, &data)
+        .with_context(|| format!("writing the review page of {}", job.output.display()))?;
+    Ok(())
+}
+
+/// Each segment's text and waveform for the review page, and its sentences' times where the
+/// API's character timings are stored (`outcomes` have them; `rep` places them).
+pub(crate) fn review_segments(
+    (job, plan, outcomes): (&Job, &Plan, &[Outcome]),
+    rep: &Report,
+    peaks: &[Vec<u8>],
+) -> Vec<review::SegmentData> {
     let mut sentences = if outcomes.iter().any(|o| o.alignment.is_some()) {
         let alignments: Vec<Option<PathBuf>> =
             outcomes.iter().map(|o| o.alignment.clone()).collect();
@@ -79,8 +101,7 @@ pub(crate) fn write_review(
         Vec::new()
     };
     sentences.resize_with(job.segments.len(), Vec::new);
-    let segments = job
-        .segments
+    job.segments
         .iter()
         .zip(sentences)
         .enumerate()
@@ -96,17 +117,5 @@ pub(crate) fn write_review(
                 sentences,
             }
         })
-        .collect();
-    let data = review::ReviewData {
-        title: job.book.title.clone(),
-        segments,
-    };
-    // The page reads the report as written, through a small typed view of it.
-    let file = std::fs::File::open(report_path)
-        .with_context(|| format!("reading {}", report_path.display()))?;
-    let view: review::PageReport = serde_json::from_reader(std::io::BufReader::new(file))
-        .with_context(|| format!("reading {}", report_path.display()))?;
-    review::write(&view, report_path, &data)
-        .with_context(|| format!("writing the review page of {}", job.output.display()))?;
-    Ok(())
+        .collect()
 }

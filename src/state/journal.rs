@@ -143,6 +143,13 @@ impl Journal {
     pub fn append(&self, entry: Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
         line.push('\n');
+        // The entries are held from the write to the push, as `compact` holds them from its
+        // read to its rewrite: a line is never written to a file a compaction then replaces
+        // without it (compaction may run while other requests are in flight).
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| std::io::Error::other("journal lock"))?;
         {
             let mut file = self
                 .file
@@ -173,9 +180,7 @@ impl Journal {
         {
             used.insert(history_item_id.clone(), key.clone());
         }
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.push(entry);
-        }
+        entries.push(entry);
         Ok(())
     }
 

@@ -151,13 +151,22 @@ pub(crate) fn render_to(
     data: &ReviewData,
     w: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
+    render_with(w, |safe| report.page_json(data, safe))
+}
+
+/// Writes the page, with the data `json` writes where it goes (made safe inside its script
+/// element).
+fn render_with(
+    w: &mut dyn std::io::Write,
+    json: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let (before, after) = PAGE.split_once("__DATA__").unwrap_or((PAGE, ""));
     w.write_all(before.as_bytes())?;
     let mut safe = ScriptSafe {
         inner: &mut *w,
         held: Vec::new(),
     };
-    report.page_json(data, &mut safe)?;
+    json(&mut safe)?;
     std::io::Write::flush(&mut safe)?;
     w.write_all(after.as_bytes())
 }
@@ -173,6 +182,35 @@ pub(crate) fn write(
     })?;
     let page = page_path(report_path);
     files::write_atomic_with(&page, |w| render_to(report, data, w))?;
+    Ok(page)
+}
+
+/// Writes the review data and the page of a report whose rows are spooled (a render done a
+/// window at a time), from its spools and `data` (each segment's text and waveform, a line a
+/// segment in the report's order): the same files [`write`] makes, a row in memory at a time.
+pub(crate) fn write_streamed(
+    report: &crate::output::report::Report,
+    report_path: &Path,
+    title: &Option<String>,
+    data: &crate::output::report::Spool,
+) -> std::io::Result<PathBuf> {
+    use crate::output::report::{SeqFrom, raw};
+    #[derive(Serialize)]
+    struct Data<'a, S> {
+        title: &'a Option<String>,
+        segments: S,
+    }
+    files::write_atomic_with(&data_path(report_path), |w| {
+        let segments = SeqFrom::new(data.lines()?.map(raw));
+        serde_json::to_writer(w, &Data { title, segments }).map_err(std::io::Error::other)
+    })?;
+    let head = PageReport::head(report).map_err(std::io::Error::other)?;
+    let page = page_path(report_path);
+    files::write_atomic_with(&page, |w| {
+        render_with(w, |safe| {
+            head.page_json_streamed(report, (title, data), safe)
+        })
+    })?;
     Ok(page)
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ReviewData, SegmentData, name};
+use crate::output::report::{Report, SeqFrom, Spool, parse_line};
 
 /// A report as the page reads it; unknown fields are skipped, missing ones are empty.
 #[derive(Debug, Deserialize)]
@@ -84,18 +85,19 @@ struct PageRequest {
     used_previous_text: bool,
 }
 
-/// What the page's script reads.
+/// What the page's script reads: the per-file and per-segment lists in memory, or streamed
+/// from a spooled report.
 #[derive(Serialize)]
-struct PageData<'a> {
+struct PageData<'a, O, F, S> {
     title: &'a Option<String>,
     manifest: &'a Value,
     output: &'a Value,
     status: &'a Value,
     synthetic: &'a Value,
     audiobook: &'a Value,
-    outputs: &'a [PageOutput],
-    files: Vec<String>,
-    segments: Vec<SegmentView<'a>>,
+    outputs: O,
+    files: F,
+    segments: S,
 }
 
 /// One segment on the page: the report's facts with its text and waveform.
@@ -138,41 +140,10 @@ impl PageReport {
         };
         let extra: std::collections::HashMap<&str, &SegmentData> =
             data.segments.iter().map(|s| (s.id.as_str(), s)).collect();
-        let segments = self
+        let segments: Vec<SegmentView> = self
             .segments
             .iter()
-            .map(|s| {
-                let e = extra.get(s.id.as_str());
-                let any = |f: fn(&PageRequest) -> bool| s.requests.iter().any(f);
-                SegmentView {
-                    id: &s.id,
-                    chapter: &s.chapter,
-                    text: e.map_or("", |e| e.text.as_str()),
-                    peaks: e.map_or(&[], |e| e.peaks.as_slice()),
-                    sentences: e.map_or(&[], |e| e.sentences.as_slice()),
-                    start: s.start_seconds,
-                    end: s.end_seconds,
-                    status: &s.status,
-                    attempts: s.attempts,
-                    retries: s
-                        .requests
-                        .iter()
-                        .map(|r| r.attempts.saturating_sub(1))
-                        .sum(),
-                    cached: s.cached,
-                    regenerated: s.regenerated,
-                    recovered: any(|r| r.recovered),
-                    fallback: any(|r| r.used_previous_text),
-                    loudness_jump: s.loudness_jump,
-                    lufs: s.loudness.as_ref().and_then(|l| l.integrated_lufs),
-                    error: &s.error,
-                    file: match (&s.file, split) {
-                        (Some(f), true) => name(f),
-                        (None, true) => String::new(),
-                        (_, false) => output.clone(),
-                    },
-                }
-            })
+            .map(|s| view(s, extra.get(s.id.as_str()).copied(), split, &output))
             .collect();
         let page = PageData {
             title: &data.title,
@@ -186,5 +157,115 @@ impl PageReport {
             segments,
         };
         serde_json::to_writer(w, &page).map_err(std::io::Error::other)
+    }
+}
+
+impl PageReport {
+    /// The page's view of a report's head, its rows left to [`PageReport::page_json_streamed`].
+    pub(crate) fn head(report: &Report) -> serde_json::Result<PageReport> {
+        Ok(PageReport {
+            manifest: serde_json::to_value(&report.manifest)?,
+            output: serde_json::to_value(&report.output)?,
+            status: serde_json::to_value(report.status)?,
+            synthetic: serde_json::to_value(report.synthetic)?,
+            audiobook: serde_json::to_value(&report.audiobook)?,
+            outputs: Vec::new(),
+            segments: Vec::new(),
+        })
+    }
+
+    /// Writes the page's data like [`PageReport::page_json`], for a report whose rows are
+    /// spooled (`report`, of which `self` is the head) with its review data (`data`, a segment
+    /// a line in the same order): one row in memory at a time.
+    pub(crate) fn page_json_streamed(
+        &self,
+        report: &Report,
+        (title, data): (&Option<String>, &Spool),
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let split = !report.outputs.is_empty();
+        let output = name(self.output.as_str().unwrap_or(""));
+        let outputs = spooled(report.outputs.spooled_lines()?)?.map(parse_line::<PageOutput>);
+        let files = spooled(report.outputs.spooled_lines()?)?
+            .map(|l| parse_line::<PageOutput>(l).map(|o| name(&o.path)));
+        let segments = spooled(report.segments.spooled_lines()?)?
+            .zip(data.values::<SegmentData>()?)
+            .map(|(s, e)| {
+                Ok(Joined {
+                    s: parse_line(s)?,
+                    e: e?,
+                    split,
+                    output: output.clone(),
+                })
+            });
+        let page = PageData {
+            title,
+            manifest: &self.manifest,
+            output: &self.output,
+            status: &self.status,
+            synthetic: &self.synthetic,
+            audiobook: &self.audiobook,
+            outputs: SeqFrom::new(outputs),
+            files: SeqFrom::new(files),
+            segments: SeqFrom::new(segments),
+        };
+        serde_json::to_writer(w, &page).map_err(std::io::Error::other)
+    }
+}
+
+/// A spool's lines, or the error of rows that are not spooled.
+fn spooled<I>(lines: Option<I>) -> std::io::Result<I> {
+    lines.ok_or_else(|| std::io::Error::other("the report's rows are not spooled"))
+}
+
+/// A segment of a spooled report with its review data, shown as [`view`] shows it.
+struct Joined {
+    s: PageSegment,
+    e: SegmentData,
+    split: bool,
+    output: String,
+}
+
+impl Serialize for Joined {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        view(&self.s, Some(&self.e), self.split, &self.output).serialize(serializer)
+    }
+}
+
+/// One segment as the page shows it: the report's facts with its text and waveform (`e`).
+fn view<'a>(
+    s: &'a PageSegment,
+    e: Option<&'a SegmentData>,
+    split: bool,
+    output: &str,
+) -> SegmentView<'a> {
+    let any = |f: fn(&PageRequest) -> bool| s.requests.iter().any(f);
+    SegmentView {
+        id: &s.id,
+        chapter: &s.chapter,
+        text: e.map_or("", |e| e.text.as_str()),
+        peaks: e.map_or(&[], |e| e.peaks.as_slice()),
+        sentences: e.map_or(&[], |e| e.sentences.as_slice()),
+        start: s.start_seconds,
+        end: s.end_seconds,
+        status: &s.status,
+        attempts: s.attempts,
+        retries: s
+            .requests
+            .iter()
+            .map(|r| r.attempts.saturating_sub(1))
+            .sum(),
+        cached: s.cached,
+        regenerated: s.regenerated,
+        recovered: any(|r| r.recovered),
+        fallback: any(|r| r.used_previous_text),
+        loudness_jump: s.loudness_jump,
+        lufs: s.loudness.as_ref().and_then(|l| l.integrated_lufs),
+        error: &s.error,
+        file: match (&s.file, split) {
+            (Some(f), true) => name(f),
+            (None, true) => String::new(),
+            (_, false) => output.to_string(),
+        },
     }
 }

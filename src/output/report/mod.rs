@@ -13,6 +13,12 @@ use crate::execute::Outcome;
 use crate::manifest::Job;
 use crate::plan::Plan;
 
+mod csv;
+mod rows;
+
+pub(crate) use rows::Rows;
+pub(crate) use rows::{SeqFrom, Spool, parse_line, raw};
+
 /// Whether a run, or a segment, succeeded (`"ok"` / `"failed"` in the reports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,8 +62,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<Published>,
     /// The chapter files written (with `--split chapters`), each with its own figures.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<OutputReport>,
+    #[serde(skip_serializing_if = "Rows::is_empty")]
+    pub outputs: Rows<OutputReport>,
     /// Loudness of the whole output (with `--loudness`; per file in `outputs` when split).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loudness: Option<crate::audio::Loudness>,
@@ -74,7 +80,22 @@ pub struct Report {
     /// assembled, `narrate assemble` does that).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
-    pub segments: Vec<SegmentReport>,
+    pub segments: Rows<SegmentReport>,
+    /// What the summary needs when the rows are spooled (a render done a window at a time).
+    #[serde(skip)]
+    pub(crate) brief: Option<Brief>,
+}
+
+/// What the summary reads of a report whose rows are spooled, gathered as they were.
+#[derive(Debug, Default)]
+pub(crate) struct Brief {
+    pub first_output: Option<String>,
+    pub last_output: Option<String>,
+    /// Files kept as they were (made from the same inputs).
+    pub outputs_reused: usize,
+    pub failed: usize,
+    /// The failed segments' errors, in order.
+    pub errors: Vec<String>,
 }
 
 /// Whether an output file was built this run or kept.
@@ -373,6 +394,9 @@ pub(crate) fn output_reports(timeline: Option<&Timeline<'_>>) -> Vec<OutputRepor
 impl Report {
     /// How many of its segments failed.
     pub fn failed_segments(&self) -> usize {
+        if let Some(brief) = &self.brief {
+            return brief.failed;
+        }
         self.segments
             .iter()
             .filter(|s| s.status != Status::Ok)
@@ -449,13 +473,14 @@ pub(crate) fn build(
             Some([(_, p)]) => Some(Published::of(p)),
             _ => None,
         },
-        outputs: output_reports(timeline),
+        outputs: output_reports(timeline).into(),
         loudness: whole(timeline).map(|m| m.whole),
         loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),
         audiobook: None,
         read_along: None,
         shard: job.shard.map(|s| s.to_string()),
-        segments,
+        segments: segments.into(),
+        brief: None,
     }
 }
 
@@ -537,51 +562,14 @@ pub(crate) fn write(report: &Report, output: &Path) -> anyhow::Result<(PathBuf, 
         serde_json::to_writer_pretty(w, report).map_err(std::io::Error::other)
     })
     .with_context(|| format!("writing {}", json_path.display()))?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "id",
-        "chapter",
-        "status",
-        "characters",
-        "credits",
-        "requests",
-        "attempts",
-        "cached",
-        "start_seconds",
-        "end_seconds",
-        "duration_seconds",
-        "request_ids",
-        "error",
-    ])?;
-    let num = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_default();
-    for s in &report.segments {
-        let duration = s.start_seconds.zip(s.end_seconds).map(|(a, b)| b - a);
-        let ids: Vec<&str> = s
-            .requests
-            .iter()
-            .filter_map(|r| r.request_id.as_deref())
-            .collect();
-        w.write_record([
-            s.id.as_str(),
-            s.chapter.as_deref().unwrap_or(""),
-            s.status.as_str(),
-            &s.characters.to_string(),
-            &format!("{}", s.credits),
-            &s.requests.len().to_string(),
-            &s.attempts.to_string(),
-            if s.cached { "true" } else { "false" },
-            &num(s.start_seconds),
-            &num(s.end_seconds),
-            &num(duration),
-            &ids.join(" "),
-            s.error.as_deref().unwrap_or(""),
-        ])?;
+    match report.segments.spooled_lines()? {
+        Some(lines) => csv::write(&csv_path, lines.map(rows::parse_line)),
+        None => csv::write(
+            &csv_path,
+            report.segments.iter().map(|s| Ok(csv::Row::of(s))),
+        ),
     }
-    let csv = w
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
-    crate::files::write_atomic(&csv_path, &csv)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
+    .with_context(|| format!("writing {}", csv_path.display()))?;
     Ok((json_path, csv_path))
 }
 
