@@ -278,11 +278,11 @@ pub(crate) fn chain_view(
         }));
     }
     ChainView {
-        chapter: chain.chapter.clone(),
+        chapter: chain.chapter.as_deref().map(str::to_string),
         in_order: chain.sequential(plan),
-        model_id: chain.model_id.clone(),
+        model_id: chain.model_id.to_string(),
         requests,
-        voice_id: chain.voice_id.clone(),
+        voice_id: chain.voice_id.to_string(),
     }
 }
 

@@ -328,7 +328,13 @@ async fn run_all(
         .zip(plans)
         .zip(caches.caches.iter().cloned())
         .map(|((job, plan), cache)| {
-            render_job((runner.clone(), publishing.clone()), job, plan, cache, replan)
+            render_job(
+                (runner.clone(), publishing.clone()),
+                job,
+                plan,
+                cache,
+                replan,
+            )
         });
     let results = futures::future::join_all(tasks).await;
     signals.abort();

@@ -23,7 +23,7 @@ use crate::publish::{self, Assembled};
 use crate::state::Cache;
 
 /// The rows in memory at once in a windowed render (`NARRATE_WINDOW_ROWS` sets another).
-const WINDOW_ROWS: usize = 1_000;
+const WINDOW_ROWS: usize = 500;
 
 fn window_rows() -> usize {
     std::env::var("NARRATE_WINDOW_ROWS")
@@ -202,6 +202,8 @@ pub(crate) async fn render(
     let cache = Arc::new(cache);
     let mut spooled = Spooled::new(&job.output)
         .with_context(|| format!("spooling the report of {}", job.output.display()))?;
+    // What planning the whole job took is free now (the plan was dropped).
+    release_freed_memory();
     for rows in windows {
         let mut part = job.clone();
         part.segments = segments[rows.clone()].to_vec();
@@ -214,6 +216,8 @@ pub(crate) async fn render(
         // What this window sent is answered and cached: its journal lines go now, not at
         // the end (compaction is safe with other jobs' requests in flight).
         cache.compact_journal();
+        cache.forget_judged();
+        release_freed_memory();
     }
     job.segments = segments;
     let (report, lists) = spooled.report(&job, &runner, started)?;
@@ -226,6 +230,16 @@ pub(crate) async fn render(
         report,
         report_paths,
     })
+}
+
+/// Gives back to the system what a window freed: glibc's allocator keeps the freed pages of
+/// its per-thread arenas resident, so a run of many windows would creep up without this.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes no pointer and only returns free pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The rows of a windowed render spooled so far, and what the report says of them all.

@@ -6,6 +6,8 @@
 //! [`context::context_for`] turns the chain's results so far into the context of the next
 //! request. Not responsible for sending anything (see `execute`).
 
+use std::sync::Arc;
+
 use crate::manifest::{Job, Segment};
 use crate::models;
 
@@ -34,9 +36,10 @@ pub struct PlannedRequest {
 /// The requests of one chapter with one voice and model, in manifest order.
 #[derive(Clone, Debug)]
 pub struct Chain {
-    pub chapter: Option<String>,
-    pub voice_id: String,
-    pub model_id: String,
+    /// Shared by the chains of a job (a content job has a chain a row, all of one voice).
+    pub chapter: Option<Arc<str>>,
+    pub voice_id: Arc<str>,
+    pub model_id: Arc<str>,
     /// Indices into [`Plan::requests`].
     pub requests: Vec<usize>,
 }
@@ -160,11 +163,17 @@ pub fn continuity_note(job: &Job, plan: &Plan) -> Option<String> {
 
 /// Builds the plan of a job: linear in its segments, however many chains.
 pub fn plan(job: &Job) -> Plan {
+    plan_limited(job, request_limit)
+}
+
+/// Builds the plan of a job, each segment cut under `limit(segment)` characters a request.
+fn plan_limited(job: &Job, limit: impl Fn(&Segment) -> usize) -> Plan {
     let mut requests = Vec::new();
     let mut chains: Vec<Chain> = Vec::new();
     let mut chain_of: std::collections::HashMap<(Option<&str>, &str, &str, usize), usize> =
         std::collections::HashMap::new();
     let mut segment_requests = Vec::with_capacity(job.segments.len());
+    let mut shared_text: std::collections::HashMap<String, Arc<str>> = Default::default();
     for (si, segment) in job.segments.iter().enumerate() {
         // With no continuity, a segment's own index keeps it apart from every other.
         let alone = if job.continuity == Continuity::Independent {
@@ -179,16 +188,22 @@ pub fn plan(job: &Job) -> Plan {
             alone,
         );
         let chain = *chain_of.entry(wanted).or_insert_with(|| {
+            let mut shared = |s: &str| -> Arc<str> {
+                shared_text
+                    .entry(s.to_string())
+                    .or_insert_with(|| s.into())
+                    .clone()
+            };
             chains.push(Chain {
-                chapter: segment.chapter.clone(),
-                voice_id: segment.voice_id.clone(),
-                model_id: segment.model_id.clone(),
+                chapter: segment.chapter.as_deref().map(&mut shared),
+                voice_id: shared(&segment.voice_id),
+                model_id: shared(&segment.model_id),
                 requests: Vec::new(),
             });
             chains.len() - 1
         });
         let mut mine = Vec::new();
-        for (piece, text) in split_text(&segment.text, request_limit(segment))
+        for (piece, text) in split_text(&segment.text, limit(segment))
             .into_iter()
             .enumerate()
         {
@@ -220,13 +235,10 @@ pub use crate::models::{Limits, plausible_limits};
 
 /// Builds the plan of a job with the API's model limits.
 pub fn plan_with_limits(job: &Job, limits: &Limits) -> Plan {
-    let mut limited = job.clone();
-    for segment in &mut limited.segments {
-        if let Some(&max) = limits.get(&segment.model_id) {
-            segment.max_request_chars = segment.max_request_chars.min(max);
-        }
-    }
-    plan(&limited)
+    plan_limited(job, |segment| {
+        let max = limits.get(&segment.model_id).copied();
+        request_limit(segment).min(max.unwrap_or(usize::MAX))
+    })
 }
 
 /// Marks the requests of these segments for regeneration (`--only`).

@@ -231,6 +231,14 @@ impl Cache {
         self.journal.compact(|key| self.has(key), now);
     }
 
+    /// Forgets which entries were judged this run: a content job rendered a window of rows at
+    /// a time has no use for the judgements of the windows done.
+    pub fn forget_judged(&self) {
+        if let Ok(mut judged) = self.judged.lock() {
+            *judged = Default::default();
+        }
+    }
+
     fn paths(&self, key: &str) -> (PathBuf, PathBuf) {
         let sub = self.dir.join(&key[..2]);
         (
