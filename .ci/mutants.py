@@ -38,7 +38,8 @@ AREAS = {
     ),
     "state": (
         ["src/state/cache.rs", "src/state/journal.rs", "src/state/mod.rs"],
-        ["--workspace", "--", "state::", "recovery::", "hostile::", "render::"],
+        ["--workspace", "--", "state::", "recovery::", "hostile::", "render::",
+         "continuity::model_limits", "fleet::an_answer_stored_here"],
     ),
     "fleet": (
         ["src/state/shared.rs", "src/state/bucket.rs", "src/manifest/shard.rs",

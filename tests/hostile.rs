@@ -1260,8 +1260,15 @@ async fn every_state_a_kill_during_a_cache_write_leaves_is_rendered_again() {
     // A disk that lost the audio's tail under complete metadata.
     std::fs::write(&audio[3], &std::fs::read(&audio[3]).unwrap()[..100]).unwrap();
 
-    let out = fx.run(&["book.yaml"]).await;
+    let out = fx.run(&["book.yaml", "-v"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The two temporary files are counted as they are removed.
+    assert!(
+        stderr(&out).contains("removed the temporary files of cache writes")
+            && stderr(&out).contains("removed=2"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         fx.tts_log().len(),
         6 + 4,
@@ -1278,4 +1285,41 @@ async fn every_state_a_kill_during_a_cache_write_leaves_is_rendered_again() {
     assert_eq!(fx.read("out/book.mp3"), clean);
     let parts = part_files(fx.path());
     assert!(parts.is_empty(), "{parts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_in_the_place_of_a_cache_entry_stops_its_request_before_it_is_paid_for() {
+    let fx = Fixture::default().await;
+    fx.write(
+        "book.yaml",
+        &format!(
+            "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n  - {{id: a, text: \"One sentence to keep.\"}}\n"
+        ),
+    );
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The state (the cache, its records of published files) is kept in `.narrate`, nowhere else.
+    let mut top: Vec<String> = std::fs::read_dir(fx.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, [".narrate", "book.yaml", "out", "requests.jsonl"]);
+    let audio: Vec<_> = files_under(&fx.path().join(".narrate/cache"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "audio"))
+        .collect();
+    assert_eq!(audio.len(), 1);
+    // The entry is gone and a folder stands where its audio would be written.
+    std::fs::remove_file(&audio[0]).unwrap();
+    std::fs::remove_file(audio[0].with_extension("json")).unwrap();
+    std::fs::create_dir(&audio[0]).unwrap();
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is in the way of its cache entry"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fx.tts_log().len(), 1, "nothing sent that could not be kept");
 }

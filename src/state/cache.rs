@@ -431,7 +431,7 @@ mod tests {
             Cache::open(dir.path()).unwrap().get(&key).is_some()
         };
         assert!(read(&sound), "the sound entry is a hit");
-        let bad: [(&str, serde_json::Value); 7] = [
+        let bad: [(&str, serde_json::Value); 9] = [
             ("credits", serde_json::json!(-1.0)),
             ("credits", serde_json::json!(2e9)),
             ("request_id", serde_json::json!("")),
@@ -439,6 +439,9 @@ mod tests {
             ("request_id", serde_json::json!("../../etc/passwd")),
             ("issued_unix", serde_json::json!(5e9)),
             ("sha256", serde_json::json!("not a digest")),
+            // The length of a digest but not hex, and hex but not the length.
+            ("sha256", serde_json::json!("z".repeat(64))),
+            ("sha256", serde_json::json!("ab".repeat(31))),
         ];
         for (field, value) in bad {
             let mut damaged = sound.clone();

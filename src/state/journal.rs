@@ -282,6 +282,34 @@ mod tests {
         assert!(!path.exists(), "an empty journal is removed");
     }
 
+    /// `entry` as a journal line of exactly `len` bytes (spaces before its closing brace).
+    fn padded(entry: &Entry, len: usize) -> String {
+        let line = serde_json::to_string(entry).unwrap();
+        let body = line.strip_suffix('}').unwrap();
+        format!("{body}{}}}", " ".repeat(len - line.len()))
+    }
+
+    #[test]
+    fn a_line_of_the_longest_size_is_read_and_a_longer_ones_tail_is_never_an_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let longest = padded(&sent("longest", 1.0), MAX_LINE_BYTES);
+        // An over-long line whose tail, past the limit, would parse as a send of its own.
+        let tail = serde_json::to_string(&sent("tail", 2.0)).unwrap();
+        let over = format!("{}{tail}", "z".repeat(MAX_LINE_BYTES + 1));
+        // The last line, complete but without its newline (a crash before it was written).
+        let last = padded(&sent("last", 3.0), MAX_LINE_BYTES);
+        std::fs::write(&path, format!("{longest}\n{over}\n{last}")).unwrap();
+        let journal = Journal::open(&path);
+        assert_eq!(journal.first_sent("longest"), Some(1.0));
+        assert_eq!(journal.first_sent("tail"), None);
+        assert_eq!(journal.first_sent("last"), Some(3.0));
+        // A journal that cannot be looked at (its folder is a file) is an error, not empty.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(read_entries(&file.join("journal.jsonl")).is_err());
+    }
+
     #[test]
     fn a_used_history_item_is_remembered_for_two_days_and_no_longer() {
         let dir = tempfile::tempdir().unwrap();
@@ -289,7 +317,7 @@ mod tests {
         let journal = Journal::open(&path);
         let hour = 3600.0;
         let now = 100.0 * hour;
-        for (item, hours_ago) in [("H47", 47.0), ("H49", 49.0)] {
+        for (item, hours_ago) in [("H47", 47.0), ("H48", 48.0), ("H49", 49.0)] {
             journal
                 .append(Entry::Used {
                     key: "a".into(),
@@ -301,6 +329,7 @@ mod tests {
         journal.compact(|_| false, now);
         let again = Journal::open(&path);
         assert_eq!(again.used_by("H47").as_deref(), Some("a"));
+        assert_eq!(again.used_by("H48"), None, "two days to the second is past");
         assert_eq!(again.used_by("H49"), None);
     }
 
