@@ -76,9 +76,22 @@ pub(crate) async fn run(
     (job, plan, cache): (&Arc<Job>, &Arc<Plan>, &Arc<Cache>),
     started: SystemTime,
 ) -> Window {
-    let records = cache.published_dir();
     let outcomes =
         crate::execute::execute(runner.clone(), job.clone(), plan.clone(), cache.clone()).await;
+    finish(runner, publishing, (job, plan, cache), outcomes, started)
+}
+
+/// Assembles the files of `job` (a whole job or a window of one) from its requests'
+/// `outcomes` when every request succeeded (or, split and stopped by a limit, those complete)
+/// and no signal came, and builds its report.
+fn finish(
+    runner: &Arc<Runner>,
+    publishing: &publish::Options,
+    (job, plan, cache): (&Arc<Job>, &Arc<Plan>, &Arc<Cache>),
+    outcomes: Vec<Outcome>,
+    started: SystemTime,
+) -> Window {
+    let records = cache.published_dir();
     let all_ok = outcomes.iter().all(|o| o.audio.is_some());
     // A run a limit stopped (the deadline, the budget) still writes the files of a split output
     // that are complete.
@@ -204,17 +217,45 @@ pub(crate) async fn render(
         .with_context(|| format!("spooling the report of {}", job.output.display()))?;
     // What planning the whole job took is free now (the plan was dropped).
     release_freed_memory();
-    for rows in windows {
-        let mut part = job.clone();
-        part.segments = segments[rows.clone()].to_vec();
-        let part_plan = replan.plan(&part);
-        let (part, part_plan) = (Arc::new(part), Arc::new(part_plan));
-        let window = run(&runner, &publishing, (&part, &part_plan, &cache), started).await;
+    // Two windows are sent at once: while one's last requests finish and its files are
+    // written, the next one's keep the slots busy.
+    let mut windows = windows.into_iter();
+    let mut ahead = std::collections::VecDeque::new();
+    loop {
+        while ahead.len() < 2
+            && let Some(rows) = windows.next()
+        {
+            let mut part = job.clone();
+            part.segments = segments[rows].to_vec();
+            let part_plan = Arc::new(replan.plan(&part));
+            let part = Arc::new(part);
+            let sent = (
+                runner.clone(),
+                part.clone(),
+                part_plan.clone(),
+                cache.clone(),
+            );
+            let sent = tokio::spawn(crate::execute::execute(sent.0, sent.1, sent.2, sent.3));
+            ahead.push_back((part, part_plan, Sending(sent)));
+        }
+        let Some((part, part_plan, mut sent)) = ahead.pop_front() else {
+            break;
+        };
+        let outcomes = (&mut sent.0).await.context("a window's requests stopped")?;
+        let window = tokio::task::block_in_place(|| {
+            finish(
+                &runner,
+                &publishing,
+                (&part, &part_plan, &cache),
+                outcomes,
+                started,
+            )
+        });
         spooled
             .add(&part, &part_plan, window)
             .with_context(|| format!("spooling the report of {}", job.output.display()))?;
         // What this window sent is answered and cached: its journal lines go now, not at
-        // the end (compaction is safe with other jobs' requests in flight).
+        // the end (compaction is safe with requests in flight).
         cache.compact_journal();
         cache.forget_judged();
         release_freed_memory();
@@ -239,6 +280,16 @@ fn release_freed_memory() {
     // SAFETY: `malloc_trim` takes no pointer and only returns free pages to the system.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// A window's requests being sent; stopped if the render returns before it is awaited (an
+/// error spooling the window before it), so nothing is sent for a render that failed.
+struct Sending(tokio::task::JoinHandle<Vec<Outcome>>);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
