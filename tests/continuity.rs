@@ -383,6 +383,31 @@ async fn model_limits_come_from_the_api_and_are_remembered() {
             .iter()
             .any(|e| e["path"] == "/v1/models")
     );
+    // A run that cannot ask the API (assemble sends nothing) plans with the limits remembered:
+    // a smaller one cuts the segment into two requests, which the cache does not have.
+    fx.write(
+        "long.yaml",
+        &format!(
+            "output: out/long.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n  - {{id: a, text: \"This is sentence number one of the chapter. And here is another sentence.\"}}\n"
+        ),
+    );
+    let out = fx.run(&["long.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let base = fx.base();
+    let assemble = ["assemble", "long.yaml", "--base-url", base.as_str()];
+    let out = narrate(dir.path(), &assemble, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let models = dir.path().join(".narrate/models.json");
+    let mut remembered = read_json(&models);
+    remembered["eleven_multilingual_v2"] = serde_json::json!(60);
+    std::fs::write(&models, remembered.to_string()).unwrap();
+    let out = narrate(dir.path(), &assemble, &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 request(s) are not in the cache"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Eight unrelated announcements, one chapter-less row each, with `header` at the top.
