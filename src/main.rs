@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         None => &cli.render.api.log,
     };
     init_logging(log);
+    limit_malloc_arenas();
     let env_key = std::env::var("ELEVENLABS_API_KEY").ok();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -81,5 +82,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(narrate::exit_code_for(&e))
         }
+    }
+}
+
+/// Caps glibc's malloc at two arenas, the pools threads allocate from. By default it makes up
+/// to eight per core as threads come and go (the runtime's blocking threads), and each keeps
+/// the pages freed in it: a long render's resident memory crept up with the hours (a content
+/// job of 10,000 rows: 46 MB, 35 MB with two arenas; see the rows benchmark).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` takes no pointer; it is called before the runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -23,7 +23,7 @@ use crate::publish::{self, Assembled};
 use crate::state::Cache;
 
 /// The rows in memory at once in a windowed render (`NARRATE_WINDOW_ROWS` sets another).
-const WINDOW_ROWS: usize = 500;
+const WINDOW_ROWS: usize = 250;
 
 fn window_rows() -> usize {
     std::env::var("NARRATE_WINDOW_ROWS")
