@@ -38,6 +38,12 @@ impl SlotState {
         self.arrived.len() >= self.expected
     }
 
+    /// Counts a participant's arrival while the gate is shut; once open it stays open, so no
+    /// more are kept (a content job has a participant a row). Whether it was counted.
+    fn arrives(&mut self, participant: u64) -> bool {
+        !self.gate_open() && self.arrived.insert(participant)
+    }
+
     /// Hands free slots to the best waiters, once every participant has arrived.
     fn grant(&mut self) {
         if !self.gate_open() {
@@ -107,7 +113,7 @@ impl Slots {
     /// A participant that needs no (more) slots has arrived.
     pub fn arrive(&self, participant: u64) {
         let mut s = self.state.lock().expect("slots lock");
-        if s.arrived.insert(participant) {
+        if s.arrives(participant) {
             s.grant();
         }
     }
@@ -117,7 +123,7 @@ impl Slots {
     pub async fn acquire(&self, priority: u64, participant: u64) -> Slot<'_> {
         let granted = {
             let mut s = self.state.lock().expect("slots lock");
-            s.arrived.insert(participant);
+            s.arrives(participant);
             if s.gate_open() && s.in_flight < s.limit && s.waiting.is_empty() {
                 s.in_flight += 1;
                 return Slot(self);

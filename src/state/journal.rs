@@ -293,16 +293,22 @@ mod tests {
     fn a_line_of_the_longest_size_is_read_and_a_longer_ones_tail_is_never_an_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        let longest = padded(&sent("longest", 1.0), MAX_LINE_BYTES);
+        // The limit is 64 KiB (written out here: the test pins it, not the constant).
+        let limit = 65_536;
+        let longest = padded(&sent("longest", 1.0), limit);
         // An over-long line whose tail, past the limit, would parse as a send of its own.
         let tail = serde_json::to_string(&sent("tail", 2.0)).unwrap();
-        let over = format!("{}{tail}", "z".repeat(MAX_LINE_BYTES + 1));
+        let over = format!("{}{tail}", "z".repeat(limit + 1));
+        // An over-long line whose first 64 KiB are a whole send: still one damaged line.
+        let glued = format!("{}x", padded(&sent("glued", 4.0), limit));
         // The last line, complete but without its newline (a crash before it was written).
-        let last = padded(&sent("last", 3.0), MAX_LINE_BYTES);
-        std::fs::write(&path, format!("{longest}\n{over}\n{last}")).unwrap();
+        let last = padded(&sent("last", 3.0), limit);
+        let text = format!("{longest}\n{over}\n{glued}\n{last}");
+        std::fs::write(&path, text).unwrap();
         let journal = Journal::open(&path);
         assert_eq!(journal.first_sent("longest"), Some(1.0));
         assert_eq!(journal.first_sent("tail"), None);
+        assert_eq!(journal.first_sent("glued"), None);
         assert_eq!(journal.first_sent("last"), Some(3.0));
         // A journal that cannot be looked at (its folder is a file) is an error, not empty.
         let file = dir.path().join("file");
