@@ -398,36 +398,9 @@ mod tests {
         assert_eq!(again.journal().first_sent(&lost), Some(1.0));
     }
 
-    #[test]
-    fn a_digest_that_is_not_one_is_named_as_the_reason() {
-        let meta = |sha256: String| super::Meta {
-            request_id: None,
-            issued_unix: 1_700_000_000.0,
-            credits: None,
-            characters: 1,
-            bytes: 1,
-            output_format: "mp3_44100_128".into(),
-            synthetic: true,
-            previous_request_ids: Vec::new(),
-            next_request_ids: Vec::new(),
-            used_previous_text: false,
-            used_next_text: false,
-            alignment: false,
-            recovered_from: None,
-            sha256: Some(sha256),
-        };
-        let why = Some("sha256 is not a SHA-256 digest".to_string());
-        // The length of a digest but not hex, and hex but not the length.
-        assert_eq!(meta("z".repeat(64)).implausible(), why);
-        assert_eq!(meta("ab".repeat(31)).implausible(), why);
-        assert_eq!(meta("ab".repeat(32)).implausible(), None);
-    }
-
-    #[test]
-    fn an_entry_whose_metadata_no_answer_could_have_is_a_miss() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = "cd".repeat(32);
-        let meta = super::Meta {
+    /// The metadata of a sound 3-byte answer of 42 characters.
+    fn sound_meta() -> super::Meta {
+        super::Meta {
             request_id: Some("req_0123-ABC.x".into()),
             issued_unix: 1_700_000_000.0,
             credits: Some(42.0),
@@ -442,7 +415,27 @@ mod tests {
             alignment: false,
             recovered_from: None,
             sha256: None,
+        }
+    }
+
+    #[test]
+    fn a_digest_that_is_not_one_is_named_as_the_reason() {
+        let meta = |sha256: String| super::Meta {
+            sha256: Some(sha256),
+            ..sound_meta()
         };
+        let why = Some("sha256 is not a SHA-256 digest".to_string());
+        // The length of a digest but not hex, and hex but not the length.
+        assert_eq!(meta("z".repeat(64)).implausible(), why);
+        assert_eq!(meta("ab".repeat(31)).implausible(), why);
+        assert_eq!(meta("ab".repeat(32)).implausible(), None);
+    }
+
+    #[test]
+    fn an_entry_whose_metadata_no_answer_could_have_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "cd".repeat(32);
+        let meta = sound_meta();
         Cache::open(dir.path())
             .unwrap()
             .put(&key, b"abc", None, &meta)
