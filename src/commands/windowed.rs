@@ -211,10 +211,16 @@ pub(crate) async fn render(
 ) -> anyhow::Result<Rendered> {
     use anyhow::Context as _;
     let started = SystemTime::now();
-    let segments = std::mem::take(&mut job.segments);
     let cache = Arc::new(cache);
-    let mut spooled = Spooled::new(&job.output)
-        .with_context(|| format!("spooling the report of {}", job.output.display()))?;
+    let spooling = || format!("spooling the rows of {}", job.output.display());
+    let mut spooled = Spooled::new(&job.output).with_context(spooling)?;
+    // The rows themselves wait on disk too, read back a window at a time.
+    let mut rows = Spool::new_in(crate::files::parent_dir(&job.output)).with_context(spooling)?;
+    for segment in std::mem::take(&mut job.segments) {
+        rows.push(&segment).with_context(spooling)?;
+    }
+    rows.flush().with_context(spooling)?;
+    let mut stored = rows.values::<crate::manifest::Segment>()?;
     // What planning the whole job took is free now (the plan was dropped).
     release_freed_memory();
     // Two windows are sent at once: while one's last requests finish and its files are
@@ -223,10 +229,13 @@ pub(crate) async fn render(
     let mut ahead = std::collections::VecDeque::new();
     loop {
         while ahead.len() < 2
-            && let Some(rows) = windows.next()
+            && let Some(range) = windows.next()
         {
             let mut part = job.clone();
-            part.segments = segments[rows].to_vec();
+            part.segments = (&mut stored)
+                .take(range.len())
+                .collect::<std::io::Result<_>>()
+                .with_context(spooling)?;
             let part_plan = Arc::new(replan.plan(&part));
             let part = Arc::new(part);
             let sent = (
@@ -260,7 +269,11 @@ pub(crate) async fn render(
         cache.forget_judged();
         release_freed_memory();
     }
-    job.segments = segments;
+    // The job as loaded, for what comes after the render (a library's metadata files).
+    job.segments = rows
+        .values()?
+        .collect::<std::io::Result<_>>()
+        .with_context(spooling)?;
     let (report, lists) = spooled.report(&job, &runner, started)?;
     let report_paths = report::write(&report, &job.output)?;
     if report.status == Status::Ok {

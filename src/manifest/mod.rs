@@ -81,8 +81,9 @@ pub enum Continuity {
     Independent,
 }
 
-/// A validated segment with every default resolved.
-#[derive(Clone, Debug)]
+/// A validated segment with every default resolved (serialized only to be set aside on disk
+/// while a content job is rendered a window at a time).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     pub id: String,
     pub chapter: Option<String>,
