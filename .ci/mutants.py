@@ -98,8 +98,10 @@ def key(mutant):
 
 
 def run(files, test_args, budget, in_diff=None, iterate=False):
-    cmd = ["cargo", "mutants", "--in-place", "--baseline", "skip", "--no-shuffle",
-           "--timeout", "300", "--output", "."]
+    # `--workspace`: the emulator is a crate of its own, whose files cargo-mutants only sees
+    # (and so mutates) when asked for the whole workspace; `-f` still picks the files.
+    cmd = ["cargo", "mutants", "--workspace", "--in-place", "--baseline", "skip",
+           "--no-shuffle", "--timeout", "300", "--output", "."]
     if iterate:
         # Skips the mutants an earlier run in this folder caught.
         cmd.append("--iterate")
