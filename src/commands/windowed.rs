@@ -214,12 +214,8 @@ pub(crate) async fn render(
     let cache = Arc::new(cache);
     let spooling = || format!("spooling the rows of {}", job.output.display());
     let mut spooled = Spooled::new(&job.output).with_context(spooling)?;
-    // The rows themselves wait on disk too, read back a window at a time.
-    let mut rows = Spool::new_in(crate::files::parent_dir(&job.output)).with_context(spooling)?;
-    for segment in std::mem::take(&mut job.segments) {
-        rows.push(&segment).with_context(spooling)?;
-    }
-    rows.flush().with_context(spooling)?;
+    let segments = std::mem::take(&mut job.segments);
+    let rows = set_aside(segments, &job.output).with_context(spooling)?;
     let mut stored = rows.values::<crate::manifest::Segment>()?;
     // What planning the whole job took is free now (the plan was dropped).
     release_freed_memory();
@@ -284,6 +280,17 @@ pub(crate) async fn render(
         report,
         report_paths,
     })
+}
+
+/// Moves a job's rows to a spool beside its `output`: they wait on disk, read back a window at
+/// a time.
+fn set_aside(segments: Vec<crate::manifest::Segment>, output: &Path) -> std::io::Result<Spool> {
+    let mut rows = Spool::new_in(crate::files::parent_dir(output))?;
+    for segment in segments {
+        rows.push(&segment)?;
+    }
+    rows.flush()?;
+    Ok(rows)
 }
 
 /// Gives back to the system what a window freed: glibc's allocator keeps the freed pages of
