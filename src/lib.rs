@@ -55,6 +55,7 @@ pub mod cli;
 pub mod codec;
 mod commands;
 pub use narrate_emulator as emulator;
+pub(crate) mod deliver;
 pub(crate) mod error;
 pub mod execute;
 pub mod files;
@@ -70,6 +71,7 @@ pub mod publish;
 mod session;
 mod signals;
 pub mod state;
+pub(crate) mod stores;
 pub(crate) mod xml;
 
 pub use commands::render::{render, render_jobs};

@@ -16,6 +16,7 @@ mod import;
 mod manifest_errors;
 mod nightly;
 mod oracles;
+mod profiles;
 mod promises;
 mod pronounce;
 mod properties;

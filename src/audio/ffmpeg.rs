@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use super::AudioError;
 
 /// The ffmpeg narrate runs: `NARRATE_FFMPEG`, or `ffmpeg` on the PATH.
-pub(super) fn ffmpeg() -> OsString {
+pub(crate) fn ffmpeg() -> OsString {
     std::env::var_os("NARRATE_FFMPEG").unwrap_or_else(|| "ffmpeg".into())
 }
 
@@ -31,12 +31,12 @@ pub(crate) fn check_ffmpeg() -> Result<(), AudioError> {
     }
 }
 
-pub(super) fn words(list: &[&str]) -> Vec<OsString> {
+pub(crate) fn words(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()
 }
 
 /// Runs ffmpeg with `args`, its stderr kept (bounded) for the error message.
-pub(super) fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), AudioError> {
+pub(crate) fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::File), AudioError> {
     let log = tempfile::tempfile().map_err(|e| AudioError::Encode(format!("ffmpeg: {e}")))?;
     let err = log
         .try_clone()
@@ -53,7 +53,7 @@ pub(super) fn spawn(args: &[OsString], stdin: Stdio) -> Result<(Child, std::fs::
 }
 
 /// Waits for ffmpeg; a failure carries the first 4 KB of what it said.
-pub(super) fn finish(
+pub(crate) fn finish(
     mut child: Child,
     mut log: std::fs::File,
     what: &str,

@@ -108,7 +108,7 @@ pub(crate) fn join_encoded(
     let gain = placement
         .loudness
         .as_ref()
-        .and_then(|m| normalizing_gain(target, &m.whole));
+        .and_then(|m| normalizing_gain(target, options.peak_ceiling_dbtp, &m.whole));
     let factor = gain.map(|g| 10f64.powf(g / 20.0));
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     replay(
@@ -148,7 +148,7 @@ fn join_known(
     (target, known): (f64, &Measured),
 ) -> Result<Placement, AudioError> {
     tracing::info!("loudness remembered from an earlier assembly of the same takes: one pass");
-    let gain = normalizing_gain(target, &known.whole);
+    let gain = normalizing_gain(target, options.peak_ceiling_dbtp, &known.whole);
     let trim = options.trim_silence;
     let mut placement = join_pcm(
         pieces,

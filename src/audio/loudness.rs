@@ -327,9 +327,10 @@ impl Loudness {
 pub(crate) const NORMALIZE_CEILING_DBTP: f64 = -1.0;
 
 /// The gain (dB) towards `target` LUFS that keeps the true peak under the ceiling.
-pub(crate) fn normalizing_gain(target: f64, whole: &Loudness) -> Option<f64> {
+pub(crate) fn normalizing_gain(target: f64, ceiling: Option<f64>, whole: &Loudness) -> Option<f64> {
     let integrated = whole.integrated_lufs?;
-    Some((target - integrated).min(NORMALIZE_CEILING_DBTP - whole.true_peak_dbtp))
+    let ceiling = ceiling.unwrap_or(NORMALIZE_CEILING_DBTP);
+    Some((target - integrated).min(ceiling - whole.true_peak_dbtp))
 }
 
 /// `sample × factor`, rounded and clipped to 16 bits.

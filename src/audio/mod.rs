@@ -18,7 +18,7 @@ use crate::format::OutputFormat;
 
 pub(crate) mod aac;
 pub(crate) mod edit;
-mod ffmpeg;
+pub(crate) mod ffmpeg;
 pub(crate) mod gapless;
 pub(crate) mod loudness;
 pub(crate) mod m4b;
@@ -57,6 +57,9 @@ pub struct Options {
     pub measure: bool,
     /// Scale a WAV output to this integrated loudness (LUFS), never above -1 dBTP.
     pub loudness_target: Option<f64>,
+    /// The highest true peak the loudness target may bring the output to (dBTP); `None` is
+    /// -1 dBTP.
+    pub peak_ceiling_dbtp: Option<f64>,
     /// Trim each response's leading and trailing silence.
     pub trim_silence: bool,
     /// For `.mp3` output: decode, join sample by sample and encode once, instead of copying
@@ -190,7 +193,7 @@ pub fn assemble(
         options.loudness_target,
         mp3_out || m4b_out,
         placement.loudness.as_mut(),
-    ) && let Some(gain) = normalizing_gain(target, &m.whole)
+    ) && let Some(gain) = normalizing_gain(target, options.peak_ceiling_dbtp, &m.whole)
     {
         apply_gain(temp.as_file(), gain).map_err(io)?;
         *m = Measured {

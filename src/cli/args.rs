@@ -266,6 +266,15 @@ pub struct RenderArgs {
     /// Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
     #[arg(long)]
     pub audiobook: bool,
+    /// Also deliver the book to a store, into OUTPUT-FOLDER/NAME/: its format, room tone, loudness,
+    /// credits and file naming, each file measured and checked (repeatable: acx, inaudio,
+    /// google-play, apple, podcast)
+    #[arg(long = "profile", value_name = "NAME", value_parser = crate::stores::profile_name, conflicts_with_all = ["chapters", "shard"])]
+    pub profiles: Vec<String>,
+    /// With --profile, also write each store's retail sample (one to five minutes of the first
+    /// chapter after the credits)
+    #[arg(long, requires = "profiles")]
+    pub sample: bool,
     /// One output file, one per chapter (OUTPUT-STEM-01-chapter-title.EXT) or one per segment (OUTPUT-STEM/ID.EXT)
     #[arg(long, value_enum, default_value = "none")]
     pub split: Split,

@@ -382,6 +382,9 @@ impl RenderConfig {
                 gapless: args.gapless,
                 jobs: jobs(args.jobs)?,
                 read_along: read_along(args)?,
+                profiles: crate::stores::chosen(&args.profiles),
+                sample: args.sample,
+                peak_ceiling_dbtp: None,
             },
             library: args.library.clone(),
             chapters: args

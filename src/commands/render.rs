@@ -86,6 +86,10 @@ async fn render_all(config: RenderConfig) -> anyhow::Result<(Vec<Rendered>, u8)>
             job.library_folder = Some(folder);
         }
     }
+    for job in &mut jobs {
+        crate::deliver::credits::add(job, &config.publish.profiles)?;
+        crate::deliver::check_lengths(job, &config.publish.profiles)?;
+    }
     let mut config = config;
     if let (Some((list, other)), [job]) = (config.chapters.clone(), jobs.as_mut_slice()) {
         use crate::manifest::chapters;
@@ -198,6 +202,9 @@ pub(crate) fn check_offline(config: &RenderConfig, jobs: &[Job]) -> anyhow::Resu
     }) {
         crate::audio::m4b::check_ffmpeg()
             .map_err(|why| UsageError(format!("{}: {why}", job.manifest.display())))?;
+    }
+    if !config.publish.profiles.is_empty() {
+        crate::deliver::check_encoders().map_err(UsageError)?;
     }
     let caches = Caches::open(config, jobs)?;
     for job in jobs {
@@ -403,6 +410,19 @@ pub(crate) async fn render_job(
     // The report is written even when the read-along book could not be; then the run fails.
     let read_along =
         publish::finish::write_read_along(read_along, &job, &plan, &outcomes, &mut rep);
+    if rep.status == Status::Ok && !publishing.profiles.is_empty() {
+        let records = cache.published_dir();
+        let inputs = publish::Inputs {
+            job: &job,
+            plan: &plan,
+            outcomes: &outcomes,
+            records: &records,
+            cancel: runner.cancel.clone(),
+        };
+        rep.deliveries = tokio::task::block_in_place(|| {
+            crate::deliver::deliver_all(&publishing.profiles, publishing.sample, &inputs)
+        });
+    }
     let report_paths = report::write(&rep, &job.output)?;
     read_along?;
     let timestamps = runner.settings.timestamps;

@@ -27,6 +27,10 @@ pub(crate) fn print(rendered: &[Rendered], nothing_to_do: Option<u8>) -> u8 {
         let rep = &r.report;
         if rep.status == Status::Ok {
             print_ok(r);
+            // A store's delivery that failed a rule, or could not be built, fails the run.
+            if rep.deliveries.iter().any(|d| !d.pass) {
+                status = status.max(EXIT_FAILED);
+            }
             continue;
         }
         print_failed(r);
@@ -125,6 +129,9 @@ pub(crate) fn print_ok(r: &Rendered) {
     );
     if let Some(line) = audiobook_summary(&r.report) {
         println!("{line}");
+    }
+    for delivery in &r.report.deliveries {
+        println!("{}", crate::deliver::summary(delivery));
     }
     if let Some(book) = &r.report.read_along {
         println!(

@@ -43,6 +43,7 @@ pub(crate) fn windows(job: &Job, publishing: &publish::Options) -> Option<Vec<Ra
         && publishing.split == Split::Segments
         && !publishing.read_along
         && !publishing.audiobook
+        && publishing.profiles.is_empty()
         && job.shard.is_none()
         && rows > size;
     applies.then(|| {
@@ -440,6 +441,7 @@ impl Spooled {
             loudness: None,
             loudness_gain_db: None,
             audiobook: None,
+            deliveries: Vec::new(),
             read_along: None,
             shard: None,
             segments: Rows::spooled(self.segments)?,

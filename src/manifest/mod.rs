@@ -144,6 +144,17 @@ pub struct Job {
     /// The account's dictionary of those rules, once narrate has made sure of it: added to
     /// the requests whose text has one of the words.
     pub dictionary: Option<DictionaryLocator>,
+    /// What the opening and closing credits say (`opening_credits`, `closing_credits`), for
+    /// the stores that want them as files of their own (`--profile`).
+    pub credits: Credits,
+}
+
+/// The manifest's own credits; when absent, a store that wants credits has them written from
+/// the title, author and narrator.
+#[derive(Clone, Debug, Default)]
+pub struct Credits {
+    pub opening: Option<String>,
+    pub closing: Option<String>,
 }
 
 /// The default of `max_request_chars`.
@@ -292,6 +303,10 @@ pub fn load_source(
         library_folder: None,
         pronunciations,
         dictionary: None,
+        credits: Credits {
+            opening: header.opening_credits,
+            closing: header.closing_credits,
+        },
     })
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct RawManifest {
     pub(crate) description: Option<String>,
     pub(crate) year: Option<Year>,
     pub(crate) cover: Option<String>,
+    pub(crate) opening_credits: Option<String>,
+    pub(crate) closing_credits: Option<String>,
     pub(crate) source: Option<String>,
     pub(crate) pronunciations: Option<Vec<Spanned<RawRule>>>,
     pub(crate) pronunciation_file: Option<String>,
@@ -82,6 +84,8 @@ pub(crate) struct Header {
     pub(crate) description: Option<String>,
     pub(crate) year: Option<Year>,
     pub(crate) cover: Option<String>,
+    pub(crate) opening_credits: Option<String>,
+    pub(crate) closing_credits: Option<String>,
     /// The EPUB the manifest was imported from.
     pub(crate) source: Option<String>,
     pub(crate) pronunciations: Option<Vec<Spanned<RawRule>>>,

@@ -445,5 +445,18 @@ pub(super) fn check_header(ctx: &Ctx<'_>, header: &Header) -> Result<(), Manifes
             return Err(ctx.err(None, Some(name.into()), pause_message(ms)));
         }
     }
+    for (name, text) in [
+        ("opening_credits", &header.opening_credits),
+        ("closing_credits", &header.closing_credits),
+    ] {
+        if text.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(ctx.err(
+                None,
+                Some(name.into()),
+                "is empty: write what the credits say, or leave the field out to have them \
+                 written from the title, author and narrator",
+            ));
+        }
+    }
     Ok(())
 }

@@ -114,6 +114,8 @@ pub(super) fn read_yaml(
         year: raw.year,
         cover: raw.cover,
         source: raw.source,
+        opening_credits: raw.opening_credits,
+        closing_credits: raw.closing_credits,
         pronunciations: raw.pronunciations,
         pronunciation_file: raw.pronunciation_file,
         title: raw.title,

@@ -40,6 +40,12 @@ pub struct Options {
     pub jobs: usize,
     /// Write the read-along EPUB beside the chapter files (`--read-along`).
     pub read_along: bool,
+    /// The stores to deliver to (`--profile`), each into a folder of its own.
+    pub profiles: Vec<&'static crate::stores::Store>,
+    /// Write each store's retail sample (`--sample`).
+    pub sample: bool,
+    /// The highest true peak the loudness target may reach (a store's; `None` is -1 dBTP).
+    pub peak_ceiling_dbtp: Option<f64>,
 }
 
 /// One file published.
@@ -129,7 +135,7 @@ pub(crate) fn assemble(
 
 /// One file, kept or built: its placement and, for each of its requests, the request's index
 /// and its piece's index.
-fn publish_file(
+pub(crate) fn publish_file(
     options: &Options,
     inputs: &Inputs<'_>,
     file: &OutputFile,
@@ -162,6 +168,7 @@ fn publish_file(
         tags,
         measure: options.loudness,
         loudness_target: options.loudness_target,
+        peak_ceiling_dbtp: options.peak_ceiling_dbtp,
         trim_silence: job.trim_silence,
         encode_mp3: options.gapless,
         rf64_above_bytes: None,

@@ -53,6 +53,9 @@ struct Inputs<'a> {
     cover_sha256: Option<String>,
     measure: bool,
     loudness_target: Option<f64>,
+    /// Absent (as before it existed) unless a store's ceiling was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_ceiling_dbtp: Option<f64>,
     trim_silence: bool,
     encode_mp3: bool,
     waveform: bool,
@@ -127,6 +130,7 @@ pub(crate) fn fingerprint(
         cover_sha256,
         measure: options.measure,
         loudness_target: options.loudness_target,
+        peak_ceiling_dbtp: options.peak_ceiling_dbtp,
         trim_silence: options.trim_silence,
         encode_mp3: options.encode_mp3,
         waveform: options.waveform,

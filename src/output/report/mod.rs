@@ -14,7 +14,10 @@ use crate::manifest::Job;
 use crate::plan::Plan;
 
 mod csv;
+mod delivery;
 mod rows;
+
+pub(crate) use delivery::{Check, DeliveredFile, Delivery, Measured, Role};
 
 pub(crate) use rows::Rows;
 pub(crate) use rows::{SeqFrom, Spool, parse_line, raw};
@@ -73,6 +76,9 @@ pub struct Report {
     /// The audiobook (ACX-style) checks (with `--audiobook`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiobook: Option<Audiobook>,
+    /// Each store's delivery (`--profile`), its files measured and checked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<Delivery>,
     /// The read-along book (`--read-along`) and how its clips were timed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_along: Option<ReadAlong>,
@@ -477,6 +483,7 @@ pub(crate) fn build(
         loudness: whole(timeline).map(|m| m.whole),
         loudness_gain_db: whole(timeline).and_then(|m| m.gain_db),
         audiobook: None,
+        deliveries: Vec::new(),
         read_along: None,
         shard: job.shard.map(|s| s.to_string()),
         segments: segments.into(),
