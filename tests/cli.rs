@@ -176,6 +176,8 @@ async fn help_tables_and_plan_snapshots() {
               --loudness                      Measure loudness (EBU R128, true peak, RMS) of each segment and the whole output
               --loudness-target <LUFS>        Scale the output to this integrated loudness (LUFS), keeping the true peak under -1 dBTP (.mp3 output is then re-encoded)
               --audiobook                     Check the output against audiobook (ACX-style) requirements, pass or fail each, in the report
+              --profile <NAME>                Also deliver the book to a store, into OUTPUT-FOLDER/NAME/: its format, room tone, loudness, credits and file naming, each file measured and checked (repeatable: acx, inaudio, google-play, apple, podcast)
+              --sample                        With --profile, also write each store's retail sample (one to five minutes of the first chapter after the credits)
               --split <SPLIT>                 One output file, one per chapter (OUTPUT-STEM-01-chapter-title.EXT) or one per segment (OUTPUT-STEM/ID.EXT) [default: none] [possible values: none, chapters, segments]
               --gapless                       Join .mp3 output sample-exactly and encode it once, instead of copying the responses' frames
               --timestamps                    Render through /with-timestamps and write word-timed captions (.srt, .vtt)
