@@ -105,6 +105,11 @@ pub async fn run(cli: Cli, env_key: Option<String>) -> anyhow::Result<u8> {
         }
         Some(Command::Import(args)) => commands::import::run(&args),
         Some(Command::Feed(args)) => commands::feed::run(&args),
+        Some(Command::Audition(args)) => {
+            let config = RenderConfig::from_args(&args.render, env_key)?;
+            commands::audition::audition(&args.voices, args.model.as_deref(), args.minutes, config)
+                .await
+        }
         Some(Command::Retry(args)) => match commands::retry::render_args(&args)? {
             Some(render_args) => render(RenderConfig::from_args(&render_args, env_key)?).await,
             None => Ok(EXIT_OK),

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
     };
     let log = match &cli.command {
         Some(Command::Render(a) | Command::Assemble(a)) => &a.api.log,
+        Some(Command::Audition(a)) => &a.render.api.log,
         Some(Command::Plan(a)) => &a.api.log,
         Some(Command::Check(a)) => &a.api.log,
         Some(Command::Voices(a)) => &a.api.log,

@@ -146,6 +146,7 @@ async fn help_tables_and_plan_snapshots() {
           import       Turn a book (EPUB, Markdown, text, HTML) into a manifest and one text file per chapter
           retry        Render again only the segments a report lists as failed (the others from the cache), with the render flags after the report
           feed         Add the episodes of finished renders to a podcast feed (RSS 2.0, Apple and Podcasting 2.0 tags), or update them
+          audition     Render the book's opening passage with each candidate voice, side by side on one page, the cost said first (the chosen voice's takes are the book's)
           completions  Print a shell's completion script for narrate (bash, zsh, fish, powershell, elvish)
           man          Print narrate's manual page (roff), for man -l or a man directory
           help         Print this message or the help of the given subcommand(s)

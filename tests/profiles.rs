@@ -345,6 +345,30 @@ fn judge_delivery(dir: &Path, rules: &Rules, delivery: &Value) {
 async fn the_retail_sample_ends_at_a_sentence_end() {
     let fx = Fixture::default().await;
     two_chapters(fx.path());
+    // What the sample costs, before: its requests are the first chapter's opening, to send.
+    let base = fx.base();
+    let env = [("ELEVENLABS_API_KEY", SECRET_KEY)];
+    let plan_args = [
+        "plan",
+        "alice.yaml",
+        "--sample",
+        "--profile",
+        "google-play",
+        "--json",
+        "--base-url",
+        &base,
+    ];
+    let plan = narrate(fx.path(), &plan_args, &env).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let before: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let sample = &before["manifests"][0]["sample"];
+    assert_eq!(sample["chapter"], "Down the Rabbit-Hole", "{sample}");
+    assert_eq!(sample["requests"][0], "ch01-title#1");
+    assert_eq!(sample["cached"], 0);
+    assert_eq!(
+        sample["estimated_credits"].as_f64(),
+        sample["characters"].as_f64()
+    );
     let out = fx
         .run(&[
             "alice.yaml",
@@ -416,6 +440,13 @@ async fn the_retail_sample_ends_at_a_sentence_end() {
         );
     }
     assert!((60.0..=300.0).contains(&(speech_end + 2.5)));
+    // After the book: the sample's requests are cached, it costs nothing more.
+    let plan = narrate(fx.path(), &plan_args, &env).await;
+    let after: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let sample = &after["manifests"][0]["sample"];
+    let requests = sample["requests"].as_array().unwrap().len() as u64;
+    assert_eq!(sample["cached"].as_u64(), Some(requests), "{sample}");
+    assert_eq!(sample["estimated_credits"].as_f64(), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,5 +528,80 @@ async fn a_chapter_too_long_for_one_file_is_cut_between_segments() {
         "{}\n{}",
         stdout(&out),
         stderr(&out)
+    );
+}
+
+/// Three voices audition the opening; the cost is said before anything is sent; the book's
+/// render afterwards with the manifest's voice sends none of the auditioned requests again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audition_of_three_voices_then_the_book_from_its_takes() {
+    let fx = Fixture::default().await;
+    two_chapters(fx.path());
+    let voices = format!("{NARRATOR},{ALICE},{RABBIT}");
+    let base = fx.base();
+    let env = [("ELEVENLABS_API_KEY", SECRET_KEY)];
+    let args = [
+        "audition",
+        "alice.yaml",
+        "--voices",
+        &voices,
+        "--minutes",
+        "1",
+        "--base-url",
+        &base,
+    ];
+    let out = narrate(fx.path(), &args, &env).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("audition {NARRATOR}: ")) && lines[0].contains("credits"),
+        "{said}"
+    );
+    assert!(
+        lines[3].starts_with("audition: 3 voices, ") && lines[3].contains("credits in all"),
+        "{said}"
+    );
+    // The same texts, once a voice.
+    let log = fx.tts_log();
+    let texts_of = |voice: &str| -> Vec<String> {
+        log.iter()
+            .filter(|e| e["voice_id"] == voice)
+            .map(|e| e["body"]["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let auditioned = texts_of(NARRATOR);
+    assert!(!auditioned.is_empty());
+    assert_eq!(texts_of(ALICE), auditioned);
+    assert_eq!(texts_of(RABBIT), auditioned);
+    assert_eq!(log.len(), 3 * auditioned.len());
+    let chars: usize = auditioned.iter().map(|t| t.chars().count()).sum();
+    assert!(chars >= 900, "about a minute of text: {chars}");
+    let page = std::fs::read_to_string(fx.path().join("out/alice.audition/index.html")).unwrap();
+    assert_eq!(page.matches("<audio").count(), 3, "{page}");
+    for voice in [NARRATOR, ALICE, RABBIT] {
+        let file = fx
+            .path()
+            .join(format!("out/alice.audition/{}.mp3", voice.to_lowercase()));
+        let seconds = secs(&ffprobe_json(&file, &["-show_format"])["format"]["duration"]);
+        assert!(seconds > 50.0, "{}: {seconds} s", file.display());
+    }
+    // The book, read by the manifest's voice: the auditioned requests come from the cache.
+    let book = fx.run(&["alice.yaml"]).await;
+    assert_eq!(book.status.code(), Some(0), "{}", stderr(&book));
+    let again: Vec<String> = fx.tts_log()[log.len()..]
+        .iter()
+        .map(|e| e["body"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!again.is_empty());
+    for text in &auditioned {
+        assert!(!again.contains(text), "sent again: {text:.60}");
+    }
+    let report = fx.json("out/alice.report.json");
+    assert_eq!(
+        report["totals"]["cache_hits"].as_u64(),
+        Some(auditioned.len() as u64),
+        "{}",
+        report["totals"]
     );
 }

@@ -50,6 +50,8 @@ pub enum Command {
     Retry(RetryArgs),
     /// Add the episodes of finished renders to a podcast feed (RSS 2.0, Apple and Podcasting 2.0 tags), or update them
     Feed(FeedArgs),
+    /// Render the book's opening passage with each candidate voice, side by side on one page, the cost said first (the chosen voice's takes are the book's)
+    Audition(Box<AuditionArgs>),
     /// Print a shell's completion script for narrate (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
     /// Print narrate's manual page (roff), for man -l or a man directory
@@ -388,6 +390,12 @@ pub struct PlanArgs {
     /// Count audio cached without character timings as rendered again, as render --timestamps --retime does
     #[arg(long)]
     pub retime: bool,
+    /// Plan as render --profile NAME would: with the credits the store wants (repeatable)
+    #[arg(long = "profile", value_name = "NAME", value_parser = crate::stores::profile_name)]
+    pub profiles: Vec<String>,
+    /// Show the requests the retail sample is cut from, and what they cost
+    #[arg(long)]
+    pub sample: bool,
     #[command(flatten)]
     pub shard: ShardArgs,
     #[command(flatten)]
@@ -536,4 +544,20 @@ pub struct EmulateArgs {
     pub history_format: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// `narrate audition`: the opening passage in several voices.
+#[derive(Debug, clap::Args)]
+pub struct AuditionArgs {
+    /// The candidate voices, by id or by name: A,B,C
+    #[arg(long, value_delimiter = ',', required = true, value_name = "VOICES")]
+    pub voices: Vec<String>,
+    /// Read with this model instead of the manifest's
+    #[arg(long, value_name = "MODEL_ID")]
+    pub model: Option<String>,
+    /// How long a passage (minutes of speech, about 15 characters a second)
+    #[arg(long, default_value_t = 2.0, value_name = "MINUTES")]
+    pub minutes: f64,
+    #[command(flatten)]
+    pub render: RenderArgs,
 }

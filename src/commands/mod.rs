@@ -10,6 +10,7 @@ use crate::api::Client;
 use crate::error::UsageError;
 use crate::manifest::{self, Job};
 
+pub(crate) mod audition;
 pub(crate) mod budget;
 pub(crate) mod check;
 pub(crate) mod dictionary;

@@ -45,7 +45,22 @@ pub(crate) struct ManifestPlan {
     /// renders exactly those again) and what that would cost.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pronunciations: Vec<RuleView>,
+    /// With `--sample`: the requests the retail sample is cut from (part of the book).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleView>,
     pub totals: PlanTotals,
+}
+
+/// The retail sample's requests: the first chapter's opening, up to five minutes of text.
+#[derive(Debug, Serialize)]
+pub(crate) struct SampleView {
+    pub chapter: Option<String>,
+    pub requests: Vec<String>,
+    pub characters: usize,
+    pub cached: usize,
+    /// What its uncached requests cost; they are the book's own, so the sample adds nothing
+    /// to the book's total.
+    pub estimated_credits: f64,
 }
 
 /// What changing one pronunciation rule would render again.
@@ -99,6 +114,11 @@ pub(crate) struct ContextView {
 pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Result<u8> {
     let defaults = flag_defaults(&args.defaults);
     let mut jobs = super::load_jobs(&args.manifests, &defaults, None, false)?;
+    let stores = crate::stores::chosen(&args.profiles);
+    for job in &mut jobs {
+        crate::deliver::credits::add(job, &stores)?;
+        crate::deliver::check_lengths(job, &stores)?;
+    }
     let shard = args.shard.parsed()?;
     if let Some(shard) = shard {
         jobs = crate::manifest::shard::restrict(jobs, shard, args.shard.shard_by);
@@ -136,7 +156,7 @@ pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Res
         .iter()
         .map(|job| {
             let state = StateDir::for_manifest(args.state_dir.as_deref(), &job.manifest);
-            manifest_plan(job, &state, (&source, args.retime))
+            manifest_plan(job, &state, (&source, args.retime), args.sample)
         })
         .collect();
     let view = PlanView {
@@ -152,6 +172,49 @@ pub(crate) async fn run(args: &PlanArgs, env_key: Option<String>) -> anyhow::Res
     Ok(EXIT_OK)
 }
 
+/// The requests a retail sample is cut from: the first chapter after the credits, its
+/// requests that start within five minutes of text (15 characters a second).
+fn sample_view(
+    job: &Job,
+    plan: &Plan,
+    cache: Option<&Cache>,
+    (source, retime): (&str, bool),
+) -> SampleView {
+    let runs = crate::manifest::chapters::runs(job);
+    let chapter = runs.into_iter().find(|(_, range)| {
+        crate::deliver::credits::role(job, range.clone()) == crate::output::report::Role::Chapter
+    });
+    let mut view = SampleView {
+        chapter: chapter.as_ref().and_then(|(title, _)| title.clone()),
+        requests: Vec::new(),
+        characters: 0,
+        cached: 0,
+        estimated_credits: 0.0,
+    };
+    let Some((_, range)) = chapter else {
+        return view;
+    };
+    let mut before = 0;
+    for r in range.flat_map(|si| plan.segment_requests[si].iter().copied()) {
+        if before >= crate::deliver::SAMPLE_CHARACTERS {
+            break;
+        }
+        let key = RequestKey::of(job, plan, r, source);
+        before += key.characters;
+        view.requests.push(label(job, plan, r));
+        view.characters += key.characters;
+        let hit = cache
+            .and_then(|c| c.get(&key.key))
+            .is_some_and(|(meta, _)| meta.alignment || !retime);
+        if hit {
+            view.cached += 1;
+        } else {
+            view.estimated_credits += key.credits;
+        }
+    }
+    view
+}
+
 /// The label of request `r`: `segment#piece`.
 pub(crate) fn label(job: &Job, plan: &Plan, r: usize) -> String {
     let request = &plan.requests[r];
@@ -163,6 +226,7 @@ pub(crate) fn manifest_plan(
     job: &Job,
     state: &StateDir,
     (source, retime): (&str, bool),
+    sample: bool,
 ) -> ManifestPlan {
     let plan = plan::plan_with_limits(job, &state.remembered_limits());
     if let Some(note) = plan::continuity_note(job, &plan) {
@@ -194,9 +258,11 @@ pub(crate) fn manifest_plan(
             view
         })
         .collect();
+    let sample = sample.then(|| sample_view(job, &plan, cache.as_ref(), (source, retime)));
     ManifestPlan {
         chains,
         pronunciations,
+        sample,
         manifest: job.manifest.display().to_string(),
         output: job.output.display().to_string(),
         output_format: job.output_format.to_string(),
@@ -344,6 +410,9 @@ pub(crate) fn print(view: &PlanView) {
                 rule.estimated_credits
             );
         }
+        if let Some(sample) = &doc.sample {
+            print_sample(sample);
+        }
         let t = &doc.totals;
         println!(
             "  total: {} segments, {} requests, {} characters, {} cached, about {} credits to render",
@@ -357,4 +426,15 @@ pub(crate) fn print(view: &PlanView) {
             b.remaining_credits
         );
     }
+}
+
+fn print_sample(sample: &SampleView) {
+    println!(
+        "  retail sample (--sample): from {:?}, cut from {} ({} characters, {} cached, about {} credits to render, all of them the book's own: the sample adds nothing)",
+        sample.chapter.as_deref().unwrap_or("-"),
+        sample.requests.join(", "),
+        sample.characters,
+        sample.cached,
+        sample.estimated_credits
+    );
 }

@@ -119,6 +119,11 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
+    /// One cache a job, in the jobs' order.
+    pub(crate) fn caches(&self) -> &[Cache] {
+        &self.caches
+    }
+
     fn open(config: &RenderConfig, jobs: &[Job]) -> anyhow::Result<Self> {
         let scratch = if config.no_cache {
             Some(tempfile::tempdir().context("creating a scratch directory")?)
@@ -299,7 +304,9 @@ pub async fn render_jobs(config: &RenderConfig, jobs: Vec<Job>) -> anyhow::Resul
 }
 
 /// The session of a render, and its client; `assemble` has none (it sends nothing).
-async fn connect(config: &RenderConfig) -> anyhow::Result<(Option<Session>, crate::api::Client)> {
+pub(crate) async fn connect(
+    config: &RenderConfig,
+) -> anyhow::Result<(Option<Session>, crate::api::Client)> {
     if config.fleet.cache_only {
         return Ok((None, fleet::offline_client()?));
     }

@@ -302,6 +302,10 @@ impl Builder<'_> {
 /// segment's length before anything is sent.
 const CHARS_PER_SECOND: f64 = 15.0;
 
+/// The characters a retail sample is taken from, at most (five minutes at
+/// [`CHARS_PER_SECOND`]).
+pub(crate) const SAMPLE_CHARACTERS: usize = 300 * CHARS_PER_SECOND as usize;
+
 /// The longest file a store takes (seconds): `NARRATE_MAX_FILE_MINUTES` when set (a stricter
 /// limit of one's own), else the store's.
 fn longest_file(store: &Store) -> Option<f64> {

@@ -88,6 +88,9 @@ pub fn estimate(
 ) -> Estimate {
     let mut e = Estimate::default();
     for (r, request) in plan.requests.iter().enumerate() {
+        if plan.deferred[r] {
+            continue;
+        }
         let key = RequestKey::of(job, plan, r, source);
         let hit = cache
             .and_then(|c| c.get(&key.key))

@@ -376,6 +376,7 @@ pub async fn execute(
                 plan.chains[c]
                     .requests
                     .iter()
+                    .filter(|&&r| !plan.deferred[r])
                     .map(|&r| Unit::Request(r))
                     .collect()
             }
@@ -445,6 +446,9 @@ pub(crate) async fn run_chain(shared: Shared, c: usize, participant: u64) -> Vec
     // queues behind others between its own requests.
     let mut held: Option<Slot<'_>> = None;
     for (pos, &r) in chain.requests.iter().enumerate() {
+        if plan.deferred[r] {
+            break;
+        }
         let context = plan::context_for(plan, r, &done, &ahead, runner.now());
         let (outcome, slot) =
             request::render(shared.request(r, participant), context, held.take()).await;

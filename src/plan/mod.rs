@@ -60,6 +60,10 @@ pub struct Plan {
     pub segment_requests: Vec<Vec<usize>>,
     /// Requests to render again although cached (`--only`).
     pub regenerate: Vec<bool>,
+    /// Requests planned for their neighbours' context but not sent this run: a chain stops
+    /// at its first (an audition sends a chapter's opening requests exactly as the whole
+    /// book's render would).
+    pub deferred: Vec<bool>,
 }
 
 impl Plan {
@@ -131,6 +135,7 @@ impl Plan {
                 .map(|rs| rs.iter().map(|r| new_index[r]).collect())
                 .collect(),
             regenerate: old.iter().map(|&r| self.regenerate[r]).collect(),
+            deferred: old.iter().map(|&r| self.deferred[r]).collect(),
         })
     }
 }
@@ -223,6 +228,7 @@ fn plan_limited(job: &Job, limit: impl Fn(&Segment) -> usize) -> Plan {
     }
     let regenerate = vec![false; requests.len()];
     Plan {
+        deferred: regenerate.clone(),
         requests,
         chains,
         segment_requests,
