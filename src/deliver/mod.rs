@@ -180,14 +180,34 @@ impl Builder<'_> {
     }
 
     /// Joins `segments` into a WAV in the delivery's folder, with the store's room tone and
-    /// loudness: the file and where each request landed in it.
+    /// loudness: the file and where each request landed in it. A file whose RMS, room tone
+    /// counted, falls under the store's window at its loudness target (short credits are mostly
+    /// room tone) is joined again that much louder, its true peak still under the ceiling.
     fn join(&self, segments: Range<usize>, number: usize) -> Result<(PathBuf, Placed), String> {
+        let target = self.store.loudness_target;
+        let joined = self.join_at(segments.clone(), number, target)?;
+        let rms = joined.1.0.loudness.as_ref().map(|m| m.whole.rms_db);
+        match (self.store.checks.rms_db, rms) {
+            (Some((low, _)), Some(rms)) if rms < low + 0.5 => {
+                let _ = std::fs::remove_file(&joined.0);
+                self.join_at(segments, number, target + (low + 1.0 - rms))
+            }
+            _ => Ok(joined),
+        }
+    }
+
+    fn join_at(
+        &self,
+        segments: Range<usize>,
+        number: usize,
+        target: f64,
+    ) -> Result<(PathBuf, Placed), String> {
         let wav = self
             .folder
             .join(format!(".narrate-{}-{number}.wav", self.store.name));
         let options = publish::Options {
             loudness: true,
-            loudness_target: Some(self.store.loudness_target),
+            loudness_target: Some(target),
             peak_ceiling_dbtp: Some(self.store.peak_ceiling_dbtp),
             split: Split::Chapters,
             jobs: 1,
