@@ -233,10 +233,22 @@ async fn every_store_from_one_cache_measured_by_ffmpeg() {
         assert!(said.contains(&format!("{}: pass", rules.name)), "{said}");
         judge_delivery(fx.path(), rules, delivery);
     }
+    // What a killed delivery leaves is cleared by the next; nothing else there is touched.
+    let acx = fx.path().join("out/acx");
+    std::fs::write(acx.join(".narrate-acx-3.wav"), b"left").unwrap();
+    std::fs::write(acx.join(".02-x.mp3.narrate-AbC123.part"), b"left").unwrap();
+    std::fs::write(acx.join("notes.txt"), b"mine").unwrap();
     // Once more: nothing sent at all.
     let again = fx.run(&args).await;
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(fx.tts_log().len(), book_requests + 2);
+    let mut left: Vec<String> = std::fs::read_dir(&acx)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') || n == "notes.txt")
+        .collect();
+    left.sort();
+    assert_eq!(left, ["notes.txt"]);
 }
 
 /// Every file of one delivery, in play order, by ffprobe and ffmpeg's filters.

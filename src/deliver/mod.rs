@@ -75,6 +75,7 @@ fn deliver(store: &'static Store, sample: bool, inputs: &Inputs<'_>) -> Delivery
         delivery.error = Some(format!("creating {}: {e}", folder.display()));
         return delivery;
     }
+    remove_leftovers(&folder);
     // The store's room tone around every file; the rest of the job as it was rendered.
     let job = Job {
         lead_in_ms: store.head_ms,
@@ -112,6 +113,22 @@ fn deliver(store: &'static Store, sample: bool, inputs: &Inputs<'_>) -> Delivery
     }
     delivery.pass = delivery.error.is_none() && delivery.files.iter().all(|f| f.pass);
     delivery
+}
+
+/// Removes what a killed delivery left in its folder: the joined WAVs (`.narrate-*.wav`) and
+/// the files being written (`.NAME.narrate-*.part`); regular files only.
+fn remove_leftovers(folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(".narrate-") && name.ends_with(".wav")
+            || name.starts_with('.') && name.contains(".narrate-") && name.ends_with(".part");
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The files of a store's delivery in play order: the opening credits, each chapter, the
