@@ -238,10 +238,27 @@ async fn every_store_from_one_cache_measured_by_ffmpeg() {
     std::fs::write(acx.join(".narrate-acx-3.wav"), b"left").unwrap();
     std::fs::write(acx.join(".02-x.mp3.narrate-AbC123.part"), b"left").unwrap();
     std::fs::write(acx.join("notes.txt"), b"mine").unwrap();
+    // A delivered file changed since: built again (the others kept).
+    let changed = acx.join("02-down-the-rabbit-hole.mp3");
+    let mut bytes = std::fs::read(&changed).unwrap();
+    bytes.truncate(bytes.len() - 1000);
+    std::fs::write(&changed, &bytes).unwrap();
     // Once more: nothing sent at all.
     let again = fx.run(&args).await;
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(fx.tts_log().len(), book_requests + 2);
+    // Every file kept as the last delivery wrote it (nothing joined, encoded or measured) but
+    // the one changed on disk, built again whole.
+    let report = fx.json("out/alice.report.json");
+    for delivery in report["deliveries"].as_array().unwrap() {
+        for file in delivery["files"].as_array().unwrap() {
+            let rebuilt = file["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("acx/02-down-the-rabbit-hole.mp3");
+            assert_eq!(file["kept"], !rebuilt, "{}", file["path"]);
+        }
+    }
     let mut left: Vec<String> = std::fs::read_dir(&acx)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -249,6 +266,7 @@ async fn every_store_from_one_cache_measured_by_ffmpeg() {
         .collect();
     left.sort();
     assert_eq!(left, ["notes.txt"]);
+    assert!(std::fs::read(&changed).unwrap().len() > bytes.len());
 }
 
 /// Every file of one delivery, in play order, by ffprobe and ffmpeg's filters.
@@ -348,6 +366,7 @@ fn judge_delivery(dir: &Path, rules: &Rules, delivery: &Value) {
             assert!((60.0..=300.0).contains(&seconds), "{name}: {seconds} s");
         }
         assert_eq!(file["pass"], true, "{name}: {}", file["checks"]);
+        assert_eq!(file["kept"], false, "{name}: built this run");
     }
 }
 

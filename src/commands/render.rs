@@ -426,8 +426,9 @@ pub(crate) async fn render_job(
             records: &records,
             cancel: runner.cancel.clone(),
         };
+        let jobs = (publishing.sample, publishing.jobs);
         rep.deliveries = tokio::task::block_in_place(|| {
-            crate::deliver::deliver_all(&publishing.profiles, publishing.sample, &inputs)
+            crate::deliver::deliver_all(&publishing.profiles, jobs, &inputs)
         });
     }
     let report_paths = report::write(&rep, &job.output)?;

@@ -104,9 +104,9 @@ fn format_checks(store: &Store, m: &Measured) -> Vec<Check> {
     out
 }
 
-fn check(check: &'static str, value: serde_json::Value, want: String, pass: bool) -> Check {
+fn check(check: &str, value: serde_json::Value, want: String, pass: bool) -> Check {
     Check {
-        check,
+        check: check.to_string(),
         value,
         want,
         pass,
@@ -137,7 +137,7 @@ mod tests {
         }
     }
 
-    fn failed(m: &Measured) -> Vec<&'static str> {
+    fn failed(m: &Measured) -> Vec<String> {
         let acx = crate::stores::store("acx").unwrap();
         checks(acx, m)
             .into_iter()

@@ -19,6 +19,7 @@ use crate::stores::Store;
 pub(crate) mod checks;
 pub(crate) mod credits;
 mod encode;
+mod kept;
 mod measure;
 mod sample;
 
@@ -32,23 +33,33 @@ struct Planned {
     segments: Range<usize>,
 }
 
-/// Every store's delivery of a rendered job, in the order asked.
+/// Every store's delivery of a rendered job, in the order asked: up to `jobs` stores at once
+/// (each joins on one thread and runs one ffmpeg at a time).
 pub(crate) fn deliver_all(
     stores: &[&'static Store],
-    sample: bool,
+    (sample, jobs): (bool, usize),
     inputs: &Inputs<'_>,
 ) -> Vec<Delivery> {
-    stores
-        .iter()
-        .map(|store| {
-            let delivery = deliver(store, sample, inputs);
-            tracing::info!(
-                profile = store.name,
-                pass = delivery.pass,
-                files = delivery.files.len(),
-                "delivered"
-            );
-            delivery
+    let threads = jobs.clamp(1, stores.len().max(1));
+    let done = publish::pool::run(stores.len(), threads, |k| {
+        let delivery = deliver(stores[k], sample, inputs);
+        let (pass, files) = (delivery.pass, delivery.files.len());
+        tracing::info!(profile = stores[k].name, pass, files, "delivered");
+        Ok::<_, std::convert::Infallible>(delivery)
+    });
+    done.into_iter()
+        .zip(stores)
+        .map(|(d, store)| match d {
+            Some(Ok(delivery)) => delivery,
+            _ => Delivery {
+                profile: store.name,
+                store: store.title,
+                rules: store.source,
+                folder: folder(inputs.job, store).display().to_string(),
+                pass: false,
+                files: Vec::new(),
+                error: Some("interrupted".into()),
+            },
         })
         .collect()
 }
@@ -160,9 +171,33 @@ pub(crate) struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// Builds one planned file, or keeps it as an earlier delivery wrote it from the same
+    /// takes and settings (see `kept`).
+    fn build(&self, file: &Planned, number: &mut usize) -> Result<Vec<DeliveredFile>, String> {
+        let (first, what) = (file.segments.start, "file");
+        let inputs = kept::inputs(self, file.segments.clone(), *number, what);
+        if let Some(files) = inputs
+            .as_deref()
+            .and_then(|i| kept::kept(self, first, what, i))
+        {
+            tracing::info!(
+                profile = self.store.name,
+                files = files.len(),
+                "unchanged since delivered; kept"
+            );
+            *number += files.len();
+            return Ok(files);
+        }
+        let files = self.build_new(file, number)?;
+        if let Some(i) = &inputs {
+            kept::remember(self, (first, what), i, &files);
+        }
+        Ok(files)
+    }
+
     /// Builds one planned file: joined as WAV, cut into parts when longer than the store's
     /// longest file, each part encoded and measured.
-    fn build(&self, file: &Planned, number: &mut usize) -> Result<Vec<DeliveredFile>, String> {
+    fn build_new(&self, file: &Planned, number: &mut usize) -> Result<Vec<DeliveredFile>, String> {
         let (wav, placement) = self.join(file.segments.clone(), *number)?;
         let longest = longest_file(self.store);
         let seconds = placement.0.seconds(placement.0.total_samples);
@@ -322,6 +357,7 @@ impl Builder<'_> {
         let segments = &self.inputs.job.segments;
         Ok(DeliveredFile {
             path: path.display().to_string(),
+            kept: false,
             role: file.role,
             title,
             segments: (

@@ -24,6 +24,24 @@ pub(super) fn build(builder: &Builder<'_>, planned: &[Planned]) -> Result<Delive
         .iter()
         .find(|p| p.role == Role::Chapter)
         .ok_or("no chapter to take a retail sample from")?;
+    let (first, what) = (chapter.segments.start, "sample");
+    let inputs = super::kept::inputs(builder, chapter.segments.clone(), 0, what);
+    if let Some(mut files) = inputs
+        .as_deref()
+        .and_then(|i| super::kept::kept(builder, first, what, i))
+        && let Some(file) = files.pop()
+    {
+        return Ok(file);
+    }
+    let file = build_new(builder, chapter)?;
+    if let Some(i) = &inputs {
+        super::kept::remember(builder, (first, what), i, std::slice::from_ref(&file));
+    }
+    Ok(file)
+}
+
+/// Builds the sample from the joined `chapter`.
+fn build_new(builder: &Builder<'_>, chapter: &Planned) -> Result<DeliveredFile, String> {
     let (wav, (placement, index)) = builder.join(chapter.segments.clone(), 0)?;
     let rate = placement.sample_rate.max(1);
     let tail = builder.store.tail_ms as f64 / 1000.0;
@@ -54,7 +72,7 @@ pub(super) fn build(builder: &Builder<'_>, planned: &[Planned]) -> Result<Delive
     let mut delivered = builder.finish(&file, &sample_wav, 0)?;
     let length = delivered.measured.seconds;
     delivered.checks.push(Check {
-        check: "sample_length",
+        check: "sample_length".into(),
         value: json!(length),
         want: "60 to 300 s".into(),
         pass: (SHORTEST..=LONGEST).contains(&length),

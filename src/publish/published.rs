@@ -148,7 +148,7 @@ fn record_path(dir: &Path, output: &Path) -> PathBuf {
 }
 
 /// The SHA-256 of a file, read in pieces.
-fn hash_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -3,7 +3,7 @@
 //!
 //! Not responsible for building or measuring the files (see `deliver`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One store's delivery.
 #[derive(Debug, Serialize)]
@@ -25,7 +25,7 @@ pub struct Delivery {
 }
 
 /// What a delivered file is in the book.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     OpeningCredits,
@@ -35,9 +35,12 @@ pub enum Role {
 }
 
 /// One file of a delivery, measured on its encoded bytes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DeliveredFile {
     pub path: String,
+    /// Made from the same takes and settings as a file already there, unchanged, and kept.
+    #[serde(default)]
+    pub kept: bool,
     pub role: Role,
     /// The chapter's title (with `(part N)` when a long chapter is cut at segment boundaries).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,7 +53,7 @@ pub struct DeliveredFile {
 }
 
 /// The figures of an encoded file, read back from it.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Measured {
     pub seconds: f64,
     pub sample_rate: u32,
@@ -70,9 +73,9 @@ pub struct Measured {
 }
 
 /// One rule of the store and whether the file meets it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Check {
-    pub check: &'static str,
+    pub check: String,
     pub value: serde_json::Value,
     pub want: String,
     pub pass: bool,
