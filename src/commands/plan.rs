@@ -203,10 +203,7 @@ fn sample_view(
         before += key.characters;
         view.requests.push(label(job, plan, r));
         view.characters += key.characters;
-        let hit = cache
-            .and_then(|c| c.get(&key.key))
-            .is_some_and(|(meta, _)| meta.alignment || !retime);
-        if hit {
+        if crate::execute::estimate::usable(cache, &key.key, retime).is_some() {
             view.cached += 1;
         } else {
             view.estimated_credits += key.credits;
@@ -293,10 +290,7 @@ pub(crate) fn chain_view(
         let request = &plan.requests[r];
         let context = plan::context_for(plan, r, &done, &[], now);
         let key = RequestKey::of(job, plan, r, source);
-        let cached = cache
-            .and_then(|c| c.get(&key.key))
-            .map(|(m, _)| m)
-            .filter(|m| m.alignment || !retime);
+        let cached = crate::execute::estimate::usable(cache, &key.key, retime);
         let previous = if !context.previous_request_ids.is_empty() {
             ContextView {
                 kind: "ids",

@@ -78,6 +78,13 @@ impl Estimate {
     }
 }
 
+/// The cache's entry for `key` when a run can take it: with `retime`, audio cached without
+/// character timings is rendered again, so its entry is not.
+pub(crate) fn usable(cache: Option<&Cache>, key: &str, retime: bool) -> Option<cache::Meta> {
+    let (meta, _) = cache?.get(key)?;
+    (meta.alignment || !retime).then_some(meta)
+}
+
 /// Estimates the uncached work of a plan.
 /// With `retime`, audio cached without character timings counts as to be rendered again.
 pub fn estimate(
@@ -92,9 +99,7 @@ pub fn estimate(
             continue;
         }
         let key = RequestKey::of(job, plan, r, source);
-        let hit = cache
-            .and_then(|c| c.get(&key.key))
-            .is_some_and(|(meta, _)| meta.alignment || !retime);
+        let hit = usable(cache, &key.key, retime).is_some();
         if !plan.regenerate[r] && hit {
             e.cached += 1;
             continue;
