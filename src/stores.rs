@@ -76,21 +76,27 @@ pub struct Store {
     pub(crate) checks: Checks,
 }
 
+/// ACX's RMS window, noise floor and longest file, which `--audiobook` checks too.
+pub(crate) const ACX_RMS_DB: Window = (-23.0, -18.0);
+pub(crate) const ACX_NOISE_FLOOR_DB: f64 = -60.0;
+pub(crate) const ACX_MAX_MINUTES: f64 = 120.0;
+
 /// ACX's numbers, which the stores that publish none of their own are held to by default.
 const ACX_CHECKS: Checks = Checks {
-    rms_db: Some((-23.0, -18.0)),
+    rms_db: Some(ACX_RMS_DB),
     lufs: None,
     peak_max_dbtp: -3.0,
-    noise_floor_max_db: Some(-60.0),
+    noise_floor_max_db: Some(ACX_NOISE_FLOOR_DB),
     head_s: (0.5, 1.0),
     tail_s: (1.0, 5.0),
-    max_minutes: Some(120.0),
+    max_minutes: Some(ACX_MAX_MINUTES),
     min_kbps: 192,
     constant_bitrate: true,
 };
 
-/// ACX's row, which the other audiobook stores are written against (what they change).
-const ACX: Store = Store {
+/// ACX's row, which the other audiobook stores are written against (what they change), and
+/// whose numbers `--audiobook` checks.
+pub(crate) const ACX: Store = Store {
     name: "acx",
     title: "ACX (Audible, Amazon, Apple via ACX)",
     source: "https://help.acx.com/s/article/what-are-the-acx-audio-submission-requirements",

@@ -17,9 +17,6 @@ use crate::execute::{Outcome, Runner, estimate};
 use crate::manifest::Job;
 use crate::plan::{Plan, plan_with_limits};
 
-/// Characters a second of narration, for choosing the passage's length.
-const CHARS_PER_SECOND: f64 = 15.0;
-
 /// One candidate: a voice (an id, or a name resolved on the account) and a model.
 struct Candidate {
     job: Job,
@@ -162,7 +159,7 @@ fn candidate(job: &Job, voice: &str, model: Option<&str>) -> Candidate {
 /// as make about `minutes` (at least one); every other request planned (for its neighbours'
 /// context) and deferred.
 fn passage(mut plan: Plan, minutes: f64) -> Plan {
-    let want = (minutes * 60.0 * CHARS_PER_SECOND) as usize;
+    let want = (minutes * 60.0 * crate::deliver::CHARS_PER_SECOND) as usize;
     plan.deferred = vec![true; plan.requests.len()];
     let first = plan.requests.first().map_or(0, |r| r.chain);
     let mut chars = 0;

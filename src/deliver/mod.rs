@@ -373,7 +373,7 @@ impl Builder<'_> {
 
 /// Characters a second of narration (ElevenLabs' voices read about this fast), for judging a
 /// segment's length before anything is sent.
-const CHARS_PER_SECOND: f64 = 15.0;
+pub(crate) const CHARS_PER_SECOND: f64 = 15.0;
 
 /// The characters a retail sample is taken from, at most (five minutes at
 /// [`CHARS_PER_SECOND`]).

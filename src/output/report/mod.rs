@@ -537,7 +537,7 @@ pub(crate) fn paths(output: &Path) -> (PathBuf, PathBuf) {
 pub struct AudiobookCheck {
     pub check: &'static str,
     pub value: serde_json::Value,
-    pub want: &'static str,
+    pub want: String,
     pub pass: bool,
 }
 
