@@ -47,16 +47,26 @@ impl Meter {
     /// Integrated loudness and levels, no true peak (it reads as -200 dBTP; see `true_peaks`).
     fn without_true_peak(rate: u32) -> Self {
         use ebur128::Mode;
-        Meter {
-            ebu: ebur128::EbuR128::new(1, rate, Mode::I | Mode::HISTOGRAM)
-                .expect("mono at an API sample rate is a valid meter"),
+        Meter::new(1, rate, Mode::I | Mode::HISTOGRAM)
+            .expect("mono at an API sample rate is a valid meter")
+    }
+
+    /// A meter of `channels` interleaved channels measuring `mode` with `ebu` (its RMS and
+    /// noise floor over every channel: a half-second window is half a second of frames).
+    pub(crate) fn new(
+        channels: u16,
+        rate: u32,
+        mode: ebur128::Mode,
+    ) -> Result<Self, ebur128::Error> {
+        Ok(Meter {
+            ebu: ebur128::EbuR128::new(u32::from(channels), rate, mode)?,
             sum_squares: 0.0,
             count: 0,
             window_sum: 0.0,
             window_len: 0,
-            window_size: u64::from(rate / 2).max(1),
+            window_size: (u64::from(rate / 2) * u64::from(channels)).max(1),
             quietest: None,
-        }
+        })
     }
 
     pub(crate) fn close_window(&mut self) {
@@ -378,6 +388,32 @@ pub(crate) fn apply_gain(file: &File, db: f64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_equal_channels_measure_as_one_and_a_window_is_half_a_second_of_frames() {
+        let rate = 16_000;
+        // A quarter second quiet, a quarter loud, over and over: every half second holds both,
+        // so a shorter window would find a quieter floor.
+        let mono: Vec<i16> = (0..3 * rate)
+            .map(|i| {
+                let amplitude = if (i / (rate / 4)) % 2 == 0 {
+                    10.0
+                } else {
+                    3000.0
+                };
+                (amplitude * (f64::from(i) * 0.3).sin()) as i16
+            })
+            .collect();
+        let stereo: Vec<i16> = mono.iter().flat_map(|&s| [s, s]).collect();
+        let mut one = Meter::new(1, rate, ebur128::Mode::I).unwrap();
+        one.add(&mono);
+        let mut two = Meter::new(2, rate, ebur128::Mode::I).unwrap();
+        two.add(&stereo);
+        let (one, two) = (one.finish(), two.finish());
+        assert!((one.rms_db - two.rms_db).abs() < 1e-9);
+        assert!((one.noise_floor_db - two.noise_floor_db).abs() < 1e-9);
+        assert!(one.noise_floor_db > one.rms_db - 4.0, "{one:?}");
+    }
 
     /// `seconds` of a sine at `freq` Hz and `amplitude` (of full scale).
     fn sine(rate: u32, seconds: f64, freq: f64, amplitude: f64) -> Vec<i16> {

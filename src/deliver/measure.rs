@@ -105,17 +105,13 @@ fn wav_header(input: &mut impl Read) -> Result<(u32, u16), String> {
     Err("no data chunk among the first 16".into())
 }
 
-/// The meters of one file, over all its channels.
+/// The meters of one file, over all its channels: the assembly's level meter (integrated
+/// loudness, RMS, noise floor) with true peaks, and where sound starts and ends.
 struct Meter {
-    ebu: ebur128::EbuR128,
+    level: crate::audio::loudness::Meter,
     rate: u32,
     channels: usize,
-    sum_squares: f64,
     frames: u64,
-    /// The current half second's sum of squares and frames, and the quietest whole one's
-    /// mean square.
-    window: (f64, u64),
-    quietest: Option<f64>,
     first_sound: Option<u64>,
     last_sound: Option<u64>,
 }
@@ -123,16 +119,13 @@ struct Meter {
 impl Meter {
     fn new(rate: u32, channels: u16) -> Result<Meter, String> {
         use ebur128::Mode;
-        let ebu = ebur128::EbuR128::new(u32::from(channels), rate, Mode::I | Mode::TRUE_PEAK)
+        let level = crate::audio::loudness::Meter::new(channels, rate, Mode::I | Mode::TRUE_PEAK)
             .map_err(|e| format!("{channels} channels at {rate} Hz: {e}"))?;
         Ok(Meter {
-            ebu,
+            level,
             rate,
             channels: usize::from(channels),
-            sum_squares: 0.0,
             frames: 0,
-            window: (0.0, 0),
-            quietest: None,
             first_sound: None,
             last_sound: None,
         })
@@ -140,18 +133,8 @@ impl Meter {
 
     /// Whole frames of interleaved samples.
     fn add(&mut self, samples: &[i16]) {
-        let _ = self.ebu.add_frames_i16(samples);
-        let half_second = u64::from(self.rate / 2).max(1);
+        self.level.add(samples);
         for frame in samples.chunks_exact(self.channels) {
-            let square: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-            self.sum_squares += square;
-            self.window.0 += square;
-            self.window.1 += 1;
-            if self.window.1 == half_second {
-                let mean = self.window.0 / (half_second as f64 * self.channels as f64);
-                self.quietest = Some(self.quietest.map_or(mean, |q| q.min(mean)));
-                self.window = (0.0, 0);
-            }
             if frame.iter().any(|s| s.unsigned_abs() > SOUND) {
                 self.first_sound.get_or_insert(self.frames);
                 self.last_sound = Some(self.frames);
@@ -161,11 +144,10 @@ impl Meter {
     }
 
     fn finish(&self) -> Measured {
-        let db = |linear: f64| (20.0 * linear.max(1e-10).log10() * 100.0).round() / 100.0;
-        let samples = (self.frames * self.channels as u64).max(1) as f64;
-        let mean = self.sum_squares / samples;
+        let round = |db: f64| (db * 100.0).round() / 100.0;
+        let level = self.level.finish();
         let peak = (0..self.channels as u32)
-            .filter_map(|c| self.ebu.true_peak(c).ok())
+            .filter_map(|c| self.level.ebu.true_peak(c).ok())
             .fold(0.0, f64::max);
         let rate = f64::from(self.rate);
         let seconds = self.frames as f64 / rate;
@@ -182,15 +164,10 @@ impl Meter {
             channels: self.channels as u16,
             kbps: 0.0,
             constant_bitrate: false,
-            rms_db: db(mean.sqrt() / 32_768.0),
-            true_peak_dbtp: db(peak),
-            integrated_lufs: self
-                .ebu
-                .loudness_global()
-                .ok()
-                .filter(|l| l.is_finite())
-                .map(|l| (l * 100.0).round() / 100.0),
-            noise_floor_db: db(self.quietest.unwrap_or(mean).sqrt() / 32_768.0),
+            rms_db: round(level.rms_db),
+            true_peak_dbtp: round((20.0 * peak.max(1e-10).log10()).max(-200.0)),
+            integrated_lufs: level.integrated_lufs.map(round),
+            noise_floor_db: round(level.noise_floor_db),
             head_seconds: round3(head),
             tail_seconds: round3(tail),
         }
