@@ -416,24 +416,28 @@ async fn an_account_concurrency_below_the_flag_lowers_the_cap() {
         rejected < 12,
         "the cap came down instead of hammering: {rejected} rejections"
     );
-    // After the first 429 the cap is halved (8 -> at most 4, then the 2 in flight): requests
-    // answered well after it (so sent after it) found at most 4 in flight, and the last ones 2.
-    let first_429 = log
-        .iter()
-        .filter(|e| e["status"] == 429)
-        .map(|e| e["time"].as_f64().unwrap())
-        .fold(f64::INFINITY, f64::min);
-    let later: Vec<u64> = log
-        .iter()
-        .filter(|e| e["status"] == 200 && e["time"].as_f64().unwrap() > first_429 + 0.2)
-        .map(|e| e["concurrent"].as_u64().unwrap())
-        .collect();
-    assert!(!later.is_empty());
-    assert!(
-        later.iter().all(|&n| n <= 4),
-        "in flight after the 429: {later:?}"
-    );
-    assert!(later.iter().rev().take(3).all(|&n| n <= 2), "{later:?}");
+    // Each concurrency 429 halves the cap (8, 4, 2, 1), and a retry is sent only after its
+    // own 429 was answered: an attempt that follows k rejections of its text was sent under a
+    // cap of at most 8 >> k, so the emulator found at most that many in flight when it came,
+    // whether it was answered or refused (a retry's log line follows the rejections before
+    // it). Order, not the clock.
+    let mut rejections: std::collections::HashMap<String, u32> = Default::default();
+    let mut judged = 0;
+    for entry in &log {
+        let text = entry["body"]["text"].as_str().unwrap().to_string();
+        let before = rejections.get(&text).copied().unwrap_or(0);
+        let in_flight = entry["concurrent"].as_u64().unwrap();
+        let cap = (8u64 >> before.min(3)).max(1);
+        assert!(
+            in_flight <= cap,
+            "{text:?} was sent after {before} rejections of its own (a cap of at most {cap}) and found {in_flight} in flight: {log:?}"
+        );
+        judged += u32::from(before >= 1);
+        if entry["status"] == 429 {
+            rejections.insert(text, before + 1);
+        }
+    }
+    assert!(judged > 0, "no refused request was sent again: {log:?}");
     emu.stop().await;
 }
 
@@ -680,16 +684,28 @@ async fn auto_concurrency_follows_the_accounts_maximum() {
         .unwrap();
     assert!(peak > 2, "auto grew past its start: {peak} at once");
     assert!(peak <= 15, "never past the account's maximum: {peak}");
-    let first = log[0]["concurrent"].as_u64().unwrap();
-    assert!(first <= 2, "it starts low: {first}");
+    // Growth follows answers: before the first answer was made, at most the starting two had
+    // been sent (the emulator counts the answers made before each arrival).
+    let unanswered: Vec<u64> = log
+        .iter()
+        .filter(|e| e["answered_before"] == 0)
+        .map(|e| e["concurrent"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !unanswered.is_empty() && unanswered.len() <= 2,
+        "it starts low: {} sent before any answer",
+        unanswered.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_longest_chain_starts_in_the_first_wave_wherever_it_is_listed() {
     // 36 requests in 7 chains, 4 slots, the 12-request chain listed last: it bounds the run, so
-    // it must take one of the first four slots, not wait for a freed one.
+    // it must take one of the first four slots, not wait for a freed one. The emulator answers
+    // nothing until four requests have come, so the first wave is the requests sent before any
+    // answer, whatever the machine's load.
     let fx = Fixture::new(emulator::Config {
-        latency_ms: 60,
+        hold_answers_until: 4,
         ..Default::default()
     })
     .await;
@@ -714,20 +730,16 @@ async fn the_longest_chain_starts_in_the_first_wave_wherever_it_is_listed() {
         .run(&["book.yaml", "--concurrency", "4", "--rate", "100"])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut log = fx.tts_log();
+    let log = fx.tts_log();
     assert_eq!(log.len(), 36);
-    log.sort_by(|a, b| {
-        a["time"]
-            .as_f64()
-            .unwrap()
-            .total_cmp(&b["time"].as_f64().unwrap())
-    });
-    let first_wave: Vec<&str> = log[..4]
+    let first_wave: Vec<&str> = log
         .iter()
+        .filter(|e| e["answered_before"] == 0)
         .map(|e| e["body"]["text"].as_str().unwrap())
         .collect();
+    assert_eq!(first_wave.len(), 4, "four slots: {first_wave:?}");
     assert!(
         first_wave.contains(&"The long chain, sentence 0."),
-        "first four answered: {first_wave:?}"
+        "sent before any answer: {first_wave:?}"
     );
 }

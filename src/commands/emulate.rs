@@ -83,6 +83,7 @@ pub(crate) async fn run(args: &EmulateArgs) -> anyhow::Result<u8> {
         model_limits: Vec::new(),
         models_down: false,
         subscription_down: false,
+        hold_answers_until: 0,
         history: match (&args.history_format, args.no_history) {
             (_, true) => emulator::HistoryMode::Absent,
             (Some(f), false) => emulator::HistoryMode::Format(

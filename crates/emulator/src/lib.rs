@@ -194,7 +194,15 @@ pub struct Config {
     pub models_down: bool,
     /// `GET /v1/user/subscription` answers 503 (a balance that cannot be read).
     pub subscription_down: bool,
+    /// No text-to-speech request is answered before this many have arrived (at most
+    /// [`HOLD_AT_MOST`]): a test seam that makes "these requests were sent before any answer"
+    /// a fact instead of a race. 0: no hold.
+    pub hold_answers_until: usize,
 }
+
+/// The longest a held answer waits for the requests [`Config::hold_answers_until`] asks for:
+/// a client that never sends them is answered late, not never.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(10);
 
 /// How the emulator's speech history behaves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -227,6 +235,7 @@ impl Default for Config {
             model_limits: Vec::new(),
             models_down: false,
             subscription_down: false,
+            hold_answers_until: 0,
         }
     }
 }

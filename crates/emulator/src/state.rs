@@ -72,6 +72,10 @@ pub struct Emulator {
     pub(crate) counter: AtomicU64,
     /// TTS requests seen, for fault draws.
     pub(crate) tts_count: AtomicU64,
+    /// Text-to-speech requests arrived, watched by held answers (`Config::hold_answers_until`).
+    pub(crate) arrivals: tokio::sync::watch::Sender<usize>,
+    /// Text-to-speech answers made (each counted before it is sent).
+    pub(crate) answered: AtomicUsize,
     /// Seconds the emulator's clock runs ahead of the real one.
     pub(crate) clock_offset: AtomicU64,
     pub(crate) log: Mutex<Option<std::fs::File>>,
@@ -117,6 +121,8 @@ impl Emulator {
             in_flight: AtomicUsize::new(0),
             counter: AtomicU64::new(0),
             tts_count: AtomicU64::new(0),
+            arrivals: tokio::sync::watch::Sender::new(0),
+            answered: AtomicUsize::new(0),
             clock_offset: AtomicU64::new(0),
             log: Mutex::new(log),
             started: Instant::now(),

@@ -88,10 +88,11 @@ pub(crate) async fn tts(
     variant: Variant,
 ) -> Response {
     let task = tokio::spawn(async move {
+        let arrived = arrive(&state);
         let response = answer(&state, &voice_id, &query, &headers, &raw_body, variant).await;
-        log_tts(
-            &state, &voice_id, &query, &headers, &raw_body, variant, &response,
-        );
+        state.answered.fetch_add(1, Ordering::SeqCst);
+        let request = (voice_id.as_str(), &query, &headers, &raw_body);
+        log_tts(&state, request, variant, arrived, &response);
         response
     });
     task.await.unwrap_or_else(|e| {
@@ -101,6 +102,38 @@ pub(crate) async fn tts(
         )
             .into_response()
     })
+}
+
+/// Where a request came in the order of arrivals (1 for the first), and how many answers had
+/// been made before it arrived: 0 means its client had been answered nothing when it sent it.
+#[derive(Clone, Copy)]
+struct Arrived {
+    number: usize,
+    answered_before: usize,
+}
+
+fn arrive(state: &Emulator) -> Arrived {
+    let answered_before = state.answered.load(Ordering::SeqCst);
+    let mut number = 0;
+    state.arrivals.send_modify(|n| {
+        *n += 1;
+        number = *n;
+    });
+    Arrived {
+        number,
+        answered_before,
+    }
+}
+
+/// Waits, at most [`crate::HOLD_AT_MOST`], until the requests `hold_answers_until` asks for
+/// have arrived.
+async fn hold(state: &Emulator) {
+    let until = state.config.hold_answers_until;
+    if until == 0 {
+        return;
+    }
+    let mut arrivals = state.arrivals.subscribe();
+    let _ = tokio::time::timeout(crate::HOLD_AT_MOST, arrivals.wait_for(|n| *n >= until)).await;
 }
 
 async fn answer(
@@ -126,15 +159,18 @@ async fn answer(
 #[derive(Clone)]
 struct Heard(Vec<(String, f64, f64)>);
 
+/// The requests in flight when a request refused for concurrency came (its own included): the
+/// log's `concurrent`, which an answer carries in its `current-concurrent-requests` header.
+#[derive(Clone, Copy)]
+struct Refused(usize);
+
 /// One request-log line for a text-to-speech request: with the words of an answer's audio
 /// and where each is heard, in seconds.
 fn log_tts(
     state: &Emulator,
-    voice_id: &str,
-    query: &Option<String>,
-    headers: &HeaderMap,
-    raw_body: &Bytes,
+    (voice_id, query, headers, raw_body): (&str, &Option<String>, &HeaderMap, &Bytes),
     variant: Variant,
+    arrived: Arrived,
     response: &Response,
 ) {
     let pairs = query_pairs(query);
@@ -160,7 +196,11 @@ fn log_tts(
         "request_id": header("request-id"),
         "history_item_id": header("history-item-id"),
         "character_cost": header("character-cost"),
-        "concurrent": header("current-concurrent-requests").and_then(|v| v.parse::<u64>().ok()),
+        "concurrent": header("current-concurrent-requests")
+            .and_then(|v| v.parse::<usize>().ok())
+            .or_else(|| response.extensions().get::<Refused>().map(|r| r.0)),
+        "arrival": arrived.number,
+        "answered_before": arrived.answered_before,
         "words": response.extensions().get::<Heard>().map(|h| &h.0),
     }));
 }
@@ -340,8 +380,11 @@ async fn generate(
     let _slot = InFlight(&state.in_flight);
     if now_in_flight > limit {
         *state.credits_used.lock().expect("credits lock") -= cost;
-        return too_many(state, limit);
+        let mut refused = too_many(state, limit);
+        refused.extensions_mut().insert(Refused(now_in_flight));
+        return refused;
     }
+    hold(state).await;
     let (request_id, history_id) = start_generation(
         state,
         voice_id,
