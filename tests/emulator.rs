@@ -301,6 +301,89 @@ async fn concurrency_above_the_tier_gets_429() {
     emu.stop().await;
 }
 
+#[tokio::test]
+async fn a_changed_character_limit_holds_for_its_model_only() {
+    let emu = emulator::start(emulator::Config {
+        model_limits: vec![("eleven_multilingual_v2".into(), 150)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
+    let text = "word ".repeat(40); // 200 characters
+    let (s, d) = detail(
+        post(
+            &base,
+            &tts,
+            Some("k"),
+            json!({"text": text, "model_id": "eleven_multilingual_v2"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, d["status"].as_str()),
+        (400, Some("max_character_limit_exceeded"))
+    );
+    assert!(d["message"].as_str().unwrap().contains("150"), "{d}");
+    let r = post(
+        &base,
+        &tts,
+        Some("k"),
+        json!({"text": &text[..150], "model_id": "eleven_multilingual_v2"}),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200, "150 characters are within 150");
+    let r = post(
+        &base,
+        &tts,
+        Some("k"),
+        json!({"text": text, "model_id": "eleven_flash_v2_5"}),
+    )
+    .await;
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "another model keeps its own limit"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn the_tier_gates_of_the_output_formats_are_the_documented_ones() {
+    // The API reference: MP3 at 192 kbps from Creator up, PCM and WAV at 44.1 kHz from Pro up.
+    let gates = [
+        ("mp3_44100_192", Tier::Starter, Tier::Creator, "Creator"),
+        ("pcm_44100", Tier::Creator, Tier::Pro, "Pro"),
+        ("wav_44100", Tier::Creator, Tier::Pro, "Pro"),
+    ];
+    for (format, below, from, needed) in gates {
+        for (tier, allowed) in [(below, false), (from, true)] {
+            let emu = emulator::start(emulator::Config {
+                tier,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let path = format!("/v1/text-to-speech/{VOICE}?output_format={format}");
+            let r = post(&emu.base_url(), &path, Some("k"), json!({"text": "Hi."})).await;
+            if allowed {
+                assert_eq!(r.status().as_u16(), 200, "{format} on {tier:?}");
+            } else {
+                let (s, d) = detail(r).await;
+                assert_eq!(
+                    (s, d["status"].as_str()),
+                    (403, Some("output_format_not_allowed")),
+                    "{format} on {tier:?}"
+                );
+                assert!(d["message"].as_str().unwrap().contains(needed), "{d}");
+            }
+            emu.stop().await;
+        }
+    }
+}
+
 async fn post_owned(base: String, path: String) -> u16 {
     post(&base, &path, Some("k"), json!({"text": "Hello."}))
         .await

@@ -213,4 +213,32 @@ mod tests {
         }
         assert!("mp3_44100_1000".parse::<OutputFormat>().is_err());
     }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_names_that_exist() {
+        let error = "mp3_44100_1000".parse::<OutputFormat>().unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("\"mp3_44100_1000\""), "{message}");
+        for name in ["mp3_44100_128", "pcm_16000", "ulaw_8000", "opus_48000_64"] {
+            assert!(message.contains(name), "{name} is offered: {message}");
+        }
+    }
+
+    #[test]
+    fn a_second_of_audio_takes_the_formats_bytes() {
+        // By the names: kilobits a second over 8, or 16-bit mono samples, or 8-bit ones.
+        for (name, bytes) in [
+            ("mp3_44100_128", 16_000),
+            ("mp3_22050_32", 4_000),
+            ("opus_48000_64", 8_000),
+            ("pcm_44100", 88_200),
+            ("pcm_16000", 32_000),
+            ("wav_24000", 48_000),
+            ("ulaw_8000", 8_000),
+            ("alaw_8000", 8_000),
+        ] {
+            let format: OutputFormat = name.parse().unwrap();
+            assert_eq!(format.bytes_per_second(), bytes, "{name}");
+        }
+    }
 }
