@@ -4,9 +4,10 @@ promise (money, data, continuity) and the tests that judge them, so a mutant is 
 tests of its own area instead of the whole suite (five minutes a mutant on two cores).
 
     python3 .ci/mutants.py list                  the areas, their files and test filters
-    python3 .ci/mutants.py run AREA [--budget S] [--iterate]
+    python3 .ci/mutants.py run AREA [--budget S] [--iterate] [--sample K/N]
                                                  every mutant of an area (--iterate: but the
-                                                 ones an earlier run here caught)
+                                                 ones an earlier run here caught; --sample:
+                                                 only every Nth, from the Kth, K from 0)
     python3 .ci/mutants.py diff [BASE] [--budget S]
                                                  the mutants of the lines changed since BASE
                                                  (default HEAD~1), in any area's files
@@ -97,7 +98,7 @@ def key(mutant):
     return (match.group(1), match.group(2)) if match else (mutant.strip(), "")
 
 
-def run(files, test_args, budget, in_diff=None, iterate=False):
+def run(files, test_args, budget, in_diff=None, iterate=False, sample=None):
     # `--workspace`: the emulator is a crate of its own, whose files cargo-mutants only sees
     # (and so mutates) when asked for the whole workspace; `-f` still picks the files.
     cmd = ["cargo", "mutants", "--workspace", "--in-place", "--baseline", "skip",
@@ -105,6 +106,9 @@ def run(files, test_args, budget, in_diff=None, iterate=False):
     if iterate:
         # Skips the mutants an earlier run in this folder caught.
         cmd.append("--iterate")
+    if sample:
+        # Every Nth mutant in cargo-mutants' order, so a sample spans all the area's files.
+        cmd += ["--shard", sample, "--sharding", "round-robin"]
     for f in files:
         cmd += ["-f", f]
     if in_diff:
@@ -213,13 +217,20 @@ def main(argv):
     budget = None
     iterate = "--iterate" in argv
     argv = [a for a in argv if a != "--iterate"]
+    sample = None
+    if "--sample" in argv:
+        i = argv.index("--sample")
+        sample = argv[i + 1]
+        if not re.fullmatch(r"\d+/[1-9]\d*", sample) or int(sample.split("/")[0]) >= int(sample.split("/")[1]):
+            sys.exit(f"mutants: --sample {sample}: expected K/N with 0 <= K < N")
+        argv = argv[:i] + argv[i + 2:]
     if "--budget" in argv:
         i = argv.index("--budget")
         budget = float(argv[i + 1])
         argv = argv[:i] + argv[i + 2:]
     if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
         files, tests = AREAS[argv[1]]
-        run(files, tests, budget, iterate=iterate)
+        run(files, tests, budget, iterate=iterate, sample=sample)
         return judge()
     if argv[0] == "diff":
         return diff(argv[1] if len(argv) > 1 else "HEAD~1", budget)
