@@ -199,6 +199,37 @@ async fn stitching_ids_are_checked() {
     )
     .await;
     assert_eq!(ok.status(), 200);
+    ok.bytes().await.unwrap();
+    for field in ["previous_request_ids", "next_request_ids"] {
+        let three = post(
+            &base,
+            &tts,
+            Some("k"),
+            json!({"text": "Three.", field: [id, id, id]}),
+        )
+        .await;
+        assert_eq!(
+            three.status(),
+            200,
+            "three ids in {field} are within the three allowed"
+        );
+        three.bytes().await.unwrap();
+        let (s, d) = detail(
+            post(
+                &base,
+                &tts,
+                Some("k"),
+                json!({"text": "x", field: [id, id, id, id]}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (s, d["status"].as_str()),
+            (400, Some("invalid_request_ids")),
+            "four ids in {field} are refused"
+        );
+    }
     let (s, _) = detail(
         post(
             &base,
