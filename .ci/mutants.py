@@ -72,6 +72,12 @@ AREAS = {
     ),
 }
 
+# Seconds a mutant's tests may take before it counts as caught by timeout (a mutant that
+# loops): about three times the area's tests on an idle two-core machine, at least 120.
+TIMEOUTS = {"execute": 240, "plan": 120, "checks": 450, "emulator": 120, "publish": 150,
+            "readalong": 420}
+DEFAULT_TIMEOUT = 300
+
 SURVIVORS = ".ci/mutants-survivors.txt"
 OUT = "mutants.out"
 
@@ -98,11 +104,12 @@ def key(mutant):
     return (match.group(1), match.group(2)) if match else (mutant.strip(), "")
 
 
-def run(files, test_args, budget, in_diff=None, iterate=False, sample=None):
+def run(files, test_args, budget, in_diff=None, iterate=False, sample=None,
+        timeout=DEFAULT_TIMEOUT):
     # `--workspace`: the emulator is a crate of its own, whose files cargo-mutants only sees
     # (and so mutates) when asked for the whole workspace; `-f` still picks the files.
     cmd = ["cargo", "mutants", "--workspace", "--in-place", "--baseline", "skip",
-           "--no-shuffle", "--timeout", "300", "--output", "."]
+           "--no-shuffle", "--timeout", str(timeout), "--output", "."]
     if iterate:
         # Skips the mutants an earlier run in this folder caught.
         cmd.append("--iterate")
@@ -201,7 +208,7 @@ def diff(base, budget):
             print(f"mutants: no budget left for the area {area}")
             break
         print(f"mutants: area {area}: {' '.join(mine)}")
-        run(mine, tests, left, in_diff=patch)
+        run(mine, tests, left, in_diff=patch, timeout=TIMEOUTS.get(area, DEFAULT_TIMEOUT))
         status = max(status, judge())
         ran = True
     if not ran:
@@ -230,7 +237,8 @@ def main(argv):
         argv = argv[:i] + argv[i + 2:]
     if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
         files, tests = AREAS[argv[1]]
-        run(files, tests, budget, iterate=iterate, sample=sample)
+        run(files, tests, budget, iterate=iterate, sample=sample,
+            timeout=TIMEOUTS.get(argv[1], DEFAULT_TIMEOUT))
         return judge()
     if argv[0] == "diff":
         return diff(argv[1] if len(argv) > 1 else "HEAD~1", budget)
