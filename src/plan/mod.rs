@@ -269,3 +269,56 @@ pub fn request_limit(segment: &Segment) -> usize {
 pub(crate) fn stitchable(segment: &Segment) -> bool {
     segment.enable_logging && models::find(&segment.model_id).is_some_and(|m| m.stitching)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Three chapters of two segments each (one voice, one chain a chapter).
+    fn job(dir: &std::path::Path) -> crate::manifest::Job {
+        let mut yaml = String::from(
+            "output: out/w.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n",
+        );
+        for c in 0..3 {
+            for k in 0..2 {
+                yaml.push_str(&format!(
+                    "  - {{id: c{c}-{k}, chapter: C{c}, text: \"Chapter {c}, line {k}.\"}}\n"
+                ));
+            }
+        }
+        let path = dir.join("w.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        crate::manifest::load(&path, &Default::default(), None).unwrap()
+    }
+
+    #[test]
+    fn a_window_is_its_segments_as_a_job_of_their_own_and_never_cuts_a_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = super::plan(&job(dir.path()));
+        assert!(plan.window(1..3).is_none(), "C0's chain would be cut");
+        let window = plan.window(2..6).expect("chapters C1 and C2 whole");
+        let texts: Vec<&str> = window.requests.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Chapter 1, line 0.",
+                "Chapter 1, line 1.",
+                "Chapter 2, line 0.",
+                "Chapter 2, line 1."
+            ]
+        );
+        assert_eq!(window.chains.len(), 2);
+        for (i, request) in window.requests.iter().enumerate() {
+            assert_eq!(
+                request.segment, i,
+                "segments numbered from the window's first"
+            );
+            let chain = &window.chains[request.chain];
+            assert_eq!(
+                chain.requests[request.pos], i,
+                "request {i} is where its chain says"
+            );
+            let chapter = format!("C{}", 1 + i / 2);
+            assert_eq!(chain.chapter.as_deref(), Some(chapter.as_str()));
+        }
+        assert_eq!(window.segment_requests, [[0], [1], [2], [3]]);
+    }
+}
