@@ -274,7 +274,18 @@ async fn stitching_ids_are_checked() {
     )
     .await;
     assert_eq!(s, 400, "no stitching in zero-retention mode");
-    emu.state.advance_clock(Duration::from_secs(2 * 3600 + 1));
+    // A minute short of two hours, the id still stitches; past two hours it does not.
+    emu.state.advance_clock(Duration::from_secs(2 * 3600 - 60));
+    let fresh = post(
+        &base,
+        &tts,
+        Some("k"),
+        json!({"text": "Still fresh.", "previous_request_ids": [id]}),
+    )
+    .await;
+    assert_eq!(fresh.status(), 200, "an id of 1 h 59 min is usable");
+    fresh.bytes().await.unwrap();
+    emu.state.advance_clock(Duration::from_secs(61));
     let (s, d) = detail(
         post(
             &base,

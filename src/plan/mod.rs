@@ -321,4 +321,26 @@ mod tests {
         }
         assert_eq!(window.segment_requests, [[0], [1], [2], [3]]);
     }
+
+    #[test]
+    fn an_id_is_sent_until_ten_minutes_before_the_apis_two_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = super::plan(&job(dir.path()));
+        let now = std::time::SystemTime::now();
+        let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+        let issued = |age| {
+            [Some(super::Done {
+                request_id: Some("first".into()),
+                issued: now - age,
+            })]
+        };
+        // An hour and 49 minutes old: still fresh.
+        let context = super::context_for(&plan, 1, &issued(minutes(109)), &[], now);
+        assert_eq!(context.previous_request_ids, ["first"]);
+        assert_eq!(context.previous_text, None);
+        // An hour and 51 minutes old: the text instead.
+        let context = super::context_for(&plan, 1, &issued(minutes(111)), &[], now);
+        assert!(context.previous_request_ids.is_empty());
+        assert_eq!(context.previous_text.as_deref(), Some("Chapter 0, line 0."));
+    }
 }
