@@ -393,6 +393,37 @@ async fn a_changed_character_limit_holds_for_its_model_only() {
 }
 
 #[tokio::test]
+async fn the_quota_is_spent_to_the_last_credit_and_not_past_it() {
+    let emu = emulator::start(emulator::Config {
+        character_limit: 20,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    let tts = format!("/v1/text-to-speech/{VOICE}?output_format=pcm_8000");
+    // Multilingual v2 costs a credit a character.
+    let say = |text: String| json!({"text": text, "model_id": "eleven_multilingual_v2"});
+    let (s, d) = detail(post(&base, &tts, Some("k"), say("a".repeat(21))).await).await;
+    assert_eq!(
+        (s, d["status"].as_str()),
+        (401, Some("quota_exceeded")),
+        "one request over the whole quota"
+    );
+    let r = post(&base, &tts, Some("k"), say("a".repeat(12))).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let r = post(&base, &tts, Some("k"), say("a".repeat(8))).await;
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "12 + 8 credits are exactly the 20"
+    );
+    let (s, d) = detail(post(&base, &tts, Some("k"), say("a".into())).await).await;
+    assert_eq!((s, d["status"].as_str()), (401, Some("quota_exceeded")));
+    emu.stop().await;
+}
+
+#[tokio::test]
 async fn the_tier_gates_of_the_output_formats_are_the_documented_ones() {
     // The API reference: MP3 at 192 kbps from Creator up, PCM and WAV at 44.1 kHz from Pro up.
     let gates = [

@@ -272,13 +272,13 @@ pub(crate) fn stitchable(segment: &Segment) -> bool {
 
 #[cfg(test)]
 mod tests {
-    /// Three chapters of two segments each (one voice, one chain a chapter).
-    fn job(dir: &std::path::Path) -> crate::manifest::Job {
+    /// Three chapters of `per` segments each (one voice, one chain a chapter).
+    fn job(dir: &std::path::Path, per: usize) -> crate::manifest::Job {
         let mut yaml = String::from(
             "output: out/w.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n",
         );
         for c in 0..3 {
-            for k in 0..2 {
+            for k in 0..per {
                 yaml.push_str(&format!(
                     "  - {{id: c{c}-{k}, chapter: C{c}, text: \"Chapter {c}, line {k}.\"}}\n"
                 ));
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn a_window_is_its_segments_as_a_job_of_their_own_and_never_cuts_a_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let plan = super::plan(&job(dir.path()));
+        let plan = super::plan(&job(dir.path(), 2));
         assert!(plan.window(1..3).is_none(), "C0's chain would be cut");
         let window = plan.window(2..6).expect("chapters C1 and C2 whole");
         let texts: Vec<&str> = window.requests.iter().map(|r| r.text.as_str()).collect();
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn an_id_is_sent_until_ten_minutes_before_the_apis_two_hours() {
         let dir = tempfile::tempdir().unwrap();
-        let plan = super::plan(&job(dir.path()));
+        let plan = super::plan(&job(dir.path(), 2));
         let now = std::time::SystemTime::now();
         let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
         let issued = |age| {
@@ -342,5 +342,28 @@ mod tests {
         let context = super::context_for(&plan, 1, &issued(minutes(111)), &[], now);
         assert!(context.previous_request_ids.is_empty());
         assert_eq!(context.previous_text.as_deref(), Some("Chapter 0, line 0."));
+    }
+
+    #[test]
+    fn only_a_request_rendered_again_sends_the_ids_of_the_takes_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = super::plan(&job(dir.path(), 3));
+        // `--only` the chapter's first request; the cache holds takes for all three.
+        plan.regenerate[0] = true;
+        let now = std::time::SystemTime::now();
+        let take = |id: &str| {
+            Some(super::Done {
+                request_id: Some(id.into()),
+                issued: now,
+            })
+        };
+        let ahead = [take("zero"), take("one"), take("two")];
+        let again = super::context_for(&plan, 0, &[], &ahead, now);
+        assert_eq!(again.next_request_ids, ["one", "two"]);
+        assert_eq!(again.next_text, None);
+        // The second, rendered (its take lost, say) but not asked for again: its next text.
+        let first_time = super::context_for(&plan, 1, &[take("zero")], &ahead, now);
+        assert!(first_time.next_request_ids.is_empty(), "{first_time:?}");
+        assert_eq!(first_time.next_text.as_deref(), Some("Chapter 0, line 2."));
     }
 }
