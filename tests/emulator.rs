@@ -878,6 +878,13 @@ async fn requests_are_validated_with_pydantics_exact_errors() {
                 {"type": "less_than_equal", "loc": ["body", "voice_settings", "style"], "msg": "Input should be less than or equal to 1.0", "input": 1.5, "ctx": {"le": 1.0}},
             ]),
         ),
+        (
+            json!({"text": "Hi.", "voice_settings": {"style": -0.01, "speed": 0.69}}),
+            json!([
+                {"type": "greater_than_equal", "loc": ["body", "voice_settings", "speed"], "msg": "Input should be greater than or equal to 0.7", "input": 0.69, "ctx": {"ge": 0.7}},
+                {"type": "greater_than_equal", "loc": ["body", "voice_settings", "style"], "msg": "Input should be greater than or equal to 0.0", "input": -0.01, "ctx": {"ge": 0.0}},
+            ]),
+        ),
     ];
     for (body, want) in cases {
         let (s, got) = post_json(body.clone()).await;
@@ -890,8 +897,20 @@ async fn requests_are_validated_with_pydantics_exact_errors() {
         json!({"text": "Hi.", "seed": 7.0}),
         json!({"text": "Hi.", "voice_settings": {"stability": "0.4", "use_speaker_boost": "yes"}}),
         json!({"text": "Hi.", "model_id": "eleven_flash_v2_5", "previous_text": null}),
+        // The bounds themselves are within them.
+        json!({"text": "Hi.", "voice_settings": {"speed": 0.7, "style": 0}}),
+        json!({"text": "Hi.", "voice_settings": {"speed": 1.2, "style": 1}}),
     ] {
         assert_eq!(post_json(body.clone()).await.0, 200, "{body}");
+    }
+    // A query parameter given twice is read as FastAPI reads it: the last one counts.
+    for (query, want) in [
+        ("output_format=mp3_1&output_format=pcm_8000", 200),
+        ("output_format=pcm_8000&output_format=mp3_1", 422),
+    ] {
+        let path = format!("/v1/text-to-speech/{VOICE}?{query}");
+        let r = post(&base, &path, Some("k"), json!({"text": "Hi."})).await;
+        assert_eq!(r.status().as_u16(), want, "{query}");
     }
 
     // The body is JSON only when the content type says so (or says nothing), as FastAPI reads it.
