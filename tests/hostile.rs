@@ -54,6 +54,9 @@ enum Behaviour {
     RetryAfter(&'static str),
     /// `GET /v1/models` answers this JSON; TTS answers 400.
     Models(String),
+    /// TTS answers 200 with audio headers and this body, whole, which is not audio of the
+    /// format asked for.
+    NotAudio(&'static [u8]),
 }
 
 /// One request the hostile server saw.
@@ -172,6 +175,11 @@ async fn answer(
         Behaviour::Models(models) if path.starts_with("/v1/models") => {
             json("200 OK", "", models)
         }
+        Behaviour::NotAudio(body) if tts => format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: audio/mpeg\r\nrequest-id: r1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+            body.len(),
+            String::from_utf8_lossy(body)
+        ),
         Behaviour::Models(_) if tts => json(
             "400 Bad Request",
             "",
@@ -513,6 +521,67 @@ async fn an_endless_body_fails_its_request_with_flat_memory() {
             // The endless 200s were generated and charged: 38 credits an attempt.
             assert_eq!(report["totals"]["credits"], 38.0 * 4.0, "{report}");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_200_whose_body_is_not_audio_is_retried_then_fails_and_is_never_kept() {
+    // MP3 asked for, a page of HTML served; 16-bit PCM asked for, an odd number of bytes; a
+    // WAV asked for, no RIFF header.
+    for (format, body) in [
+        (
+            "mp3_22050_32",
+            &b"<html><body>Service unavailable</body></html>"[..],
+        ),
+        ("pcm_16000", &b"\x01\x02\x03"[..]),
+        ("wav_16000", &b"not a wave file at all"[..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = hostile(Behaviour::NotAudio(body)).await;
+        write(
+            dir.path(),
+            "book.yaml",
+            &format!(
+                "output: out/book.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: {format}}}\nsegments:\n  - {{id: a, text: \"Alice was beginning to get very tired.\"}}\n"
+            ),
+        );
+        let out = narrate(
+            dir.path(),
+            &[
+                "book.yaml",
+                "--base-url",
+                &server.base,
+                "--max-retries",
+                "1",
+                "--retry-base-ms",
+                "5",
+            ],
+            &key_env(),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+        let tts = server.seen().iter().filter(|s| s.method == "POST").count();
+        assert_eq!(tts, 2, "{format}: sent, then retried once");
+        let report = read_json(&dir.path().join("out/book.report.json"));
+        let error = report["segments"][0]["error"].as_str().unwrap();
+        assert!(error.contains("undecodable audio"), "{format}: {error}");
+        assert!(!dir.path().join("out/book.wav").exists(), "{format}");
+        // Nothing was kept: the next run asks again.
+        let again = narrate(
+            dir.path(),
+            &[
+                "book.yaml",
+                "--base-url",
+                &server.base,
+                "--max-retries",
+                "0",
+            ],
+            &key_env(),
+        )
+        .await;
+        assert_eq!(again.status.code(), Some(1), "{format}: {}", stderr(&again));
+        let tts = server.seen().iter().filter(|s| s.method == "POST").count();
+        assert_eq!(tts, 3, "{format}: the second run sent it again");
     }
 }
 
