@@ -911,6 +911,35 @@ async fn requests_are_validated_with_pydantics_exact_errors() {
         let path = format!("/v1/text-to-speech/{VOICE}?{query}");
         let r = post(&base, &path, Some("k"), json!({"text": "Hi."})).await;
         assert_eq!(r.status().as_u16(), want, "{query}");
+        if want == 422 {
+            let detail = r.json::<Value>().await.unwrap()["detail"].clone();
+            assert_eq!(
+                detail.as_array().map(Vec::len),
+                Some(1),
+                "one item: {detail}"
+            );
+            assert_eq!(detail[0]["type"], "literal_error", "{detail}");
+        }
+    }
+    // WAV from the endpoints that answer whole files, not from the streaming ones (the
+    // description's lists), refused with one item.
+    for (suffix, want) in [
+        ("", 200),
+        ("/with-timestamps", 200),
+        ("/stream", 422),
+        ("/stream/with-timestamps", 422),
+    ] {
+        let path = format!("/v1/text-to-speech/{VOICE}{suffix}?output_format=wav_16000");
+        let r = post(&base, &path, Some("k"), json!({"text": "Hi."})).await;
+        assert_eq!(r.status().as_u16(), want, "{suffix}");
+        if want == 422 {
+            let detail = r.json::<Value>().await.unwrap()["detail"].clone();
+            assert_eq!(
+                detail.as_array().map(Vec::len),
+                Some(1),
+                "{suffix}: {detail}"
+            );
+        }
     }
 
     // The body is JSON only when the content type says so (or says nothing), as FastAPI reads it.

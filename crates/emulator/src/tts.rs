@@ -324,7 +324,7 @@ pub(crate) async fn tts_response(
             .map(|(_, v)| v.as_str())
     };
     let path = variant.path("{voice_id}");
-    let body = match validate(&path, headers, raw, pairs, variant.streams()) {
+    let body = match validate(&path, headers, raw, pairs) {
         Ok(body) => body,
         Err(errors) => return validation_error(errors),
     };
