@@ -524,6 +524,17 @@ async fn an_endless_body_fails_its_request_with_flat_memory() {
     }
 }
 
+/// `book.yaml` against `base`, retrying `retries` times at once.
+async fn run_retrying(dir: &Path, base: &str, retries: &str) -> std::process::Output {
+    let args = ["book.yaml", "--base-url", base, "--max-retries", retries];
+    narrate(
+        dir,
+        &[&args[..], &["--retry-base-ms", "5"]].concat(),
+        &key_env(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_200_whose_body_is_not_audio_is_retried_then_fails_and_is_never_kept() {
     // MP3 asked for, a page of HTML served; 16-bit PCM asked for, an odd number of bytes; a
@@ -545,20 +556,7 @@ async fn a_200_whose_body_is_not_audio_is_retried_then_fails_and_is_never_kept()
                 "output: out/book.wav\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: {format}}}\nsegments:\n  - {{id: a, text: \"Alice was beginning to get very tired.\"}}\n"
             ),
         );
-        let out = narrate(
-            dir.path(),
-            &[
-                "book.yaml",
-                "--base-url",
-                &server.base,
-                "--max-retries",
-                "1",
-                "--retry-base-ms",
-                "5",
-            ],
-            &key_env(),
-        )
-        .await;
+        let out = run_retrying(dir.path(), &server.base, "1").await;
         assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
         let tts = server.seen().iter().filter(|s| s.method == "POST").count();
         assert_eq!(tts, 2, "{format}: sent, then retried once");
@@ -567,18 +565,7 @@ async fn a_200_whose_body_is_not_audio_is_retried_then_fails_and_is_never_kept()
         assert!(error.contains("undecodable audio"), "{format}: {error}");
         assert!(!dir.path().join("out/book.wav").exists(), "{format}");
         // Nothing was kept: the next run asks again.
-        let again = narrate(
-            dir.path(),
-            &[
-                "book.yaml",
-                "--base-url",
-                &server.base,
-                "--max-retries",
-                "0",
-            ],
-            &key_env(),
-        )
-        .await;
+        let again = run_retrying(dir.path(), &server.base, "0").await;
         assert_eq!(again.status.code(), Some(1), "{format}: {}", stderr(&again));
         let tts = server.seen().iter().filter(|s| s.method == "POST").count();
         assert_eq!(tts, 3, "{format}: the second run sent it again");
