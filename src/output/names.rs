@@ -183,6 +183,41 @@ mod tests {
     }
 
     #[test]
+    fn split_files_are_named_after_the_output_and_their_chapter_or_id() {
+        use super::{Split, output_files};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("book.yaml");
+        std::fs::write(
+            &path,
+            "output: out/book.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n  - {id: a-1, chapter: Down the Hole, text: One.}\n  - {id: b.2, chapter: The Pool, text: Two.}\n",
+        )
+        .unwrap();
+        let job = crate::manifest::load(&path, &Default::default(), None).unwrap();
+        let out = dir.path().join("out");
+        let names = |split| -> Vec<_> {
+            output_files(&job, split)
+                .into_iter()
+                .map(|f| (f.path, f.segments))
+                .collect()
+        };
+        assert_eq!(names(Split::None), [(out.join("book.mp3"), 0..2)]);
+        assert_eq!(
+            names(Split::Segments),
+            [
+                (out.join("book/a-1.mp3"), 0..1),
+                (out.join("book/b.2.mp3"), 1..2)
+            ]
+        );
+        assert_eq!(
+            names(Split::Chapters),
+            [
+                (out.join("book-01-down-the-hole.mp3"), 0..1),
+                (out.join("book-02-the-pool.mp3"), 1..2)
+            ]
+        );
+    }
+
+    #[test]
     fn segment_file_names_keep_only_safe_characters() {
         assert_eq!(id_name("item-0042_v2.final"), "item-0042_v2.final");
         assert_eq!(id_name("a b:c*d?é"), "a_b_c_d__");
