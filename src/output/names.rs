@@ -218,6 +218,24 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_id_of_200_bytes_names_a_file_and_one_of_201_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |id: String| {
+            let path = dir.path().join("ids.yaml");
+            std::fs::write(
+                &path,
+                format!("output: out/b.mp3\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb}}\nsegments:\n  - {{id: {id}, text: One.}}\n"),
+            )
+            .unwrap();
+            let job = crate::manifest::load(&path, &Default::default(), None).unwrap();
+            super::check_segment_names(&job)
+        };
+        assert!(check("a".repeat(200)).is_ok());
+        let refused = check("a".repeat(201)).unwrap_err().to_string();
+        assert!(refused.contains("over 200 bytes"), "{refused}");
+    }
+
+    #[test]
     fn segment_file_names_keep_only_safe_characters() {
         assert_eq!(id_name("item-0042_v2.final"), "item-0042_v2.final");
         assert_eq!(id_name("a b:c*d?é"), "a_b_c_d__");
