@@ -120,13 +120,10 @@ mod tests {
 
     fn job(title: Option<&str>) -> Job {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.yaml");
-        std::fs::write(
-            &path,
+        let mut job = crate::manifest::from_yaml(
+            &dir.path().join("b.yaml"),
             "output: b.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n  - {id: one, chapter: One, text: Hello there.}\n",
-        )
-        .unwrap();
-        let mut job = crate::manifest::load(&path, &Default::default(), None).unwrap();
+        );
         job.book.title = title.map(str::to_string);
         job.book.author = Some("Lewis\nCarroll".into());
         job

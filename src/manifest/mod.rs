@@ -235,6 +235,13 @@ pub fn load(
     load_source(path, &source, flags, output_override)
 }
 
+/// A manifest's text validated as if read from `path`, with the flags' defaults: unit tests'
+/// jobs.
+#[cfg(test)]
+pub(crate) fn from_yaml(path: &Path, yaml: &str) -> Job {
+    load_source(path, yaml, &FlagDefaults::default(), None).expect("a valid test manifest")
+}
+
 /// Validates a manifest given as text, as if read from `path` (which names it in messages, is
 /// its base for relative paths and its state directory, and is an input no output may be):
 /// a book imported in memory.

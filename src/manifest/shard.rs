@@ -204,9 +204,7 @@ mod tests {
                 ));
             }
         }
-        let path = dir.join(format!("{name}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        crate::manifest::load(&path, &Default::default(), None).unwrap()
+        crate::manifest::from_yaml(&dir.join(format!("{name}.yaml")), &yaml)
     }
 
     #[test]

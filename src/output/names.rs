@@ -186,13 +186,10 @@ mod tests {
     fn split_files_are_named_after_the_output_and_their_chapter_or_id() {
         use super::{Split, output_files};
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("book.yaml");
-        std::fs::write(
-            &path,
+        let job = crate::manifest::from_yaml(
+            &dir.path().join("book.yaml"),
             "output: out/book.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n  - {id: a-1, chapter: Down the Hole, text: One.}\n  - {id: b.2, chapter: The Pool, text: Two.}\n",
-        )
-        .unwrap();
-        let job = crate::manifest::load(&path, &Default::default(), None).unwrap();
+        );
         let out = dir.path().join("out");
         let names = |split| -> Vec<_> {
             output_files(&job, split)
@@ -221,13 +218,12 @@ mod tests {
     fn a_segment_id_of_200_bytes_names_a_file_and_one_of_201_does_not() {
         let dir = tempfile::tempdir().unwrap();
         let check = |id: String| {
-            let path = dir.path().join("ids.yaml");
-            std::fs::write(
-                &path,
-                format!("output: out/b.mp3\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb}}\nsegments:\n  - {{id: {id}, text: One.}}\n"),
-            )
-            .unwrap();
-            let job = crate::manifest::load(&path, &Default::default(), None).unwrap();
+            let job = crate::manifest::from_yaml(
+                &dir.path().join("ids.yaml"),
+                &format!(
+                    "output: out/b.mp3\ndefaults: {{voice_id: JBFqnCBsd6RMkjVDRZzb}}\nsegments:\n  - {{id: {id}, text: One.}}\n"
+                ),
+            );
             super::check_segment_names(&job)
         };
         assert!(check("a".repeat(200)).is_ok());

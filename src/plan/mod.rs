@@ -284,9 +284,7 @@ mod tests {
                 ));
             }
         }
-        let path = dir.join("w.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        crate::manifest::load(&path, &Default::default(), None).unwrap()
+        crate::manifest::from_yaml(&dir.join("w.yaml"), &yaml)
     }
 
     #[test]
