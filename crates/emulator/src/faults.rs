@@ -5,7 +5,6 @@
 //! Not responsible for the audio (see `synth`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -32,7 +31,6 @@ pub(crate) enum Injected {
 /// Draws this request's fault, if any.
 pub(crate) fn inject_fault(state: &Emulator, content: &str) -> Option<Injected> {
     let faults = &state.config.faults;
-    state.tts_count.fetch_add(1, Ordering::SeqCst);
     if faults.kinds.is_empty() || faults.rate <= 0.0 {
         return None;
     }

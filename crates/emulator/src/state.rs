@@ -70,8 +70,6 @@ pub struct Emulator {
     pub(crate) character_limit: AtomicU64,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) counter: AtomicU64,
-    /// TTS requests seen, for fault draws.
-    pub(crate) tts_count: AtomicU64,
     /// Text-to-speech requests arrived, watched by held answers (`Config::hold_answers_until`).
     pub(crate) arrivals: tokio::sync::watch::Sender<usize>,
     /// Text-to-speech answers made (each counted before it is sent).
@@ -120,7 +118,6 @@ impl Emulator {
             credits_used: Mutex::new(0.0),
             in_flight: AtomicUsize::new(0),
             counter: AtomicU64::new(0),
-            tts_count: AtomicU64::new(0),
             arrivals: tokio::sync::watch::Sender::new(0),
             answered: AtomicUsize::new(0),
             clock_offset: AtomicU64::new(0),
