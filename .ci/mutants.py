@@ -25,6 +25,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,6 +117,9 @@ def run(files, test_args, budget, in_diff=None, iterate=False, sample=None,
     if iterate:
         # Skips the mutants an earlier run in this folder caught.
         cmd.append("--iterate")
+    else:
+        # A run that finds no mutant leaves no output: an earlier run's must not be judged.
+        shutil.rmtree(OUT, ignore_errors=True)
     if sample:
         # Every Nth mutant in cargo-mutants' order, so a sample spans all the area's files.
         cmd += ["--shard", sample, "--sharding", "round-robin"]
