@@ -287,6 +287,66 @@ mod tests {
         crate::manifest::from_yaml(&dir.join("w.yaml"), &yaml)
     }
 
+    /// A manifest of these segment lines (`{id: .., text: ..}` and any other fields).
+    fn rows(dir: &std::path::Path, lines: &[String]) -> crate::manifest::Job {
+        let mut yaml = String::from(
+            "output: out/w.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n",
+        );
+        for line in lines {
+            yaml.push_str(&format!("  - {line}\n"));
+        }
+        crate::manifest::from_yaml(&dir.join("w.yaml"), &yaml)
+    }
+
+    #[test]
+    fn the_characters_to_be_sent_are_counted_in_characters_not_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = rows(
+            dir.path(),
+            &[
+                "{id: a, text: \"Café crème.\"}".into(),
+                "{id: b, text: \"  Naïve.  \"}".into(),
+            ],
+        );
+        // 11 and 6 characters (15 and 7 bytes), the second sent trimmed.
+        assert_eq!(super::plan(&job).characters(), 17);
+    }
+
+    #[test]
+    fn a_chain_that_stitches_asks_for_slots_once_and_one_that_does_not_once_a_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines: Vec<String> = (0..3)
+            .map(|k| format!("{{id: a{k}, chapter: A, text: \"Line {k}.\"}}"))
+            .collect();
+        lines.extend((0..2).map(|k| {
+            format!("{{id: b{k}, chapter: B, model_id: eleven_v3, text: \"Line {k}.\"}}")
+        }));
+        let plan = super::plan(&rows(dir.path(), &lines));
+        // Chapter A's three requests wait for each other's ids: one participant. eleven_v3
+        // takes no ids, so chapter B's two run on their own: two.
+        assert_eq!(plan.slot_participants(), 3);
+    }
+
+    #[test]
+    fn more_than_three_hundred_rows_chained_without_a_chapter_are_warned_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|k| format!("{{id: r{k}, text: \"Row {k}.\"}}"))
+                .collect()
+        };
+        let note = |n: usize| {
+            let job = rows(dir.path(), &lines(n));
+            super::continuity_note(&job, &super::plan(&job))
+        };
+        assert_eq!(note(300), None);
+        let warning = note(301).expect("a warning at 301");
+        assert!(
+            warning.starts_with("warning: 301 requests without a chapter are chained"),
+            "{warning}"
+        );
+    }
+
     #[test]
     fn a_window_is_its_segments_as_a_job_of_their_own_and_never_cuts_a_chain() {
         let dir = tempfile::tempdir().unwrap();
