@@ -403,6 +403,20 @@ mod tests {
     }
 
     #[test]
+    fn a_chains_first_request_resent_without_ids_carries_only_the_next_text() {
+        // `--only` the first request: it sends the next takes' ids, and when the API refuses
+        // them it is sent again with its neighbour's text; it has no previous one.
+        let dir = tempfile::tempdir().unwrap();
+        let plan = super::plan(&job(dir.path(), 2));
+        let context = super::text_context(&plan, 0);
+        assert_eq!(context.previous_text, None);
+        assert_eq!(context.next_text.as_deref(), Some("Chapter 0, line 1."));
+        let last = super::text_context(&plan, 1);
+        assert_eq!(last.previous_text.as_deref(), Some("Chapter 0, line 0."));
+        assert_eq!(last.next_text, None);
+    }
+
+    #[test]
     fn only_a_request_rendered_again_sends_the_ids_of_the_takes_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut plan = super::plan(&job(dir.path(), 3));
