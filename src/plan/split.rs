@@ -379,6 +379,34 @@ mod tests {
     }
 
     #[test]
+    fn a_cjk_sentence_end_is_a_stronger_cut_than_a_clause_mark() {
+        // The short first sentence is a piece of its own, not glued to the next one's first
+        // clause, though both would fit the limit together.
+        let text = "はい。今日は天気がとても良いので，公園まで歩いて行きました。";
+        assert_eq!(
+            split_text(text, 20),
+            vec![
+                "はい。",
+                "今日は天気がとても良いので，",
+                "公園まで歩いて行きました。"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tag_left_open_at_a_line_end_does_not_swallow_the_paragraphs_after_it() {
+        let text = "He typed <break and stopped there.\n\nA new paragraph starts here.\n\nThen 3 > 2 was said.";
+        assert_eq!(
+            split_text(text, 40),
+            vec![
+                "He typed <break and stopped there.",
+                "A new paragraph starts here.",
+                "Then 3 > 2 was said."
+            ]
+        );
+    }
+
+    #[test]
     fn greedy_packing_is_balanced_into_even_pieces() {
         // Six sentences of 20 characters under a limit of 100: greedy packing would give four
         // and two; balanced, three and three.
