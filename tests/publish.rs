@@ -148,6 +148,48 @@ pub(crate) fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mp3_book_copied_frame_by_frame_still_has_its_waveform_for_the_review_page() {
+    // Without --loudness, the MP3's frames are copied and decoded only for the waveform.
+    let fx = Fixture::default().await;
+    let dir = &fx.dir;
+    book(dir.path(), "mp3_44100_128", "out/book.mp3");
+    let out = narrate(
+        dir.path(),
+        &["book.yaml", "--base-url", &fx.emu.base_url()],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let review = read_json(&dir.path().join("out/book.review.json"));
+    let segments = review["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 4);
+    let mut loudest = 0;
+    for s in segments {
+        let peaks = s["peaks"].as_array().unwrap();
+        assert!(!peaks.is_empty(), "{} has no waveform", s["id"]);
+        loudest = loudest.max(peaks.iter().map(|p| p.as_u64().unwrap()).max().unwrap());
+    }
+    // The loudest bucket is the file's peak, as ffmpeg measures it (0 dBFS is 255).
+    let probe = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(dir.path().join("out/book.mp3"))
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&probe.stderr);
+    let max_db: f64 = log
+        .lines()
+        .find_map(|l| l.split("max_volume: ").nth(1))
+        .and_then(|v| v.trim_end_matches(" dB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no max_volume in {log}"));
+    let expected = 255.0 * 10f64.powf(max_db / 20.0);
+    assert!(
+        (loudest as f64 - expected).abs() <= 0.05 * expected + 2.0,
+        "loudest bucket {loudest}, ffmpeg's peak {max_db} dB ({expected:.1})"
+    );
+}
+
 /// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT) in seconds.
 fn clock(s: &str) -> f64 {
     let s = s.replace(',', ".");
