@@ -368,6 +368,21 @@ mod tests {
     }
 
     #[test]
+    fn a_word_in_capitals_or_a_lowercase_letter_before_a_full_stop_ends_the_sentence() {
+        // Only a single capital ("J.") is an initial.
+        let text = "The rocket was built by NASA. It flew to the moon.";
+        assert_eq!(
+            split_text(text, 40),
+            vec!["The rocket was built by NASA.", "It flew to the moon."]
+        );
+        let text = "The word ends in the letter a. Then more follows.";
+        assert_eq!(
+            split_text(text, 40),
+            vec!["The word ends in the letter a.", "Then more follows."]
+        );
+    }
+
+    #[test]
     fn a_long_cjk_sentence_is_cut_after_its_clause_marks() {
         let text = "今日は天気がとても良いので，公園まで歩いて行きました，そして友達に会いました";
         let pieces = split_text(text, 16);
