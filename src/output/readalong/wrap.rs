@@ -376,6 +376,24 @@ mod tests {
     }
 
     #[test]
+    fn a_heading_is_a_block_whose_words_never_join_the_text_around_it() {
+        let doc = "<html><body><div>Before<h2>Heading</h2>After</div></body></html>";
+        let texts: Vec<String> = words(doc).unwrap().into_iter().map(|w| w.text).collect();
+        assert_eq!(texts, ["Before", "Heading", "After"]);
+    }
+
+    #[test]
+    fn a_sentence_whose_last_word_ends_before_an_inline_elements_end_tag_is_wrapped_around_it() {
+        // "stop." is followed by a space inside the emphasis: the sentence began outside it,
+        // so its span closes after `</em>`.
+        let doc = "<html><body><p>Say <em>stop. </em>Next.</p></body></html>";
+        assert_eq!(
+            wrap(doc, &["Say stop.", "Next."]),
+            "<html><body><p><span id=\"s0\">Say <em>stop. </em></span><span id=\"s1\">Next.</span></p></body></html>"
+        );
+    }
+
+    #[test]
     fn the_narration_is_found_past_what_it_left_out() {
         let doc = words("<html><body><p>Copyright 2020 Someone. All rights.</p><p>It was a dark night and cold.</p></body></html>").unwrap();
         let said = ["It", "was", "a", "dark", "night", "and", "cold."];
