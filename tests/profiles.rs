@@ -6,7 +6,6 @@
 //! for one file cut between segments, and a segment too long refused before anything is sent.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -113,19 +112,10 @@ struct Heard {
 
 fn ffmpeg_figures(path: &Path, rate: f64) -> Heard {
     let ebu = ffmpeg_ebur128(path);
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(path)
-        .args([
-            "-af",
-            "astats=measure_perchannel=none,silencedetect=noise=-60dB:d=0.05",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let log = ffmpeg_filter_log(
+        path,
+        "astats=measure_perchannel=none,silencedetect=noise=-60dB:d=0.05",
+    );
     let number = |line: &str, key: &str| -> f64 {
         line[line.find(key).unwrap() + key.len()..]
             .split_whitespace()

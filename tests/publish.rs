@@ -132,13 +132,7 @@ async fn mp3_duration_tags_and_chapters_read_back_with_ffprobe() {
 /// Runs ffmpeg's `ebur128` filter (with true peak) on a file and returns a reader of its
 /// summary: `"I:"` gives the integrated loudness, `"Peak:"` the true peak.
 pub(crate) fn ffmpeg_ebur128(path: &Path) -> impl Fn(&str) -> f64 + use<> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(path)
-        .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let log = ffmpeg_filter_log(path, "ebur128=peak=true");
     let summary = log[log.rfind("Summary:").expect("ebur128 prints a summary")..].to_string();
     move |label: &str| -> f64 {
         let line = summary
@@ -163,13 +157,7 @@ fn waveform_agrees_with_ffmpeg(dir: &Path) {
         loudest = loudest.max(peaks.iter().map(|p| p.as_u64().unwrap()).max().unwrap());
     }
     // 0 dBFS is 255.
-    let probe = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(dir.join("out/book.mp3"))
-        .args(["-af", "volumedetect", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&probe.stderr);
+    let log = ffmpeg_filter_log(&dir.join("out/book.mp3"), "volumedetect");
     let max_db: f64 = log
         .lines()
         .find_map(|l| l.split("max_volume: ").nth(1))

@@ -101,13 +101,7 @@ pub(crate) fn spans(xhtml: &str) -> Vec<(String, String)> {
 fn silences(dir: &Path, audio: &[u8]) -> Vec<(f64, f64)> {
     let path = dir.join("clip-audio.mp3");
     std::fs::write(&path, audio).unwrap();
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(&path)
-        .args(["-af", "silencedetect=noise=-45dB:d=0.1", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is required by the tests");
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = ffmpeg_filter_log(&path, "silencedetect=noise=-45dB:d=0.1");
     let value = |line: &str, key: &str| -> Option<f64> {
         let at = line.find(key)? + key.len();
         line[at..].split_whitespace().next()?.parse().ok()

@@ -308,6 +308,18 @@ pub fn part_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What ffmpeg logs when it runs a file's audio through `filter`, such as `volumedetect`: its
+/// measurements (ffmpeg is required).
+pub fn ffmpeg_filter_log(path: &Path, filter: &str) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args(["-af", filter, "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is required by the tests: apt-get install ffmpeg");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// ffprobe's JSON about a file, with `args` such as `-show_format` (ffprobe is required).
 pub fn ffprobe_json(path: &Path, args: &[&str]) -> Value {
     let out = std::process::Command::new("ffprobe")

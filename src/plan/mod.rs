@@ -274,17 +274,13 @@ pub(crate) fn stitchable(segment: &Segment) -> bool {
 mod tests {
     /// Three chapters of `per` segments each (one voice, one chain a chapter).
     fn job(dir: &std::path::Path, per: usize) -> crate::manifest::Job {
-        let mut yaml = String::from(
-            "output: out/w.mp3\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb}\nsegments:\n",
-        );
-        for c in 0..3 {
-            for k in 0..per {
-                yaml.push_str(&format!(
-                    "  - {{id: c{c}-{k}, chapter: C{c}, text: \"Chapter {c}, line {k}.\"}}\n"
-                ));
-            }
-        }
-        crate::manifest::from_yaml(&dir.join("w.yaml"), &yaml)
+        let lines: Vec<String> = (0..3)
+            .flat_map(|c| (0..per).map(move |k| (c, k)))
+            .map(|(c, k)| {
+                format!("{{id: c{c}-{k}, chapter: C{c}, text: \"Chapter {c}, line {k}.\"}}")
+            })
+            .collect();
+        rows(dir, &lines)
     }
 
     /// A manifest of these segment lines (`{id: .., text: ..}` and any other fields).
