@@ -82,6 +82,12 @@ TIMEOUTS = {"execute": 300, "plan": 240, "checks": 450, "emulator": 240, "publis
             "readalong": 420}
 DEFAULT_TIMEOUT = 300
 
+# The cargo profile of a whole area's run: the test profile without debug information
+# (Cargo.toml), whose incremental build of one mutant links in about a third of the time (9 s
+# instead of 22 to 32 on two cores). `diff` keeps the test profile, which CI has just built for
+# the suite: a first build of another profile would spend its budget.
+RUN_PROFILE = "mutants"
+
 SURVIVORS = ".ci/mutants-survivors.txt"
 OUT = "mutants.out"
 
@@ -109,7 +115,7 @@ def key(mutant):
 
 
 def run(files, test_args, budget, in_diff=None, iterate=False, sample=None,
-        timeout=DEFAULT_TIMEOUT):
+        timeout=DEFAULT_TIMEOUT, profile=None):
     # `--workspace`: the emulator is a crate of its own, whose files cargo-mutants only sees
     # (and so mutates) when asked for the whole workspace; `-f` still picks the files.
     cmd = ["cargo", "mutants", "--workspace", "--in-place", "--baseline", "skip",
@@ -120,6 +126,8 @@ def run(files, test_args, budget, in_diff=None, iterate=False, sample=None,
     else:
         # A run that finds no mutant leaves no output: an earlier run's must not be judged.
         shutil.rmtree(OUT, ignore_errors=True)
+    if profile:
+        cmd += ["--profile", profile]
     if sample:
         # Every Nth mutant in cargo-mutants' order, so a sample spans all the area's files.
         cmd += ["--shard", sample, "--sharding", "round-robin"]
@@ -245,7 +253,7 @@ def main(argv):
     if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
         files, tests = AREAS[argv[1]]
         run(files, tests, budget, iterate=iterate, sample=sample,
-            timeout=TIMEOUTS.get(argv[1], DEFAULT_TIMEOUT))
+            timeout=TIMEOUTS.get(argv[1], DEFAULT_TIMEOUT), profile=RUN_PROFILE)
         return judge()
     if argv[0] == "diff":
         return diff(argv[1] if len(argv) > 1 else "HEAD~1", budget)
