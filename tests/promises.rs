@@ -150,6 +150,21 @@ fn kill(child: &std::process::Child, signal: &str) {
     );
 }
 
+#[tokio::test]
+async fn a_budget_of_exactly_what_the_book_costs_sends_all_of_it() {
+    let fx = Fixture::default().await;
+    chapter(&fx, "book.yaml", 3, "");
+    // Multilingual v2, a credit a character, estimated and charged alike: the last request
+    // brings the spent and reserved credits to the limit exactly, which is within it.
+    let cost = 3 * "This is sentence number 0 of the chapter.".chars().count();
+    let out = fx
+        .run(&["book.yaml", "--max-credits", &cost.to_string()])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.tts_log().len(), 3);
+    assert_eq!(fx.emu.state.credits_used(), cost as f64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_gently_and_a_second_signal_ends_the_run_with_its_report() {
     let fx = Fixture::new(emulator::Config {

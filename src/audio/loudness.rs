@@ -415,6 +415,25 @@ mod tests {
         assert!(one.noise_floor_db > one.rms_db - 4.0, "{one:?}");
     }
 
+    #[test]
+    fn the_noise_floor_is_the_quietest_half_second_of_the_audio() {
+        let rate = 16_000;
+        // Loud, quiet, loud, a second each: two half-second windows hold only the quiet sine.
+        let mut samples = sine(rate, 1.0, 440.0, 0.5);
+        samples.extend(sine(rate, 1.0, 440.0, 0.002));
+        samples.extend(sine(rate, 1.0, 440.0, 0.5));
+        let mut meter = Meter::new(1, rate, ebur128::Mode::I).unwrap();
+        meter.add(&samples);
+        let heard = meter.finish();
+        // A sine's RMS is its amplitude over the square root of two.
+        let quiet = 20.0 * (0.002 / std::f64::consts::SQRT_2).log10();
+        assert!(
+            (heard.noise_floor_db - quiet).abs() < 0.5,
+            "noise floor {} dB, the quiet sine's {quiet}",
+            heard.noise_floor_db
+        );
+    }
+
     /// `seconds` of a sine at `freq` Hz and `amplitude` (of full scale).
     fn sine(rate: u32, seconds: f64, freq: f64, amplitude: f64) -> Vec<i16> {
         let n = (f64::from(rate) * seconds) as usize;
