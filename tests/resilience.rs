@@ -741,3 +741,30 @@ async fn the_longest_chain_starts_in_the_first_wave_wherever_it_is_listed() {
         "sent before any answer: {first_wave:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_gives_its_slot_to_a_waiting_chain_with_more_work_left() {
+    // One slot. Chain a (a long request, then a short one) has the most work and goes first;
+    // after its long request, chain b waits with more work left than a's short request, so b
+    // takes the slot before a's second request.
+    let fx = Fixture::default().await;
+    let long = "The first request of chain a is long, much longer than anything else in this book.";
+    let middle = "Chain b has one request of middle length.";
+    let short = "A short end.";
+    fx.write(
+        "book.yaml",
+        &format!(
+            "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n  - {{id: a1, chapter: a, text: \"{long}\"}}\n  - {{id: a2, chapter: a, text: \"{short}\"}}\n  - {{id: b1, chapter: b, text: \"{middle}\"}}\n"
+        ),
+    );
+    let out = fx
+        .run(&["book.yaml", "--concurrency", "1", "--rate", "100"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sent: Vec<String> = fx
+        .tts_log()
+        .iter()
+        .map(|e| e["body"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, [long, middle, short], "in the order sent");
+}
