@@ -497,3 +497,68 @@ async fn a_lost_take_past_the_first_hundred_history_items_is_found_on_a_later_pa
     let report = fx.json("out/book.report.json");
     assert_eq!(report["totals"]["recovered"], 1, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_recovered_but_never_stored_is_its_own_requests_on_the_next_run() {
+    // Every delivery is cut, so the audio is recovered from the history. The first run cannot
+    // store it: a file stands where each cache folder would go, put there while the text is
+    // generated. It stops as if killed between taking the item and storing it.
+    let fx = Fixture::new(emulator::Config {
+        latency_ms: 1500,
+        faults: Faults {
+            rate: 1.0,
+            seed: 1,
+            kinds: vec![Fault::Truncated],
+        },
+        ..Default::default()
+    })
+    .await;
+    fx.write(
+        "book.yaml",
+        &format!(
+            "output: out.mp3\ndefaults: {{voice_id: {NARRATOR}, output_format: mp3_22050_32}}\nsegments:\n  - {{id: s, text: \"A sentence taken from the history but never stored.\"}}\n"
+        ),
+    );
+    let child = spawn_narrate(
+        fx.path(),
+        &["book.yaml", "--base-url", &fx.base()],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    for _ in 0..1000 {
+        if fx.emu.state.in_flight() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(fx.emu.state.in_flight(), 1, "the text is being generated");
+    let cache = fx.path().join(".narrate/cache");
+    let blocks: Vec<_> = (0..=255u8)
+        .map(|b| cache.join(format!("{b:02x}")))
+        .collect();
+    for block in &blocks {
+        std::fs::write(block, "").unwrap();
+    }
+    let first = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(first.status.code(), Some(0), "{}", stderr(&first));
+    let journal = std::fs::read_to_string(cache.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"kind\":\"used\""), "taken: {journal}");
+    for block in &blocks {
+        std::fs::remove_file(block).unwrap();
+    }
+    let out = fx.run(&["book.yaml"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let posts = fx.tts_log();
+    assert_eq!(
+        posts.len(),
+        1,
+        "generated once: the item taken before is this request's own"
+    );
+    let report = fx.json("out.report.json");
+    assert_eq!(
+        report["segments"][0]["requests"][0]["history_item_id"],
+        posts[0]["history_item_id"]
+    );
+}
