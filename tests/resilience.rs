@@ -511,12 +511,12 @@ async fn budgets_balance_and_the_state_lock() {
     );
     // Above --max-credits: refused too.
     emu.state.set_character_limit(1_000_000);
-    let out = run_against(dir.path(), &base, &["book.yaml", "--max-credits", "100"]).await;
-    assert_eq!(out.status.code(), Some(2));
+    let over = run_against(dir.path(), &base, &["book.yaml", "--max-credits", "100"]).await;
+    assert_eq!(over.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--max-credits 100"),
+        stderr(&over).contains("--max-credits 100"),
         "{}",
-        stderr(&out)
+        stderr(&over)
     );
     assert!(tts_log(dir.path()).is_empty(), "nothing sent");
 
@@ -532,6 +532,14 @@ async fn budgets_balance_and_the_state_lock() {
     drop(lock);
     let out = run_against(dir.path(), &base, &["book.yaml"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The refusal's figures were what the run then cost: both models charge a credit a
+    // character, so the emulator's charge is the credits and the characters alike.
+    let charged = emu.state.credits_used();
+    let needs = format!(
+        "needs about {charged} credits for {} uncached requests ({charged} characters)",
+        tts_log(dir.path()).len()
+    );
+    assert!(stderr(&over).contains(&needs), "{needs}: {}", stderr(&over));
     emu.stop().await;
 }
 
