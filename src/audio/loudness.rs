@@ -434,6 +434,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn silence_halves_the_mean_square_and_is_the_floor() {
+        let rate = 16_000;
+        let mut meter = Meter::new(1, rate, ebur128::Mode::I).unwrap();
+        meter.add(&sine(rate, 1.0, 440.0, 0.5));
+        meter.add_silence(u64::from(rate));
+        let heard = meter.finish();
+        // As many silent samples as sounding ones: half the sine's mean square, 3 dB down.
+        let expected = 20.0 * (0.5 / std::f64::consts::SQRT_2).log10() - 10.0 * 2f64.log10();
+        assert!(
+            (heard.rms_db - expected).abs() < 0.05,
+            "RMS {} dB, expected {expected}",
+            heard.rms_db
+        );
+        assert_eq!(
+            heard.noise_floor_db, -200.0,
+            "a silent half second is the floor"
+        );
+    }
+
     /// `seconds` of a sine at `freq` Hz and `amplitude` (of full scale).
     fn sine(rate: u32, seconds: f64, freq: f64, amplitude: f64) -> Vec<i16> {
         let n = (f64::from(rate) * seconds) as usize;
