@@ -256,8 +256,10 @@ pub(crate) async fn sync(cache: &Cache, keys: Vec<String>) -> Synced {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode, encode};
-    use crate::state::cache::{Meta, sha256_hex};
+    use super::{decode, encode, pull};
+    use crate::state::bucket::Bucket;
+    use crate::state::cache::{Cache, Meta, sha256_hex};
+    use crate::state::shelf::{Created, SharedShelf};
 
     fn meta(audio: &[u8]) -> Meta {
         Meta {
@@ -276,6 +278,48 @@ mod tests {
             recovered_from: None,
             sha256: Some(sha256_hex(audio)),
         }
+    }
+
+    #[test]
+    fn an_entry_whose_timings_take_megabytes_reads_back() {
+        // A long text's character timings: a header of about 3 MiB, under the 64 MiB bound.
+        let key = "ef".repeat(32);
+        let audio = b"audio".to_vec();
+        let n = 150_000;
+        let alignment = crate::api::Alignment {
+            characters: vec!["a".to_string(); n],
+            character_start_times_seconds: (0..n).map(|i| i as f64 / 10.0).collect(),
+            character_end_times_seconds: (0..n).map(|i| i as f64 / 10.0 + 0.05).collect(),
+        };
+        let bytes = encode(&key, &meta(&audio), Some(alignment), &audio).unwrap();
+        assert!(bytes.len() > 3 << 20, "{} bytes", bytes.len());
+        let (_, read, back) = decode(&key, &bytes).unwrap();
+        assert_eq!(read.unwrap().characters.len(), n);
+        assert_eq!(back, audio);
+    }
+
+    #[tokio::test]
+    async fn only_a_request_keys_object_is_taken_from_the_shelf() {
+        // Other objects in the same place (a short hex name, one in capitals, a name that
+        // would lead out of the cache) are never read into it, whatever they hold.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/shelf", dir.path().display());
+        let shelf: SharedShelf = std::sync::Arc::new(Bucket::open(&url).unwrap());
+        let cache = Cache::open(&dir.path().join("cache"))
+            .unwrap()
+            .with_shelf(Some(shelf.clone()));
+        let audio = b"audio".to_vec();
+        let key = "0a".repeat(32);
+        for name in ["abc123", &"AB".repeat(32), "..", key.as_str()] {
+            let entry = encode(name, &meta(&audio), None, &audio).unwrap();
+            assert_eq!(shelf.create(name, entry).await, Ok(Created::New), "{name}");
+        }
+        for name in ["abc123", &"AB".repeat(32), ".."] {
+            assert!(!pull(&cache, name).await, "{name} was taken");
+            assert!(!cache.has(name), "{name}");
+        }
+        assert!(pull(&cache, &key).await, "a request key's entry is taken");
+        assert_eq!(std::fs::read(cache.audio_path(&key)).unwrap(), audio);
     }
 
     #[test]
