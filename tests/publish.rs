@@ -677,11 +677,8 @@ async fn timestamps_give_word_captions_at_the_apis_timings() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(tts_log(dir.path()).len(), sent, "nothing paid twice");
-    assert!(
-        stderr(&out).contains("without character timings"),
-        "{}",
-        stderr(&out)
-    );
+    let warning = format!("{sent} request(s) came from the cache without character timings");
+    assert!(stderr(&out).contains(&warning), "{}", stderr(&out));
     assert_eq!(vtt_cues(&vtt).len(), sent, "one cue per request");
 
     // Rendered again through /with-timestamps: word-timed cues.
@@ -768,6 +765,11 @@ async fn timestamps_give_word_captions_at_the_apis_timings() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(tts_log(dir.path()).len(), sent);
+    assert!(
+        !stderr(&out).contains("without character timings"),
+        "every request has its timings now: {}",
+        stderr(&out)
+    );
     assert_eq!(
         check(&read_json(&dir.path().join("out/edges.report.json"))),
         checked
