@@ -240,6 +240,26 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("chapter.srt"), "{}", stderr(&out));
 
+    // A text_file that a chapter file's captions would overwrite (`--split chapters`).
+    let text = "The rabbit ran past.";
+    write(dir.path(), "split-01-one.vtt", text);
+    write(
+        dir.path(),
+        "split.yaml",
+        "output: split.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: a, chapter: One, text_file: split-01-one.vtt}\n",
+    );
+    let out = run_against(dir.path(), &base, &["split.yaml", "--split", "chapters"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("split-01-one.vtt"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("split-01-one.vtt")).unwrap(),
+        text
+    );
+
     // An output reached through a symlink and `..` that is the manifest itself.
     #[cfg(unix)]
     {

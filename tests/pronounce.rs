@@ -150,6 +150,11 @@ async fn one_dictionary_across_runs_and_a_changed_rule_renders_only_its_requests
             && plan.contains("pronunciation \"Dinah\": 2 requests (b#1, d#1)"),
         "{plan}"
     );
+    // Every request rendered and stored: nothing left to pay for.
+    assert!(
+        plan.contains("4 requests, ") && plan.contains(", 4 cached, about 0 credits to render"),
+        "{plan}"
+    );
 
     // Run 3: Cheshire said another way. The same dictionary gets the new rules (a new
     // version); exactly the requests with "Cheshire" are sent again, with that version.
