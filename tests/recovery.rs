@@ -31,6 +31,17 @@ fn four_chapters(fx: &Fixture, logging: bool) {
     fx.write("book.yaml", &yaml);
 }
 
+/// Waits (five seconds at most) until the emulator's count of generations in progress is
+/// one `done` accepts.
+async fn until_in_flight(fx: &Fixture, done: impl Fn(usize) -> bool) {
+    for _ in 0..1000 {
+        if done(fx.emu.state.in_flight()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Every item of the emulator's speech history, read through its API, every page.
 pub(crate) async fn history(fx: &Fixture) -> Vec<Value> {
     let client = reqwest::Client::new();
@@ -132,12 +143,7 @@ async fn kill_9_with_requests_in_flight_then_a_resume_generates_each_text_once()
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The generations the killed run started go on to the end on the server.
-    for _ in 0..1000 {
-        if fx.emu.state.in_flight() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_in_flight(&fx, |n| n == 0).await;
     let journal = std::fs::read_to_string(fx.path().join(".narrate/cache/journal.jsonl")).unwrap();
     assert!(
         journal.lines().count() >= 3,
@@ -464,20 +470,10 @@ async fn a_lost_take_past_the_first_hundred_history_items_is_found_on_a_later_pa
         Stdio::null(),
         Stdio::null(),
     );
-    for _ in 0..1000 {
-        if fx.emu.state.in_flight() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_in_flight(&fx, |n| n > 0).await;
     child.kill().unwrap(); // SIGKILL, the request in flight
     child.wait().unwrap();
-    for _ in 0..1000 {
-        if fx.emu.state.in_flight() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_in_flight(&fx, |n| n == 0).await;
     // Another job's 120 takes with the same voice and model, newer than the lost one.
     let client = reqwest::Client::new();
     for n in 0..120 {
@@ -525,12 +521,7 @@ async fn a_take_recovered_but_never_stored_is_its_own_requests_on_the_next_run()
         Stdio::null(),
         Stdio::piped(),
     );
-    for _ in 0..1000 {
-        if fx.emu.state.in_flight() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_in_flight(&fx, |n| n > 0).await;
     assert_eq!(fx.emu.state.in_flight(), 1, "the text is being generated");
     let cache = fx.path().join(".narrate/cache");
     let blocks: Vec<_> = (0..=255u8)
