@@ -31,6 +31,19 @@ fn four_chapters(fx: &Fixture, logging: bool) {
     fx.write("book.yaml", &yaml);
 }
 
+/// An emulator that cuts every delivery short, each answered after `latency_ms`.
+fn every_delivery_cut(latency_ms: u64) -> emulator::Config {
+    emulator::Config {
+        latency_ms,
+        faults: Faults {
+            rate: 1.0,
+            seed: 1,
+            kinds: vec![Fault::Truncated],
+        },
+        ..Default::default()
+    }
+}
+
 /// Waits (five seconds at most) until the emulator's count of generations in progress is
 /// one `done` accepts.
 async fn until_in_flight(fx: &Fixture, done: impl Fn(usize) -> bool) {
@@ -287,15 +300,7 @@ async fn without_a_usable_history_narrate_pays_again_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_job_does_not_take_an_earlier_jobs_history_item() {
-    let fx = Fixture::new(emulator::Config {
-        faults: Faults {
-            rate: 1.0,
-            seed: 1,
-            kinds: vec![Fault::Truncated],
-        },
-        ..Default::default()
-    })
-    .await;
+    let fx = Fixture::new(every_delivery_cut(0)).await;
     // The same text in two projects, each with its own state directory.
     for project in ["a", "b"] {
         fx.write(
@@ -499,16 +504,7 @@ async fn a_take_recovered_but_never_stored_is_its_own_requests_on_the_next_run()
     // Every delivery is cut, so the audio is recovered from the history. The first run cannot
     // store it: a file stands where each cache folder would go, put there while the text is
     // generated. It stops as if killed between taking the item and storing it.
-    let fx = Fixture::new(emulator::Config {
-        latency_ms: 1500,
-        faults: Faults {
-            rate: 1.0,
-            seed: 1,
-            kinds: vec![Fault::Truncated],
-        },
-        ..Default::default()
-    })
-    .await;
+    let fx = Fixture::new(every_delivery_cut(1500)).await;
     fx.write(
         "book.yaml",
         &format!(
