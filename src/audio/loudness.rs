@@ -432,6 +432,16 @@ mod tests {
             "noise floor {} dB, the quiet sine's {quiet}",
             heard.noise_floor_db
         );
+        // Shorter than one window: its own level is the floor.
+        let mut short = Meter::new(1, rate, ebur128::Mode::I).unwrap();
+        short.add(&sine(rate, 0.25, 440.0, 0.5));
+        let heard = short.finish();
+        let level = 20.0 * (0.5 / std::f64::consts::SQRT_2).log10();
+        assert!(
+            (heard.noise_floor_db - level).abs() < 0.05,
+            "noise floor {} dB of a quarter second at {level}",
+            heard.noise_floor_db
+        );
     }
 
     #[test]
