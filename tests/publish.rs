@@ -247,6 +247,33 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
         (our_peak - peak).abs() <= 0.5,
         "narrate {our_peak} dBTP, ffmpeg {peak} dBFS"
     );
+    rms_agrees_with_ffmpeg(dir.path(), "out/book.wav");
+    // An MP3 book copied frame by frame is measured as it is heard, its pauses included.
+    book(dir.path(), "mp3_22050_32", "out/book.mp3");
+    let out = narrate(
+        dir.path(),
+        &["book.yaml", "--base-url", &fx.emu.base_url(), "--loudness"],
+        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    rms_agrees_with_ffmpeg(dir.path(), "out/book.mp3");
+}
+
+/// The report's RMS of the whole `output` is astats' within 0.5 dB.
+fn rms_agrees_with_ffmpeg(dir: &Path, output: &str) {
+    let report = read_json(&dir.join(output).with_extension("report.json"));
+    let ours = report["loudness"]["rms_db"].as_f64().unwrap();
+    let log = ffmpeg_filter_log(&dir.join(output), "astats=measure_perchannel=none");
+    let line = log
+        .lines()
+        .find(|l| l.contains("RMS level dB:"))
+        .expect("astats prints the RMS level");
+    let theirs: f64 = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    assert!(
+        (ours - theirs).abs() <= 0.5,
+        "{output}: narrate {ours} dB RMS, ffmpeg {theirs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
