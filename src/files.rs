@@ -338,6 +338,26 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_key_file_is_readable_by_others_when_its_group_or_world_may_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "sk_x\n").unwrap();
+        for (mode, others) in [
+            (0o600, None),
+            (0o700, None),
+            (0o622, None),
+            (0o640, Some(0o640)),
+            (0o604, Some(0o604)),
+            (0o444, Some(0o444)),
+        ] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(readable_by_others(&key), others, "{mode:o}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn atomic_writes_replace_planted_links_and_follow_the_umask() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
