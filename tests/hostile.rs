@@ -259,6 +259,19 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         std::fs::read_to_string(dir.path().join("split-01-one.vtt")).unwrap(),
         text
     );
+    // With `--split segments`, an id that would name a hidden file is refused before sending.
+    write(
+        dir.path(),
+        "ids.yaml",
+        "output: ids.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: .hidden, text: Hello there.}\n",
+    );
+    let out = run_against(dir.path(), &base, &["ids.yaml", "--split", "segments"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("segment \".hidden\": its id would name a hidden file"),
+        "{}",
+        stderr(&out)
+    );
 
     // An output reached through a symlink and `..` that is the manifest itself.
     #[cfg(unix)]
