@@ -182,12 +182,7 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
     let fx = Fixture::default().await;
     let dir = &fx.dir;
     book(dir.path(), "pcm_24000", "out/book.wav");
-    let out = narrate(
-        dir.path(),
-        &["book.yaml", "--base-url", &fx.emu.base_url(), "--loudness"],
-        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
-    )
-    .await;
+    let out = fx.run(&["book.yaml", "--loudness"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = read_json(&dir.path().join("out/book.report.json"));
     let requests: Vec<&Value> = report["segments"]
@@ -250,12 +245,7 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
     rms_agrees_with_ffmpeg(dir.path(), "out/book.wav");
     // An MP3 book copied frame by frame is measured as it is heard, its pauses included.
     book(dir.path(), "mp3_22050_32", "out/book.mp3");
-    let out = narrate(
-        dir.path(),
-        &["book.yaml", "--base-url", &fx.emu.base_url(), "--loudness"],
-        &[("ELEVENLABS_API_KEY", SECRET_KEY)],
-    )
-    .await;
+    let out = fx.run(&["book.yaml", "--loudness"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     rms_agrees_with_ffmpeg(dir.path(), "out/book.mp3");
 }
