@@ -237,8 +237,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         "output: chapter.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: a, text_file: chapter.srt}\n",
     );
     let out = run_against(dir.path(), &base, &["chapter.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("chapter.srt"), "{}", stderr(&out));
+    refused(&out, "chapter.srt");
 
     // A text_file that a chapter file's captions would overwrite (`--split chapters`).
     let text = "The rabbit ran past.";
@@ -249,12 +248,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         "output: split.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: a, chapter: One, text_file: split-01-one.vtt}\n",
     );
     let out = run_against(dir.path(), &base, &["split.yaml", "--split", "chapters"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("split-01-one.vtt"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "split-01-one.vtt");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("split-01-one.vtt")).unwrap(),
         text
@@ -266,12 +260,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         "output: ids.wav\ndefaults: {voice_id: JBFqnCBsd6RMkjVDRZzb, output_format: pcm_16000}\nsegments:\n  - {id: .hidden, text: Hello there.}\n",
     );
     let out = run_against(dir.path(), &base, &["ids.yaml", "--split", "segments"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("segment \".hidden\": its id would name a hidden file"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "segment \".hidden\": its id would name a hidden file");
 
     // An output reached through a symlink and `..` that is the manifest itself.
     #[cfg(unix)]
@@ -289,8 +278,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
             &["chapter.yaml", "-o", "out/sub/../x.wav"],
         )
         .await;
-        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(stderr(&out).contains("chapter.yaml"), "{}", stderr(&out));
+        refused(&out, "chapter.yaml");
         assert_eq!(
             std::fs::read(dir.path().join("chapter.yaml")).unwrap(),
             before
@@ -312,8 +300,7 @@ async fn an_output_or_side_file_that_is_an_input_is_refused_before_anything_is_s
         &[],
     )
     .await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("out/book.vtt"), "{}", stderr(&out));
+    refused(&out, "out/book.vtt");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out/book.vtt")).unwrap(),
         "sk_key_in_a_file\n"
@@ -331,8 +318,7 @@ async fn two_manifests_with_one_output_are_refused_and_one_manifest_twice_render
         .replace("Alice", "Bob");
     write(dir.path(), "other.yaml", &other);
     let out = fx.run(&["book.yaml", "other.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("also written by"), "{}", stderr(&out));
+    refused(&out, "also written by");
     assert_nothing_sent(dir.path());
 
     std::fs::create_dir(dir.path().join("sub")).unwrap();
@@ -355,14 +341,12 @@ async fn an_output_that_cannot_be_written_is_refused_before_anything_is_paid() {
     tiny_book(dir.path(), "out/book.mp3");
     std::fs::create_dir_all(dir.path().join("out/book.mp3")).unwrap();
     let out = fx.run(&["book.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+    refused(&out, "is a directory");
     // A directory that cannot be made: a file stands in its way.
     write(dir.path(), "blocked", "a file");
     tiny_book(dir.path(), "blocked/book.mp3");
     let out = fx.run(&["book.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("blocked"), "{}", stderr(&out));
+    refused(&out, "blocked");
     assert_nothing_sent(dir.path());
 }
 
@@ -411,8 +395,7 @@ async fn links_planted_at_outputs_are_replaced_and_a_state_dir_leading_elsewhere
     tiny_book(&project, "out/book.mp3");
     std::os::unix::fs::symlink(elsewhere.path(), project.join(".narrate")).unwrap();
     let out = run_against(&project, &emu.base_url(), &["book.yaml"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
+    refused(&out, "is a symlink");
     assert!(
         std::fs::read_dir(elsewhere.path())
             .unwrap()
@@ -505,8 +488,7 @@ async fn inputs_that_are_devices_pipes_or_huge_are_refused_naming_the_file() {
     );
     write(dir.path(), "pipe.yaml", &manifest("pipe.txt"));
     let out = check(vec!["check".into(), "pipe.yaml".into()]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("a named pipe"), "{}", stderr(&out));
+    refused(&out, "a named pipe");
     // The manifest itself may be the pipe.
     let out = check(vec!["check".into(), "pipe.txt".into()]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -945,15 +927,9 @@ async fn usage_errors_send_nothing_and_write_nothing() {
     let out = run_against(dir.path(), &base, &["book.yaml", "--only", "nope"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = run_against(dir.path(), &base, &["book.yaml", "--max-credits", "10"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--max-credits"), "{}", stderr(&out));
+    refused(&out, "--max-credits");
     let out = run_against(dir.path(), &base, &["book.yaml", "--only", "a"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not in the cache"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "not in the cache");
 
     // A held lock.
     std::fs::create_dir_all(dir.path().join(".narrate")).unwrap();
@@ -1189,8 +1165,7 @@ async fn plan_with_a_refused_key_exits_2() {
         &key_env(),
     )
     .await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("refused the key"), "{}", stderr(&out));
+    refused(&out, "refused the key");
     assert!(stderr(&out).contains("invalid_api_key"), "{}", stderr(&out));
     emu.stop().await;
 }
@@ -1284,8 +1259,7 @@ async fn the_emulator_refuses_speeds_outside_the_documented_range() {
 async fn the_emulator_command_checks_its_flags() {
     let dir = tempfile::tempdir().unwrap();
     let out = narrate(dir.path(), &["emulate", "--fault-rate", "2"], &[]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--fault-rate"), "{}", stderr(&out));
+    refused(&out, "--fault-rate");
     let out = narrate(
         dir.path(),
         &[
@@ -1298,12 +1272,7 @@ async fn the_emulator_command_checks_its_flags() {
         &[],
     )
     .await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("missing/dir/log.jsonl"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "missing/dir/log.jsonl");
 }
 
 /// Every state a kill during a cache write can leave (the write order is audio, then metadata,

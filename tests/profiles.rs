@@ -124,11 +124,7 @@ fn ffmpeg_figures(path: &Path, rate: f64) -> Heard {
             .parse()
             .unwrap()
     };
-    let rms = log
-        .lines()
-        .find(|l| l.contains("RMS level dB:"))
-        .map(|l| number(l, "RMS level dB:"))
-        .expect("astats prints the RMS level");
+    let rms = astats_rms_db(&log);
     let starts: Vec<f64> = log
         .lines()
         .filter(|l| l.contains("silence_start:"))

@@ -254,12 +254,10 @@ async fn captions_agree_with_the_report_and_loudness_with_ffmpeg() {
 fn rms_agrees_with_ffmpeg(dir: &Path, output: &str) {
     let report = read_json(&dir.join(output).with_extension("report.json"));
     let ours = report["loudness"]["rms_db"].as_f64().unwrap();
-    let log = ffmpeg_filter_log(&dir.join(output), "astats=measure_perchannel=none");
-    let line = log
-        .lines()
-        .find(|l| l.contains("RMS level dB:"))
-        .expect("astats prints the RMS level");
-    let theirs: f64 = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    let theirs = astats_rms_db(&ffmpeg_filter_log(
+        &dir.join(output),
+        "astats=measure_perchannel=none",
+    ));
     assert!(
         (ours - theirs).abs() <= 0.5,
         "{output}: narrate {ours} dB RMS, ffmpeg {theirs}"

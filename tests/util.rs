@@ -156,6 +156,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts a refusal before anything is sent (exit status 2) whose message holds `says`.
+pub fn refused(out: &Output, says: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    assert!(stderr(out).contains(says), "{says}: {}", stderr(out));
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     if let Some(parent) = path.parent() {
@@ -318,6 +324,15 @@ pub fn ffmpeg_filter_log(path: &Path, filter: &str) -> String {
         .output()
         .expect("ffmpeg is required by the tests: apt-get install ffmpeg");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The overall RMS level (dB) in a log of ffmpeg's `astats` filter.
+pub fn astats_rms_db(log: &str) -> f64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains("RMS level dB:"))
+        .expect("astats prints the RMS level");
+    line.rsplit(':').next().unwrap().trim().parse().unwrap()
 }
 
 /// ffprobe's JSON about a file, with `args` such as `-show_format` (ffprobe is required).

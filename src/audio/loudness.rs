@@ -425,8 +425,7 @@ mod tests {
         let mut meter = Meter::new(1, rate, ebur128::Mode::I).unwrap();
         meter.add(&samples);
         let heard = meter.finish();
-        // A sine's RMS is its amplitude over the square root of two.
-        let quiet = 20.0 * (0.002 / std::f64::consts::SQRT_2).log10();
+        let quiet = sine_db(0.002);
         assert!(
             (heard.noise_floor_db - quiet).abs() < 0.5,
             "noise floor {} dB, the quiet sine's {quiet}",
@@ -436,7 +435,7 @@ mod tests {
         let mut short = Meter::new(1, rate, ebur128::Mode::I).unwrap();
         short.add(&sine(rate, 0.25, 440.0, 0.5));
         let heard = short.finish();
-        let level = 20.0 * (0.5 / std::f64::consts::SQRT_2).log10();
+        let level = sine_db(0.5);
         assert!(
             (heard.noise_floor_db - level).abs() < 0.05,
             "noise floor {} dB of a quarter second at {level}",
@@ -452,7 +451,7 @@ mod tests {
         meter.add_silence(u64::from(rate));
         let heard = meter.finish();
         // As many silent samples as sounding ones: half the sine's mean square, 3 dB down.
-        let expected = 20.0 * (0.5 / std::f64::consts::SQRT_2).log10() - 10.0 * 2f64.log10();
+        let expected = sine_db(0.5) - 10.0 * 2f64.log10();
         assert!(
             (heard.rms_db - expected).abs() < 0.05,
             "RMS {} dB, expected {expected}",
@@ -462,6 +461,11 @@ mod tests {
             heard.noise_floor_db, -200.0,
             "a silent half second is the floor"
         );
+    }
+
+    /// The RMS level (dB) of a sine of `amplitude`: its amplitude over the square root of two.
+    fn sine_db(amplitude: f64) -> f64 {
+        20.0 * (amplitude / std::f64::consts::SQRT_2).log10()
     }
 
     /// `seconds` of a sine at `freq` Hz and `amplitude` (of full scale).
@@ -508,9 +512,8 @@ mod tests {
                 l.true_peak_dbtp
             );
         }
-        // A sine's RMS is its amplitude over the square root of two.
         for (i, amplitude) in [0.5, 0.05, 0.9].into_iter().enumerate() {
-            let expected = 20.0 * (amplitude / std::f64::consts::SQRT_2).log10();
+            let expected = sine_db(amplitude);
             let rms = measured.segments[i].1.rms_db;
             assert!(
                 (rms - expected).abs() < 0.05,
