@@ -88,6 +88,16 @@ DEFAULT_TIMEOUT = 300
 # the suite: a first build of another profile would spend its budget.
 RUN_PROFILE = "mutants"
 
+
+# cargo-nextest, when installed, runs the tests: each test in its own process and the run
+# stopped at the first failure (nextest's default `fail-fast`, which lets the tests already
+# running finish, so none leaves a server behind), where `cargo test` runs every test of the
+# integration binary after one has failed. A caught mutant of `execute` is judged in 17 to 37 s
+# instead of 115 to 120. Without it, `cargo test`, with the same filters.
+def test_tool():
+    return "nextest" if shutil.which("cargo-nextest") else "cargo"
+
+
 SURVIVORS = ".ci/mutants-survivors.txt"
 OUT = "mutants.out"
 
@@ -128,6 +138,7 @@ def run(files, test_args, budget, in_diff=None, iterate=False, sample=None,
         shutil.rmtree(OUT, ignore_errors=True)
     if profile:
         cmd += ["--profile", profile]
+    cmd += ["--test-tool", test_tool()]
     if sample:
         # Every Nth mutant in cargo-mutants' order, so a sample spans all the area's files.
         cmd += ["--shard", sample, "--sharding", "round-robin"]
@@ -234,7 +245,8 @@ def diff(base, budget):
 def main(argv):
     if not argv or argv[0] == "list":
         for name, (files, tests) in AREAS.items():
-            print(f"{name}: {' '.join(files)}\n    cargo test {' '.join(tests)}")
+            print(f"{name}: {' '.join(files)}\n    tests: {' '.join(tests)}")
+        print(f"test tool: {test_tool()}")
         return 0
     budget = None
     iterate = "--iterate" in argv
