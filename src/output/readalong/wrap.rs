@@ -401,4 +401,27 @@ mod tests {
         assert_eq!(found[0], Some((0, 5)));
         assert_eq!(found[6], Some((0, 11)));
     }
+
+    #[test]
+    fn words_the_book_says_twice_are_found_again_ahead_of_the_reading_never_behind_it() {
+        // The narration skipped "gap" and said a word the book does not have; the three words
+        // after it are the book's second "one two three", not its first, already read.
+        let doc = words("<html><body><p>one two three gap one two three end</p></body></html>");
+        let said = ["one", "two", "three", "other", "one", "two", "three", "end"];
+        let found = align(&said, &[doc.unwrap()]);
+        let at: Vec<Option<usize>> = found.iter().map(|f| f.map(|(_, w)| w)).collect();
+        assert_eq!(
+            at,
+            [
+                Some(0),
+                Some(1),
+                Some(2),
+                None,
+                Some(4),
+                Some(5),
+                Some(6),
+                Some(7)
+            ]
+        );
+    }
 }
