@@ -376,6 +376,13 @@ mod tests {
     }
 
     #[test]
+    fn nothing_inside_a_footnote_is_a_word_past_the_elements_nested_in_it() {
+        let doc = "<html><body><div>Before<aside epub:type=\"footnote\"><p>The <em>note</em> itself</p> and more</aside>After</div></body></html>";
+        let texts: Vec<String> = words(doc).unwrap().into_iter().map(|w| w.text).collect();
+        assert_eq!(texts, ["Before", "After"]);
+    }
+
+    #[test]
     fn a_heading_is_a_block_whose_words_never_join_the_text_around_it() {
         let doc = "<html><body><div>Before<h2>Heading</h2>After</div></body></html>";
         let texts: Vec<String> = words(doc).unwrap().into_iter().map(|w| w.text).collect();
