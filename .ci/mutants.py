@@ -4,10 +4,11 @@ promise (money, data, continuity) and the tests that judge them, so a mutant is 
 tests of its own area instead of the whole suite (five minutes a mutant on two cores).
 
     python3 .ci/mutants.py list                  the areas, their files and test filters
-    python3 .ci/mutants.py run AREA [--budget S] [--iterate] [--sample K/N]
+    python3 .ci/mutants.py run AREA [--budget S] [--iterate] [--sample K/N] [--file F]
                                                  every mutant of an area (--iterate: but the
                                                  ones an earlier run here caught; --sample:
-                                                 only every Nth, from the Kth, K from 0)
+                                                 only every Nth, from the Kth, K from 0;
+                                                 --file: only the area's file F)
     python3 .ci/mutants.py diff [BASE] [--budget S]
                                                  the mutants of the lines changed since BASE
                                                  (default HEAD~1), in any area's files
@@ -262,8 +263,17 @@ def main(argv):
         i = argv.index("--budget")
         budget = float(argv[i + 1])
         argv = argv[:i] + argv[i + 2:]
+    only = None
+    if "--file" in argv:
+        i = argv.index("--file")
+        only = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
     if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
         files, tests = AREAS[argv[1]]
+        if only is not None:
+            if not any(fnmatch.fnmatch(only, f) for f in files):
+                sys.exit(f"mutants: --file {only}: not one of the area's files ({' '.join(files)})")
+            files = [only]
         run(files, tests, budget, iterate=iterate, sample=sample,
             timeout=TIMEOUTS.get(argv[1], DEFAULT_TIMEOUT), profile=RUN_PROFILE)
         return judge()
