@@ -369,6 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn a_sentence_over_two_paragraphs_is_wrapped_in_each_never_around_them() {
+        // A span holds phrasing content only: never a paragraph.
+        let doc = "<html><body><div><p>One two</p><p>three.</p></div></body></html>";
+        let words = words(doc).unwrap();
+        assert_eq!(span_places(&words, 0, 2), None);
+        let spans: Vec<(usize, usize, String)> = runs(&words, 0, 2)
+            .into_iter()
+            .map(|(first, last, (open, close))| (open, close, format!("w{first}-{last}")))
+            .collect();
+        assert_eq!(
+            insert_spans(doc, &spans, None),
+            "<html><body><div><p><span id=\"w0-1\">One two</span></p><p><span id=\"w2-2\">three.</span></p></div></body></html>"
+        );
+    }
+
+    #[test]
     fn words_join_across_inline_tags_and_entities_and_break_at_blocks() {
         let doc = "<html><head><title>Not this</title></head><body><h1>A&amp;B</h1><p>x&#8212;y<br/>z</p><div>w<script>no</script>v</div></body></html>";
         let texts: Vec<String> = words(doc).unwrap().into_iter().map(|w| w.text).collect();
