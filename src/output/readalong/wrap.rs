@@ -385,6 +385,26 @@ mod tests {
     }
 
     #[test]
+    fn a_word_no_span_can_hold_is_left_out_and_the_words_after_it_are_still_wrapped() {
+        // "noww" starts inside the emphasis, after "Go", and ends outside it: no span holds it
+        // alone and stays well formed.
+        let doc = "<html><body><p><em>Go now</em>w on.</p></body></html>";
+        let words = words(doc).unwrap();
+        assert_eq!(words[1].text, "noww");
+        let held: Vec<(usize, usize)> = runs(&words, 1, 2).iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(held, [(2, 2)]);
+    }
+
+    #[test]
+    fn a_sentence_ending_in_a_character_reference_is_wrapped_after_it() {
+        let doc = "<html><body><p>&#8220;Stop.&#8221; He went.</p></body></html>";
+        assert_eq!(
+            wrap(doc, &["\u{201C}Stop.\u{201D}", "He went."]),
+            "<html><body><p><span id=\"s0\">&#8220;Stop.&#8221;</span> <span id=\"s1\">He went.</span></p></body></html>"
+        );
+    }
+
+    #[test]
     fn words_join_across_inline_tags_and_entities_and_break_at_blocks() {
         let doc = "<html><head><title>Not this</title></head><body><h1>A&amp;B</h1><p>x&#8212;y<br/>z</p><div>w<script>no</script>v</div></body></html>";
         let texts: Vec<String> = words(doc).unwrap().into_iter().map(|w| w.text).collect();
