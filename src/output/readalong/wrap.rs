@@ -437,6 +437,15 @@ mod tests {
     }
 
     #[test]
+    fn a_sentence_whose_last_word_closes_an_inline_element_is_wrapped_around_it() {
+        let doc = "<html><body><p>Say <em>stop.</em> Next.</p></body></html>";
+        assert_eq!(
+            wrap(doc, &["Say stop.", "Next."]),
+            "<html><body><p><span id=\"s0\">Say <em>stop.</em></span> <span id=\"s1\">Next.</span></p></body></html>"
+        );
+    }
+
+    #[test]
     fn the_narration_is_found_past_what_it_left_out() {
         let doc = words("<html><body><p>Copyright 2020 Someone. All rights.</p><p>It was a dark night and cold.</p></body></html>").unwrap();
         let said = ["It", "was", "a", "dark", "night", "and", "cold."];
