@@ -336,6 +336,19 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn state_files_of_a_long_book_read_back_whole() {
+        // A delivery record lists every take of the book: thousands of them for a long one,
+        // a megabyte of JSON. Refusing it would build the delivery again on every run.
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("delivery.json");
+        let takes: Vec<String> = (0..9000).map(|i| format!("{:0>120}", i)).collect();
+        let json = serde_json::to_vec(&takes).unwrap();
+        assert!(json.len() > 1_000_000);
+        std::fs::write(&record, &json).unwrap();
+        assert_eq!(read_bytes(&record, MAX_STATE_JSON_BYTES).unwrap(), json);
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_key_file_is_readable_by_others_when_its_group_or_world_may_read_it() {
