@@ -337,6 +337,21 @@ mod tests {
     }
 
     #[test]
+    fn a_path_without_a_file_name_is_refused_and_nothing_is_created_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let up = dir.path().join("new").join("..");
+        assert!(matches!(
+            check_writable(&up),
+            Err(NotWritable::NotAFileName(_))
+        ));
+        assert!(!dir.path().join("new").exists());
+        assert!(matches!(
+            check_writable(Path::new("")),
+            Err(NotWritable::NotAFileName(_))
+        ));
+    }
+
+    #[test]
     fn state_files_of_a_long_book_read_back_whole() {
         // A delivery record lists every take of the book: thousands of them for a long one,
         // a megabyte of JSON. Refusing it would build the delivery again on every run.
