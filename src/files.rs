@@ -351,6 +351,22 @@ mod tests {
         ));
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_longer_than_its_size_says_is_refused_past_the_limit_never_cut_short() {
+        // /proc's files say they are empty and are not: as a file still being written is,
+        // between the size check and the read.
+        let status = Path::new("/proc/self/status");
+        assert_eq!(std::fs::metadata(status).unwrap().len(), 0);
+        assert!(matches!(
+            read_bytes(status, 10),
+            Err(ReadError::TooLarge {
+                size: 11,
+                limit: 10
+            })
+        ));
+    }
+
     #[test]
     fn state_files_of_a_long_book_read_back_whole() {
         // A delivery record lists every take of the book: thousands of them for a long one,
