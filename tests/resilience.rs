@@ -750,29 +750,45 @@ async fn the_longest_chain_starts_in_the_first_wave_wherever_it_is_listed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_gives_its_slot_to_a_waiting_chain_with_more_work_left() {
-    // One slot. Chain a (a long request, then a short one) has the most work and goes first;
-    // after its long request, chain b waits with more work left than a's short request, so b
-    // takes the slot before a's second request.
+/// The texts sent, in order, for a book of two chains under one slot: a (`a1`, then `a2`) and
+/// b (`b1`).
+async fn one_slot_order(a1: &str, a2: &str, b1: &str) -> Vec<String> {
     let fx = Fixture::default().await;
-    let long = "The first request of chain a is long, much longer than anything else in this book.";
-    let middle = "Chain b has one request of middle length.";
-    let short = "A short end.";
     fx.write(
         "book.yaml",
         &format!(
-            "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n  - {{id: a1, chapter: a, text: \"{long}\"}}\n  - {{id: a2, chapter: a, text: \"{short}\"}}\n  - {{id: b1, chapter: b, text: \"{middle}\"}}\n"
+            "output: out/book.mp3\ndefaults: {{voice_id: {NARRATOR}}}\nsegments:\n  - {{id: a1, chapter: a, text: \"{a1}\"}}\n  - {{id: a2, chapter: a, text: \"{a2}\"}}\n  - {{id: b1, chapter: b, text: \"{b1}\"}}\n"
         ),
     );
     let out = fx
         .run(&["book.yaml", "--concurrency", "1", "--rate", "100"])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let sent: Vec<String> = fx
-        .tts_log()
+    fx.tts_log()
         .iter()
         .map(|e| e["body"]["text"].as_str().unwrap().to_string())
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_gives_its_slot_to_a_waiting_chain_with_more_work_left() {
+    // One slot. Chain a (a long request, then a short one) has the most work and goes first;
+    // after its long request, chain b waits with more work left than a's short request, so b
+    // takes the slot before a's second request.
+    let long = "The first request of chain a is long, much longer than anything else in this book.";
+    let middle = "Chain b has one request of middle length.";
+    let short = "A short end.";
+    let sent = one_slot_order(long, short, middle).await;
+    assert_eq!(sent, [long, middle, short], "in the order sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_keeps_its_slot_for_its_next_request_when_the_waiting_chain_has_less_left() {
+    // One slot. Chain a's second request has more work left than all of chain b, which waits:
+    // a never queues behind b between its own requests.
+    let long = "The first request of chain a is long, much longer than anything else in this book.";
+    let middle = "Chain a goes on with a request of middle length.";
+    let short = "Chain b is short.";
+    let sent = one_slot_order(long, middle, short).await;
     assert_eq!(sent, [long, middle, short], "in the order sent");
 }
