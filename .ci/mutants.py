@@ -38,7 +38,7 @@ AREAS = {
         ["src/execute/*.rs"],
         ["--workspace", "--", "execute::", "recovery::", "resilience::", "continuity::",
          "render::", "promises::", "hostile::a_200_whose_body_is_not_audio",
-         "pronounce::one_dictionary_across_runs"],
+         "hostile::a_huge_retry_after", "pronounce::one_dictionary_across_runs"],
     ),
     "state": (
         ["src/state/cache.rs", "src/state/journal.rs", "src/state/mod.rs"],

@@ -666,7 +666,8 @@ async fn a_huge_retry_after_and_absurd_model_limits_do_not_crash_a_run() {
         err.contains("eleven_multilingual_v2") && err.contains("cannot be right"),
         "{err}"
     );
-    // The requests still went out, split under the built-in limit.
+    // The requests still went out, split under the built-in limit, each once: a 400 without
+    // request ids in the body is not sent again.
     assert_eq!(
         server
             .seen()
