@@ -243,31 +243,31 @@ def diff(base, budget):
     return status
 
 
+def option(argv, name):
+    """The value given after `name` (None when it is not given), and `argv` without them."""
+    if name not in argv:
+        return None, argv
+    i = argv.index(name)
+    if i + 1 >= len(argv):
+        sys.exit(f"mutants: {name} needs a value")
+    return argv[i + 1], argv[:i] + argv[i + 2:]
+
+
 def main(argv):
     if not argv or argv[0] == "list":
         for name, (files, tests) in AREAS.items():
             print(f"{name}: {' '.join(files)}\n    tests: {' '.join(tests)}")
         print(f"test tool: {test_tool()}")
         return 0
-    budget = None
     iterate = "--iterate" in argv
     argv = [a for a in argv if a != "--iterate"]
-    sample = None
-    if "--sample" in argv:
-        i = argv.index("--sample")
-        sample = argv[i + 1]
-        if not re.fullmatch(r"\d+/[1-9]\d*", sample) or int(sample.split("/")[0]) >= int(sample.split("/")[1]):
-            sys.exit(f"mutants: --sample {sample}: expected K/N with 0 <= K < N")
-        argv = argv[:i] + argv[i + 2:]
-    if "--budget" in argv:
-        i = argv.index("--budget")
-        budget = float(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
-    only = None
-    if "--file" in argv:
-        i = argv.index("--file")
-        only = argv[i + 1]
-        argv = argv[:i] + argv[i + 2:]
+    sample, argv = option(argv, "--sample")
+    if sample is not None and (not re.fullmatch(r"\d+/[1-9]\d*", sample)
+                               or int(sample.split("/")[0]) >= int(sample.split("/")[1])):
+        sys.exit(f"mutants: --sample {sample}: expected K/N with 0 <= K < N")
+    budget, argv = option(argv, "--budget")
+    budget = None if budget is None else float(budget)
+    only, argv = option(argv, "--file")
     if argv[0] == "run" and len(argv) == 2 and argv[1] in AREAS:
         files, tests = AREAS[argv[1]]
         if only is not None:
